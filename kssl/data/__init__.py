@@ -1,0 +1,1 @@
+"""Data: image sources, SimCLR view augmentation, and tf.data pipelines."""

@@ -1,0 +1,72 @@
+"""A PNG grid of augmented view pairs: what the model sees during pretraining."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+
+def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 0, scale: int = 4):
+    """Saves a PNG with one row per image: the original, then its two augmented views.
+
+    Args:
+        images: `(N, H, W, 3)` uint8 images (an `ImageSet.images` array works).
+        augmentation: a `ViewAugmentation` (or any `(images, seed) -> views` callable).
+        path: where to write the PNG; written atomically (temporary file, then rename).
+        num_images: how many rows to show.
+        seed: the augmentation seed; the same seed draws the same views.
+        scale: integer upscaling of each tile (nearest neighbour), so 32-px images
+            are large enough to look at.
+
+    Returns:
+        The path written, as a `pathlib.Path`.
+
+    Example:
+    >>> import numpy as np, tempfile, os
+    >>> from kssl.data.augment import ViewAugmentation
+    >>> out = save_view_grid(np.zeros((2, 8, 8, 3), "uint8"), ViewAugmentation(8),
+    ...                      os.path.join(tempfile.mkdtemp(), "views.png"))
+    >>> out.suffix
+    '.png'
+    """
+    from PIL import Image
+
+    images = np.asarray(images)[:num_images]
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty (N, H, W, 3) array. Received shape: {images.shape}")
+    first = np.asarray(augmentation(images, seed=[seed, 0]))
+    second = np.asarray(augmentation(images, seed=[seed, 1]))
+    size = first.shape[1]
+    rows = []
+    for i in range(len(images)):
+        source = Image.fromarray(images[i].astype(np.uint8)).resize((size, size), Image.BILINEAR)
+        tiles = [np.asarray(source), _to_uint8(first[i]), _to_uint8(second[i])]
+        gap = np.full((size, max(1, size // 8), 3), 255, np.uint8)
+        rows.append(np.concatenate([tiles[0], gap, tiles[1], gap, tiles[2]], axis=1))
+    grid = np.concatenate(
+        [np.concatenate([row, np.full((max(1, size // 8), row.shape[1], 3), 255, np.uint8)]) for row in rows]
+    )
+    grid = np.kron(grid, np.ones((scale, scale, 1), np.uint8))
+    return write_png_atomically(Image.fromarray(grid), path)
+
+
+def _to_uint8(view):
+    return np.clip(np.round(np.asarray(view) * 255.0), 0, 255).astype(np.uint8)
+
+
+def write_png_atomically(image, path) -> pathlib.Path:
+    """Saves a PIL image to `path` through a temporary file in the same folder."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

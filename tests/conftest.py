@@ -1,0 +1,17 @@
+"""Shared test set-up: quiet TensorFlow, fixed seeds, and the path to the shared data."""
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+SHARED_CIFAR10 = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kssl.data.augment import ViewAugmentation, _gaussian_blur
+from kssl.data.preview import save_view_grid
+
+IDENTITY = dict(
+    crop_area=(1.0, 1.0),
+    crop_ratio=(1.0, 1.0),
+    flip=False,
+    jitter_strength=0.0,
+    grayscale_probability=0.0,
+    blur_probability=0.0,
+)
+
+
+@pytest.fixture
+def batch(rng):
+    return rng.integers(0, 256, size=(16, 24, 24, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("blur", [0.0, 1.0])
+@pytest.mark.parametrize("solarize", [0.0, 0.5])
+def test_views_have_requested_shape_dtype_and_range(batch, blur, solarize):
+    augment = ViewAugmentation(16, blur_probability=blur, solarize_probability=solarize)
+    for images in (batch, batch.astype("float32") / 255.0):
+        views = augment(images, seed=[3, 4]).numpy()
+        assert views.shape == (16, 16, 16, 3) and views.dtype == np.float32
+        assert views.min() >= 0.0 and views.max() <= 1.0
+
+
+def test_every_image_draws_its_own_parameters(batch):
+    same = np.repeat(batch[:1], 16, axis=0)  # one image, 16 times
+    views = ViewAugmentation(16)(same, seed=[0, 0]).numpy().reshape(16, -1)
+    distances = np.abs(views[:, None] - views[None]).sum(-1)
+    assert (distances[~np.eye(16, dtype=bool)] > 0).all()
+
+
+def test_two_views_differ_and_a_seed_reproduces_a_batch(batch):
+    augment = ViewAugmentation(16)
+    a = augment(batch, seed=[7, 0]).numpy()
+    b = augment(batch, seed=[7, 1]).numpy()
+    again = augment(batch, seed=[7, 0]).numpy()
+    assert np.array_equal(a, again)
+    assert (np.abs(a - b).reshape(16, -1).sum(1) > 0).all()
+
+
+def test_full_crop_without_colour_is_the_identity(batch):
+    views = ViewAugmentation(24, **IDENTITY)(batch, seed=[1, 1]).numpy()
+    np.testing.assert_allclose(views, batch / 255.0, atol=1e-6)
+
+
+def test_flip_mirrors_about_half_the_images(batch):
+    views = ViewAugmentation(24, **{**IDENTITY, "flip": True})(np.repeat(batch, 8, 0), seed=[2, 2]).numpy()
+    flipped = np.array([np.allclose(v, src[:, ::-1] / 255.0) for v, src in zip(views, np.repeat(batch, 8, 0))])
+    assert 0.3 < flipped.mean() < 0.7
+
+
+def test_grayscale_probability_one_gives_equal_channels(batch):
+    views = ViewAugmentation(24, **{**IDENTITY, "grayscale_probability": 1.0})(batch, seed=[0, 5]).numpy()
+    np.testing.assert_allclose(views[..., 0], views[..., 1], atol=1e-6)
+    np.testing.assert_allclose(views[..., 1], views[..., 2], atol=1e-6)
+
+
+def test_jitter_keeps_a_gray_image_gray_without_saturation_change(rng):
+    gray = np.repeat(rng.integers(0, 256, (8, 12, 12, 1), dtype=np.uint8), 3, axis=-1)
+    views = ViewAugmentation(12, **{**IDENTITY, "jitter_strength": 0.5, "jitter_probability": 1.0})(
+        gray, seed=[0, 9]
+    ).numpy()
+    np.testing.assert_allclose(views[..., 0], views[..., 2], atol=1e-5)
+    assert not np.allclose(views, gray / 255.0, atol=1e-3)
+
+
+def test_blur_keeps_constant_images_and_smooths_noise(rng):
+    constant = np.full((4, 20, 20, 3), 0.25, np.float32)
+    np.testing.assert_allclose(_gaussian_blur(tf.constant(constant), tf.constant([0, 1], tf.int64)), constant, atol=1e-6)
+    noise = rng.random((4, 20, 20, 3)).astype(np.float32)
+    assert _gaussian_blur(tf.constant(noise), tf.constant([0, 1], tf.int64)).numpy().std() < noise.std()
+
+
+def test_blur_default_follows_simclr_image_size_rule():
+    assert ViewAugmentation(32).effective_blur_probability == 0.0
+    assert ViewAugmentation(96).effective_blur_probability == 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"image_size": 1}, "image_size"),
+        ({"crop_area": (0.0, 1.0)}, "crop_area"),
+        ({"crop_ratio": (2.0, 1.0)}, "crop_ratio"),
+        ({"jitter_strength": -1}, "jitter_strength"),
+        ({"grayscale_probability": 1.5}, "grayscale_probability"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        ViewAugmentation(**kwargs)
+
+
+def test_view_grid_png(tmp_path, batch):
+    from PIL import Image
+
+    path = save_view_grid(batch, ViewAugmentation(16), tmp_path / "sub" / "views.png", num_images=3, scale=2)
+    image = Image.open(path)
+    assert image.size[1] > 3 * 16 * 2 and image.size[0] > 3 * 16 * 2
+    assert [p.name for p in path.parent.iterdir()] == ["views.png"]
