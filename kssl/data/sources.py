@@ -1,0 +1,338 @@
+"""Image sources -> an in-memory `ImageSet` of uint8 images and integer labels.
+
+Every source decodes its images once, resizes them to one square size and keeps them
+in memory as a `(N, S, S, 3)` uint8 array (CIFAR-10's 50,000 32-px images take 150 MB),
+so that epochs after the first cost no decoding at all.
+
+Sources:
+    `from_folder`  `root/<class>/<image>` or `root/<split>/<class>/<image>`
+    `from_tfds`    a TensorFlow Datasets name and split
+    `from_arrays`  in-memory `(x, y)` arrays
+    `load_digits`  scikit-learn's handwritten digits, shipped with scikit-learn, so
+                   it works offline on a fresh machine
+    `load`         one string for all of them: a folder, `tfds:NAME[:SPLIT]` or `digits`
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import os
+import pathlib
+
+import numpy as np
+
+logger = logging.getLogger("kssl")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+EMBEDDED_DATASETS = ("digits",)
+
+
+class DataError(ValueError):
+    """A data source that cannot be read as asked; the message says what to do."""
+
+
+@dataclasses.dataclass
+class ImageSet:
+    """Decoded images held in memory.
+
+    Attributes:
+        images: `(N, S, S, 3)` uint8 array.
+        labels: `(N,)` int64 array of class ids, or None for unlabeled images.
+        class_names: the name of each class id.
+        source: where the images came from, for messages and reports.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray | None = None
+    class_names: list[str] = dataclasses.field(default_factory=list)
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of images per class name (empty for unlabeled sets)."""
+        if self.labels is None:
+            return {}
+        counts = np.bincount(self.labels, minlength=self.num_classes)
+        return {name: int(count) for name, count in zip(self.class_names, counts)}
+
+    def subset(self, indices, source: str | None = None) -> ImageSet:
+        indices = np.asarray(indices)
+        return ImageSet(
+            images=self.images[indices],
+            labels=None if self.labels is None else self.labels[indices],
+            class_names=list(self.class_names),
+            source=source or self.source,
+        )
+
+
+def load(spec: str, image_size: int = 32, split: str | None = None, **kwargs) -> ImageSet:
+    """Loads images from a folder path, `tfds:NAME[:SPLIT]`, or an embedded dataset name.
+
+    Example:
+    >>> load("digits", image_size=16, split="test").images.shape
+    (360, 16, 16, 3)
+    """
+    spec = str(spec)
+    if spec in EMBEDDED_DATASETS:
+        return load_digits(image_size=image_size, split=split or "train")
+    if spec.startswith("tfds:"):
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or not parts[1]:
+            raise DataError(f"A TFDS dataset is written tfds:NAME or tfds:NAME:SPLIT. Received: {spec!r}")
+        return from_tfds(parts[1], split=split or (parts[2] if len(parts) == 3 else "train"), image_size=image_size, **kwargs)
+    if os.path.exists(spec) or os.sep in spec or spec.startswith("."):
+        return from_folder(spec, image_size=image_size, split=split, **kwargs)
+    raise DataError(
+        f"Unknown dataset {spec!r}: not a folder, not tfds:NAME, and not an embedded dataset "
+        f"({', '.join(EMBEDDED_DATASETS)})."
+    )
+
+
+def from_folder(
+    root, image_size: int = 32, split: str | None = None, skip_bad_images: bool = False, workers: int | None = None
+) -> ImageSet:
+    """Reads `root/<class>/<image>` (or `root/<split>/<class>/<image>`) into memory.
+
+    JPEG, PNG, BMP and GIF (first frame) are read; grayscale, palette and RGBA images
+    become RGB (alpha is dropped), and every image is resized (bilinear, not keeping
+    the aspect ratio) to `image_size` x `image_size`. Files with other extensions are
+    skipped with one warning that counts them. A corrupt or empty image file is an
+    error naming the file, unless `skip_bad_images=True`, which skips it with a warning.
+
+    Args:
+        root: the folder.
+        image_size: side of the square images produced.
+        split: for `root/<split>/<class>/<image>` layouts, the split folder to read;
+            defaults to `train` when `root` holds split folders.
+        skip_bad_images: skip unreadable image files instead of raising.
+        workers: decoding threads (default: the number of CPUs).
+
+    Class ids follow the sorted class folder names.
+    """
+    root = pathlib.Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"No folder at {str(root)!r}: check the path passed as data.")
+    if not root.is_dir():
+        raise DataError(f"{str(root)!r} is a file, not a folder of class subfolders.")
+    folder = _class_root(root, split)
+    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files, labels, skipped = [], [], []
+    for label, class_dir in enumerate(class_dirs):
+        for path in sorted(class_dir.rglob("*")):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            if path.suffix.lower() in IMAGE_EXTENSIONS:
+                files.append(path)
+                labels.append(label)
+            else:
+                skipped.append(path)
+    if skipped:
+        logger.warning(
+            "Skipped %d file(s) that are not images (%s), e.g. %s",
+            len(skipped), "/".join(IMAGE_EXTENSIONS), skipped[0],
+        )
+    if not files:
+        raise DataError(
+            f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the class folders of {str(folder)!r}."
+        )
+    images, ok = _decode_files(files, image_size, skip_bad_images, workers)
+    labels = np.asarray(labels, np.int64)[ok]
+    return ImageSet(images=images, labels=labels, class_names=[p.name for p in class_dirs], source=str(folder))
+
+
+def _class_root(root: pathlib.Path, split: str | None) -> pathlib.Path:
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if split is not None:
+        if not (root / split).is_dir():
+            names = ", ".join(p.name for p in subdirs) or "none"
+            raise DataError(f"No split folder {split!r} in {str(root)!r}; its subfolders are: {names}.")
+        return _class_root(root / split, None)
+    if not subdirs:
+        has_images = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir() if p.is_file())
+        if has_images:
+            raise DataError(
+                f"{str(root)!r} holds images but no class subfolders. kssl reads root/<class>/<image>; "
+                "for unlabeled images, move them into one subfolder (e.g. root/unlabeled/)."
+            )
+        raise DataError(f"{str(root)!r} is empty: expected class subfolders root/<class>/<image>.")
+    # A split layout: the subfolders hold class folders rather than images.
+    nested = all(
+        not any(f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS for f in d.iterdir())
+        and any(c.is_dir() for c in d.iterdir())
+        for d in subdirs
+    )
+    if nested:
+        if (root / "train").is_dir():
+            return root / "train"
+        raise DataError(
+            f"{str(root)!r} looks like root/<split>/<class>/<image> with splits "
+            f"{', '.join(p.name for p in subdirs)}; pass split=... to choose one."
+        )
+    return root
+
+
+def _decode_files(files, image_size, skip_bad_images, workers):
+    from PIL import Image, UnidentifiedImageError
+
+    def decode(path):
+        try:
+            with Image.open(path) as image:
+                image.seek(0)  # the first frame of a GIF
+                rgb = image.convert("RGB")
+                if rgb.size != (image_size, image_size):
+                    rgb = rgb.resize((image_size, image_size), Image.BILINEAR)
+                return np.asarray(rgb, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+            reason = "it is empty (0 bytes)" if os.path.getsize(path) == 0 else f"it cannot be decoded ({error})"
+            return f"Cannot read image {str(path)!r}: {reason}."
+
+    # PIL releases the GIL while decoding, so threads use every core.
+    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+        results = list(pool.map(decode, files, chunksize=256))
+    bad = [(i, r) for i, r in enumerate(results) if isinstance(r, str)]
+    if bad and not skip_bad_images:
+        raise DataError(
+            f"{bad[0][1]} Delete or replace it, or pass skip_bad_images=True to skip unreadable files"
+            + (f" ({len(bad)} files are unreadable)." if len(bad) > 1 else ".")
+        )
+    for _, message in bad:
+        logger.warning("Skipped: %s", message)
+    ok = np.array([not isinstance(r, str) for r in results])
+    if not ok.any():
+        raise DataError("None of the image files could be read.")
+    return np.stack([r for r in results if not isinstance(r, str)]), ok
+
+
+def from_arrays(x, y=None, class_names=None, image_size: int | None = None, source: str = "arrays") -> ImageSet:
+    """Wraps in-memory images as an `ImageSet`.
+
+    Args:
+        x: `(N, H, W)`, `(N, H, W, 1)`, `(N, H, W, 3)` or `(N, H, W, 4)` images, uint8 in
+            [0, 255] or float in [0, 1].
+        y: optional `(N,)` integer labels in `[0, num_classes)`.
+        class_names: names of the classes; default `"0"`, `"1"`, ...
+        image_size: resize to this square size (default: keep, if square).
+
+    Example:
+    >>> import numpy as np
+    >>> from_arrays(np.zeros((5, 8, 8), "uint8"), [0, 1, 0, 1, 1]).class_counts()
+    {'0': 2, '1': 3}
+    """
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4) or len(x) == 0:
+        raise DataError(f"x must be a non-empty (N, H, W[, 1|3|4]) image array. Received shape: {x.shape}")
+    if x.dtype != np.uint8:
+        if np.issubdtype(x.dtype, np.floating) and np.nanmax(x) > 1.0 + 1e-6:
+            raise DataError("Float images must be in [0, 1]; pass uint8 for images in [0, 255].")
+        x = np.clip(np.round(x.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    elif x.shape[-1] == 4:
+        x = x[..., :3]
+    size = image_size or x.shape[1]
+    if x.shape[1:3] != (size, size):
+        import tensorflow as tf
+
+        x = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(x, (size, size))), 0, 255), tf.uint8).numpy()
+    labels = None
+    if y is not None:
+        labels = np.asarray(y).astype(np.int64).reshape(-1)
+        if len(labels) != len(x):
+            raise DataError(f"x has {len(x)} images but y has {len(labels)} labels.")
+        if labels.min() < 0:
+            raise DataError(f"Labels must be class ids >= 0. Received a label {labels.min()}.")
+        num_classes = len(class_names) if class_names else int(labels.max()) + 1
+        if labels.max() >= num_classes:
+            raise DataError(f"Label {labels.max()} is out of range for {num_classes} class names.")
+        class_names = list(class_names or [str(i) for i in range(num_classes)])
+    return ImageSet(images=np.ascontiguousarray(x), labels=labels, class_names=list(class_names or []), source=source)
+
+
+def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=None, download: bool = True) -> ImageSet:
+    """Loads a TensorFlow Datasets image classification set (`image` and `label` features).
+
+    Args:
+        name: the TFDS name, e.g. `"cifar10"`.
+        split: a TFDS split string, e.g. `"train"` or `"train[:10%]"`.
+        image_size: side of the square images produced.
+        data_dir: TFDS data directory (default: TFDS's own, `~/tensorflow_datasets`).
+        download: let TFDS download the data if it is not in `data_dir`.
+    """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise DataError(f"TFDS has no dataset named {name!r}; see tfds.list_builders().") from None
+    try:
+        if download:
+            builder.download_and_prepare()
+        dataset = builder.as_dataset(split=split, as_supervised=True)
+    except Exception as error:  # TFDS raises many types for network and split errors.
+        raise DataError(
+            f"Could not load TFDS dataset {name!r} split {split!r}: {type(error).__name__}: {error}. "
+            "Without internet, prepare it on a connected machine and pass data_dir=."
+        ) from None
+    label_feature = builder.info.features["label"]
+    class_names = list(getattr(label_feature, "names", None) or [])
+
+    def resize(image, label):
+        image = tf.image.resize(image, (image_size, image_size)) if image.shape[:2] != (image_size, image_size) else image
+        image = tf.cast(tf.clip_by_value(tf.round(tf.cast(image, tf.float32)), 0, 255), tf.uint8)
+        if image.shape[-1] == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        return image, label
+
+    batches = dataset.map(resize, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
+    images, labels = [], []
+    for image_batch, label_batch in tfds.as_numpy(batches):
+        images.append(image_batch[..., :3])
+        labels.append(label_batch)
+    if not images:
+        raise DataError(f"TFDS dataset {name!r} split {split!r} is empty.")
+    labels = np.concatenate(labels).astype(np.int64)
+    if not class_names:
+        class_names = [str(i) for i in range(int(labels.max()) + 1)]
+    return ImageSet(np.concatenate(images), labels, class_names, source=f"tfds:{name}:{split}")
+
+
+def load_digits(image_size: int = 32, split: str = "train") -> ImageSet:
+    """scikit-learn's handwritten digits (1,797 8x8 images, 10 classes), as RGB.
+
+    Shipped inside scikit-learn, so it works offline. The split is a fixed stratified
+    80/20 division: `"train"` (1,437 images), `"test"` (360) or `"all"`.
+
+    Example:
+    >>> digits = load_digits(image_size=16)
+    >>> len(digits), digits.num_classes
+    (1437, 10)
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in ("train", "test", "all"):
+        raise DataError(f"digits has splits 'train', 'test' and 'all'. Received: split={split!r}")
+    data = sklearn_digits()
+    images = (data.images / 16.0).astype(np.float32)  # pixel values 0-16
+    indices = np.arange(len(images))
+    if split != "all":
+        train, test = train_test_split(indices, test_size=0.2, stratify=data.target, random_state=0)
+        indices = np.sort(train if split == "train" else test)
+    return from_arrays(
+        images[indices], data.target[indices], [str(i) for i in range(10)], image_size=image_size, source=f"digits:{split}"
+    )

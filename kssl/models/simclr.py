@@ -1,0 +1,160 @@
+"""SimCLR pretraining as a `keras.Model` with its own `train_step`."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from kssl.layers.heads import ProjectionHead
+from kssl.losses import check_temperature, nt_xent_logits
+
+
+@keras.saving.register_keras_serializable(package="kssl")
+class SimCLR(keras.Model):
+    """Contrastive pretraining of an encoder with the NT-Xent loss.
+
+    `fit` takes a dataset of view pairs, as built by `kssl.data.view_pairs`: each
+    element is `(views_1, views_2)`, or `((views_1, views_2), labels)` to also train
+    an online linear probe. Both views go through the encoder as one batch of 2N
+    images (so batch norm sees both), then through the projection head, and the loss
+    is NT-Xent over the 2N projections.
+
+    Args:
+        encoder: a `keras.Model` mapping images to `(B, D)` features, e.g.
+            `kssl.encoders.resnet(18, width=0.25)`.
+        projection_head: a layer mapping features to projections; defaults to
+            `ProjectionHead(hidden_dim=D, output_dim=128, depth=2)`.
+        temperature: NT-Xent temperature tau, > 0.
+        probe_classes: if set, an online linear probe with this many classes trains
+            on stop-gradient features whenever the data carries labels, and reports
+            `probe_accuracy`; it never changes the encoder.
+
+    Metrics: `loss` (NT-Xent), `contrastive_accuracy` (how often an anchor's positive
+    is the most similar of its 2N-1 candidates) and, with labels, `probe_loss` and
+    `probe_accuracy`.
+
+    `model(images)` and `model.predict(images)` return the encoder's features.
+
+    Example:
+    >>> import numpy as np
+    >>> from kssl.encoders import resnet
+    >>> model = SimCLR(resnet(18, width=0.125, image_size=8), temperature=0.2)
+    >>> model.compile(optimizer="adam")
+    >>> views = np.random.rand(2, 4, 8, 8, 3).astype("float32")
+    >>> history = model.fit(tuple(views), epochs=1, batch_size=4, verbose=0)
+    >>> sorted(history.history)
+    ['contrastive_accuracy', 'loss']
+
+    Reference:
+        Chen et al. 2020, https://arxiv.org/abs/2002.05709.
+    """
+
+    def __init__(self, encoder, projection_head=None, temperature=0.2, probe_classes=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(encoder, keras.Model):
+            raise TypeError(f"encoder must be a keras.Model. Received: {type(encoder).__name__}")
+        if len(encoder.output_shape) != 2:
+            raise ValueError(
+                "encoder must map images to one feature vector per image, shape (batch, features); "
+                f"its output shape is {encoder.output_shape}. Add a pooling layer (e.g. "
+                "keras.applications with pooling='avg')."
+            )
+        if probe_classes is not None and (not isinstance(probe_classes, int) or probe_classes < 2):
+            raise ValueError(f"probe_classes must be an integer >= 2 or None. Received: {probe_classes!r}")
+        self.encoder = encoder
+        feature_dim = encoder.output_shape[-1]
+        self.projection_head = projection_head or ProjectionHead(hidden_dim=feature_dim, output_dim=128, depth=2)
+        self.temperature = check_temperature(temperature)
+        self.probe_classes = probe_classes
+        self.probe = keras.layers.Dense(probe_classes, name="online_probe") if probe_classes else None
+
+        if not self.projection_head.built:
+            self.projection_head.build((None, feature_dim))
+        if self.probe is not None:
+            self.probe.build((None, feature_dim))
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.Mean(name="contrastive_accuracy")
+        self.probe_loss_tracker = keras.metrics.Mean(name="probe_loss")
+        self.probe_accuracy = keras.metrics.SparseCategoricalAccuracy(name="probe_accuracy")
+        self.built = True
+
+    @property
+    def metrics(self):
+        trackers = [self.loss_tracker, self.accuracy_tracker]
+        if self.probe is not None:
+            trackers += [self.probe_loss_tracker, self.probe_accuracy]
+        return trackers
+
+    def call(self, images, training=False):
+        return self.encoder(images, training=training)
+
+    def project(self, images, training=False):
+        """Projections `z` of a batch of images (what NT-Xent compares)."""
+        return self.projection_head(self.encoder(images, training=training), training=training)
+
+    def _forward(self, data, training):
+        (view_1, view_2), labels = _unpack(data)
+        batch = tf.shape(view_1)[0]
+        features = self.encoder(tf.concat([view_1, view_2], axis=0), training=training)
+        projections = self.projection_head(features, training=training)
+        logits, positives = nt_xent_logits(projections[:batch], projections[batch:], self.temperature)
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits)
+        )
+        self.accuracy_tracker.update_state(
+            tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), positives), tf.float32)
+        )
+        self.loss_tracker.update_state(loss)
+        total = loss
+        if self.probe is not None and labels is not None:
+            both_labels = tf.concat([labels, labels], axis=0)
+            probe_logits = tf.cast(self.probe(tf.stop_gradient(features)), tf.float32)
+            probe_loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(both_labels, probe_logits, from_logits=True)
+            )
+            self.probe_loss_tracker.update_state(probe_loss)
+            self.probe_accuracy.update_state(both_labels, probe_logits)
+            total += probe_loss
+        return total
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss = self._forward(data, training=True)
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def test_step(self, data):
+        self._forward(data, training=False)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "projection_head": keras.saving.serialize_keras_object(self.projection_head),
+            "temperature": self.temperature,
+            "probe_classes": self.probe_classes,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["projection_head"] = keras.saving.deserialize_keras_object(config["projection_head"])
+        return cls(**config)
+
+
+def _unpack(data):
+    """`(v1, v2)` -> `((v1, v2), None)`; `((v1, v2), labels)` and `((v1, v2),)` unpack as Keras does."""
+    if isinstance(data, (tuple, list)) and data and isinstance(data[0], (tuple, list)) and len(data[0]) == 2:
+        views, labels, _ = keras.utils.unpack_x_y_sample_weight(tuple(data))
+        return tuple(views), labels
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return tuple(data), None
+    raise ValueError(
+        "SimCLR expects batches of (views_1, views_2) or ((views_1, views_2), labels); "
+        "build them with kssl.data.view_pairs. Received a batch with structure "
+        f"{tf.nest.map_structure(lambda t: getattr(t, 'shape', t), data)}"
+    )

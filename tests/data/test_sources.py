@@ -1,0 +1,113 @@
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kssl.data.sources import DataError, from_arrays, from_folder, from_tfds, load, load_digits
+
+
+def write_image(path, mode="RGB", size=(10, 12), fmt=None, value=128):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1, "P": 1}[mode]
+    array = np.full((size[1], size[0], channels), value, np.uint8).squeeze()
+    image = Image.fromarray(array, mode="L" if mode == "P" else mode)
+    if mode == "P":
+        image = image.convert("P")
+    image.save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "pets"
+    write_image(root / "cat" / "a.jpg", "RGB", (40, 30), "JPEG", value=200)
+    write_image(root / "cat" / "b.png", "RGBA", (16, 16), "PNG")
+    write_image(root / "dog" / "c.bmp", "L", (8, 20), "BMP", value=10)
+    write_image(root / "dog" / "d.gif", "P", (9, 9), "GIF")
+    (root / "dog" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_folder_reads_every_format_as_rgb_at_one_size(folder, caplog):
+    with caplog.at_level(logging.WARNING, logger="kssl"):
+        images = from_folder(folder, image_size=16)
+    assert images.images.shape == (4, 16, 16, 3) and images.images.dtype == np.uint8
+    assert images.class_names == ["cat", "dog"] and images.labels.tolist() == [0, 0, 1, 1]
+    assert abs(int(images.images[0].mean()) - 200) < 5  # the JPEG's colour survived
+    assert np.all(images.images[2] == 10)  # grayscale BMP copied to three channels
+    assert "Skipped 1 file(s) that are not images" in caplog.text
+
+
+def test_split_layout_defaults_to_train_and_takes_a_split(tmp_path):
+    for split, value in (("train", 50), ("test", 150)):
+        write_image(tmp_path / split / "a" / "x.png", value=value)
+        write_image(tmp_path / split / "b" / "y.png", value=value)
+    assert np.all(from_folder(tmp_path, 8).images == 50)
+    assert np.all(from_folder(tmp_path, 8, split="test").images == 150)
+    with pytest.raises(DataError, match="No split folder 'val'.*test, train"):
+        from_folder(tmp_path, 8, split="val")
+
+
+def test_missing_empty_and_flat_folders_are_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="No folder at"):
+        from_folder(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="is empty"):
+        from_folder(tmp_path / "empty")
+    write_image(tmp_path / "flat" / "a.png")
+    with pytest.raises(DataError, match="no class subfolders"):
+        from_folder(tmp_path / "flat")
+    (tmp_path / "nothing" / "cls").mkdir(parents=True)
+    (tmp_path / "nothing" / "cls" / "readme.md").write_text("x")
+    with pytest.raises(DataError, match="No images"):
+        from_folder(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "empty"), (b"\xff\xd8garbage", "cannot be decoded")])
+def test_bad_image_files_name_the_file_or_are_skipped(folder, content, reason, caplog):
+    bad = folder / "cat" / "broken.jpg"
+    bad.write_bytes(content)
+    with pytest.raises(DataError, match=rf"broken\.jpg.*{reason}.*skip_bad_images"):
+        from_folder(folder, 16)
+    with caplog.at_level(logging.WARNING, logger="kssl"):
+        images = from_folder(folder, 16, skip_bad_images=True)
+    assert len(images) == 4 and "broken.jpg" in caplog.text
+
+
+def test_arrays_accept_gray_float_and_rgba(rng):
+    gray = from_arrays(rng.random((6, 8, 8)).astype("float32"), [0, 1, 2, 0, 1, 2], class_names=["a", "b", "c"])
+    assert gray.images.shape == (6, 8, 8, 3) and gray.class_counts() == {"a": 2, "b": 2, "c": 2}
+    rgba = from_arrays(rng.integers(0, 255, (2, 10, 10, 4), dtype=np.uint8), image_size=4)
+    assert rgba.images.shape == (2, 4, 4, 3) and rgba.labels is None
+    with pytest.raises(DataError, match="has 2 images but y has 3"):
+        from_arrays(np.zeros((2, 4, 4, 3), "uint8"), [0, 1, 1])
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        from_arrays(np.full((2, 4, 4, 3), 255.0))
+
+
+def test_digits_are_offline_stratified_and_disjoint():
+    train, test = load_digits(16, "train"), load_digits(16, "test")
+    assert len(train) + len(test) == 1797
+    assert min(test.class_counts().values()) >= 35
+    assert not set(map(bytes, train.images[:, :, :, 0])) & set(map(bytes, test.images[:, :, :, 0]))
+
+
+def test_tfds_loading_with_tfds_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12):
+        images = from_tfds("cifar10", split="train", image_size=16)
+    assert images.images.shape == (12, 16, 16, 3)
+    # Class names come from TFDS metadata, which a never-downloaded builder lacks.
+    assert len(images.class_names) == 10 and images.source == "tfds:cifar10:train"
+    assert images.labels.min() >= 0 and images.labels.max() < 10
+
+
+def test_load_dispatches_and_rejects_unknown_names(folder):
+    assert load(str(folder), 8).class_names == ["cat", "dog"]
+    assert load("digits", 8, split="test").source == "digits:test"
+    with pytest.raises(DataError, match="Unknown dataset 'imagenet-9000'"):
+        load("imagenet-9000")
+    with pytest.raises(DataError, match="no dataset named"):
+        load("tfds:surely_not_a_dataset")

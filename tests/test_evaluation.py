@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+from helpers import digits, tiny_encoder
+from sklearn.neighbors import KNeighborsClassifier
+
+from kssl.evaluation import evaluate_encoder, knn_accuracy, linear_probe_accuracy
+
+
+@pytest.mark.parametrize("k", [1, 5, 50])
+def test_knn_matches_scikit_learn_with_the_same_weights(rng, k):
+    train = rng.normal(size=(300, 12)).astype("float32")
+    labels = rng.integers(0, 4, 300)
+    test = rng.normal(size=(80, 12)).astype("float32")
+    test_labels = rng.integers(0, 4, 80)
+    reference = KNeighborsClassifier(
+        n_neighbors=k, metric="cosine", algorithm="brute", weights=lambda d: np.exp((1 - d) / 0.1)
+    ).fit(train, labels)
+    expected = float(np.mean(reference.predict(test) == test_labels))
+    assert knn_accuracy(train, labels, test, test_labels, k=k, chunk_size=32) == pytest.approx(expected)
+
+
+def test_linear_probe_separates_separable_features(rng):
+    labels = rng.integers(0, 3, 200)
+    features = np.eye(3)[labels] * 5 + rng.normal(scale=0.1, size=(200, 3))
+    assert linear_probe_accuracy(features[:150], labels[:150], features[150:], labels[150:]) == 1.0
+
+
+def test_evaluate_encoder_on_digits_beats_chance():
+    results = evaluate_encoder(tiny_encoder(), digits("train"), digits("test"), k=20)
+    assert results["knn_accuracy"] > 0.3 and results["linear_accuracy"] > 0.3
