@@ -59,7 +59,6 @@ def throughput(step, batch, steps=8):
 def main(argv=None):
     args = parse_args(argv)
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from kssl.callbacks import TimeBudget
@@ -87,7 +86,9 @@ def main(argv=None):
 
     encoder = make_encoder()
     model = SimCLR(encoder, temperature=args.temperature)
-    peak = args.learning_rate or (0.3 * args.batch_size / 256 if args.optimizer == "sgd" else 1e-3 * args.batch_size / 256)
+    peak = args.learning_rate or (
+        0.3 * args.batch_size / 256 if args.optimizer == "sgd" else 1e-3 * args.batch_size / 256
+    )
     if args.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(peak, momentum=0.9, nesterov=True, weight_decay=5e-4)
     else:
@@ -119,8 +120,11 @@ def main(argv=None):
     steps = budget.steps
     # Steady state: after the first step, which traces and compiles the graph.
     views_per_second = 2 * args.batch_size * budget.steady_steps_per_second()
-    print(f"pretrained {steps} steps ({steps / steps_per_epoch:.2f} epochs) in {fit_seconds:.0f}s: "
-          f"{views_per_second:.0f} views/s", flush=True)
+    print(
+        f"pretrained {steps} steps ({steps / steps_per_epoch:.2f} epochs) in {fit_seconds:.0f}s: "
+        f"{views_per_second:.0f} views/s",
+        flush=True,
+    )
 
     # Evaluate at the stored image size; the encoder is fully convolutional.
     eval_encoder = resnet(args.depth, width=args.width, image_size=32, stem="cifar")

@@ -23,9 +23,7 @@ def check_temperature(temperature: float) -> float:
     except (TypeError, ValueError):
         raise ValueError(f"temperature must be a positive number. Received: temperature={temperature!r}") from None
     if not value > 0:
-        raise ValueError(
-            f"temperature must be > 0 (SimCLR uses 0.1-0.5). Received: temperature={temperature!r}"
-        )
+        raise ValueError(f"temperature must be > 0 (SimCLR uses 0.1-0.5). Received: temperature={temperature!r}")
     return value
 
 

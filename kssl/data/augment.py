@@ -148,9 +148,7 @@ def _random_resized_crop(images, size, area, ratio, seed):
     top = _uniform(y_seed, images, 0.0, 1.0) * (1.0 - height)
     left = _uniform(x_seed, images, 0.0, 1.0) * (1.0 - width)
     boxes = tf.stack([top, left, top + height, left + width], axis=1)
-    return tf.image.crop_and_resize(
-        images, boxes, tf.range(_batch_size(images)), [size, size], method="bilinear"
-    )
+    return tf.image.crop_and_resize(images, boxes, tf.range(_batch_size(images)), [size, size], method="bilinear")
 
 
 def _grayscale(images):

@@ -110,7 +110,11 @@ def labeled_batches(
     labels = tf.constant(image_set.labels)
     if training and augmentation is None:
         augmentation = ViewAugmentation(
-            image_set.image_size, crop_area=(0.25, 1.0), jitter_strength=0.0, grayscale_probability=0.0, blur_probability=0.0
+            image_set.image_size,
+            crop_area=(0.25, 1.0),
+            jitter_strength=0.0,
+            grayscale_probability=0.0,
+            blur_probability=0.0,
         )
 
     def gather(step, index_batch):

@@ -91,7 +91,9 @@ def load(spec: str, image_size: int = 32, split: str | None = None, **kwargs) ->
         parts = spec.split(":")
         if len(parts) not in (2, 3) or not parts[1]:
             raise DataError(f"A TFDS dataset is written tfds:NAME or tfds:NAME:SPLIT. Received: {spec!r}")
-        return from_tfds(parts[1], split=split or (parts[2] if len(parts) == 3 else "train"), image_size=image_size, **kwargs)
+        return from_tfds(
+            parts[1], split=split or (parts[2] if len(parts) == 3 else "train"), image_size=image_size, **kwargs
+        )
     if os.path.exists(spec) or os.sep in spec or spec.startswith("."):
         return from_folder(spec, image_size=image_size, split=split, **kwargs)
     raise DataError(
@@ -141,12 +143,12 @@ def from_folder(
     if skipped:
         logger.warning(
             "Skipped %d file(s) that are not images (%s), e.g. %s",
-            len(skipped), "/".join(IMAGE_EXTENSIONS), skipped[0],
+            len(skipped),
+            "/".join(IMAGE_EXTENSIONS),
+            skipped[0],
         )
     if not files:
-        raise DataError(
-            f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the class folders of {str(folder)!r}."
-        )
+        raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the class folders of {str(folder)!r}.")
     images, ok = _decode_files(files, image_size, skip_bad_images, workers)
     labels = np.asarray(labels, np.int64)[ok]
     return ImageSet(images=images, labels=labels, class_names=[p.name for p in class_dirs], source=str(folder))
@@ -292,7 +294,9 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
     class_names = list(getattr(label_feature, "names", None) or [])
 
     def resize(image, label):
-        image = tf.image.resize(image, (image_size, image_size)) if image.shape[:2] != (image_size, image_size) else image
+        image = (
+            tf.image.resize(image, (image_size, image_size)) if image.shape[:2] != (image_size, image_size) else image
+        )
         image = tf.cast(tf.clip_by_value(tf.round(tf.cast(image, tf.float32)), 0, 255), tf.uint8)
         if image.shape[-1] == 1:
             image = tf.image.grayscale_to_rgb(image)
@@ -334,5 +338,9 @@ def load_digits(image_size: int = 32, split: str = "train") -> ImageSet:
         train, test = train_test_split(indices, test_size=0.2, stratify=data.target, random_state=0)
         indices = np.sort(train if split == "train" else test)
     return from_arrays(
-        images[indices], data.target[indices], [str(i) for i in range(10)], image_size=image_size, source=f"digits:{split}"
+        images[indices],
+        data.target[indices],
+        [str(i) for i in range(10)],
+        image_size=image_size,
+        source=f"digits:{split}",
     )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-import numpy as np  # noqa: F401  (used by the docstring example)
-
 import keras
+import numpy as np  # noqa: F401  (used by the docstring example)
 import tensorflow as tf
 
 MODES = ("linear", "partial", "full")

@@ -98,9 +98,7 @@ class SimCLR(keras.Model):
         features = self.encoder(tf.concat([view_1, view_2], axis=0), training=training)
         projections = self.projection_head(features, training=training)
         logits, positives = nt_xent_logits(projections[:batch], projections[batch:], self.temperature)
-        loss = tf.reduce_mean(
-            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits)
-        )
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits))
         self.accuracy_tracker.update_state(
             tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), positives), tf.float32)
         )

@@ -35,8 +35,10 @@ def test_subset_images_come_from_the_set_with_their_labels(train):
     assert all(lookup[bytes(img)] == label for img, label in zip(subset.images, subset.labels))
 
 
-@pytest.mark.parametrize("labels, message", [(0.0, r"\(0, 1\]"), (-0.5, r"\(0, 1\]"), (1.5, r"\(0, 1\]"),
-                                             (0, ">= 1"), (500, "has only"), ("ten", "fraction")])
+@pytest.mark.parametrize(
+    "labels, message",
+    [(0.0, r"\(0, 1\]"), (-0.5, r"\(0, 1\]"), (1.5, r"\(0, 1\]"), (0, ">= 1"), (500, "has only"), ("ten", "fraction")],
+)
 def test_bad_label_budgets_are_named(train, labels, message):
     with pytest.raises(DataError, match=message):
         label_subset(train, labels)
