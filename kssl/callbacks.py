@@ -25,7 +25,13 @@ class TimeBudget(keras.callbacks.Callback):
     0.1624
     """
 
-    def __init__(self, minutes: float, peak_learning_rate: float | None = None, warmup_fraction: float = 0.05):
+    def __init__(
+        self,
+        minutes: float,
+        peak_learning_rate: float | None = None,
+        warmup_fraction: float = 0.05,
+        initial_elapsed: float = 0.0,
+    ):
         super().__init__()
         if not minutes > 0:
             raise ValueError(f"minutes must be > 0. Received: minutes={minutes!r}")
@@ -37,6 +43,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.start = None
         self.steps = 0
         self.first_step_end = None
+        self.initial_elapsed = float(initial_elapsed)  # seconds already spent, when resuming
 
     def learning_rate_at(self, fraction: float) -> float:
         if fraction < self.warmup_fraction:
@@ -46,7 +53,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     @property
     def elapsed(self) -> float:
-        return 0.0 if self.start is None else time.perf_counter() - self.start
+        return self.initial_elapsed + (0.0 if self.start is None else time.perf_counter() - self.start)
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
@@ -70,3 +77,26 @@ class TimeBudget(keras.callbacks.Callback):
         if self.first_step_end is None or self.steps < 2:
             return float("nan")
         return (self.steps - 1) / (time.perf_counter() - self.first_step_end)
+
+
+class StepHistory(keras.callbacks.Callback):
+    """Records the logs of every `every`-th training batch, for curves within one long epoch.
+
+    `fit` over one long epoch leaves one entry per metric in `History`; this keeps
+    `steps` and `logs` (metric name -> list of values) at batch resolution.
+    """
+
+    def __init__(self, every: int = 1):
+        super().__init__()
+        self.every = max(1, int(every))
+        self.steps: list[int] = []
+        self.logs: dict[str, list[float]] = {}
+        self._step = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step % self.every and self._step != 1:
+            return
+        self.steps.append(self._step)
+        for name, value in (logs or {}).items():
+            self.logs.setdefault(name, []).append(float(value))

@@ -1,4 +1,4 @@
-"""The `kssl` command. Thin over the library; TensorFlow is imported only when work starts,
+"""The `kssl` command: thin over `kssl.runs`. TensorFlow is imported only when work starts,
 so `kssl --help` answers at once."""
 
 from __future__ import annotations
@@ -7,7 +7,11 @@ import argparse
 import sys
 
 
-def _labels(text: str) -> float | int:
+def _labels(text: str) -> list:
+    return [_label_budget(part) for part in text.split(",")]
+
+
+def _label_budget(text: str) -> float | int:
     try:
         value = float(text)
     except ValueError:
@@ -21,48 +25,154 @@ def _labels(text: str) -> float | int:
     return value
 
 
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _data_options(parser, labels=True):
+    parser.add_argument(
+        "--data", default="digits", help="a folder root/<class>/<image>, tfds:NAME, or 'digits' (default)"
+    )
+    if labels:
+        parser.add_argument(
+            "--labels",
+            type=_labels,
+            default=[10],
+            help="labels for fine-tuning: a fraction (0.01) or a count per class (10); several, comma-separated, "
+            "give a plot of accuracy against the number of labels (default 10)",
+        )
+    parser.add_argument(
+        "--image-size", type=_positive(int), default=None, help="image side (default 16 for digits, else 32)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _model_options(parser):
+    parser.add_argument("--encoder", default="resnet18", help="resnet18, resnet34 or resnet50 (default resnet18)")
+    parser.add_argument("--width", type=_positive(float), default=0.25, help="encoder width multiplier (default 0.25)")
+    parser.add_argument("--batch-size", type=_positive(int), default=256)
+
+
+def _pretrain_options(parser):
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument(
+        "--epochs", type=_positive(float), default=None, help="pretraining epochs (default 60 for digits, else 20)"
+    )
+    length.add_argument(
+        "--budget", type=_positive(float), default=None, help="pretraining minutes, instead of --epochs"
+    )
+    parser.add_argument("--temperature", type=_positive(float), default=0.2)
+
+
+def _performance_options(parser):
+    parser.add_argument(
+        "--strategy",
+        choices=["default", "mirrored", "multiworker", "tpu"],
+        default="default",
+        help="tf.distribute strategy: mirrored = all local GPUs; multiworker reads TF_CONFIG (default: default)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "mixed_bfloat16", "mixed_float16"],
+        default=None,
+        help="dtype policy (default: mixed_float16 on GPU, float32 on CPU)",
+    )
+    parser.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compile train steps with XLA (default: on with a GPU, off on CPU)",
+    )
+
+
+def _output_options(parser, default="saved_models/<run-name>"):
+    parser.add_argument("--out", default=None, help=f"output folder (default {default})")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kssl",
-        description="Self-supervised pretraining (SimCLR) of image encoders and transfer to few labels.",
+        description="Self-supervised pretraining (SimCLR) of image encoders, and transfer to a few labels.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser(
-        "run",
-        help="pretrain, evaluate, fine-tune vs. from scratch, and export (default: the embedded digits set)",
-        description="Pretrain with SimCLR, evaluate frozen features (kNN, linear probe), fine-tune on a "
-        "labeled subset and compare with training from scratch, then export a SavedModel.",
+
+    run = commands.add_parser("run", help="all of the below in sequence (default data: the embedded digits)")
+    _data_options(run)
+    _model_options(run)
+    _pretrain_options(run)
+    run.add_argument("--finetune-epochs", type=_positive(float), default=100)
+    _performance_options(run)
+    _output_options(run)
+
+    pretrain = commands.add_parser("pretrain", help="pretrain an encoder with SimCLR on unlabeled images")
+    _data_options(pretrain, labels=False)
+    _model_options(pretrain)
+    _pretrain_options(pretrain)
+    _performance_options(pretrain)
+    _output_options(pretrain)
+
+    finetune = commands.add_parser("finetune", help="fine-tune a pretrained encoder on a few labels, vs. from scratch")
+    finetune.add_argument("--pretrained", required=True, help="a `kssl pretrain` folder or an encoder .keras file")
+    _data_options(finetune)
+    finetune.add_argument("--finetune-epochs", type=_positive(float), default=100)
+    finetune.add_argument("--encoder", default="resnet18", help="architecture of the from-scratch baseline")
+    finetune.add_argument("--width", type=_positive(float), default=0.25, help="width of the from-scratch baseline")
+    _performance_options(finetune)
+    _output_options(finetune)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="kNN and linear-probe accuracy of frozen features (and a run's classifier)"
     )
-    run.add_argument("--data", default="digits", help="a folder root/<class>/<image>, tfds:NAME, or 'digits' (default)")
-    run.add_argument(
-        "--labels", type=_labels, default=10, help="labels for fine-tuning: fraction (0.01) or per class (10)"
+    evaluate.add_argument("--pretrained", required=True, help="a run folder or an encoder .keras file")
+    _data_options(evaluate, labels=False)
+
+    export = commands.add_parser("export", help="export a classifier as a SavedModel for TF Serving")
+    export.add_argument(
+        "--model", required=True, help="a run folder (its classifier.keras) or a classifier .keras file"
     )
-    run.add_argument("--image-size", type=int, default=None, help="square image side (default: 16 for digits, else 32)")
-    run.add_argument("--encoder", default="resnet18", help="resnet18, resnet34 or resnet50 (default resnet18)")
-    run.add_argument("--width", type=float, default=0.25, help="encoder width multiplier (default 0.25)")
-    length = run.add_mutually_exclusive_group()
-    length.add_argument(
-        "--epochs", type=float, default=None, help="pretraining epochs (default: 60 for digits, else 20)"
-    )
-    length.add_argument("--budget", type=float, default=None, help="pretraining minutes, instead of --epochs")
-    run.add_argument("--batch-size", type=int, default=256)
-    run.add_argument("--finetune-epochs", type=float, default=100)
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--out", default=None, help="output folder (default saved_models/<run-name>)")
-    run.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    export.add_argument("--model-name", default="kssl", help="TF Serving model name (default kssl)")
+    export.add_argument("--version", type=_positive(int), default=1, help="model version (default 1)")
+    export.add_argument("--out", required=True, help="serving root: the model goes to OUT/<model-name>/<version>/")
+    export.add_argument("--overwrite", action="store_true")
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    from kssl.runs import RunConfig, run
-
-    config = RunConfig(**{k: v for k, v in vars(args).items() if k != "command"})
+    args = vars(build_parser().parse_args(argv))
+    command = args.pop("command")
     try:
-        run(config)
-    except (ValueError, FileExistsError, PermissionError, FileNotFoundError) as error:
+        from kssl import runs
+        from kssl.data.sources import DataError
+
+        if command == "export":
+            runs.export_job(args["model"], args["out"], args["model_name"], args["version"], args["overwrite"])
+            return 0
+        pretrained = args.pop("pretrained", None)
+        config = runs.RunConfig(**args)
+        if command == "run":
+            runs.run(config)
+        elif command == "pretrain":
+            runs.pretrain_job(config)
+        elif command == "finetune":
+            runs.finetune_job(config, pretrained)
+        elif command == "evaluate":
+            runs.evaluate_job(config, pretrained)
+    except (DataError, ValueError, FileExistsError, PermissionError, FileNotFoundError) as error:
         print(f"kssl: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("kssl: interrupted; nothing was written to --out", file=sys.stderr)
+        return 130
     return 0
 
 

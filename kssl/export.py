@@ -1,4 +1,19 @@
-"""Export a trained `Classifier` as a TensorFlow SavedModel, written atomically."""
+"""Export a trained `Classifier` as a TensorFlow SavedModel for TF Serving, written atomically.
+
+Signatures (all images are RGB; pixel values 0-255; any height and width, resized
+inside the graph to the encoder's input size):
+
+- `serving_default`: `images`, float32 `(batch, H, W, 3)` -> `probabilities` float32
+  `(batch, classes)`, `class_id` int64 `(batch,)`, `class_name` string `(batch,)`.
+- `predict_uint8`: `images`, uint8 `(batch, H, W, 3)` -> the same outputs.
+- `predict_bytes`: `image_bytes`, string `(batch,)` of encoded JPEG/PNG/BMP/GIF -> the same.
+- `embed`: `images`, float32 `(batch, H, W, 3)` -> `embedding` float32 `(batch, D)`,
+  the L2-normalised encoder features, for retrieval.
+
+The `_bytes` suffix is what makes TF Serving's REST API decode `{"b64": "..."}` values.
+A string that is not an image fails that request with `InvalidArgumentError`; the
+loaded model (and the server) carry on.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +23,80 @@ import shutil
 import tempfile
 
 
+def serving_functions(classifier):
+    """The `tf.function`s exported as signatures, keyed by signature name."""
+    import tensorflow as tf
+
+    size = classifier.encoder.input_shape[1:3]
+    names = classifier.class_names or [str(i) for i in range(classifier.num_classes)]
+    class_names = tf.constant(names)
+
+    def prepare(images):
+        images = tf.image.resize(tf.cast(images, tf.float32), size)
+        return tf.clip_by_value(images, 0.0, 255.0) / 255.0
+
+    def predictions(images):
+        logits = tf.cast(classifier(prepare(images), training=False), tf.float32)
+        probabilities = tf.nn.softmax(logits, axis=-1)
+        class_id = tf.argmax(probabilities, axis=-1)
+        return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(class_names, class_id)}
+
+    def decode(encoded):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        return tf.image.resize(tf.cast(image, tf.float32), size)
+
+    any_size = (None, None, None, 3)
+
+    @tf.function(input_signature=[tf.TensorSpec(any_size, tf.float32, name="images")])
+    def serving_default(images):
+        return predictions(images)
+
+    @tf.function(input_signature=[tf.TensorSpec(any_size, tf.uint8, name="images")])
+    def predict_uint8(images):
+        return predictions(images)
+
+    @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
+    def predict_bytes(image_bytes):
+        images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec((*size, 3), tf.float32))
+        return predictions(images)
+
+    @tf.function(input_signature=[tf.TensorSpec(any_size, tf.float32, name="images")])
+    def embed(images):
+        features = tf.cast(classifier.encoder(prepare(images), training=False), tf.float32)
+        return {"embedding": tf.math.l2_normalize(features, axis=-1)}
+
+    return {
+        "serving_default": serving_default,
+        "predict_uint8": predict_uint8,
+        "predict_bytes": predict_bytes,
+        "embed": embed,
+    }
+
+
 def export_saved_model(classifier, path, overwrite: bool = False) -> pathlib.Path:
-    """Writes `classifier` as a SavedModel that plain TensorFlow loads without kssl.
+    """Writes `classifier` as a SavedModel that plain TensorFlow (or TF Serving) loads without kssl.
 
-    The `serving_default` (and `serve`) signature takes `images`, float32
-    `(batch, S, S, 3)` in [0, 1] at the encoder's input size, and returns
-    `probabilities`, `(batch, num_classes)` float32 softmax outputs.
-
-    The model is written to a temporary folder beside `path` and renamed into place,
-    so an interrupted export leaves nothing half-written. An existing `path` is an
-    error unless `overwrite=True`.
+    The model goes to a temporary folder beside `path` and is renamed into place, so an
+    interrupted export leaves nothing half-written. An existing `path` is an error
+    unless `overwrite=True`. For TF Serving, `path` should end in
+    `<model-name>/<version>`, e.g. `saved_models/run/serving/kssl/1`.
 
     Example (a fresh process needs only TensorFlow)::
 
         import tensorflow as tf
-        model = tf.saved_model.load("saved_models/run/serving/1")
-        probabilities = model.signatures["serving_default"](images=images)["probabilities"]
+        model = tf.saved_model.load("saved_models/run/serving/kssl/1")
+        outputs = model.signatures["serving_default"](images=tf.constant(images_0_255, tf.float32))
+        outputs["class_name"]
     """
     import keras
-    import tensorflow as tf
 
     path = pathlib.Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} already exists; choose another path or pass overwrite=True.")
-    size = classifier.encoder.input_shape[1:]
-
-    @tf.function(input_signature=[tf.TensorSpec((None, *size), tf.float32, name="images")])
-    def serve(images):
-        logits = tf.cast(classifier(images, training=False), tf.float32)
-        return {"probabilities": tf.nn.softmax(logits, axis=-1)}
-
     archive = keras.export.ExportArchive()
     archive.track(classifier)
-    archive.add_endpoint("serve", serve)
+    for name, function in serving_functions(classifier).items():
+        archive.add_endpoint(name, function)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:

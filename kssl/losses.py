@@ -27,36 +27,55 @@ def check_temperature(temperature: float) -> float:
     return value
 
 
-def nt_xent_logits(z1, z2, temperature: float = 0.5):
+def nt_xent_logits(z1, z2, temperature: float = 0.5, gather_distributed: bool = False):
     """Logits and positive indices of the NT-Xent classification problem.
 
     Args:
-        z1: `(N, D)` projections of the first views.
-        z2: `(N, D)` projections of the second views; row i is the positive of `z1[i]`.
+        z1: `(n, D)` projections of the first views (this replica's).
+        z2: `(n, D)` projections of the second views; row i is the positive of `z1[i]`.
         temperature: softmax temperature tau, > 0.
+        gather_distributed: under a multi-replica `tf.distribute` strategy, compare this
+            replica's anchors with the projections of *every* replica, so each anchor
+            has all 2N-2 negatives of the global batch of N pairs. Without a strategy
+            (or with one replica) it changes nothing.
 
     Returns:
-        `(logits, positives)`: `logits` is `(2N, 2N)` float32 cosine similarities over
-        tau, with each anchor's similarity to itself pushed to -1e9; `positives` is
-        `(2N,)` int32, the column of each anchor's positive (i <-> i + N).
+        `(logits, positives)`: `logits` is `(2n, 2N)` float32 cosine similarities over
+        tau for this replica's 2n anchors (rows: `z1` then `z2`) against all 2N
+        candidates (columns: every replica's `z1`, then every replica's `z2`), with
+        each anchor's similarity to itself pushed to -1e9; `positives` is `(2n,)`
+        int32, the column of each anchor's positive.
     """
+    from kssl import distribute
+
     temperature = check_temperature(temperature)
-    z = tf.concat([tf.cast(z1, tf.float32), tf.cast(z2, tf.float32)], axis=0)
-    z = tf.math.l2_normalize(z, axis=1)
+    z1 = tf.math.l2_normalize(tf.cast(z1, tf.float32), axis=1)
+    z2 = tf.math.l2_normalize(tf.cast(z2, tf.float32), axis=1)
     n = tf.shape(z1)[0]
-    logits = tf.matmul(z, z, transpose_b=True) / temperature
-    logits -= _SELF_MASK * tf.eye(2 * n, dtype=logits.dtype)
-    positives = tf.concat([tf.range(n, 2 * n), tf.range(0, n)], axis=0)
+    if gather_distributed:
+        all_1, all_2, offset = distribute.all_gather(z1), distribute.all_gather(z2), distribute.local_offset(n)
+    else:
+        all_1, all_2, offset = z1, z2, tf.constant(0, tf.int32)
+    total = tf.shape(all_1)[0]
+    anchors = tf.concat([z1, z2], axis=0)
+    logits = tf.matmul(anchors, tf.concat([all_1, all_2], axis=0), transpose_b=True) / temperature
+    rows = offset + tf.range(n)
+    own = tf.concat([rows, total + rows], axis=0)
+    logits -= _SELF_MASK * tf.one_hot(own, 2 * total, dtype=logits.dtype)
+    positives = tf.concat([total + rows, rows], axis=0)
     return logits, positives
 
 
-def nt_xent(z1, z2, temperature: float = 0.5):
+def nt_xent(z1, z2, temperature: float = 0.5, gather_distributed: bool = False):
     """SimCLR's NT-Xent loss: the mean over all 2N anchors of a batch of N pairs.
 
     Args:
         z1: `(N, D)` projections of the first views (any float dtype; computed in float32).
         z2: `(N, D)` projections of the second views; row i of `z1` and `z2` is a pair.
         temperature: softmax temperature tau, > 0.
+        gather_distributed: under a multi-replica strategy, use every replica's
+            projections as negatives (see `nt_xent_logits`); the value returned on
+            each replica is then the mean over that replica's anchors.
 
     Returns:
         A float32 scalar.
@@ -70,13 +89,13 @@ def nt_xent(z1, z2, temperature: float = 0.5):
     Reference:
         Chen et al. 2020, https://arxiv.org/abs/2002.05709, eq. (1).
     """
-    logits, positives = nt_xent_logits(z1, z2, temperature)
+    logits, positives = nt_xent_logits(z1, z2, temperature, gather_distributed)
     per_anchor = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits)
     return tf.reduce_mean(per_anchor)
 
 
-def contrastive_accuracy(z1, z2, temperature: float = 0.5):
-    """Fraction of the 2N anchors whose positive is the most similar of 2N-1 candidates."""
-    logits, positives = nt_xent_logits(z1, z2, temperature)
+def contrastive_accuracy(z1, z2, temperature: float = 0.5, gather_distributed: bool = False):
+    """Fraction of the anchors whose positive is the most similar of their 2N-1 candidates."""
+    logits, positives = nt_xent_logits(z1, z2, temperature, gather_distributed)
     hits = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), positives)
     return tf.reduce_mean(tf.cast(hits, tf.float32))

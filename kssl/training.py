@@ -1,19 +1,26 @@
 """One-call training recipes over `ImageSet`s: SimCLR pretraining and fine-tuning.
 
 Both run `model.fit` over one long epoch of a repeated dataset. Many short epochs
-cost this machine 9-12 s of idle time at each epoch start (iterator and prefetch
-threads restarting); one epoch with `steps_per_epoch` set does not, and the progress
-bar still shows steps, loss and ETA.
+restart the input pipeline at every epoch start (and a decoded-image `shuffle` buffer
+refills each time); one epoch with `steps_per_epoch` avoids that, and the progress bar
+still shows steps, loss and ETA.
+
+Both take a `strategy` (models are built and compiled in its scope, and the dataset is
+split by Keras with the strategy's own input pipeline), `jit_compile`, and a
+`checkpoint_dir` to resume after a crash at the step reached.
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from kssl.callbacks import TimeBudget
+from kssl.checkpointing import StepCheckpoint
 from kssl.data.augment import ViewAugmentation
 from kssl.data.pipeline import labeled_batches, view_pairs
 from kssl.data.sources import ImageSet
+from kssl.distribute import distribute_batches
 from kssl.models.classifier import Classifier
 from kssl.models.simclr import SimCLR
 from kssl.schedules import warmup_cosine
@@ -23,6 +30,56 @@ def _steps_for(epochs, size, batch_size):
     if epochs is None or not epochs > 0:
         raise ValueError(f"epochs must be > 0. Received: epochs={epochs!r}")
     return max(1, int(round(epochs * size / batch_size)))
+
+
+def _check_split(batch_size, strategy):
+    # Keras' standard train step (used by Classifier) averages per-replica mean losses,
+    # which is the global mean only when every replica gets as many images.
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(
+            f"batch_size={batch_size} is not divisible by the {replicas} replicas of the strategy; "
+            f"use a multiple of {replicas} so every replica gets the same number of images."
+        )
+
+
+def _in_scope(encoder, strategy):
+    """`encoder` itself if it was built under `strategy`, else a copy built in its scope.
+
+    Call outside `strategy.scope()`: inside it, every model reports that strategy.
+    """
+    if encoder.distribute_strategy is strategy:
+        return encoder
+    with strategy.scope():
+        copy = keras.models.clone_model(encoder)
+        copy.set_weights(encoder.get_weights())
+    return copy
+
+
+def _fit(model, data, total_steps, checkpoint_dir, every_steps, callbacks, verbose, budget=None, **fit_kwargs):
+    """Fits for `total_steps` (or until `budget` stops it), resuming from `checkpoint_dir`."""
+    done = 0
+    if checkpoint_dir is not None:
+        checkpoint = StepCheckpoint(checkpoint_dir, every_steps)
+        done = checkpoint.restore(model)
+        if budget is not None:
+            budget.initial_elapsed = float(checkpoint.elapsed_seconds.numpy())
+            checkpoint.budget = budget
+        callbacks = [*callbacks, checkpoint]
+    if budget is not None and budget.initial_elapsed >= budget.seconds:
+        return None
+    if total_steps is not None and done >= total_steps:
+        return None
+    remaining = None if total_steps is None else total_steps - done
+    return model.fit(
+        data(done),
+        epochs=1,
+        steps_per_epoch=remaining,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
+        **fit_kwargs,
+    )
 
 
 def pretrain(
@@ -36,6 +93,10 @@ def pretrain(
     augmentation: ViewAugmentation | None = None,
     probe: bool = False,
     seed: int = 0,
+    strategy: tf.distribute.Strategy | None = None,
+    jit_compile: bool = False,
+    checkpoint_dir=None,
+    checkpoint_every: int = 100,
     callbacks=(),
     verbose: int | str = "auto",
 ):
@@ -47,37 +108,58 @@ def pretrain(
 
     Args:
         image_set: the images.
-        encoder: the encoder to train (modified in place).
+        encoder: the encoder to train (in place, unless a `strategy` is given that its
+            variables do not belong to: then a copy is trained; use `model.encoder`).
         epochs: passes over the images; ignored when `budget_minutes` is set.
         budget_minutes: train for this much wall-clock time instead; the learning-rate
             schedule then runs on elapsed time (see `TimeBudget`).
-        batch_size: images per batch (2x views).
+        batch_size: images per global batch (2x views). It need not divide evenly over
+            replicas: SimCLR's loss is exact for uneven splits too.
         temperature: NT-Xent temperature.
         learning_rate: peak learning rate (default above).
         augmentation: view transform (default `ViewAugmentation` at the encoder's size).
         probe: train an online linear probe on the labels and report its accuracy.
         seed: data order and augmentation seed.
+        strategy: a `tf.distribute.Strategy` (default: the current one). Negatives are
+            gathered across replicas and batch norm is synchronised, so N replicas
+            compute the same step as one device with the same global batch.
+        jit_compile: compile the train step with XLA (faster on GPUs; measured slower
+            on CPUs, see BENCHMARKS.md).
+        checkpoint_dir: checkpoint here every `checkpoint_every` steps, and resume from
+            the latest checkpoint found there.
 
     Returns:
-        `(model, history)`: the trained `SimCLR` model and Keras' `History`.
+        `(model, history)`: the trained `SimCLR` model and Keras' `History` (None when
+        a resumed run had nothing left to do).
     """
+    strategy = strategy or tf.distribute.get_strategy()
     size = encoder.input_shape[1]
     augmentation = augmentation or ViewAugmentation(size)
-    model = SimCLR(encoder, temperature=temperature, probe_classes=image_set.num_classes if probe else None)
     peak = learning_rate or 0.3 * batch_size / 256
-    callbacks = list(callbacks)
+    budget = None
     if budget_minutes is not None:
         budget = TimeBudget(budget_minutes, peak_learning_rate=peak)
-        callbacks.append(budget)
         rate, steps = peak, None  # the budget stops the one open-ended epoch
     else:
         steps = _steps_for(epochs, len(image_set), batch_size)
         rate = warmup_cosine(peak, steps, warmup_steps=int(0.05 * steps))
-    optimizer = keras.optimizers.SGD(rate, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    model.compile(optimizer=optimizer)
-    pairs = view_pairs(image_set, batch_size, augmentation, seed=seed, with_labels=probe)
-    history = model.fit(pairs, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose, shuffle=False)
+    encoder = _in_scope(encoder, strategy)
+    with strategy.scope():
+        model = SimCLR(encoder, temperature=temperature, probe_classes=image_set.num_classes if probe else None)
+        optimizer = keras.optimizers.SGD(rate, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+        model.compile(optimizer=optimizer, jit_compile=jit_compile)
+
+    def data(start_step):
+        return distribute_batches(
+            strategy,
+            lambda: view_pairs(
+                image_set, batch_size, augmentation, seed=seed, with_labels=probe, start_step=start_step
+            ),
+        )
+
+    callbacks = [*callbacks, budget] if budget is not None else list(callbacks)
+    history = _fit(model, data, steps, checkpoint_dir, checkpoint_every, callbacks, verbose, budget)
     return model, history
 
 
@@ -92,6 +174,10 @@ def finetune(
     l2_sp: float = 0.0,
     validation_set: ImageSet | None = None,
     seed: int = 0,
+    strategy: tf.distribute.Strategy | None = None,
+    jit_compile: bool = False,
+    checkpoint_dir=None,
+    checkpoint_every: int = 100,
     callbacks=(),
     verbose: int | str = "auto",
 ):
@@ -100,30 +186,39 @@ def finetune(
     Adam with a cosine-decayed learning rate; training batches are lightly augmented
     (random resized crop of 25-100% and flips). A small set gives few steps per epoch,
     so `epochs` counts passes over the labeled images, run as one long `fit` epoch.
+    `strategy`, `jit_compile` and `checkpoint_dir` work as in `pretrain`.
 
     Returns:
         `(classifier, history)`.
     """
-    classifier = Classifier(
-        encoder,
-        num_classes=labeled_set.num_classes,
-        mode=mode,
-        trainable_stages=trainable_stages,
-        l2_sp=l2_sp,
-        class_names=labeled_set.class_names,
-    )
-    batch_size = min(batch_size, len(labeled_set))
+    strategy = strategy or tf.distribute.get_strategy()
+    _check_split(batch_size, strategy)
+    batch_size = min(batch_size, len(labeled_set) - len(labeled_set) % strategy.num_replicas_in_sync)
     steps = _steps_for(epochs, len(labeled_set), batch_size)
-    classifier.compile(optimizer=keras.optimizers.Adam(warmup_cosine(learning_rate, steps)))
-    data = labeled_batches(labeled_set, batch_size, training=True, seed=seed, repeat=True)
+    encoder = _in_scope(encoder, strategy)
+    with strategy.scope():
+        classifier = Classifier(
+            encoder,
+            num_classes=labeled_set.num_classes,
+            mode=mode,
+            trainable_stages=trainable_stages,
+            l2_sp=l2_sp,
+            class_names=labeled_set.class_names,
+        )
+        classifier.compile(
+            optimizer=keras.optimizers.Adam(warmup_cosine(learning_rate, steps)), jit_compile=jit_compile
+        )
+
+    def data(start_step):
+        return distribute_batches(
+            strategy,
+            lambda: labeled_batches(
+                labeled_set, batch_size, training=True, seed=seed, repeat=True, start_step=start_step
+            ),
+        )
+
     validation = labeled_batches(validation_set, 256) if validation_set is not None else None
-    history = classifier.fit(
-        data,
-        epochs=1,
-        steps_per_epoch=steps,
-        validation_data=validation,
-        callbacks=list(callbacks),
-        verbose=verbose,
-        shuffle=False,
+    history = _fit(
+        classifier, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, validation_data=validation
     )
     return classifier, history

@@ -43,6 +43,7 @@ def view_pairs(
     with_labels: bool = False,
     repeat: bool = True,
     shuffle: bool = True,
+    start_step: int = 0,
 ) -> tf.data.Dataset:
     """Batches of two augmented views of each image, for `SimCLR.fit`.
 
@@ -56,6 +57,8 @@ def view_pairs(
         repeat: repeat forever (use `steps_per_epoch` in `fit`; one long epoch avoids
             the per-epoch start-up cost, see the module docstring).
         shuffle: reshuffle every pass.
+        start_step: skip this many batches (cheaply: before any image is touched), to
+            resume an interrupted run on exactly the batches it had not seen.
 
     Returns:
         A `tf.data.Dataset` of `(views_1, views_2)` float32 batches in [0, 1].
@@ -80,7 +83,12 @@ def view_pairs(
         return (views, tf.gather(labels, index_batch)) if with_labels else views
 
     batches = _shuffled_index_batches(len(image_set), batch_size, seed, repeat, shuffle, drop_remainder=True)
-    return batches.enumerate().map(make_views, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return (
+        batches.enumerate()
+        .skip(start_step)
+        .map(make_views, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def labeled_batches(
@@ -90,12 +98,14 @@ def labeled_batches(
     augmentation: ViewAugmentation | None = None,
     seed: int = 0,
     repeat: bool = False,
+    start_step: int = 0,
 ) -> tf.data.Dataset:
     """Batches of `(images, labels)` for `Classifier.fit`/`evaluate`, images float32 in [0, 1].
 
     With `training=True` the batches are shuffled and lightly augmented (random
     resized crop of 25-100% of the area and horizontal flip, unless `augmentation`
     is given); otherwise they come in order, unaugmented, with the last partial batch.
+    `start_step` skips batches, as in `view_pairs`.
 
     Example:
     >>> from kssl.data.sources import load_digits
@@ -126,4 +136,6 @@ def labeled_batches(
         return batch, tf.gather(labels, index_batch)
 
     batches = _shuffled_index_batches(len(image_set), batch_size, seed, repeat, training, drop_remainder=False)
-    return batches.enumerate().map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return (
+        batches.enumerate().skip(start_step).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    )

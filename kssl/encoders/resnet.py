@@ -30,6 +30,7 @@ def resnet(
     width: float = 1.0,
     image_size: int = 32,
     stem: str = "auto",
+    sync_batch_norm: bool = True,
     name: str | None = None,
 ) -> keras.Model:
     """Builds a ResNet encoder: `(B, image_size, image_size, 3)` images in [0, 1] -> `(B, D)`.
@@ -42,6 +43,9 @@ def resnet(
         stem: `"cifar"` (3x3 stride-1 convolution, no max-pool: for small images),
             `"imagenet"` (7x7 stride-2 convolution and a max-pool), or `"auto"`:
             `"cifar"` for images up to 64 px, `"imagenet"` above.
+        sync_batch_norm: compute batch-norm statistics over the global batch when
+            training on several replicas (as SimCLR does: per-replica statistics let
+            the model cheat the contrastive task). No effect on one device.
         name: the model's name; defaults to e.g. `resnet18_w0.25`.
 
     Returns:
@@ -70,18 +74,19 @@ def resnet(
     block_type, blocks = _ARCHITECTURES[depth]
     base = max(8, int(round(64 * width)))
 
+    bn = dict(_BN, synchronized=sync_batch_norm)
     inputs = keras.Input((image_size, image_size, 3), name="images")
     if stem == "cifar":
-        x = _conv_bn(inputs, base, 3, 1, "stem")
+        x = _conv_bn(inputs, base, 3, 1, "stem", bn)
     else:
-        x = _conv_bn(inputs, base, 7, 2, "stem")
+        x = _conv_bn(inputs, base, 7, 2, "stem", bn)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for stage, count in enumerate(blocks, start=1):
         filters = base * 2 ** (stage - 1)
         for index in range(count):
             strides = 2 if stage > 1 and index == 0 else 1
             block = _basic_block if block_type == "basic" else _bottleneck_block
-            x = block(x, filters, strides, f"stage{stage}_block{index + 1}")
+            x = block(x, filters, strides, f"stage{stage}_block{index + 1}", bn)
     features = layers.GlobalAveragePooling2D(name="features")(x)
     return keras.Model(inputs, features, name=name or f"resnet{depth}_w{width:g}")
 
@@ -99,7 +104,7 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0, stem: str
     return resnet(int(match.group(1)), width=width, image_size=image_size, stem=stem)
 
 
-def _conv_bn(x, filters, kernel, strides, name, relu=True, zero_gamma=False):
+def _conv_bn(x, filters, kernel, strides, name, bn, relu=True, zero_gamma=False):
     x = layers.Conv2D(
         filters,
         kernel,
@@ -111,26 +116,26 @@ def _conv_bn(x, filters, kernel, strides, name, relu=True, zero_gamma=False):
     )(x)
     # Zero-initialised last gamma makes each residual block start as the identity
     # (Goyal et al. 2017), which speeds up the first epochs.
-    x = layers.BatchNormalization(gamma_initializer="zeros" if zero_gamma else "ones", name=f"{name}_bn", **_BN)(x)
+    x = layers.BatchNormalization(gamma_initializer="zeros" if zero_gamma else "ones", name=f"{name}_bn", **bn)(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def _shortcut(x, filters, strides, name):
+def _shortcut(x, filters, strides, name, bn):
     if strides == 1 and x.shape[-1] == filters:
         return x
-    return _conv_bn(x, filters, 1, strides, f"{name}_shortcut", relu=False)
+    return _conv_bn(x, filters, 1, strides, f"{name}_shortcut", bn, relu=False)
 
 
-def _basic_block(x, filters, strides, name):
-    shortcut = _shortcut(x, filters, strides, name)
-    y = _conv_bn(x, filters, 3, strides, f"{name}_1")
-    y = _conv_bn(y, filters, 3, 1, f"{name}_2", relu=False, zero_gamma=True)
+def _basic_block(x, filters, strides, name, bn):
+    shortcut = _shortcut(x, filters, strides, name, bn)
+    y = _conv_bn(x, filters, 3, strides, f"{name}_1", bn)
+    y = _conv_bn(y, filters, 3, 1, f"{name}_2", bn, relu=False, zero_gamma=True)
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
-def _bottleneck_block(x, filters, strides, name):
-    shortcut = _shortcut(x, 4 * filters, strides, name)
-    y = _conv_bn(x, filters, 1, 1, f"{name}_1")
-    y = _conv_bn(y, filters, 3, strides, f"{name}_2")
-    y = _conv_bn(y, 4 * filters, 1, 1, f"{name}_3", relu=False, zero_gamma=True)
+def _bottleneck_block(x, filters, strides, name, bn):
+    shortcut = _shortcut(x, 4 * filters, strides, name, bn)
+    y = _conv_bn(x, filters, 1, 1, f"{name}_1", bn)
+    y = _conv_bn(y, filters, 3, strides, f"{name}_2", bn)
+    y = _conv_bn(y, 4 * filters, 1, 1, f"{name}_3", bn, relu=False, zero_gamma=True)
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))

@@ -16,6 +16,7 @@ class ProjectionHead(keras.layers.Layer):
         depth: number of Dense layers, >= 1 (SimCLR v1: 2, v2: 3).
         batch_norm: batch norm after every Dense layer, as SimCLR does; the last one
             has no bias or offset, so projections are centred per dimension.
+        sync_batch_norm: statistics over the global batch under a multi-replica strategy.
 
     Example:
     >>> import numpy as np
@@ -27,7 +28,7 @@ class ProjectionHead(keras.layers.Layer):
         Chen et al. 2020 (SimCLR), section 2.1 and appendix B.
     """
 
-    def __init__(self, hidden_dim=2048, output_dim=128, depth=2, batch_norm=True, **kwargs):
+    def __init__(self, hidden_dim=2048, output_dim=128, depth=2, batch_norm=True, sync_batch_norm=True, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("hidden_dim", hidden_dim), ("output_dim", output_dim), ("depth", depth)):
             if not isinstance(value, int) or value < 1:
@@ -36,12 +37,17 @@ class ProjectionHead(keras.layers.Layer):
         self.output_dim = output_dim
         self.depth = depth
         self.batch_norm = batch_norm
+        self.sync_batch_norm = sync_batch_norm
         self.blocks = []
         for index in range(depth):
             last = index == depth - 1
             block = [layers.Dense(output_dim if last else hidden_dim, use_bias=not batch_norm, name=f"dense_{index}")]
             if batch_norm:
-                block.append(layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=not last, name=f"bn_{index}"))
+                block.append(
+                    layers.BatchNormalization(
+                        momentum=0.9, epsilon=1e-5, center=not last, synchronized=sync_batch_norm, name=f"bn_{index}"
+                    )
+                )
             if not last:
                 block.append(layers.ReLU(name=f"relu_{index}"))
             self.blocks.append(block)
@@ -71,4 +77,5 @@ class ProjectionHead(keras.layers.Layer):
             "output_dim": self.output_dim,
             "depth": self.depth,
             "batch_norm": self.batch_norm,
+            "sync_batch_norm": self.sync_batch_norm,
         }

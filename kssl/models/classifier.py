@@ -8,6 +8,8 @@ import keras
 import numpy as np  # noqa: F401  (used by the docstring example)
 import tensorflow as tf
 
+from kssl import distribute
+
 MODES = ("linear", "partial", "full")
 
 
@@ -81,7 +83,8 @@ class Classifier(keras.Model):
         self.l2_sp = float(l2_sp)
         self.class_names = list(class_names) if class_names is not None else None
         self.dropout = keras.layers.Dropout(dropout)
-        self.head = keras.layers.Dense(num_classes, name="head")
+        # float32 logits under mixed precision, so the softmax and loss stay in float32.
+        self.head = keras.layers.Dense(num_classes, dtype="float32", name="head")
 
         _set_trainable(encoder, mode, trainable_stages)
         feature_dim = encoder.output_shape[-1]
@@ -112,7 +115,9 @@ class Classifier(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
         if self.anchors and training:
-            loss = loss + self.l2_sp_penalty()
+            # Keras scales the data loss by 1/replicas before summing gradients over
+            # replicas; the penalty, computed whole on every replica, needs the same.
+            loss = loss + self.l2_sp_penalty() / distribute.num_replicas()
         return loss
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from kssl import distribute
 from kssl.layers.heads import ProjectionHead
 from kssl.losses import check_temperature, nt_xent_logits
 
@@ -66,7 +67,7 @@ class SimCLR(keras.Model):
         self.projection_head = projection_head or ProjectionHead(hidden_dim=feature_dim, output_dim=128, depth=2)
         self.temperature = check_temperature(temperature)
         self.probe_classes = probe_classes
-        self.probe = keras.layers.Dense(probe_classes, name="online_probe") if probe_classes else None
+        self.probe = keras.layers.Dense(probe_classes, dtype="float32", name="online_probe") if probe_classes else None
 
         if not self.projection_head.built:
             self.projection_head.build((None, feature_dim))
@@ -93,27 +94,42 @@ class SimCLR(keras.Model):
         return self.projection_head(self.encoder(images, training=training), training=training)
 
     def _forward(self, data, training):
+        """Returns the loss to differentiate, scaled for exact multi-replica training.
+
+        Each replica's loss is the sum of its anchors' losses over the number of
+        anchors in the *global* batch, so the sum of the replicas' gradients (what
+        Keras applies) is the gradient of the global mean, even for uneven splits.
+        """
         (view_1, view_2), labels = _unpack(data)
         batch = tf.shape(view_1)[0]
         features = self.encoder(tf.concat([view_1, view_2], axis=0), training=training)
         projections = self.projection_head(features, training=training)
-        logits, positives = nt_xent_logits(projections[:batch], projections[batch:], self.temperature)
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits))
-        self.accuracy_tracker.update_state(
-            tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), positives), tf.float32)
+        logits, positives = nt_xent_logits(
+            projections[:batch], projections[batch:], self.temperature, gather_distributed=True
         )
-        self.loss_tracker.update_state(loss)
-        total = loss
+        per_anchor = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits)
+        anchors = tf.cast(2 * batch, tf.float32)
+        loss = tf.reduce_sum(per_anchor) / distribute.global_sum(anchors)
+        hits = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), positives), tf.float32)
+        self.loss_tracker.update_state(tf.reduce_mean(per_anchor), sample_weight=anchors)
+        self.accuracy_tracker.update_state(tf.reduce_mean(hits), sample_weight=anchors)
         if self.probe is not None and labels is not None:
             both_labels = tf.concat([labels, labels], axis=0)
             probe_logits = tf.cast(self.probe(tf.stop_gradient(features)), tf.float32)
-            probe_loss = tf.reduce_mean(
-                keras.losses.sparse_categorical_crossentropy(both_labels, probe_logits, from_logits=True)
-            )
-            self.probe_loss_tracker.update_state(probe_loss)
+            probe_losses = keras.losses.sparse_categorical_crossentropy(both_labels, probe_logits, from_logits=True)
+            loss += tf.reduce_sum(probe_losses) / distribute.global_sum(anchors)
+            self.probe_loss_tracker.update_state(tf.reduce_mean(probe_losses), sample_weight=anchors)
             self.probe_accuracy.update_state(both_labels, probe_logits)
-            total += probe_loss
-        return total
+        return loss
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' TF trainer traces a "symbolic build" by averaging a real batch across
+        # replicas, which fails under MultiWorkerMirroredStrategy and for batches split
+        # unevenly. SimCLR is fully built in __init__ and has no compiled loss or
+        # metrics: only the optimizer's variables remain, created here in the scope.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
@@ -121,11 +137,11 @@ class SimCLR(keras.Model):
             scaled = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return distribute.step_logs(self.metrics)
 
     def test_step(self, data):
         self._forward(data, training=False)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return distribute.step_logs(self.metrics)
 
     def get_config(self):
         return {

@@ -1,14 +1,9 @@
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 import pytest
 from helpers import all_weights, digits, tiny_encoder
 
 from kssl.data.pipeline import labeled_batches
-from kssl.export import export_saved_model
 from kssl.models import Classifier, SimCLR
 from kssl.models.classifier import encoder_stages
 
@@ -101,27 +96,3 @@ def test_fit_evaluate_predict_and_keras_round_trip(tmp_path, labeled):
     assert loaded.mode == "partial" and loaded.class_names == list("0123456789")
     np.testing.assert_array_equal(loaded.predict(images, verbose=0), classifier.predict(images, verbose=0))
     assert [w.trainable for w in loaded.encoder.layers] == [w.trainable for w in classifier.encoder.layers]
-
-
-def test_saved_model_reloads_in_a_fresh_process_without_kssl(tmp_path, labeled):
-    classifier = Classifier(tiny_encoder(), num_classes=10, mode="full")
-    fit_briefly(classifier, labeled, steps=2)
-    images = labeled.images[:8].astype("float32") / 255.0
-    expected = keras.ops.softmax(classifier.predict(images, verbose=0)).numpy()
-    path = export_saved_model(classifier, tmp_path / "serving" / "1")
-    np.save(tmp_path / "images.npy", images)
-    script = textwrap.dedent(
-        f"""
-        import sys, numpy as np, tensorflow as tf
-        model = tf.saved_model.load({str(path)!r})
-        out = model.signatures["serving_default"](images=tf.constant(np.load({str(tmp_path / "images.npy")!r})))
-        np.save({str(tmp_path / "out.npy")!r}, out["probabilities"].numpy())
-        print("kssl" in sys.modules)
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "False"
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-5, atol=1e-6)
-    with pytest.raises(FileExistsError, match="already exists"):
-        export_saved_model(classifier, path)

@@ -1,0 +1,120 @@
+"""The one place in kssl that talks to `tf.distribute` replica contexts.
+
+Contrastive losses need every replica's embeddings (all 2B-2 negatives of the global
+batch), and losses must be scaled so that the gradients Keras sums over replicas equal
+the single-device gradient of the global batch. Everything else in kssl calls these
+helpers and stays strategy-agnostic; outside a multi-replica context each is the identity.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def _replica_context():
+    """The replica context when training on more than one replica, else None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def num_replicas() -> int:
+    context = _replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+def all_gather(value):
+    """Concatenates `value` from every replica along axis 0, in replica order.
+
+    Per-replica sizes may differ. The gradient flows back to each replica's own slice
+    (summed over the replicas' losses), so the gathered tensor can be used in a loss.
+    """
+    context = _replica_context()
+    return value if context is None else context.all_gather(value, axis=0)
+
+
+def global_sum(value):
+    """Sum of `value` over replicas (no gradient is needed through it)."""
+    context = _replica_context()
+    return value if context is None else context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def local_offset(local_size):
+    """Index of this replica's first row in the `all_gather` of a tensor with `local_size` rows."""
+    context = _replica_context()
+    if context is None:
+        return tf.constant(0, tf.int32)
+    sizes = context.all_gather(tf.reshape(tf.cast(local_size, tf.int32), [1]), axis=0)
+    replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+    return tf.reduce_sum(sizes[:replica])
+
+
+def strategy_from_name(name: str | None):
+    """`"default"`, `"mirrored"`, `"multiworker"` (from `TF_CONFIG`) or `"tpu"` -> a strategy.
+
+    Example:
+    >>> strategy_from_name("default").num_replicas_in_sync
+    1
+    """
+    if name in (None, "default"):
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"strategy must be default, mirrored, multiworker or tpu. Received: {name!r}")
+
+
+def step_logs(metrics) -> dict:
+    """`{name: result}` for a custom `train_step`/`test_step` to return.
+
+    Under MultiWorkerMirroredStrategy, Keras reduces step outputs with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars; the metric results
+    are already global, so a `(1,)` shape makes that reduction a no-op average.
+    """
+    logs = {metric.name: metric.result() for metric in metrics}
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+    return logs
+
+
+def distribute_batches(strategy, make_dataset):
+    """A dataset of global batches, split exactly as one device would see them.
+
+    `make_dataset()` must yield the same sequence of global batches on every worker (kssl's
+    seeded pipelines do). Under MultiWorkerMirroredStrategy, tf.data's auto-sharding
+    interleaves elements across workers, so a "global batch" of one step would mix
+    different batches; here every replica instead takes its contiguous slice of each
+    global batch, in replica order, which is what one device computes. Other strategies
+    split batches that way already, and get the dataset back unchanged for Keras to
+    distribute.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return make_dataset()
+
+    def per_worker(context):
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+        total = context.num_replicas_in_sync
+
+        def replica_slices(*batch):
+            def take(j):
+                def cut(t):
+                    size = tf.shape(t, out_type=tf.int64)[0]
+                    return t[(first + j) * size // total : (first + j + 1) * size // total]
+
+                return tf.nest.map_structure(cut, batch if len(batch) > 1 else batch[0])
+
+            return tf.data.Dataset.range(local).map(take)
+
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return make_dataset().flat_map(replica_slices).with_options(options)
+
+    return strategy.distribute_datasets_from_function(per_worker)

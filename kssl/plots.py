@@ -1,0 +1,114 @@
+"""PNG plots of a run: training curves, label efficiency, and a 2-D map of embeddings.
+
+Every function writes its PNG atomically and returns the path. matplotlib runs with the
+non-interactive Agg backend, so plotting works on machines with no display.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+
+def _figure(*args, **kwargs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def _save(figure, path) -> pathlib.Path:
+    import matplotlib.pyplot as plt
+
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        figure.tight_layout()
+        figure.savefig(tmp, dpi=110, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def plot_training_curves(curves: dict[str, tuple[list, dict]], path, title: str = "Training curves"):
+    """One panel per metric; `curves` maps a run name to `(steps, {metric: values})`.
+
+    Example:
+    >>> import tempfile, os
+    >>> p = plot_training_curves({"pretraining": ([1, 2, 3], {"loss": [3.0, 2.0, 1.5]})},
+    ...                          os.path.join(tempfile.mkdtemp(), "curves.png"))
+    >>> p.name
+    'curves.png'
+    """
+    metrics = sorted({m for _, logs in curves.values() for m in logs})
+    figure, axes = _figure(1, max(1, len(metrics)), figsize=(4.2 * max(1, len(metrics)), 3.2), squeeze=False)
+    for axis, metric in zip(axes[0], metrics):
+        for name, (steps, logs) in curves.items():
+            if metric in logs:
+                axis.plot(steps[: len(logs[metric])], logs[metric], label=name)
+        axis.set_xlabel("training step")
+        axis.set_title(metric.replace("_", " "))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(title)
+    return _save(figure, path)
+
+
+def plot_label_efficiency(label_counts, pretrained, scratch, path, linear=None):
+    """Test accuracy against the number of labeled images: fine-tuned from the pretrained
+    encoder vs. trained from scratch (and, optionally, the linear probe)."""
+    figure, axis = _figure(figsize=(5, 3.4))
+    axis.plot(label_counts, pretrained, "o-", label="fine-tuned from SimCLR", color="#1f77b4")
+    axis.plot(label_counts, scratch, "s--", label="from scratch", color="#d62728")
+    if linear is not None:
+        axis.plot(label_counts, linear, "^:", label="linear probe (frozen)", color="#777777")
+    axis.set_xscale("log")
+    axis.set_xlabel("labeled images")
+    axis.set_ylabel("test accuracy")
+    axis.set_ylim(0, 1)
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8)
+    axis.set_title("Does pretraining pay off?")
+    return _save(figure, path)
+
+
+def plot_embedding_map(features, labels, class_names, path, max_points: int = 2000, seed: int = 0):
+    """A 2-D t-SNE map of (L2-normalised) features, coloured by class."""
+    from sklearn.manifold import TSNE
+
+    features = np.asarray(features, np.float32)
+    labels = np.asarray(labels)
+    if len(features) > max_points:
+        keep = np.random.default_rng(seed).choice(len(features), max_points, replace=False)
+        features, labels = features[keep], labels[keep]
+    features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
+    points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+    figure, axis = _figure(figsize=(5.5, 4.5))
+    colours = _colours(len(class_names))
+    for label, name in enumerate(class_names):
+        mask = labels == label
+        axis.scatter(points[mask, 0], points[mask, 1], s=6, color=colours[label], label=name)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    axis.set_title("Test embeddings (t-SNE), coloured by class")
+    if len(class_names) <= 20:
+        axis.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
+    return _save(figure, path)
+
+
+def _colours(count):
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if count <= 10 else "tab20" if count <= 20 else "viridis"]
+    return [cmap(i if count <= 20 else i / max(1, count - 1)) for i in range(count)]

@@ -1,0 +1,109 @@
+"""Exact data parallelism: one step on 2 replicas equals one step on 1 device, same global batch."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import digits, tiny_encoder
+
+from kssl.data.pipeline import labeled_batches, view_pairs
+from kssl.losses import nt_xent, nt_xent_logits
+from kssl.models import Classifier, SimCLR
+
+# One strategy object per process: collective-op keys are allocated per strategy, and
+# a second MirroredStrategy over the same devices collides with the first one's keys.
+_MIRRORED = []
+
+
+def two_replicas():
+    if not _MIRRORED:
+        _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    return _MIRRORED[0]
+
+
+def one_device():
+    return tf.distribute.OneDeviceStrategy("/cpu:0")
+
+
+def weights(model):
+    # Keyed by position and path without the model-level prefix, which Keras numbers
+    # differently for the second model built in a process.
+    return {f"{i}:{v.path.split('/', 1)[-1]}": np.array(v.numpy()) for i, v in enumerate(model.weights)}
+
+
+def assert_same_weights(a, b, rtol=1e-5, atol=1e-6):
+    assert a.keys() == b.keys()
+    for path in a:
+        np.testing.assert_allclose(a[path], b[path], rtol=rtol, atol=atol, err_msg=path)
+
+
+@pytest.fixture(scope="module")
+def views():
+    return next(iter(view_pairs(digits(), batch_size=64, seed=0)))
+
+
+def simclr_step(strategy, views, batch):
+    v1, v2 = (v[:batch] for v in views)
+    with strategy.scope():
+        keras.utils.set_random_seed(7)
+        model = SimCLR(tiny_encoder(), temperature=0.3, probe_classes=None)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    history = model.fit(tf.data.Dataset.from_tensors((v1, v2)), epochs=1, verbose=0, shuffle=False)
+    return history.history, weights(model)
+
+
+@pytest.mark.parametrize("batch", [16, 15])  # 15 splits unevenly, 8 + 7
+def test_simclr_step_on_two_replicas_equals_one_device(views, batch):
+    single_logs, single = simclr_step(one_device(), views, batch)
+    mirrored_logs, mirrored = simclr_step(two_replicas(), views, batch)
+    assert mirrored_logs["loss"][0] == pytest.approx(single_logs["loss"][0], rel=1e-5)
+    assert mirrored_logs["contrastive_accuracy"][0] == pytest.approx(single_logs["contrastive_accuracy"][0], abs=1e-6)
+    assert any("moving_variance" in path for path in single)
+    assert_same_weights(mirrored, single)
+
+
+def test_gathered_loss_equals_nt_xent_on_the_global_batch(rng):
+    z1 = rng.normal(size=(10, 6)).astype("float32")
+    z2 = rng.normal(size=(10, 6)).astype("float32")
+    strategy = two_replicas()
+    per_replica = strategy.experimental_distribute_values_from_function(
+        lambda ctx: (z1[ctx.replica_id_in_sync_group * 5 :][:5], z2[ctx.replica_id_in_sync_group * 5 :][:5])
+    )
+
+    @tf.function
+    def local_sum(a, b):
+        logits, positives = nt_xent_logits(a, b, 0.2, gather_distributed=True)
+        return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits))
+
+    sums = strategy.experimental_local_results(strategy.run(local_sum, args=per_replica))
+    assert float(sum(sums)) / 20 == pytest.approx(float(nt_xent(z1, z2, 0.2)), rel=1e-5)
+
+
+@pytest.mark.parametrize("l2_sp", [0.0, 0.1])
+def test_classifier_step_on_two_replicas_equals_one_device(l2_sp):
+    images = digits().subset(range(32))
+    batch = next(iter(labeled_batches(images, 32)))
+
+    def step(strategy):
+        with strategy.scope():
+            keras.utils.set_random_seed(3)
+            classifier = Classifier(tiny_encoder(), num_classes=10, mode="full", l2_sp=l2_sp)
+            classifier.compile(optimizer=keras.optimizers.SGD(0.5))
+        # Make the penalty non-zero in the step: move the weights off their anchors.
+        for weight in classifier.encoder.trainable_weights:
+            weight.assign(weight * 1.1)
+        history = classifier.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0, shuffle=False)
+        return history.history["loss"][0], weights(classifier)
+
+    single_loss, single = step(one_device())
+    mirrored_loss, mirrored = step(two_replicas())
+    assert mirrored_loss == pytest.approx(single_loss, rel=1e-5)
+    assert_same_weights(mirrored, single)
+
+
+def test_classifier_batches_that_do_not_split_evenly_are_refused_clearly():
+    # Keras' standard train step averages per-replica means: exact only for even splits.
+    from kssl.training import finetune
+
+    with pytest.raises(ValueError, match="divisible by the 2 replicas"):
+        finetune(tiny_encoder(), digits().subset(range(40)), epochs=1, batch_size=15, strategy=two_replicas())

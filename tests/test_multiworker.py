@@ -1,0 +1,72 @@
+"""Two MultiWorkerMirroredStrategy workers on 127.0.0.1 train to the weights of one process."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import keras, numpy as np, tensorflow as tf
+    from kssl.data.sources import load_digits
+    from kssl.distribute import strategy_from_name
+    from kssl.encoders import resnet
+    from kssl.training import pretrain
+
+    strategy_name, out = sys.argv[1], sys.argv[2]
+    strategy = strategy_from_name(strategy_name)  # "multiworker" reads TF_CONFIG
+    keras.utils.set_random_seed(0)
+    images = load_digits(image_size=8).subset(range(128))
+    with strategy.scope():  # build in the scope, as users should: no copy is needed then
+        encoder = resnet(18, width=0.125, image_size=8)
+    model, _ = pretrain(images, encoder, epochs=0.5, batch_size=32, strategy=strategy, verbose=0)  # 2 steps
+    np.savez(out, *[np.asarray(w.numpy()) for w in model.weights])
+    """
+)
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_loopback_match_a_single_process(tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = []
+    for index in range(2):
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+        )
+        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", SCRIPT, "multiworker", str(tmp_path / f"worker{index}.npz")],
+                env=env,
+                stderr=subprocess.PIPE,
+            )  # fmt: skip
+        )
+    single = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, "default", str(tmp_path / "single.npz")], stderr=subprocess.PIPE
+    )
+    for process in [*processes, single]:
+        try:
+            _, err = process.communicate(timeout=400)
+        finally:
+            process.kill()
+        assert process.returncode == 0, err.decode()[-3000:]
+    worker0, worker1, reference = (np.load(tmp_path / f"{n}.npz") for n in ("worker0", "worker1", "single"))
+    assert len(reference.files) > 50
+    for name in reference.files:
+        np.testing.assert_array_equal(worker0[name], worker1[name], err_msg=name)
+        np.testing.assert_allclose(worker0[name], reference[name], rtol=1e-5, atol=1e-5, err_msg=name)
