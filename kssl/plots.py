@@ -6,11 +6,11 @@ non-interactive Agg backend, so plotting works on machines with no display.
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 
 import numpy as np
+
+from kssl.atomic import atomic_file
 
 
 def _figure(*args, **kwargs):
@@ -25,19 +25,13 @@ def _figure(*args, **kwargs):
 def _save(figure, path) -> pathlib.Path:
     import matplotlib.pyplot as plt
 
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(handle)
     try:
         figure.tight_layout()
-        figure.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
+        with atomic_file(path, suffix=".png") as tmp:
+            figure.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(figure)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return pathlib.Path(path)
 
 
 def plot_training_curves(curves: dict[str, tuple[list, dict]], path, title: str = "Training curves"):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 
 import numpy as np
+
+from kssl.atomic import atomic_file
 
 
 def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 0, scale: int = 4):
@@ -59,14 +59,6 @@ def _to_uint8(view):
 
 def write_png_atomically(image, path) -> pathlib.Path:
     """Saves a PIL image to `path` through a temporary file in the same folder."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_file(path, suffix=".png") as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return pathlib.Path(path)
