@@ -28,6 +28,9 @@ def atomic_file(path, suffix: str = ""):
     os.close(handle)
     try:
         yield pathlib.Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; give them normal permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

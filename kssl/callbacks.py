@@ -6,6 +6,7 @@ import math
 import time
 
 import keras
+import numpy as np
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -80,23 +81,34 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class StepHistory(keras.callbacks.Callback):
-    """Records the logs of every `every`-th training batch, for curves within one long epoch.
+    """Per-interval metric values within one long epoch, for training curves.
 
-    `fit` over one long epoch leaves one entry per metric in `History`; this keeps
-    `steps` and `logs` (metric name -> list of values) at batch resolution.
+    Keras reports running means since the epoch began, so over one long epoch its logs
+    flatten out and hide late progress. Every `every` steps this records the mean over
+    just those steps, recovered exactly from consecutive running means
+    (`(m_t * t - m_s * s) / (t - s)`): `steps` and `logs` (metric name -> values).
     """
 
-    def __init__(self, every: int = 1):
+    def __init__(self, every: int = 5):
         super().__init__()
         self.every = max(1, int(every))
         self.steps: list[int] = []
         self.logs: dict[str, list[float]] = {}
         self._step = 0
+        self._previous = (0, {})
+
+    def on_train_begin(self, logs=None):
+        self._step = 0
+        self._previous = (0, {})
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
-        if self._step % self.every and self._step != 1:
+        if self._step % self.every:
             return
+        running = {name: float(np.ravel(value)[0]) for name, value in (logs or {}).items()}
+        last_step, last = self._previous
+        for name, mean in running.items():
+            total = mean * self._step - last.get(name, 0.0) * last_step
+            self.logs.setdefault(name, []).append(total / (self._step - last_step))
         self.steps.append(self._step)
-        for name, value in (logs or {}).items():
-            self.logs.setdefault(name, []).append(float(value))
+        self._previous = (self._step, running)

@@ -390,8 +390,9 @@ def results_table(metrics: dict, out) -> str:
     """The short table `kssl run` prints at the end."""
     lines = [
         f"\nTest accuracy on {metrics['test_images']} images of {metrics['data']}:",
-        f"  kNN on frozen features          {metrics['knn_accuracy']:6.1%}",
-        f"  linear probe on frozen features {metrics['linear_probe_accuracy']:6.1%}",
+        f"  frozen features, all {metrics['train_images']} train labels:",
+        f"    kNN (k=200)                   {metrics['knn_accuracy']:6.1%}",
+        f"    linear probe                  {metrics['linear_probe_accuracy']:6.1%}",
         "  labels   fine-tuned (pretrained)   from scratch   gain",
     ]
     for row in metrics["label_budgets"]:

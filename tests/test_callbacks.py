@@ -25,3 +25,15 @@ def test_schedule_shape():
     assert budget.learning_rate_at(1.0) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="minutes"):
         TimeBudget(0)
+
+
+def test_step_history_recovers_per_interval_means_from_running_means():
+    from kssl.callbacks import StepHistory
+
+    history = StepHistory(every=2)
+    history.on_train_begin()
+    values = [4.0, 2.0, 3.0, 1.0, 0.0, 2.0]
+    for step, _ in enumerate(values, start=1):
+        history.on_train_batch_end(step - 1, {"loss": np.mean(values[:step])})  # Keras' running mean
+    assert history.steps == [2, 4, 6]
+    np.testing.assert_allclose(history.logs["loss"], [3.0, 2.0, 1.0])
