@@ -1,10 +1,9 @@
 """tf.data pipelines over an in-memory `ImageSet`.
 
 Both builders shuffle *indices* and gather whole batches from the decoded image array,
-instead of shuffling decoded images one by one: a `shuffle` buffer of images has to be
-refilled (tens of thousands of elements) every time an iterator starts, which is one
-cause of the idle seconds at the start of each `model.fit` epoch. Shuffling int64
-indices costs nothing by comparison.
+instead of passing decoded images one by one through a `shuffle` buffer: that buffer
+would hold up to the whole dataset and be refilled whenever an iterator starts, and
+per-element work costs far more than one `tf.gather` per batch.
 """
 
 from __future__ import annotations
@@ -55,7 +54,7 @@ def view_pairs(
         seed: shuffling and augmentation seed.
         with_labels: yield `((views_1, views_2), labels)` for SimCLR's online probe.
         repeat: repeat forever (use `steps_per_epoch` in `fit`; one long epoch avoids
-            the per-epoch start-up cost, see the module docstring).
+            the cost of epoch boundaries, see `kssl.training`).
         shuffle: reshuffle every pass.
         start_step: skip this many batches (cheaply: before any image is touched), to
             resume an interrupted run on exactly the batches it had not seen.
