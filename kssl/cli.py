@@ -97,6 +97,12 @@ def _performance_options(parser):
 def _output_options(parser, default="saved_models/<run-name>"):
     parser.add_argument("--out", default=None, help=f"output folder (default {default})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=_positive(int),
+        default=100,
+        help="checkpoint training every this many steps; the same command resumes a killed run (default 100)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -67,10 +67,12 @@ def plot_label_efficiency(label_counts, pretrained, scratch, path, linear=None):
     if linear is not None:
         axis.plot(label_counts, linear, "^:", label="linear probe (frozen)", color="#777777")
     axis.set_xscale("log")
+    axis.minorticks_off()
+    axis.set_xticks(list(label_counts), [str(count) for count in label_counts])
     axis.set_xlabel("labeled images")
     axis.set_ylabel("test accuracy")
     axis.set_ylim(0, 1)
-    axis.grid(alpha=0.3, which="both")
+    axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     axis.set_title("Does pretraining pay off?")
     return _save(figure, path)

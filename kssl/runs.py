@@ -41,6 +41,7 @@ class RunConfig:
     strategy: str = "default"
     precision: str | None = None
     jit_compile: bool | None = None
+    checkpoint_every: int = 100
 
     def resolved(self) -> RunConfig:
         """Fills dataset-dependent defaults: digits are 8x8, so 16 px loses nothing."""
@@ -165,6 +166,7 @@ def _pretrain_into(folder, config, train, verbose):
         strategy=strategy,
         jit_compile=config.jit_compile,
         checkpoint_dir=folder / "checkpoints" / "pretrain",
+        checkpoint_every=config.checkpoint_every,
         callbacks=[curve],
         verbose=verbose,
     )
@@ -216,6 +218,7 @@ def _finetune_into(folder, config, encoder, subsets, test, verbose):
                 strategy=_strategy(config),
                 jit_compile=config.jit_compile,
                 checkpoint_dir=folder / "checkpoints" / f"finetune-{name}-{len(labeled)}",
+                checkpoint_every=config.checkpoint_every,
                 callbacks=[curve],
                 verbose=verbose,
             )

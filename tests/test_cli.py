@@ -90,3 +90,38 @@ def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys
     assert main(["export", "--model", str(finetuned), "--out", str(serving), "--version", "3"]) == 2
     assert main(["finetune", "--pretrained", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
     assert "No encoder at" in capsys.readouterr().err
+
+
+def test_killed_cli_run_resumes_with_the_same_command(tmp_path):
+    import os
+    import signal
+    import time
+
+    import numpy as np
+
+    env = dict(os.environ, TF_DETERMINISTIC_OPS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    args = ["pretrain", "--image-size", "8", "--width", "0.125", "--epochs", "10", "--batch-size", "64",
+            "--checkpoint-every", "5"]  # fmt: skip
+
+    def command(out):
+        return [sys.executable, "-m", "kssl", *args, "--out", str(out)]
+
+    subprocess.run(command(tmp_path / "reference"), env=env, check=True, capture_output=True, timeout=600)
+    victim = subprocess.Popen(command(tmp_path / "run"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / ".run.partial" / "checkpoints" / "pretrain" / "checkpoint"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL and not (tmp_path / "run").exists()
+    resumed = subprocess.run(command(tmp_path / "run"), env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming the interrupted run" in resumed.stdout
+    assert not (tmp_path / ".run.partial").exists()
+    import keras
+
+    expected = keras.saving.load_model(tmp_path / "reference" / "encoder.keras").get_weights()
+    actual = keras.saving.load_model(tmp_path / "run" / "encoder.keras").get_weights()
+    for a, b in zip(actual, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
