@@ -132,14 +132,6 @@ def _write_json(path, payload):
     pathlib.Path(path).write_text(json.dumps(payload, indent=2, default=str))
 
 
-def _copy_encoder(encoder):
-    import keras
-
-    copy = keras.models.clone_model(encoder)
-    copy.set_weights(encoder.get_weights())
-    return copy
-
-
 def _pretrain_into(folder, config, train, verbose):
     from kssl.callbacks import StepHistory
     from kssl.data.augment import ViewAugmentation
@@ -198,14 +190,14 @@ def _finetune_into(folder, config, encoder, subsets, test, verbose):
     from kssl.data.pipeline import labeled_batches
     from kssl.encoders import build_encoder
     from kssl.plots import plot_label_efficiency, plot_training_curves
-    from kssl.training import finetune
+    from kssl.training import copy_model, finetune
 
     test_batches = labeled_batches(test, 256)
     rows, curves, kept = [], {}, None
     for labeled in subsets:
         row = {"labeled_images": len(labeled), "per_class": labeled.class_counts()}
         starts = {
-            "pretrained": _copy_encoder(encoder),
+            "pretrained": copy_model(encoder),
             "scratch": build_encoder(config.encoder, encoder.input_shape[1], config.width),
         }
         for name, start in starts.items():

@@ -43,6 +43,13 @@ def _check_split(batch_size, strategy):
         )
 
 
+def copy_model(model):
+    """A new model with the same architecture and weights (variables created in the current scope)."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def _in_scope(encoder, strategy):
     """`encoder` itself if it was built under `strategy`, else a copy built in its scope.
 
@@ -51,9 +58,7 @@ def _in_scope(encoder, strategy):
     if encoder.distribute_strategy is strategy:
         return encoder
     with strategy.scope():
-        copy = keras.models.clone_model(encoder)
-        copy.set_weights(encoder.get_weights())
-    return copy
+        return copy_model(encoder)
 
 
 def _fit(model, data, total_steps, checkpoint_dir, every_steps, callbacks, verbose, budget=None, **fit_kwargs):
