@@ -4,21 +4,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import digits, tiny_encoder
+from helpers import digits, tiny_encoder, two_replicas
 
 from kssl.data.pipeline import labeled_batches, view_pairs
 from kssl.losses import nt_xent, nt_xent_logits
 from kssl.models import Classifier, SimCLR
-
-# One strategy object per process: collective-op keys are allocated per strategy, and
-# a second MirroredStrategy over the same devices collides with the first one's keys.
-_MIRRORED = []
-
-
-def two_replicas():
-    if not _MIRRORED:
-        _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    return _MIRRORED[0]
 
 
 def one_device():

@@ -1,5 +1,6 @@
 """Layers used on top of encoders."""
 
+from kssl.layers.batch_norm import FusedBatchNormalization
 from kssl.layers.heads import ProjectionHead
 
-__all__ = ["ProjectionHead"]
+__all__ = ["FusedBatchNormalization", "ProjectionHead"]
