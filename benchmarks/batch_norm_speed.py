@@ -5,7 +5,7 @@ Builds the same ResNet three times, differing only in the batch-norm layer: Kera
 `synchronized=False`, and kssl's `FusedBatchNormalization`. Timings alternate in rounds
 in one process, so the machine's drift affects all three alike; read the ratios.
 
-    python benchmarks/batch_norm_speed.py [--image-size 24] [--batch-size 512] [--rounds 6]
+    python benchmarks/batch_norm_speed.py [--image-size 24] [--batch-size 512] [--rounds 6] [--precision mixed_bfloat16]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import kssl` does; see kssl.cpu
 
 
 def main(argv=None):
@@ -25,10 +26,13 @@ def main(argv=None):
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=5, help="steps per timing")
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
     args = parser.parse_args(argv)
 
     import keras
     import tensorflow as tf
+
+    keras.mixed_precision.set_global_policy(args.precision)
 
     from kssl.encoders import resnet
     from kssl.layers import FusedBatchNormalization
@@ -60,7 +64,7 @@ def main(argv=None):
         @tf.function
         def step(x, encoder=encoder, optimizer=optimizer):
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(encoder(x, training=True) ** 2)
+                loss = tf.reduce_mean(tf.cast(encoder(x, training=True), tf.float32) ** 2)
             optimizer.apply(tape.gradient(loss, encoder.trainable_variables), encoder.trainable_variables)
 
         step(views)  # trace and warm up

@@ -24,8 +24,20 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import kssl` does; see kssl.cpu
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (speeds differ several-fold between this project's machines)."""
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def parse_args(argv=None):
@@ -49,6 +61,7 @@ def parse_args(argv=None):
     parser.add_argument("--no-random-baseline", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--save-encoder", default=None, help="save the pretrained encoder (32 px input) as .keras here")
     return parser.parse_args(argv)
 
 
@@ -102,6 +115,7 @@ def main(argv=None):
     import tensorflow as tf
 
     from kssl.callbacks import TimeBudget
+    from kssl.cpu import onednn_enabled
     from kssl.data.augment import ViewAugmentation
     from kssl.data.pipeline import view_pairs
     from kssl.data.sources import from_folder
@@ -179,13 +193,19 @@ def main(argv=None):
     # Evaluate at the stored image size; the encoder is fully convolutional.
     eval_encoder = resnet(args.depth, width=args.width, image_size=32, stem="cifar")
     eval_encoder.set_weights(encoder.get_weights())
+    if args.save_encoder:
+        from kssl.atomic import atomic_file
+
+        with atomic_file(args.save_encoder, suffix=".keras") as temporary:
+            eval_encoder.save(temporary)
     start = time.perf_counter()
     pretrained = evaluate_encoder(eval_encoder, train, test, linear=not args.no_linear)
     eval_seconds = time.perf_counter() - start
     print(f"pretrained: {pretrained} ({eval_seconds:.0f}s)", flush=True)
     results = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, Keras {keras.__version__}",
+        "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, TF {tf.__version__}, Keras {keras.__version__}",
+        "onednn": onednn_enabled(),
         "args": vars(args),
         "steps": steps,
         "epochs": steps / steps_per_epoch,

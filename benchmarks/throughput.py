@@ -1,7 +1,8 @@
 """Pretraining throughput (views/s) on this machine: float32 vs bfloat16, XLA on vs off,
-1 vs 2 logical replicas. Each configuration runs in its own process (the dtype policy
-and logical devices are process-wide); configurations alternate in rounds, so the
-machine's slow drift affects them alike and the ratios are what to read.
+1 vs 2 logical replicas, TensorFlow's oneDNN kernels on (kssl's default) vs off. Each
+configuration runs in its own process (the dtype policy, logical devices and oneDNN are
+process-wide); configurations alternate in rounds, so the machine's slow drift affects
+them alike and the ratios are what to read.
 
     python benchmarks/throughput.py [--rounds 2] [--steps 15] [--batch-size 256] [--image-size 32]
 """
@@ -21,6 +22,7 @@ CONFIGS = {
     "mixed_bfloat16": dict(precision="mixed_bfloat16", jit=False, replicas=1),
     "float32 + XLA": dict(precision="float32", jit=True, replicas=1),
     "float32, 2 logical replicas": dict(precision="float32", jit=False, replicas=2),
+    "float32, oneDNN off": dict(precision="float32", jit=False, replicas=1, onednn="0"),
 }
 
 WORKER = """
@@ -62,8 +64,9 @@ def main():
     for round_index in range(args.rounds):
         for name, config in CONFIGS.items():
             config = dict(config, steps=args.steps, batch_size=args.batch_size, image_size=args.image_size)
+            env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=config.pop("onednn", "1"))
             output = subprocess.run(
-                [sys.executable, "-c", WORKER, json.dumps(config)], capture_output=True, text=True, check=True
+                [sys.executable, "-c", WORKER, json.dumps(config)], capture_output=True, text=True, check=True, env=env
             ).stdout
             value = json.loads(output.strip().splitlines()[-1])["views_per_second"]
             results[name].append(value)

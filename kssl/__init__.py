@@ -2,7 +2,8 @@
 to small labeled image sets.
 
 Public names are imported lazily, so `import kssl` (and `kssl --help`) does not pay
-for importing TensorFlow until a model or dataset is actually used.
+for importing TensorFlow until a model or dataset is actually used. Imported before
+TensorFlow, kssl turns on TensorFlow's oneDNN CPU kernels (see `kssl.cpu`).
 
 Example:
     >>> import kssl
@@ -13,6 +14,10 @@ Example:
 from __future__ import annotations
 
 import importlib
+
+from kssl.cpu import prefer_onednn
+
+prefer_onednn()
 
 __version__ = "0.1.0"
 

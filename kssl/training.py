@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from kssl.callbacks import TimeBudget
 from kssl.checkpointing import StepCheckpoint
+from kssl.cpu import warn_if_onednn_off
 from kssl.data.augment import ViewAugmentation
 from kssl.data.pipeline import labeled_batches, view_pairs
 from kssl.data.sources import ImageSet
@@ -137,6 +138,7 @@ def pretrain(
         `(model, history)`: the trained `SimCLR` model and Keras' `History` (None when
         a resumed run had nothing left to do).
     """
+    warn_if_onednn_off()
     strategy = strategy or tf.distribute.get_strategy()
     size = encoder.input_shape[1]
     augmentation = augmentation or ViewAugmentation(size)
@@ -196,6 +198,7 @@ def finetune(
     Returns:
         `(classifier, history)`.
     """
+    warn_if_onednn_off()
     strategy = strategy or tf.distribute.get_strategy()
     _check_split(batch_size, strategy)
     batch_size = min(batch_size, len(labeled_set) - len(labeled_set) % strategy.num_replicas_in_sync)

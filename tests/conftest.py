@@ -8,6 +8,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
+from kssl.cpu import prefer_onednn  # noqa: E402
+
+prefer_onednn()  # what `import kssl` before TensorFlow does for users
+
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

@@ -1,0 +1,69 @@
+"""TensorFlow's oneDNN CPU kernels, which kssl turns on where TensorFlow leaves them off.
+
+TensorFlow enables its oneDNN kernels by default only on x86 CPUs with AVX512-VNNI,
+AVX512-BF16 or AMX. Elsewhere (an AVX2-only AMD EPYC, for one) it falls back to slower
+Eigen kernels: on such a 2-core machine a quarter-width ResNet-18 training step ran
+2.1-2.6x faster with `TF_ENABLE_ONEDNN_OPTS=1` (BENCHMARKS.md, `benchmarks/throughput.py`).
+TensorFlow reads the variable once, when it is first imported, so:
+
+- `import kssl` before `import tensorflow` (or `keras`) sets `TF_ENABLE_ONEDNN_OPTS=1`
+  unless you have set it yourself; the `kssl` command and kssl's benchmarks do this;
+- `kssl.pretrain` and `kssl.finetune` warn once when they find the kernels off on a
+  machine without a GPU, and say how to turn them on.
+
+oneDNN changes the order of floating-point operations, so results differ from Eigen's in
+the last bits. Set `TF_ENABLE_ONEDNN_OPTS=0` to keep TensorFlow's own default.
+
+Example:
+>>> import kssl.cpu
+>>> kssl.cpu.onednn_enabled() in (True, False, None)
+True
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+
+_warned = False
+
+
+def prefer_onednn() -> None:
+    """Sets `TF_ENABLE_ONEDNN_OPTS=1` if TensorFlow is not imported yet and the user has not chosen."""
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault(ONEDNN_VARIABLE, "1")
+
+
+def onednn_enabled() -> bool | None:
+    """Whether this TensorFlow process runs oneDNN kernels (None if TensorFlow cannot tell)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own check
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def warn_if_onednn_off() -> bool:
+    """Warns once if a CPU-only process runs without oneDNN that the user did not turn off.
+
+    Returns whether it warned.
+    """
+    global _warned
+    if _warned or os.environ.get(ONEDNN_VARIABLE) == "0" or onednn_enabled() is not False:
+        return False
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return False
+    _warned = True
+    warnings.warn(
+        "TensorFlow's oneDNN CPU kernels are off in this process (TensorFlow turns them on by "
+        "default only on CPUs with AVX512-VNNI, AVX512-BF16 or AMX); training on this CPU may run "
+        "about 2x slower. To turn them on, restart and `import kssl` before tensorflow/keras, or set "
+        f"{ONEDNN_VARIABLE}=1 in the environment. Set it to 0 to silence this warning.",
+        stacklevel=3,
+    )
+    return True
