@@ -1,9 +1,10 @@
 """kssl: self-supervised (SimCLR) pretraining of image encoders with Keras 3, and transfer
 to small labeled image sets.
 
-Public names are imported lazily, so `import kssl` (and `kssl --help`) does not pay
-for importing TensorFlow until a model or dataset is actually used. Imported before
-TensorFlow, kssl turns on TensorFlow's oneDNN CPU kernels (see `kssl.cpu`).
+`import kssl` registers kssl's Keras classes (layers and models), so
+`keras.saving.load_model` loads kssl's `.keras` files right after it; other public names
+are imported when first used. Imported before TensorFlow, kssl turns on TensorFlow's
+oneDNN CPU kernels (see `kssl.cpu`).
 
 Example:
     >>> import kssl
@@ -18,6 +19,13 @@ import importlib
 from kssl.cpu import prefer_onednn
 
 prefer_onednn()
+
+# Registers the Keras serializables: Keras imports only its own packages when it meets an
+# unknown class in a .keras file, so kssl's must be imported before loading one. This
+# costs a TensorFlow import, also for `kssl --help` (the price of a plain `import kssl`
+# then `keras.saving.load_model(...)` working).
+import kssl.layers  # noqa: E402, F401
+import kssl.models  # noqa: E402, F401
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,6 @@
-"""The `kssl` command: thin over `kssl.runs`. TensorFlow is imported only when work starts,
-so `kssl --help` answers at once."""
+"""The `kssl` command: thin over `kssl.runs`. `kssl.runs` (data, training, plots) is
+imported only when a command runs; TensorFlow itself comes with `import kssl`, which
+registers kssl's Keras classes."""
 
 from __future__ import annotations
 

@@ -6,6 +6,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist (pyproject's `-n 2`), each worker (and the processes it starts)
+    # computes on one thread: two workers then fill two cores without oversubscribing them.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 from kssl.cpu import prefer_onednn  # noqa: E402
