@@ -5,6 +5,7 @@ process-wide); configurations alternate in rounds, so the machine's slow drift a
 them alike and the ratios are what to read.
 
     python benchmarks/throughput.py [--rounds 2] [--steps 15] [--batch-size 256] [--image-size 32]
+    python benchmarks/throughput.py --only "float32" "float32, oneDNN off"   # a subset
 """
 
 from __future__ import annotations
@@ -59,10 +60,14 @@ def main():
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--only", nargs="+", choices=list(CONFIGS), default=list(CONFIGS), help="configurations to run")
     args = parser.parse_args()
-    results = {name: [] for name in CONFIGS}
+    if "float32" not in args.only:
+        parser.error('--only must include "float32", the baseline of the ratios')
+    results = {name: [] for name in args.only}
     for round_index in range(args.rounds):
-        for name, config in CONFIGS.items():
+        for name in args.only:
+            config = CONFIGS[name]
             config = dict(config, steps=args.steps, batch_size=args.batch_size, image_size=args.image_size)
             env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=config.pop("onednn", "1"))
             output = subprocess.run(

@@ -2,8 +2,8 @@
 
 TensorFlow enables its oneDNN kernels by default only on x86 CPUs with AVX512-VNNI,
 AVX512-BF16 or AMX. Elsewhere (an AVX2-only AMD EPYC, for one) it falls back to slower
-Eigen kernels: on such a 2-core machine a quarter-width ResNet-18 training step ran
-2.1-2.6x faster with `TF_ENABLE_ONEDNN_OPTS=1` (BENCHMARKS.md, `benchmarks/throughput.py`).
+Eigen kernels: on such a 2-core machine a quarter-width ResNet-18 SimCLR training step
+ran 2.0-2.6x faster with `TF_ENABLE_ONEDNN_OPTS=1` (BENCHMARKS.md, `benchmarks/throughput.py`).
 TensorFlow reads the variable once, when it is first imported, so:
 
 - `import kssl` before `import tensorflow` (or `keras`) sets `TF_ENABLE_ONEDNN_OPTS=1`
