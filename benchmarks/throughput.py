@@ -67,8 +67,7 @@ def main():
     results = {name: [] for name in args.only}
     for round_index in range(args.rounds):
         for name in args.only:
-            config = CONFIGS[name]
-            config = dict(config, steps=args.steps, batch_size=args.batch_size, image_size=args.image_size)
+            config = dict(CONFIGS[name], steps=args.steps, batch_size=args.batch_size, image_size=args.image_size)
             env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=config.pop("onednn", "1"))
             output = subprocess.run(
                 [sys.executable, "-c", WORKER, json.dumps(config)], capture_output=True, text=True, check=True, env=env
