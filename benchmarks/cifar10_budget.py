@@ -46,6 +46,9 @@ def parse_args(argv=None):
     parser.add_argument("--budget", type=float, default=15.0, help="pretraining minutes")
     parser.add_argument("--depth", type=int, default=18)
     parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument(
+        "--stage-widths", type=int, nargs=4, default=None, help="the 4 stages' widths, overriding --width"
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.2)
     parser.add_argument("--head-hidden", type=int, default=None, help="projection head width (default: features)")
@@ -136,8 +139,9 @@ def main(argv=None):
 
     size = args.train_size or 32
 
-    def make_encoder():
-        return resnet(args.depth, width=args.width, image_size=size, stem="cifar")
+    def make_encoder(image_size=size):
+        stage_widths = tuple(args.stage_widths) if args.stage_widths else None
+        return resnet(args.depth, width=args.width, image_size=image_size, stem="cifar", stage_widths=stage_widths)
 
     encoder = make_encoder()
     feature_dim = encoder.output_shape[-1]
@@ -191,7 +195,7 @@ def main(argv=None):
     )
 
     # Evaluate at the stored image size; the encoder is fully convolutional.
-    eval_encoder = resnet(args.depth, width=args.width, image_size=32, stem="cifar")
+    eval_encoder = make_encoder(image_size=32)
     eval_encoder.set_weights(encoder.get_weights())
     if args.save_encoder:
         from kssl.atomic import atomic_file
@@ -220,9 +224,7 @@ def main(argv=None):
     }
     if not args.no_random_baseline:
         keras.utils.set_random_seed(args.seed)
-        results["random_init"] = evaluate_encoder(
-            resnet(args.depth, width=args.width, image_size=32, stem="cifar"), train, test, linear=not args.no_linear
-        )
+        results["random_init"] = evaluate_encoder(make_encoder(image_size=32), train, test, linear=not args.no_linear)
         print(f"random init: {results['random_init']}", flush=True)
     print(json.dumps(results, indent=2))
     if args.out:
