@@ -16,28 +16,17 @@ cannot distort.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
-import platform
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import kssl` does; see kssl.cpu
+import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.cpu)
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (speeds differ several-fold between this project's machines)."""
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def parse_args(argv=None):
@@ -53,13 +42,17 @@ def parse_args(argv=None):
     parser.add_argument("--temperature", type=float, default=0.2)
     parser.add_argument("--head-hidden", type=int, default=None, help="projection head width (default: features)")
     parser.add_argument("--head-depth", type=int, default=2)
-    parser.add_argument("--weight-decay", type=float, default=None, help="default 5e-4 (SGD), 1e-4 (AdamW)")
-    parser.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
-    parser.add_argument("--learning-rate", type=float, default=None, help="peak rate (default per optimizer)")
+    parser.add_argument("--weight-decay", type=float, default=None, help="default: the recipe's (kssl.recipes)")
+    parser.add_argument("--optimizer", choices=["sgd", "adamw"], default=None, help="default: the recipe's")
+    parser.add_argument(
+        "--learning-rate", type=float, default=None, help="peak rate per 256 images (default: the recipe's)"
+    )
     parser.add_argument("--train-size", type=int, default=None, help="pretraining crop size (default: image size)")
     parser.add_argument("--crop-min", type=float, default=0.08)
     parser.add_argument("--jitter", type=float, default=0.5)
-    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
+    parser.add_argument(
+        "--precision", default=None, choices=["float32", "mixed_bfloat16"], help="default: kssl's choice for this CPU"
+    )
     parser.add_argument("--no-linear", action="store_true", help="skip the logistic-regression probe")
     parser.add_argument("--no-random-baseline", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
@@ -75,8 +68,7 @@ def make_interleaved_timing(keras, encoder_step, views, budget, every=100, repea
 
     Each window's training-step time is measured from `settle` steps after the previous
     probe (so prefetch buffers refilled during the probe do not flatter it) to the next
-    probe. The probes' time is added to the budget's start, so training still gets its
-    full budget.
+    probe. The probes run with the budget paused, so training still gets its full budget.
     """
 
     class InterleavedTiming(keras.callbacks.Callback):
@@ -97,15 +89,15 @@ def make_interleaved_timing(keras, encoder_step, views, budget, every=100, repea
             if self.window_steps < every:
                 return
             training_step = (now - self.window_start) / self.window_steps
-            # One untimed step first: meanwhile tf.data tops up its prefetch buffer,
-            # which would otherwise compete with the timed steps for the two cores.
-            encoder_step(views)
-            start = time.perf_counter()
-            for _ in range(repeats):
+            with budget.paused():
+                # One untimed step first: meanwhile tf.data tops up its prefetch buffer,
+                # which would otherwise compete with the timed steps for the two cores.
                 encoder_step(views)
-            probe_end = time.perf_counter()
-            self.windows.append((training_step, (probe_end - start) / repeats))
-            budget.start += probe_end - now  # not charged to the training budget
+                start = time.perf_counter()
+                for _ in range(repeats):
+                    encoder_step(views)
+                probe_seconds = (time.perf_counter() - start) / repeats
+            self.windows.append((training_step, probe_seconds))
             self.countdown = settle
 
     return InterleavedTiming()
@@ -118,19 +110,20 @@ def main(argv=None):
     import tensorflow as tf
 
     from kssl.callbacks import TimeBudget
-    from kssl.cpu import onednn_enabled
+    from kssl.cpu import cpu_model, onednn_enabled
     from kssl.data.augment import ViewAugmentation
-    from kssl.data.pipeline import view_pairs
     from kssl.data.sources import from_folder
     from kssl.encoders import resnet
     from kssl.evaluation import evaluate_encoder
     from kssl.layers import ProjectionHead
-    from kssl.models import SimCLR
+    from kssl.precision import set_precision
+    from kssl.recipes import recipe_for
+    from kssl.training import pretrain
 
     if not pathlib.Path(args.data).is_dir():
         sys.exit(f"CIFAR-10 folders not found at {args.data}; pass --data.")
     keras.utils.set_random_seed(args.seed)
-    keras.mixed_precision.set_global_policy(args.precision)
+    args.precision = set_precision(args.precision)
     start = time.perf_counter()
     train = from_folder(args.data, image_size=32, split="train")
     test = from_folder(args.data, image_size=32, split="test")
@@ -143,19 +136,13 @@ def main(argv=None):
         stage_widths = tuple(args.stage_widths) if args.stage_widths else None
         return resnet(args.depth, width=args.width, image_size=image_size, stem="cifar", stage_widths=stage_widths)
 
+    # What a user runs: kssl.pretrain with the recipe of kssl.recipes, changed only where asked.
+    recipe = recipe_for("simclr")
+    changes = {"optimizer": args.optimizer, "learning_rate": args.learning_rate, "weight_decay": args.weight_decay}
+    recipe = dataclasses.replace(recipe, **{k: v for k, v in changes.items() if v is not None})
     encoder = make_encoder()
     feature_dim = encoder.output_shape[-1]
     head = ProjectionHead(hidden_dim=args.head_hidden or feature_dim, output_dim=128, depth=args.head_depth)
-    model = SimCLR(encoder, projection_head=head, temperature=args.temperature)
-    peak = args.learning_rate or (
-        0.3 * args.batch_size / 256 if args.optimizer == "sgd" else 1e-3 * args.batch_size / 256
-    )
-    if args.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(peak, momentum=0.9, nesterov=True, weight_decay=args.weight_decay or 5e-4)
-    else:
-        optimizer = keras.optimizers.AdamW(peak, weight_decay=args.weight_decay or 1e-4)
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    model.compile(optimizer=optimizer)
 
     # The encoder's own forward+backward speed on 2B views, on a throwaway copy.
     probe_encoder = make_encoder()
@@ -172,12 +159,23 @@ def main(argv=None):
     encoder_step(views)
 
     augmentation = ViewAugmentation(size, crop_area=(args.crop_min, 1.0), jitter_strength=args.jitter)
-    pairs = view_pairs(train, batch_size=args.batch_size, augmentation=augmentation, seed=args.seed)
-    budget = TimeBudget(args.budget, peak_learning_rate=peak)
+    budget = TimeBudget(args.budget)
     timing = make_interleaved_timing(keras, encoder_step, views, budget)
     steps_per_epoch = len(train) // args.batch_size
     start = time.perf_counter()
-    history = model.fit(pairs, epochs=1, steps_per_epoch=10**7, callbacks=[budget, timing], verbose=2, shuffle=False)
+    model, history = pretrain(
+        train,
+        encoder,
+        budget_minutes=budget,
+        batch_size=args.batch_size,
+        temperature=args.temperature,
+        augmentation=augmentation,
+        seed=args.seed,
+        callbacks=[timing],
+        verbose=2,
+        projection_head=head,
+        recipe=recipe,
+    )
     fit_seconds = time.perf_counter() - start
     steps = budget.steps
     views_per_step = 2 * args.batch_size
@@ -211,6 +209,7 @@ def main(argv=None):
         "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, TF {tf.__version__}, Keras {keras.__version__}",
         "onednn": onednn_enabled(),
         "args": vars(args),
+        "recipe": dataclasses.asdict(recipe),
         "steps": steps,
         "epochs": steps / steps_per_epoch,
         "fit_seconds": fit_seconds,

@@ -1,15 +1,19 @@
-"""kssl: self-supervised (SimCLR) pretraining of image encoders with Keras 3, and transfer
-to small labeled image sets.
+"""kssl: self-supervised pretraining of image encoders with Keras 3, and transfer to small
+labeled image sets.
 
-`import kssl` registers kssl's Keras classes (layers and models), so
-`keras.saving.load_model` loads kssl's `.keras` files right after it; other public names
-are imported when first used. Imported before TensorFlow, kssl turns on TensorFlow's
-oneDNN CPU kernels (see `kssl.cpu`).
+`import kssl` is light: it imports no TensorFlow. Public names are imported when first
+used, and kssl's Keras classes are registered as soon as Keras is imported (see
+`kssl.registration`), so `keras.saving.load_model` loads kssl's `.keras` files after a
+plain `import kssl`. Imported before TensorFlow, kssl turns on TensorFlow's oneDNN CPU
+kernels (see `kssl.cpu`).
 
-Example:
-    >>> import kssl
-    >>> kssl.SimCLR.__name__
-    'SimCLR'
+Example: an encoder saved as `.keras` loads back with Keras alone once kssl is imported.
+    >>> import os, tempfile
+    >>> import kssl, keras
+    >>> path = os.path.join(tempfile.mkdtemp(), "encoder.keras")
+    >>> kssl.resnet(18, width=0.125, image_size=8).save(path)
+    >>> [type(layer).__name__ for layer in keras.saving.load_model(path).layers][1:3]
+    ['Conv2D', 'FusedBatchNormalization']
 """
 
 from __future__ import annotations
@@ -20,12 +24,9 @@ from kssl.cpu import prefer_onednn
 
 prefer_onednn()
 
-# Registers the Keras serializables: Keras imports only its own packages when it meets an
-# unknown class in a .keras file, so kssl's must be imported before loading one. This
-# costs a TensorFlow import, also for `kssl --help` (the price of a plain `import kssl`
-# then `keras.saving.load_model(...)` working).
-import kssl.layers  # noqa: E402, F401
-import kssl.models  # noqa: E402, F401
+from kssl.registration import register_when_keras_is_imported  # noqa: E402
+
+register_when_keras_is_imported()
 
 __version__ = "0.1.0"
 
@@ -37,7 +38,9 @@ _EXPORTS = {
     "build_encoder": "kssl.encoders.resnet",
     "nt_xent": "kssl.losses",
     "ImageSet": "kssl.data.sources",
-    "DataError": "kssl.data.sources",
+    "DataError": "kssl.errors",
+    "InputError": "kssl.errors",
+    "parse_data_spec": "kssl.data.sources",
     "load": "kssl.data.sources",
     "from_folder": "kssl.data.sources",
     "from_tfds": "kssl.data.sources",
@@ -53,6 +56,8 @@ _EXPORTS = {
     "linear_probe_accuracy": "kssl.evaluation",
     "export_saved_model": "kssl.export",
     "warmup_cosine": "kssl.schedules",
+    "PretrainingRecipe": "kssl.recipes",
+    "recipe_for": "kssl.recipes",
     "TimeBudget": "kssl.callbacks",
     "pretrain": "kssl.training",
     "finetune": "kssl.training",

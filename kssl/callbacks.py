@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import time
 
 import keras
@@ -19,6 +21,10 @@ class TimeBudget(keras.callbacks.Callback):
 
     Use it with one long epoch over a repeated dataset (`steps_per_epoch` large):
     `fit` stops at the first batch after the budget.
+
+    Several workers (`MultiWorkerMirroredStrategy`) decide from one clock: before every
+    step they agree on the largest elapsed time any of them measured, so all of them
+    apply the same learning rate and stop after the same step.
 
     Example:
     >>> budget = TimeBudget(minutes=0.5, peak_learning_rate=0.3)
@@ -45,6 +51,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.steps = 0
         self.first_step_end = None
         self.initial_elapsed = float(initial_elapsed)  # seconds already spent, when resuming
+        self.agreed_elapsed = self.initial_elapsed  # the elapsed time all workers agreed on last
 
     def learning_rate_at(self, fraction: float) -> float:
         if fraction < self.warmup_fraction:
@@ -54,7 +61,18 @@ class TimeBudget(keras.callbacks.Callback):
 
     @property
     def elapsed(self) -> float:
+        """Seconds of the budget spent, by this process's clock."""
         return self.initial_elapsed + (0.0 if self.start is None else time.perf_counter() - self.start)
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Time spent inside this block is not charged to the budget (e.g. a benchmark's probes)."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.start is not None:
+                self.start += time.perf_counter() - began
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
@@ -62,7 +80,10 @@ class TimeBudget(keras.callbacks.Callback):
         self.first_step_end = None
 
     def on_train_batch_begin(self, batch, logs=None):
-        fraction = self.elapsed / self.seconds
+        from kssl.distribute import max_over_workers
+
+        self.agreed_elapsed = max_over_workers(self.model.distribute_strategy, self.elapsed)
+        fraction = self.agreed_elapsed / self.seconds
         if fraction >= 1.0:
             self.model.stop_training = True
         if self.peak_learning_rate is not None:
@@ -78,6 +99,70 @@ class TimeBudget(keras.callbacks.Callback):
         if self.first_step_end is None or self.steps < 2:
             return float("nan")
         return (self.steps - 1) / (time.perf_counter() - self.first_step_end)
+
+
+class BudgetProgress(keras.callbacks.Callback):
+    """A progress line for training on a `TimeBudget`, where Keras' bar has no total.
+
+    Shows the minutes elapsed and left, the step reached, and the steps the budget will
+    give at the speed measured so far (updated as it is known), with the running means
+    of the metrics. In a terminal it rewrites one line twice a second; elsewhere (a log
+    file, a notebook's captured output) it prints a line at every tenth of the budget.
+
+    Example:
+    >>> progress = BudgetProgress(TimeBudget(minutes=15))
+    >>> progress.line(elapsed=270.0, steps=1287, steps_per_second=4.74, logs={"loss": 5.2134})
+    '[######..............]  4:30 of 15:00, 10:30 left | step 1,287 of ~4,273 | 4.7 steps/s | loss 5.213'
+    """
+
+    def __init__(self, budget: TimeBudget, initial_step: int = 0, stream=None, width: int = 20):
+        super().__init__()
+        self.budget = budget
+        self.initial_step = int(initial_step)
+        self.stream = stream or sys.stdout
+        self.width = width
+        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = 0.5 if self.interactive else budget.seconds / 10
+        self._last_shown = None
+        self._logs = {}
+
+    def line(self, elapsed: float, steps: int, steps_per_second: float, logs: dict) -> str:
+        seconds = self.budget.seconds
+        done = int(self.width * min(elapsed / seconds, 1.0))
+        bar = "#" * done + "." * (self.width - done)
+        left = max(0.0, seconds - elapsed)
+        text = f"[{bar}] {_minutes(elapsed):>5} of {_minutes(seconds)}, {_minutes(left)} left | step {steps:,}"
+        if math.isfinite(steps_per_second) and steps_per_second > 0:
+            text += f" of ~{int(steps + left * steps_per_second):,} | {steps_per_second:.1f} steps/s"
+        metrics = "  ".join(f"{name} {value:.3f}" for name, value in logs.items())
+        return f"{text} | {metrics}" if metrics else text
+
+    def _show(self, final=False):
+        text = self.line(
+            self.budget.elapsed,
+            self.initial_step + self.budget.steps,
+            self.budget.steady_steps_per_second(),
+            self._logs,
+        )
+        if self.interactive:
+            self.stream.write("\r" + text + ("\n" if final else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+        self._last_shown = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._logs = {name: float(np.ravel(value)[0]) for name, value in (logs or {}).items()}
+        if self._last_shown is None or time.perf_counter() - self._last_shown >= self.interval:
+            self._show()
+
+    def on_train_end(self, logs=None):
+        self._show(final=True)
+
+
+def _minutes(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class StepHistory(keras.callbacks.Callback):

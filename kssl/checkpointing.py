@@ -22,10 +22,21 @@ class StepCheckpoint(keras.callbacks.Callback):
         directory: where checkpoints go (created if missing).
         every_steps: save after every this many training steps (and at the end).
 
-    Example:
-    >>> import tempfile
-    >>> StepCheckpoint(tempfile.mkdtemp(), every_steps=50).every_steps
-    50
+    Example: train 3 steps with checkpoints, then restore them into a new model.
+    >>> import tempfile, keras, numpy as np
+    >>> def make_model():
+    ...     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    ...     model.compile(optimizer="sgd", loss="mse")
+    ...     return model
+    >>> folder = tempfile.mkdtemp()
+    >>> trained = make_model()
+    >>> _ = trained.fit(np.ones((6, 2)), np.ones((6, 1)), batch_size=2, verbose=0,
+    ...                 callbacks=[StepCheckpoint(folder, every_steps=2)])
+    >>> fresh = make_model()
+    >>> StepCheckpoint(folder).restore(fresh)  # the steps already done
+    3
+    >>> bool(np.array_equal(fresh.get_weights()[0], trained.get_weights()[0]))
+    True
     """
 
     def __init__(self, directory, every_steps: int = 100):
@@ -42,7 +53,8 @@ class StepCheckpoint(keras.callbacks.Callback):
     def _checkpoint_manager(self, model):
         if self._manager is None:
             if not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
+                with model.distribute_strategy.scope():  # slot variables belong to the model's strategy
+                    model.optimizer.build(model.trainable_variables)
             # Flat lists of every variable, in creation order: tf.train.Checkpoint's
             # object graph misses some Keras sublayer state (measured: the batch-norm
             # moving statistics of layers held in nested lists), while `model.weights`
@@ -65,7 +77,7 @@ class StepCheckpoint(keras.callbacks.Callback):
 
     def _save(self):
         if self.budget is not None:
-            self.elapsed_seconds.assign(self.budget.elapsed)
+            self.elapsed_seconds.assign(self.budget.agreed_elapsed)  # the same on every worker
         self._checkpoint_manager(self.model).save(checkpoint_number=int(self.step.numpy()))
 
     def on_train_batch_end(self, batch, logs=None):

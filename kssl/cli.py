@@ -1,11 +1,17 @@
-"""The `kssl` command: thin over `kssl.runs`. `kssl.runs` (data, training, plots) is
-imported only when a command runs; TensorFlow itself comes with `import kssl`, which
-registers kssl's Keras classes."""
+"""The `kssl` command: thin over `kssl.runs`.
+
+Parsing the command line imports no TensorFlow, so `kssl --help` answers at once;
+`kssl.runs` (data, training, plots, and TensorFlow with them) is imported only when a
+command runs. TensorFlow's C++ logs are filtered out of the output unless `--verbose`
+(see `kssl.quiet`). Input kssl cannot use (`kssl.errors.InputError`) ends in a one-line
+message and exit code 2; any other error is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 
 def _labels(text: str) -> list:
@@ -39,9 +45,23 @@ def _positive(kind):
     return parse
 
 
+def _common_options(parser):
+    parser.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's own C++ log lines too (hidden by default)"
+    )
+
+
 def _data_options(parser, labels=True):
     parser.add_argument(
-        "--data", default="digits", help="a folder root/<class>/<image>, tfds:NAME, or 'digits' (default)"
+        "--data",
+        default="digits",
+        help="a folder root/<class>/<image>, tfds:NAME or tfds:NAME:SPLIT (e.g. tfds:cifar10:train[:10%%]), "
+        "or 'digits' (default)",
+    )
+    parser.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="skip image files that cannot be decoded (with a warning) instead of stopping",
     )
     if labels:
         parser.add_argument(
@@ -85,13 +105,14 @@ def _performance_options(parser):
         "--precision",
         choices=["float32", "mixed_bfloat16", "mixed_float16"],
         default=None,
-        help="dtype policy (default: mixed_float16 on GPU, float32 on CPU)",
+        help="dtype policy (default: mixed_float16 on GPU; mixed_bfloat16 on CPUs with native bfloat16, "
+        "AVX512-BF16 or AMX; float32 on other CPUs)",
     )
     parser.add_argument(
         "--jit-compile",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="compile train steps with XLA (default: on with a GPU, off on CPU)",
+        help="compile train steps with XLA (default: on with one GPU; off on CPUs and with several replicas)",
     )
 
 
@@ -151,15 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--version", type=_positive(int), default=1, help="model version (default 1)")
     export.add_argument("--out", required=True, help="serving root: the model goes to OUT/<model-name>/<version>/")
     export.add_argument("--overwrite", action="store_true")
+    for command in (run, pretrain, finetune, evaluate, export):
+        _common_options(command)
     return parser
 
 
 def main(argv=None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
+    if not args.pop("verbose"):
+        from kssl.quiet import filter_native_logs
+
+        filter_native_logs()
+    from kssl.errors import InputError
+
     try:
         from kssl import runs
-        from kssl.data.sources import DataError
 
         if command == "export":
             runs.export_job(args["model"], args["out"], args["model_name"], args["version"], args["overwrite"])
@@ -174,12 +202,20 @@ def main(argv=None) -> int:
             runs.finetune_job(config, pretrained)
         elif command == "evaluate":
             runs.evaluate_job(config, pretrained)
-    except (DataError, ValueError, FileExistsError, PermissionError, FileNotFoundError) as error:
+    except InputError as error:
         print(f"kssl: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kssl: interrupted; nothing was written to --out", file=sys.stderr)
         return 130
+    except Exception:
+        traceback.print_exc()
+        print(
+            "kssl: internal error: this is a bug in kssl or a library it uses, not a problem with your input. "
+            "Please report it to the kssl developers with the traceback above and the command you ran.",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -14,21 +14,56 @@ TensorFlow reads the variable once, when it is first imported, so:
 oneDNN changes the order of floating-point operations, so results differ from Eigen's in
 the last bits. Set `TF_ENABLE_ONEDNN_OPTS=0` to keep TensorFlow's own default.
 
+It also reads the CPU's model and feature flags once (`cpu_model`, `cpu_flags`), for
+kssl's per-CPU precision default (`kssl.precision`) and for benchmark records.
+
 Example:
->>> import kssl.cpu
->>> kssl.cpu.onednn_enabled() in (True, False, None)
-True
+>>> sorted(parse_cpu_flags("processor : 0\\nflags : fpu avx2 avx512_bf16\\n"))
+['avx2', 'avx512_bf16', 'fpu']
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import pathlib
+import platform
 import sys
 import warnings
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 
 _warned = False
+
+
+def parse_cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The feature flags of the first processor in `/proc/cpuinfo`'s text."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """This machine's CPU feature flags (empty where `/proc/cpuinfo` cannot be read)."""
+    try:
+        return parse_cpu_flags(pathlib.Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return frozenset()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name, for benchmark records (speeds differ several-fold between CPUs)."""
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def prefer_onednn() -> None:

@@ -40,6 +40,26 @@ def global_sum(value):
     return value if context is None else context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
+def global_mean(values):
+    """This replica's share of the mean of `values` over the global batch.
+
+    The sum of this replica's `values` over the number of values on *all* replicas: the
+    replicas' shares add up to the global mean, and so do their gradients (which is what
+    Keras sums across replicas), also when replicas hold different numbers of values.
+    On one device it is the plain mean.
+    """
+    values = tf.cast(values, tf.float32)
+    count = tf.cast(tf.shape(values)[0], tf.float32)
+    return tf.reduce_sum(values) / global_sum(count)
+
+
+def first_local_value(value):
+    """The first local replica's component of a distributed value; other values as they are."""
+    if isinstance(value, tf.distribute.DistributedValues):
+        return value.values[0]
+    return value
+
+
 def local_offset(local_size):
     """Index of this replica's first row in the `all_gather` of a tensor with `local_size` rows."""
     context = _replica_context()
@@ -48,6 +68,23 @@ def local_offset(local_size):
     sizes = context.all_gather(tf.reshape(tf.cast(local_size, tf.int32), [1]), axis=0)
     replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
     return tf.reduce_sum(sizes[:replica])
+
+
+def max_over_workers(strategy, value: float) -> float:
+    """The largest `value` passed by any worker of a `MultiWorkerMirroredStrategy`.
+
+    Every worker must call it at the same point of training (it is a collective). Any
+    other strategy runs in one process, whose value is returned as it is. kssl's time
+    budget uses it so that all workers follow one clock.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return float(value)
+    gathered = strategy.gather(strategy.run(_as_row, args=(tf.constant(float(value), tf.float64),)), axis=0)
+    return float(tf.reduce_max(gathered))
+
+
+def _as_row(value):
+    return tf.reshape(value, [1])
 
 
 def strategy_from_name(name: str | None):
@@ -72,15 +109,19 @@ def strategy_from_name(name: str | None):
 
 
 def step_logs(metrics) -> dict:
-    """`{name: result}` for a custom `train_step`/`test_step` to return.
+    """`{name: result}` for a custom `train_step`/`test_step` to return (see `reducible_logs`)."""
+    return reducible_logs({metric.name: metric.result() for metric in metrics})
+
+
+def reducible_logs(logs: dict) -> dict:
+    """A train or test step's logs, in a shape Keras can reduce under every strategy.
 
     Under MultiWorkerMirroredStrategy, Keras reduces step outputs with
-    `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars; the metric results
-    are already global, so a `(1,)` shape makes that reduction a no-op average.
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars; metric results are
+    already global, so a `(1,)` shape makes that reduction a no-op average.
     """
-    logs = {metric.name: metric.result() for metric in metrics}
     if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-        logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
     return logs
 
 

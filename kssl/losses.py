@@ -66,6 +66,25 @@ def nt_xent_logits(z1, z2, temperature: float = 0.5, gather_distributed: bool = 
     return logits, positives
 
 
+def nt_xent_per_anchor(z1, z2, temperature: float = 0.5, gather_distributed: bool = False):
+    """NT-Xent's loss for each anchor, and whether its positive was the top candidate.
+
+    The terms `nt_xent` averages; a model that trains on several replicas sums them and
+    divides by the global number of anchors (`kssl.distribute.global_mean`).
+
+    Args:
+        z1, z2, temperature, gather_distributed: as in `nt_xent_logits`.
+
+    Returns:
+        `(losses, hits)`: `(2n,)` float32 cross-entropies of this replica's anchors (rows
+        `z1` then `z2`), and `(2n,)` float32 1.0 where the positive had the largest logit.
+    """
+    logits, positives = nt_xent_logits(z1, z2, temperature, gather_distributed)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits)
+    hits = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), positives), tf.float32)
+    return losses, hits
+
+
 def nt_xent(z1, z2, temperature: float = 0.5, gather_distributed: bool = False):
     """SimCLR's NT-Xent loss: the mean over all 2N anchors of a batch of N pairs.
 
@@ -89,13 +108,11 @@ def nt_xent(z1, z2, temperature: float = 0.5, gather_distributed: bool = False):
     Reference:
         Chen et al. 2020, https://arxiv.org/abs/2002.05709, eq. (1).
     """
-    logits, positives = nt_xent_logits(z1, z2, temperature, gather_distributed)
-    per_anchor = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits)
-    return tf.reduce_mean(per_anchor)
+    losses, _ = nt_xent_per_anchor(z1, z2, temperature, gather_distributed)
+    return tf.reduce_mean(losses)
 
 
 def contrastive_accuracy(z1, z2, temperature: float = 0.5, gather_distributed: bool = False):
     """Fraction of the anchors whose positive is the most similar of their 2N-1 candidates."""
-    logits, positives = nt_xent_logits(z1, z2, temperature, gather_distributed)
-    hits = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), positives)
-    return tf.reduce_mean(tf.cast(hits, tf.float32))
+    _, hits = nt_xent_per_anchor(z1, z2, temperature, gather_distributed)
+    return tf.reduce_mean(hits)

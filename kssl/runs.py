@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -17,6 +18,11 @@ import tempfile
 import time
 
 import numpy as np
+
+from kssl.errors import MissingInputError, OutputExistsError, UnwritableOutputError
+
+# RunConfig fields that do not change what a run computes: a resumed run may differ in them.
+_NOT_RESULT_FIELDS = ("out", "overwrite", "checkpoint_every", "model_name", "version")
 
 
 @dataclasses.dataclass
@@ -42,97 +48,138 @@ class RunConfig:
     precision: str | None = None
     jit_compile: bool | None = None
     checkpoint_every: int = 100
+    skip_bad_images: bool = False
 
     def resolved(self) -> RunConfig:
-        """Fills dataset-dependent defaults: digits are 8x8, so 16 px loses nothing."""
+        """Fills the defaults that depend on the data (digits are 8x8, so 16 px loses
+        nothing) and the output folder. Imports no TensorFlow: the machine-dependent
+        defaults (precision, XLA) are filled once the strategy exists (`_prepare`)."""
+        from kssl.data.sources import parse_data_spec
+
         config = dataclasses.replace(self)
+        spec = parse_data_spec(config.data)
         if not isinstance(config.labels, (list, tuple)):
             config.labels = [config.labels]
         if config.image_size is None:
-            config.image_size = 16 if config.data == "digits" else 32
+            config.image_size = 16 if spec.kind == "embedded" else 32
         if config.epochs is None and config.budget is None:
-            config.epochs = 60 if config.data == "digits" else 20
-        if config.precision is None or config.jit_compile is None:
-            from kssl.precision import default_jit_compile, default_precision
-
-            config.precision = config.precision or default_precision()
-            config.jit_compile = default_jit_compile() if config.jit_compile is None else config.jit_compile
+            config.epochs = 60 if spec.kind == "embedded" else 20
         if config.out is None:
-            name = pathlib.Path(str(config.data).rstrip("/")).name.replace(":", "-") or "run"
-            config.out = str(pathlib.Path("saved_models") / f"{name}-{config.encoder}-seed{config.seed}")
+            config.out = str(pathlib.Path("saved_models") / f"{spec.short_name}-{config.encoder}-seed{config.seed}")
         return config
+
+    def result_fields(self) -> dict:
+        """The fields that determine what the run computes (what a resume must match)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_RESULT_FIELDS}
 
 
 def check_output_folder(out, overwrite: bool) -> pathlib.Path:
     """Fails early, before any training, if `out` exists or cannot be written."""
     out = pathlib.Path(out).expanduser()
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{str(out)!r} already exists; pass --overwrite to replace it, or choose another --out.")
+        raise OutputExistsError(
+            f"{str(out)!r} already exists; pass --overwrite to replace it, or choose another --out."
+        )
     existing = out.parent
     while not existing.exists():
         existing = existing.parent
     try:  # the real test of writability: root passes os.access checks on read-only mounts
         tempfile.TemporaryDirectory(dir=existing).cleanup()
     except OSError:
-        raise PermissionError(f"Cannot write to {str(out.parent)!r}: choose a writable --out.") from None
+        raise UnwritableOutputError(f"Cannot write to {str(out.parent)!r}: choose a writable --out.") from None
     return out
 
 
 @contextlib.contextmanager
-def staged_folder(out: pathlib.Path, config: RunConfig | None = None):
+def staged_folder(out: pathlib.Path, identity: dict | None = None):
     """Yields the staging folder `.<name>.partial` beside `out`; on success it replaces `out`.
 
     A run that dies leaves its staging folder, with training checkpoints in
-    `checkpoints/`: the same command started again resumes from them. A staging folder
-    left by a run with a different configuration is an error, not silently reused.
+    `checkpoints/` and, in `run.json`, `identity`: what determines the run's result
+    (`RunConfig.result_fields()`, and the hash of the pretrained encoder it fine-tunes).
+    The same command started again resumes from the checkpoints. A staging folder left
+    by a run with another identity is an error naming what differs, never reused.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial"
-    recorded = staging / "config.json"
-    current = json.dumps(dataclasses.asdict(config), indent=2, default=str) if config else "{}"
+    recorded = staging / "run.json"
+    identity = json.loads(json.dumps(identity or {}, default=str))  # as it reads back from JSON
     if staging.exists():
-        if recorded.exists() and recorded.read_text() != current:
-            raise FileExistsError(
-                f"{str(staging)!r} holds an interrupted run with another configuration; "
-                "run the same command again to resume it, or delete that folder."
+        previous = json.loads(recorded.read_text()) if recorded.exists() else None
+        if previous != identity:
+            if previous is None:
+                what = "an unknown configuration (it has no run.json)"
+            else:
+                keys = sorted(k for k in {*previous, *identity} if previous.get(k) != identity.get(k))
+                what = "; ".join(f"{k}: {previous.get(k)!r} then, {identity.get(k)!r} now" for k in keys)
+            raise OutputExistsError(
+                f"{str(staging)!r} holds an interrupted run that differs from this one ({what}). "
+                "Run that command again to resume it, or delete the folder to start afresh."
             )
         print(f"resuming the interrupted run in {staging}", flush=True)
     staging.mkdir(exist_ok=True)
-    recorded.write_text(current)
+    _write_json(recorded, identity)
     try:
         yield staging
     except BaseException:
         print(f"kssl: the unfinished run is kept in {staging}; the same command resumes it.", flush=True)
         raise
     shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+    recorded.unlink(missing_ok=True)
     if out.exists():
         shutil.rmtree(out)
     os.replace(staging, out)
 
 
-def load_train_test(spec: str, image_size: int, seed: int = 0):
-    """Train and test `ImageSet`s: the source's own splits, or a stratified 80/20 split."""
+def file_sha256(path) -> str:
+    """The SHA-256 of a file's bytes: the identity of a saved encoder."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_train_test(spec: str, image_size: int, seed: int = 0, skip_bad_images: bool = False):
+    """Train and test `ImageSet`s: the source's own splits, or a stratified 80/20 split.
+
+    `tfds:NAME:SPLIT` trains on SPLIT (e.g. `train[:10%]`) and tests on `test`; a folder
+    with `train/` and `test/` subfolders uses them; any other folder is split 80/20.
+    """
     from sklearn.model_selection import train_test_split
 
     from kssl.data import sources
 
-    path = pathlib.Path(spec)
-    if spec in sources.EMBEDDED_DATASETS or (path.is_dir() and (path / "train").is_dir() and (path / "test").is_dir()):
-        return sources.load(spec, image_size, split="train"), sources.load(spec, image_size, split="test")
-    if spec.startswith("tfds:"):
-        name = spec.split(":")[1]
-        return sources.from_tfds(name, "train", image_size), sources.from_tfds(name, "test", image_size)
-    everything = sources.load(spec, image_size)
+    parsed = sources.parse_data_spec(spec)
+    if parsed.kind == "embedded":
+        return sources.load_digits(image_size, "train"), sources.load_digits(image_size, "test")
+    if parsed.kind == "tfds":
+        train = sources.from_tfds(parsed.name, parsed.split or "train", image_size)
+        return train, sources.from_tfds(parsed.name, "test", image_size)
+    path = pathlib.Path(parsed.name)
+    if (path / "train").is_dir() and (path / "test").is_dir():
+        return tuple(
+            sources.from_folder(path, image_size, split=split, skip_bad_images=skip_bad_images)
+            for split in ("train", "test")
+        )
+    everything = sources.from_folder(path, image_size, skip_bad_images=skip_bad_images)
     indices = np.arange(len(everything))
     train, test = train_test_split(indices, test_size=0.2, stratify=everything.labels, random_state=seed)
     return everything.subset(np.sort(train), f"{spec} (80%)"), everything.subset(np.sort(test), f"{spec} (20%)")
 
 
 def _write_json(path, payload):
-    pathlib.Path(path).write_text(json.dumps(payload, indent=2, default=str))
+    from kssl.atomic import atomic_file
+
+    with atomic_file(path, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=str))
 
 
-def _pretrain_into(folder, config, train, verbose):
+def _final_metrics(curve) -> dict:
+    return {f"final_{name}": values[-1] for name, values in curve.logs.items() if values}
+
+
+def _pretrain_into(folder, config, strategy, train, verbose):
     from kssl.callbacks import StepHistory
     from kssl.data.augment import ViewAugmentation
     from kssl.data.preview import save_view_grid
@@ -141,8 +188,7 @@ def _pretrain_into(folder, config, train, verbose):
     from kssl.training import pretrain
 
     augmentation = ViewAugmentation(config.image_size)
-    save_view_grid(train.images, augmentation, folder / "augmentations.png", seed=config.seed)
-    strategy = _strategy(config)
+    save_view_grid(train.images, augmentation, folder / "augmentations.png", seed=config.seed, labels=train.labels)
     with strategy.scope():
         encoder = build_encoder(config.encoder, config.image_size, config.width)
     curve = StepHistory()
@@ -165,11 +211,7 @@ def _pretrain_into(folder, config, train, verbose):
     encoder = model.encoder
     encoder.save(folder / "encoder.keras")
     plot_training_curves({"pretraining": (curve.steps, curve.logs)}, folder / "pretraining.png", "SimCLR pretraining")
-    return encoder, {
-        "steps": int(model.optimizer.iterations.numpy()),
-        "final_loss": curve.logs["loss"][-1] if curve.steps else None,
-        "final_contrastive_accuracy": curve.logs["contrastive_accuracy"][-1] if curve.steps else None,
-    }
+    return encoder, {"steps": int(model.optimizer.iterations.numpy()), **_final_metrics(curve)}
 
 
 def _evaluate_frozen(encoder, train, test, folder=None, seed=0):
@@ -183,7 +225,7 @@ def _evaluate_frozen(encoder, train, test, folder=None, seed=0):
     return {"knn_accuracy": frozen["knn_accuracy"], "linear_probe_accuracy": frozen["linear_accuracy"]}
 
 
-def _finetune_into(folder, config, encoder, subsets, test, verbose):
+def _finetune_into(folder, config, strategy, encoder, subsets, test, verbose):
     """Fine-tunes a copy of `encoder` and a fresh one on every labeled subset; saves the
     classifier of the last budget and the curves; returns (rows, that classifier)."""
     from kssl.callbacks import StepHistory
@@ -196,10 +238,11 @@ def _finetune_into(folder, config, encoder, subsets, test, verbose):
     rows, curves, kept = [], {}, None
     for labeled in subsets:
         row = {"labeled_images": len(labeled), "per_class": labeled.class_counts()}
-        starts = {
-            "pretrained": copy_model(encoder),
-            "scratch": build_encoder(config.encoder, encoder.input_shape[1], config.width),
-        }
+        with strategy.scope():
+            starts = {
+                "pretrained": copy_model(encoder),
+                "scratch": build_encoder(config.encoder, encoder.input_shape[1], config.width),
+            }
         for name, start in starts.items():
             curve = StepHistory()
             classifier, _ = finetune(
@@ -207,7 +250,7 @@ def _finetune_into(folder, config, encoder, subsets, test, verbose):
                 labeled,
                 epochs=config.finetune_epochs,
                 seed=config.seed,
-                strategy=_strategy(config),
+                strategy=strategy,
                 jit_compile=config.jit_compile,
                 checkpoint_dir=folder / "checkpoints" / f"finetune-{name}-{len(labeled)}",
                 checkpoint_every=config.checkpoint_every,
@@ -239,46 +282,66 @@ def _finetune_into(folder, config, encoder, subsets, test, verbose):
 _STRATEGIES = {}
 
 
-def _strategy(config):
-    """One strategy object per name for the whole process (they hold devices and collectives)."""
+def start_strategy(name: str):
+    """The process's strategy for `name`, created on first use.
+
+    Call it before anything else touches TensorFlow: `MultiWorkerMirroredStrategy`
+    configures collective ops, which TensorFlow accepts only before its runtime starts
+    (loading data or building a model starts it). One object per name, since strategies
+    hold devices and collectives.
+    """
     from kssl.distribute import strategy_from_name
 
-    if config.strategy not in _STRATEGIES:
-        _STRATEGIES[config.strategy] = strategy_from_name(config.strategy)
-    return _STRATEGIES[config.strategy]
+    if name not in _STRATEGIES:
+        _STRATEGIES[name] = strategy_from_name(name)
+    return _STRATEGIES[name]
 
 
-def _prepare(config):
+def _prepare(config, strategy, labeled=True):
+    """Fills the machine's defaults, loads the data and takes the labeled subsets.
+
+    Returns `(config, train, test, subsets)`; bad input fails here, before any training.
+    """
     import keras
 
     from kssl.data.subsets import label_subset
     from kssl.encoders import build_encoder
-    from kssl.precision import set_precision
+    from kssl.precision import precision_choice, resolve_jit_compile, set_precision
 
-    config = config.resolved()
+    if config.precision is None:
+        precision, reason = precision_choice()
+        print(f"precision: {precision} ({reason}; --precision overrides)", flush=True)
+        config = dataclasses.replace(config, precision=precision)
+    config = dataclasses.replace(config, jit_compile=resolve_jit_compile(config.jit_compile, strategy))
     set_precision(config.precision)
     build_encoder(config.encoder, config.image_size, config.width)  # an unknown name fails before loading data
     keras.utils.set_random_seed(config.seed)
-    train, test = load_train_test(config.data, config.image_size, config.seed)
-    subsets = [label_subset(train, labels, seed=config.seed) for labels in config.labels]  # bad budgets fail now
-    print(
-        f"data: {len(train)} train / {len(test)} test images, {train.num_classes} classes; "
-        f"label budgets: {', '.join(str(len(s)) for s in subsets)} images",
-        flush=True,
-    )
+    train, test = load_train_test(config.data, config.image_size, config.seed, config.skip_bad_images)
+    subsets = [label_subset(train, labels, seed=config.seed) for labels in config.labels] if labeled else []
+    line = f"data: {len(train)} train / {len(test)} test images, {train.num_classes} classes"
+    if subsets:
+        line += f"; labeled subsets of {', '.join(str(len(s)) for s in subsets)} images"
+    if strategy.num_replicas_in_sync > 1:
+        line += f"; {strategy.num_replicas_in_sync} replicas"
+    print(line, flush=True)
     return config, train, test, subsets
+
+
+def encoder_file(path) -> pathlib.Path:
+    """The encoder `.keras` file of `path`: the file itself, or a run folder's `encoder.keras`."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        path = path / "encoder.keras"
+    if not path.is_file():
+        raise MissingInputError(f"No encoder at {str(path)!r}: pass a run folder of `kssl pretrain` or a .keras file.")
+    return path
 
 
 def load_encoder(path):
     """An encoder from a `.keras` file, or from a run folder holding `encoder.keras`."""
     import keras
 
-    path = pathlib.Path(path)
-    if path.is_dir():
-        path = path / "encoder.keras"
-    if not path.is_file():
-        raise FileNotFoundError(f"No encoder at {str(path)!r}: pass a run folder of `kssl pretrain` or a .keras file.")
-    model = keras.saving.load_model(path)
+    model = keras.saving.load_model(encoder_file(path))
     return getattr(model, "encoder", model)  # a SimCLR or Classifier file holds its encoder
 
 
@@ -286,9 +349,10 @@ def pretrain_job(config: RunConfig, verbose="auto") -> dict:
     """`kssl pretrain`: encoder.keras, augmentations.png, pretraining.png, metrics.json, config.json."""
     config = config.resolved()
     out = check_output_folder(config.out, config.overwrite)
-    config, train, _, _ = _prepare(dataclasses.replace(config, labels=[]))
-    with staged_folder(out, config) as folder:
-        _, metrics = _pretrain_into(folder, config, train, verbose)
+    strategy = start_strategy(config.strategy)
+    config, train, _, _ = _prepare(dataclasses.replace(config, labels=[]), strategy, labeled=False)
+    with staged_folder(out, config.result_fields()) as folder:
+        _, metrics = _pretrain_into(folder, config, strategy, train, verbose)
         _write_json(folder / "metrics.json", {"data": config.data, "pretraining": metrics})
         _write_json(folder / "config.json", dataclasses.asdict(config))
     print(f"Pretrained encoder in {out}/encoder.keras")
@@ -299,14 +363,18 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
     """`kssl finetune`: classifier.keras, finetuning.png, metrics.json, config.json."""
     config = config.resolved()
     out = check_output_folder(config.out, config.overwrite)
-    encoder = load_encoder(pretrained)
+    path = encoder_file(pretrained)
+    strategy = start_strategy(config.strategy)
+    encoder = load_encoder(path)
     config = dataclasses.replace(config, image_size=encoder.input_shape[1])
-    config, _, test, subsets = _prepare(config)
-    with staged_folder(out, config) as folder:
-        rows, _ = _finetune_into(folder, config, encoder, subsets, test, verbose)
-        metrics = {"data": config.data, "test_images": len(test), "pretrained": str(pretrained), "label_budgets": rows}
+    config, _, test, subsets = _prepare(config, strategy)
+    source = {"pretrained": str(pretrained), "pretrained_sha256": file_sha256(path)}
+    with staged_folder(out, {**config.result_fields(), "pretrained_sha256": source["pretrained_sha256"]}) as folder:
+        rows, _ = _finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
+        metrics = {"data": config.data, "test_images": len(test), **source, "label_budgets": rows}
         _write_json(folder / "metrics.json", metrics)
-        _write_json(folder / "config.json", {**dataclasses.asdict(config), "pretrained": str(pretrained)})
+        _write_json(folder / "config.json", {**dataclasses.asdict(config), **source})
+    print(f"Fine-tuned classifier in {out}/classifier.keras")
     return metrics
 
 
@@ -317,9 +385,11 @@ def evaluate_job(config: RunConfig, pretrained) -> dict:
 
     from kssl.data.pipeline import labeled_batches
 
-    encoder = load_encoder(pretrained)
+    path = encoder_file(pretrained)
+    strategy = start_strategy("default")
+    encoder = load_encoder(path)
     config = dataclasses.replace(config.resolved(), image_size=encoder.input_shape[1], labels=[])
-    config, train, test, _ = _prepare(config)
+    config, train, test, _ = _prepare(config, strategy, labeled=False)
     results = _evaluate_frozen(encoder, train, test)
     classifier_path = pathlib.Path(pretrained) / "classifier.keras"
     if classifier_path.is_file():
@@ -341,7 +411,7 @@ def export_job(model, out, model_name="kssl", version=1, overwrite=False) -> pat
     if path.is_dir():
         path = path / "classifier.keras"
     if not path.is_file():
-        raise FileNotFoundError(f"No classifier at {str(path)!r}: pass a run folder or a classifier .keras file.")
+        raise MissingInputError(f"No classifier at {str(path)!r}: pass a run folder or a classifier .keras file.")
     target = check_output_folder(pathlib.Path(out) / model_name / str(version), overwrite)
     export_saved_model(keras.saving.load_model(path), target, overwrite=overwrite)
     print(f"SavedModel in {target}/ (signatures: serving_default, predict_uint8, predict_bytes, embed)")
@@ -356,14 +426,15 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     started = time.perf_counter()
     config = config.resolved()
     out = check_output_folder(config.out, config.overwrite)
-    config, train, test, subsets = _prepare(config)
-    with staged_folder(out, config) as folder:
+    strategy = start_strategy(config.strategy)
+    config, train, test, subsets = _prepare(config, strategy)
+    with staged_folder(out, config.result_fields()) as folder:
         print("[1/4] pretraining with SimCLR (labels unused)", flush=True)
-        encoder, pretraining = _pretrain_into(folder, config, train, verbose)
+        encoder, pretraining = _pretrain_into(folder, config, strategy, train, verbose)
         print("[2/4] evaluating frozen features (kNN, linear probe, embedding map)", flush=True)
         frozen = _evaluate_frozen(encoder, train, test, folder, config.seed)
         print("[3/4] fine-tuning: pretrained encoder vs. the same architecture from scratch", flush=True)
-        rows, classifier = _finetune_into(folder, config, encoder, subsets, test, verbose)
+        rows, classifier = _finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
         print("[4/4] exporting the SavedModel for TF Serving", flush=True)
         export_saved_model(classifier, folder / "serving" / config.model_name / str(config.version))
         metrics = {

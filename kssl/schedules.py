@@ -1,4 +1,4 @@
-"""Learning-rate schedules and optimizer defaults for pretraining."""
+"""Learning-rate schedules (the recipes that use them are in `kssl.recipes`)."""
 
 from __future__ import annotations
 
@@ -28,26 +28,3 @@ def warmup_cosine(peak_learning_rate: float, total_steps: int, warmup_steps: int
         warmup_target=peak_learning_rate if warmup_steps else None,
         warmup_steps=warmup_steps,
     )
-
-
-def pretraining_optimizer(total_steps: int, batch_size: int = 256, warmup_fraction: float = 0.05, name: str = "sgd"):
-    """The optimizer kssl pretrains with by default.
-
-    - `"sgd"`: SGD with Nesterov momentum 0.9, peak rate `0.3 * batch_size / 256`
-      (SimCLR's linear scaling rule), weight decay 5e-4.
-    - `"adamw"`: AdamW, peak rate `1e-3 * batch_size / 256`, weight decay 1e-4.
-
-    Both warm up linearly over `warmup_fraction` of the steps and then decay on a
-    cosine; batch norm and bias parameters are excluded from weight decay.
-    """
-    warmup = int(warmup_fraction * total_steps)
-    if name == "sgd":
-        schedule = warmup_cosine(0.3 * batch_size / 256, total_steps, warmup)
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    elif name == "adamw":
-        schedule = warmup_cosine(1e-3 * batch_size / 256, total_steps, warmup)
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
-    else:
-        raise ValueError(f"optimizer must be 'sgd' or 'adamw'. Received: {name!r}")
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    return optimizer

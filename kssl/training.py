@@ -12,10 +12,12 @@ split by Keras with the strategy's own input pipeline), `jit_compile`, and a
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
-from kssl.callbacks import TimeBudget
+from kssl.callbacks import BudgetProgress, TimeBudget
 from kssl.checkpointing import StepCheckpoint
 from kssl.cpu import warn_if_onednn_off
 from kssl.data.augment import ViewAugmentation
@@ -24,6 +26,8 @@ from kssl.data.sources import ImageSet
 from kssl.distribute import distribute_batches
 from kssl.models.classifier import Classifier
 from kssl.models.simclr import SimCLR
+from kssl.precision import resolve_jit_compile
+from kssl.recipes import PretrainingRecipe, recipe_for
 from kssl.schedules import warmup_cosine
 
 
@@ -63,19 +67,28 @@ def _in_scope(encoder, strategy):
 
 
 def _fit(model, data, total_steps, checkpoint_dir, every_steps, callbacks, verbose, budget=None, **fit_kwargs):
-    """Fits for `total_steps` (or until `budget` stops it), resuming from `checkpoint_dir`."""
+    """Fits for `total_steps` (or until `budget` stops it), resuming from `checkpoint_dir`.
+
+    Under a budget, Keras' progress bar (which has no total then) gives way to
+    `BudgetProgress`: minutes elapsed and left, and an estimated number of steps.
+    """
     done = 0
     if checkpoint_dir is not None:
         checkpoint = StepCheckpoint(checkpoint_dir, every_steps)
         done = checkpoint.restore(model)
         if budget is not None:
-            budget.initial_elapsed = float(checkpoint.elapsed_seconds.numpy())
+            budget.initial_elapsed = budget.agreed_elapsed = float(checkpoint.elapsed_seconds.numpy())
             checkpoint.budget = budget
         callbacks = [*callbacks, checkpoint]
     if budget is not None and budget.initial_elapsed >= budget.seconds:
         return None
     if total_steps is not None and done >= total_steps:
         return None
+    if budget is not None:
+        callbacks = [budget, *callbacks]
+        if verbose != 0:
+            callbacks.append(BudgetProgress(budget, initial_step=done))
+            verbose = 0
     remaining = None if total_steps is None else total_steps - done
     return model.fit(
         data(done),
@@ -92,7 +105,7 @@ def pretrain(
     image_set: ImageSet,
     encoder: keras.Model,
     epochs: float | None = 10,
-    budget_minutes: float | None = None,
+    budget_minutes: float | TimeBudget | None = None,
     batch_size: int = 256,
     temperature: float = 0.2,
     learning_rate: float | None = None,
@@ -100,62 +113,84 @@ def pretrain(
     probe: bool = False,
     seed: int = 0,
     strategy: tf.distribute.Strategy | None = None,
-    jit_compile: bool = False,
+    jit_compile: bool | None = None,
     checkpoint_dir=None,
     checkpoint_every: int = 100,
     callbacks=(),
     verbose: int | str = "auto",
+    projection_head: keras.layers.Layer | None = None,
+    recipe: PretrainingRecipe | None = None,
 ):
     """Pretrains `encoder` with SimCLR on `image_set` (labels unused unless `probe`).
 
-    Optimizer: SGD with Nesterov momentum 0.9, weight decay 5e-4 (not on batch norm
-    or biases), peak learning rate `0.3 * batch_size / 256` (SimCLR's scaling rule)
-    reached by a linear warmup over the first 5% and followed by a cosine decay to 0.
+    The optimizer comes from the method's recipe (`kssl.recipes`; for SimCLR: SGD with
+    Nesterov momentum 0.9, weight decay 5e-4 except on batch norm and biases, peak
+    learning rate `0.3 * batch_size / 256` reached by a linear warmup over the first 5%
+    and followed by a cosine decay to 0).
 
     Args:
         image_set: the images.
         encoder: the encoder to train (in place, unless a `strategy` is given that its
             variables do not belong to: then a copy is trained; use `model.encoder`).
         epochs: passes over the images; ignored when `budget_minutes` is set.
-        budget_minutes: train for this much wall-clock time instead; the learning-rate
-            schedule then runs on elapsed time (see `TimeBudget`).
+        budget_minutes: train for this much wall-clock time instead (or pass a
+            `TimeBudget`); the learning-rate schedule then runs on elapsed time.
         batch_size: images per global batch (2x views). It need not divide evenly over
             replicas: SimCLR's loss is exact for uneven splits too.
         temperature: NT-Xent temperature.
-        learning_rate: peak learning rate (default above).
+        learning_rate: peak learning rate (default: the recipe's, scaled to the batch).
         augmentation: view transform (default `ViewAugmentation` at the encoder's size).
         probe: train an online linear probe on the labels and report its accuracy.
         seed: data order and augmentation seed.
         strategy: a `tf.distribute.Strategy` (default: the current one). Negatives are
             gathered across replicas and batch norm is synchronised, so N replicas
             compute the same step as one device with the same global batch.
-        jit_compile: compile the train step with XLA (faster on GPUs; measured slower
-            on CPUs, see BENCHMARKS.md).
+        jit_compile: compile the train step with XLA; default (None): only on a GPU
+            with one replica (`kssl.precision.default_jit_compile`).
         checkpoint_dir: checkpoint here every `checkpoint_every` steps, and resume from
             the latest checkpoint found there.
+        projection_head: default `ProjectionHead(hidden_dim=D, output_dim=128, depth=2)`.
+        recipe: optimizer and schedule (default `kssl.recipes.recipe_for("simclr")`).
 
     Returns:
         `(model, history)`: the trained `SimCLR` model and Keras' `History` (None when
         a resumed run had nothing left to do).
+
+    Example:
+    >>> import kssl
+    >>> images = kssl.load_digits(image_size=8).subset(range(64))
+    >>> model, history = pretrain(images, kssl.resnet(18, width=0.125, image_size=8),
+    ...                           epochs=1, batch_size=32, verbose=0)
+    >>> model.optimizer.iterations.numpy(), sorted(history.history)
+    (np.int64(2), ['contrastive_accuracy', 'loss'])
     """
     warn_if_onednn_off()
     strategy = strategy or tf.distribute.get_strategy()
+    jit_compile = resolve_jit_compile(jit_compile, strategy)
     size = encoder.input_shape[1]
     augmentation = augmentation or ViewAugmentation(size)
-    peak = learning_rate or 0.3 * batch_size / 256
-    budget = None
-    if budget_minutes is not None:
-        budget = TimeBudget(budget_minutes, peak_learning_rate=peak)
-        rate, steps = peak, None  # the budget stops the one open-ended epoch
+    recipe = recipe or recipe_for("simclr")
+    if learning_rate is not None:
+        recipe = dataclasses.replace(recipe, learning_rate=learning_rate * 256 / batch_size)
+    budget, steps = None, None
+    if isinstance(budget_minutes, TimeBudget):
+        budget = budget_minutes
+    elif budget_minutes is not None:
+        budget = TimeBudget(budget_minutes)
     else:
         steps = _steps_for(epochs, len(image_set), batch_size)
-        rate = warmup_cosine(peak, steps, warmup_steps=int(0.05 * steps))
+    if budget is not None:  # the budget drives the schedule and stops the one open-ended epoch
+        budget.peak_learning_rate = recipe.peak_learning_rate(batch_size)
+        budget.warmup_fraction = recipe.warmup_fraction
     encoder = _in_scope(encoder, strategy)
     with strategy.scope():
-        model = SimCLR(encoder, temperature=temperature, probe_classes=image_set.num_classes if probe else None)
-        optimizer = keras.optimizers.SGD(rate, momentum=0.9, nesterov=True, weight_decay=5e-4)
-        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-        model.compile(optimizer=optimizer, jit_compile=jit_compile)
+        model = SimCLR(
+            encoder,
+            projection_head=projection_head,
+            temperature=temperature,
+            probe_classes=image_set.num_classes if probe else None,
+        )
+        model.compile(optimizer=recipe.build_optimizer(batch_size, steps), jit_compile=jit_compile)
 
     def data(start_step):
         return distribute_batches(
@@ -165,8 +200,7 @@ def pretrain(
             ),
         )
 
-    callbacks = [*callbacks, budget] if budget is not None else list(callbacks)
-    history = _fit(model, data, steps, checkpoint_dir, checkpoint_every, callbacks, verbose, budget)
+    history = _fit(model, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, budget)
     return model, history
 
 
@@ -182,7 +216,7 @@ def finetune(
     validation_set: ImageSet | None = None,
     seed: int = 0,
     strategy: tf.distribute.Strategy | None = None,
-    jit_compile: bool = False,
+    jit_compile: bool | None = None,
     checkpoint_dir=None,
     checkpoint_every: int = 100,
     callbacks=(),
@@ -200,6 +234,7 @@ def finetune(
     """
     warn_if_onednn_off()
     strategy = strategy or tf.distribute.get_strategy()
+    jit_compile = resolve_jit_compile(jit_compile, strategy)
     _check_split(batch_size, strategy)
     batch_size = min(batch_size, len(labeled_set) - len(labeled_set) % strategy.num_replicas_in_sync)
     steps = _steps_for(epochs, len(labeled_set), batch_size)

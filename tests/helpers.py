@@ -32,3 +32,31 @@ def two_replicas():
     if not _MIRRORED:
         _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     return _MIRRORED[0]
+
+
+def assert_serializable(obj, inputs, tmp_path, call=None):
+    """keras-hub's shared checks, for any kssl layer or model: `from_config(get_config())`
+    rebuilds an equal object, and a `.keras` round trip keeps its outputs.
+
+    `call(obj, inputs)` computes the outputs compared (default `obj(inputs)`, inference mode).
+    """
+    import keras
+
+    call = call or (lambda o, x: o(x, training=False))
+    expected = np.asarray(call(obj, inputs))
+    config = obj.get_config()
+    clone = type(obj).from_config(config)
+    call(clone, inputs)  # builds it
+    assert clone.get_config() == config
+    clone.set_weights(obj.get_weights())
+    np.testing.assert_allclose(np.asarray(call(clone, inputs)), expected, rtol=1e-6, atol=1e-6)
+    if isinstance(obj, keras.Model):
+        saved = obj
+    else:  # a layer is saved inside a model
+        saved = keras.Sequential([keras.Input(inputs.shape[1:]), obj])
+    path = tmp_path / f"{type(obj).__name__}.keras"
+    saved.save(path)
+    loaded = keras.saving.load_model(path)
+    restored = loaded if isinstance(obj, keras.Model) else loaded.layers[0]
+    assert type(restored) is type(obj)
+    np.testing.assert_array_equal(np.asarray(call(restored, inputs)), expected)

@@ -1,3 +1,6 @@
+import io
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -37,3 +40,48 @@ def test_step_history_recovers_per_interval_means_from_running_means():
         history.on_train_batch_end(step - 1, {"loss": np.mean(values[:step])})  # Keras' running mean
     assert history.steps == [2, 4, 6]
     np.testing.assert_allclose(history.logs["loss"], [3.0, 2.0, 1.0])
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_budget_progress_shows_minutes_left_and_an_estimated_total_of_steps(monkeypatch):
+    from kssl.callbacks import BudgetProgress
+
+    clock = [100.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    budget = TimeBudget(minutes=10)
+    stream = io.StringIO()
+    progress = BudgetProgress(budget, initial_step=40, stream=stream)
+    budget.on_train_begin()
+    for _ in range(10):  # 10 steps of 6 s: one line per tenth of the budget (60 s)
+        clock[0] += 6.0
+        budget.on_train_batch_end(0)
+        progress.on_train_batch_end(0, {"loss": np.float32(2.5)})
+    progress.on_train_end()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "Unknown" not in stream.getvalue()
+    # 50 steps reached (40 before a resume); 9 steps in 54 s after the first -> 1/6 step/s;
+    # 9 minutes left -> about 90 more steps.
+    assert lines[-1] == "[##..................]  1:00 of 10:00, 9:00 left | step 50 of ~140 | 0.2 steps/s | loss 2.500"
+
+
+def test_budget_progress_rewrites_one_line_in_a_terminal():
+    from kssl.callbacks import BudgetProgress
+
+    stream = FakeTerminal()
+    progress = BudgetProgress(TimeBudget(minutes=1), stream=stream)
+    progress.budget.on_train_begin()
+    progress.on_train_batch_end(0, {"loss": 1.0})
+    progress.on_train_end()
+    assert stream.getvalue().startswith("\r[") and stream.getvalue().count("\n") == 1
+
+
+def test_paused_time_is_not_charged_to_the_budget():
+    budget = TimeBudget(minutes=1)
+    budget.on_train_begin()
+    with budget.paused():
+        time.sleep(0.3)
+    assert budget.elapsed < 0.1

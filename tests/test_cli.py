@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from kssl.cli import main
@@ -125,3 +126,84 @@ def test_killed_cli_run_resumes_with_the_same_command(tmp_path):
     actual = keras.saving.load_model(tmp_path / "run" / "encoder.keras").get_weights()
     for a, b in zip(actual, expected):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_bug_keeps_its_traceback_and_is_not_blamed_on_the_input(tmp_path, capsys, monkeypatch):
+    import kssl.runs
+
+    def broken(config):
+        raise ValueError("shapes (3,) and (4,) not aligned")  # as a bug deep in a library would
+
+    monkeypatch.setattr(kssl.runs, "pretrain_job", broken)
+    assert main(["pretrain", "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "not aligned" in err and "bug" in err and "kssl: error:" not in err
+
+
+def test_pretrain_prints_only_what_applies_to_it(tmp_path, capsys):
+    assert (
+        main(["pretrain", "--image-size", "8", "--width", "0.125", "--epochs", "0.1", "--out", str(tmp_path / "p")])
+        == 0
+    )
+    out = capsys.readouterr().out
+    data_line = next(line for line in out.splitlines() if line.startswith("data:"))
+    assert data_line == "data: 1437 train / 360 test images, 10 classes"
+    assert "precision: float32" in out or "precision: mixed_bfloat16" in out
+
+
+def write_images(root, classes=2, per_class=12, bad=None):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(root / f"class{c}" / f"{i}.png")
+    if bad:
+        (root / "class0" / bad).write_bytes(b"not a jpeg at all")
+    return root
+
+
+def test_an_unreadable_image_names_the_commands_own_option(tmp_path, capsys):
+    data = write_images(tmp_path / "photos", bad="broken.jpg")
+    args = ["pretrain", "--data", str(data), "--image-size", "8", "--width", "0.125", "--epochs", "1",
+            "--batch-size", "8"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "--skip-bad-images" in err
+    assert main([*args, "--skip-bad-images", "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "encoder.keras").is_file()
+
+
+def test_finetune_resumes_only_the_encoder_it_started_with(tmp_path, capsys, monkeypatch):
+    import keras
+
+    import kssl.runs
+    from kssl.encoders import resnet
+
+    for name, seed in (("a", 1), ("b", 2)):
+        keras.utils.set_random_seed(seed)
+        resnet(18, width=0.125, image_size=8).save(tmp_path / f"{name}.keras")
+    out = tmp_path / "fine"
+    args = ["finetune", "--labels", "2", "--finetune-epochs", "1", "--width", "0.125", "--out", str(out)]
+    real = kssl.runs._finetune_into
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # the run dies after writing its staging folder
+
+    monkeypatch.setattr(kssl.runs, "_finetune_into", killed)
+    assert main([*args, "--pretrained", str(tmp_path / "a.keras")]) == 130
+    monkeypatch.setattr(kssl.runs, "_finetune_into", real)
+    capsys.readouterr()
+    assert main([*args, "--pretrained", str(tmp_path / "b.keras")]) == 2
+    assert "pretrained_sha256" in capsys.readouterr().err and not out.exists()
+    assert main([*args, "--pretrained", str(tmp_path / "a.keras"), "--overwrite", "--checkpoint-every", "3"]) == 0
+    assert "resuming the interrupted run" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["pretrained_sha256"] == kssl.runs.file_sha256(tmp_path / "a.keras")
+
+
+def test_mirrored_strategy_from_the_command_line(tmp_path, capsys):
+    assert main(["pretrain", "--strategy", "mirrored", "--image-size", "8", "--width", "0.125", "--epochs", "0.1",
+                 "--out", str(tmp_path / "m")]) == 0  # fmt: skip
+    assert (tmp_path / "m" / "encoder.keras").is_file()

@@ -70,3 +70,61 @@ def test_two_workers_on_loopback_match_a_single_process(tmp_path):
     for name in reference.files:
         np.testing.assert_array_equal(worker0[name], worker1[name], err_msg=name)
         np.testing.assert_allclose(worker0[name], reference[name], rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def run_command_on_two_workers(make_args, timeout=600):
+    """Runs `kssl ARGS` as two MultiWorkerMirroredStrategy workers on 127.0.0.1, as the README shows."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = []
+    for index in range(2):
+        cluster = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = dict(os.environ, TF_CONFIG=json.dumps(cluster))
+        command = [sys.executable, "-m", "kssl", *make_args(index), "--strategy", "multiworker"]
+        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outputs = []
+    for process in processes:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        finally:
+            process.kill()
+        assert process.returncode == 0, (out.decode()[-2000:], err.decode()[-3000:])
+        outputs.append(out.decode())
+    return outputs
+
+
+def saved_weights(path):
+    import keras
+
+    import kssl  # noqa: F401  (registers kssl's layers for loading)
+
+    return keras.saving.load_model(path).get_weights()
+
+
+def assert_identical(path_0, path_1):
+    weights_0, weights_1 = saved_weights(path_0), saved_weights(path_1)
+    assert len(weights_0) == len(weights_1) > 50
+    for a, b in zip(weights_0, weights_1):
+        np.testing.assert_array_equal(a, b)
+
+
+TINY = ["--image-size", "8", "--width", "0.125", "--batch-size", "32"]
+
+
+def test_the_readme_two_worker_commands_pretrain_and_finetune_to_identical_weights(tmp_path):
+    outputs = run_command_on_two_workers(
+        lambda i: ["pretrain", *TINY, "--epochs", "0.1", "--out", str(tmp_path / f"worker{i}" / "pre")]
+    )
+    assert all("2 replicas" in out for out in outputs)
+    assert_identical(*(tmp_path / f"worker{i}" / "pre" / "encoder.keras" for i in range(2)))
+    run_command_on_two_workers(
+        lambda i: ["finetune", "--pretrained", str(tmp_path / f"worker{i}" / "pre"), "--labels", "2",
+                   "--finetune-epochs", "2", "--width", "0.125", "--out", str(tmp_path / f"worker{i}" / "fine")]
+    )  # fmt: skip
+    assert_identical(*(tmp_path / f"worker{i}" / "fine" / "classifier.keras" for i in range(2)))
+
+
+def test_a_time_budget_on_two_workers_stops_both_after_the_same_step(tmp_path):
+    run_command_on_two_workers(lambda i: ["pretrain", *TINY, "--budget", "0.15", "--out", str(tmp_path / f"worker{i}")])
+    steps = [json.loads((tmp_path / f"worker{i}" / "metrics.json").read_text())["pretraining"]["steps"] for i in (0, 1)]
+    assert steps[0] == steps[1] > 1
+    assert_identical(*(tmp_path / f"worker{i}" / "encoder.keras" for i in range(2)))

@@ -114,7 +114,10 @@ class ViewAugmentation:
 
 
 def _batch_size(images):
-    return tf.shape(images)[0]
+    # The static size where it is known: ops then get fully defined shapes, which
+    # grappler's cost model needs (with an unknown box count it logged a multi-kilobyte
+    # "Error in PredictCost()" for every traced CropAndResize).
+    return images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
 
 
 def _uniform(seed, images, low, high):

@@ -9,17 +9,22 @@ import numpy as np
 from kssl.atomic import atomic_file
 
 
-def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 0, scale: int = 4):
+def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 0, scale: int = 4, labels=None):
     """Saves a PNG with one row per image: the original, then its two augmented views.
+
+    The rows are a seeded random sample of the images, spread over the classes when
+    `labels` are given (one image of each class in turn), so the grid shows what the
+    model sees across the user's data, not the first images of one class.
 
     Args:
         images: `(N, H, W, 3)` uint8 images (an `ImageSet.images` array works).
         augmentation: a `ViewAugmentation` (or any `(images, seed) -> views` callable).
         path: where to write the PNG; written atomically (temporary file, then rename).
         num_images: how many rows to show.
-        seed: the augmentation seed; the same seed draws the same views.
+        seed: the sampling and augmentation seed; the same seed draws the same grid.
         scale: integer upscaling of each tile (nearest neighbour), so 32-px images
             are large enough to look at.
+        labels: optional `(N,)` class ids, to sample across classes.
 
     Returns:
         The path written, as a `pathlib.Path`.
@@ -34,9 +39,10 @@ def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 
     """
     from PIL import Image
 
-    images = np.asarray(images)[:num_images]
+    images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
         raise ValueError(f"images must be a non-empty (N, H, W, 3) array. Received shape: {images.shape}")
+    images = images[preview_indices(len(images), num_images, seed, labels)]
     first = np.asarray(augmentation(images, seed=[seed, 0]))
     second = np.asarray(augmentation(images, seed=[seed, 1]))
     size = first.shape[1]
@@ -51,6 +57,28 @@ def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 
     )
     grid = np.kron(grid, np.ones((scale, scale, 1), np.uint8))
     return write_png_atomically(Image.fromarray(grid), path)
+
+
+def preview_indices(count: int, num_images: int, seed: int = 0, labels=None) -> np.ndarray:
+    """A seeded sample of `num_images` indices out of `count`, taking the classes in turn.
+
+    Example:
+    >>> labels = np.repeat(np.arange(4), 100)  # 4 classes, sorted as a folder lists them
+    >>> sorted(set(labels[preview_indices(400, 8, seed=0, labels=labels)].tolist()))
+    [0, 1, 2, 3]
+    """
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return np.sort(rng.permutation(count)[:num_images])
+    labels = np.asarray(labels)
+    classes = rng.permutation(np.unique(labels))
+    members = {c: rng.permutation(np.flatnonzero(labels == c)).tolist() for c in classes}
+    chosen = []
+    while len(chosen) < min(num_images, count):
+        for c in classes:
+            if members[c] and len(chosen) < num_images:
+                chosen.append(members[c].pop())
+    return np.asarray(chosen)
 
 
 def _to_uint8(view):

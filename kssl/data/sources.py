@@ -10,7 +10,8 @@ Sources:
     `from_arrays`  in-memory `(x, y)` arrays
     `load_digits`  scikit-learn's handwritten digits, shipped with scikit-learn, so
                    it works offline on a fresh machine
-    `load`         one string for all of them: a folder, `tfds:NAME[:SPLIT]` or `digits`
+    `load`         one string for all of them: a folder, `tfds:NAME[:SPLIT]` or `digits`,
+                   parsed by `parse_data_spec` (the one parser of such strings)
 """
 
 from __future__ import annotations
@@ -23,14 +24,60 @@ import pathlib
 
 import numpy as np
 
+from kssl.errors import DataError
+
 logger = logging.getLogger("kssl")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 EMBEDDED_DATASETS = ("digits",)
 
 
-class DataError(ValueError):
-    """A data source that cannot be read as asked; the message says what to do."""
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """A parsed data string: what `--data` and `kssl.load` take.
+
+    Attributes:
+        kind: `"embedded"`, `"tfds"` or `"folder"`.
+        name: the embedded set's name, the TFDS name, or the folder path.
+        split: the split asked for in the string (TFDS only: `tfds:NAME:SPLIT`), else None.
+    """
+
+    kind: str
+    name: str
+    split: str | None = None
+
+    @property
+    def short_name(self) -> str:
+        """A name fit for a folder: `digits`, `cifar10`, or the folder's own name."""
+        return pathlib.Path(self.name.rstrip("/")).name or "data"
+
+
+def parse_data_spec(spec) -> DataSpec:
+    """Parses a folder path, `tfds:NAME`, `tfds:NAME:SPLIT` or an embedded dataset name.
+
+    A TFDS split may hold colons and slicing (`train[:10%]`); everything after the second
+    colon is the split.
+
+    Example:
+    >>> parse_data_spec("tfds:cifar10:train[:10%]")
+    DataSpec(kind='tfds', name='cifar10', split='train[:10%]')
+    >>> parse_data_spec("digits").kind, parse_data_spec("photos/").kind
+    ('embedded', 'folder')
+    """
+    spec = str(spec)
+    if spec in EMBEDDED_DATASETS:
+        return DataSpec("embedded", spec)
+    if spec.startswith("tfds:"):
+        name, _, split = spec[len("tfds:") :].partition(":")
+        if not name or (_ and not split):
+            raise DataError(f"A TFDS dataset is written tfds:NAME or tfds:NAME:SPLIT. Received: {spec!r}")
+        return DataSpec("tfds", name, split or None)
+    if os.path.exists(spec) or os.sep in spec or spec.startswith("."):
+        return DataSpec("folder", spec)
+    raise DataError(
+        f"Unknown dataset {spec!r}: not a folder, not tfds:NAME, and not an embedded dataset "
+        f"({', '.join(EMBEDDED_DATASETS)})."
+    )
 
 
 @dataclasses.dataclass
@@ -84,22 +131,12 @@ def load(spec: str, image_size: int = 32, split: str | None = None, **kwargs) ->
     >>> load("digits", image_size=16, split="test").images.shape
     (360, 16, 16, 3)
     """
-    spec = str(spec)
-    if spec in EMBEDDED_DATASETS:
+    parsed = parse_data_spec(spec)
+    if parsed.kind == "embedded":
         return load_digits(image_size=image_size, split=split or "train")
-    if spec.startswith("tfds:"):
-        parts = spec.split(":")
-        if len(parts) not in (2, 3) or not parts[1]:
-            raise DataError(f"A TFDS dataset is written tfds:NAME or tfds:NAME:SPLIT. Received: {spec!r}")
-        return from_tfds(
-            parts[1], split=split or (parts[2] if len(parts) == 3 else "train"), image_size=image_size, **kwargs
-        )
-    if os.path.exists(spec) or os.sep in spec or spec.startswith("."):
-        return from_folder(spec, image_size=image_size, split=split, **kwargs)
-    raise DataError(
-        f"Unknown dataset {spec!r}: not a folder, not tfds:NAME, and not an embedded dataset "
-        f"({', '.join(EMBEDDED_DATASETS)})."
-    )
+    if parsed.kind == "tfds":
+        return from_tfds(parsed.name, split=split or parsed.split or "train", image_size=image_size, **kwargs)
+    return from_folder(parsed.name, image_size=image_size, split=split, **kwargs)
 
 
 def from_folder(
@@ -206,8 +243,8 @@ def _decode_files(files, image_size, skip_bad_images, workers):
     bad = [(i, r) for i, r in enumerate(results) if isinstance(r, str)]
     if bad and not skip_bad_images:
         raise DataError(
-            f"{bad[0][1]} Delete or replace it, or pass skip_bad_images=True to skip unreadable files"
-            + (f" ({len(bad)} files are unreadable)." if len(bad) > 1 else ".")
+            f"{bad[0][1]} Delete or replace it, or skip unreadable files with --skip-bad-images "
+            "(Python: skip_bad_images=True)" + (f" ({len(bad)} files are unreadable)." if len(bad) > 1 else ".")
         )
     for _, message in bad:
         logger.warning("Skipped: %s", message)
@@ -271,12 +308,14 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
         name: the TFDS name, e.g. `"cifar10"`.
         split: a TFDS split string, e.g. `"train"` or `"train[:10%]"`.
         image_size: side of the square images produced.
-        data_dir: TFDS data directory (default: TFDS's own, `~/tensorflow_datasets`).
+        data_dir: TFDS data directory (default: the `TFDS_DATA_DIR` environment variable,
+            else TFDS's own `~/tensorflow_datasets`).
         download: let TFDS download the data if it is not in `data_dir`.
     """
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
+    data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:

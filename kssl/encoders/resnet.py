@@ -14,6 +14,7 @@ import re
 import keras
 from keras import layers
 
+from kssl.errors import InputError
 from kssl.layers.batch_norm import FusedBatchNormalization
 
 # (block type, blocks per stage) - He et al. 2016, table 1.
@@ -119,7 +120,7 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0, stem: str
     """
     match = re.fullmatch(r"resnet(\d+)", str(name).lower())
     if not match or int(match.group(1)) not in _ARCHITECTURES:
-        raise ValueError(f"Unknown encoder {name!r}. Available encoders: {', '.join(ENCODER_NAMES)}.")
+        raise InputError(f"Unknown encoder {name!r}. Available encoders: {', '.join(ENCODER_NAMES)}.")
     return resnet(int(match.group(1)), width=width, image_size=image_size, stem=stem)
 
 

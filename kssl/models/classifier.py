@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import keras
@@ -120,6 +121,26 @@ class Classifier(keras.Model):
             loss = loss + self.l2_sp_penalty() / distribute.num_replicas()
         return loss
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' TF trainer averages a real batch across replicas to learn the shapes it
+        # builds the compiled loss and metrics with; under MultiWorkerMirroredStrategy that
+        # reduction fails on the per-replica batch. Shapes are all it needs, so this
+        # worker's first replica slice does.
+        if self._distribute_strategy is None:
+            return
+        if data_batch is None and iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(distribute.first_local_value, next(batches))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def train_step(self, data):
+        return distribute.reducible_logs(super().train_step(data))
+
+    def test_step(self, data):
+        return distribute.reducible_logs(super().test_step(data))
+
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """Like `keras.Model.compile`, with defaults for integer labels and logits."""
         loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -147,7 +168,7 @@ class Classifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = copy.deepcopy(config)  # deserializing a functional model consumes parts of its config
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         return cls(**config)
 

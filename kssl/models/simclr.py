@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import keras
 import tensorflow as tf
 
 from kssl import distribute
 from kssl.layers.heads import ProjectionHead
-from kssl.losses import check_temperature, nt_xent_logits
+from kssl.losses import check_temperature, nt_xent_per_anchor
 
 
 @keras.saving.register_keras_serializable(package="kssl")
@@ -104,20 +106,18 @@ class SimCLR(keras.Model):
         batch = tf.shape(view_1)[0]
         features = self.encoder(tf.concat([view_1, view_2], axis=0), training=training)
         projections = self.projection_head(features, training=training)
-        logits, positives = nt_xent_logits(
+        losses, hits = nt_xent_per_anchor(
             projections[:batch], projections[batch:], self.temperature, gather_distributed=True
         )
-        per_anchor = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits)
+        loss = distribute.global_mean(losses)
         anchors = tf.cast(2 * batch, tf.float32)
-        loss = tf.reduce_sum(per_anchor) / distribute.global_sum(anchors)
-        hits = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), positives), tf.float32)
-        self.loss_tracker.update_state(tf.reduce_mean(per_anchor), sample_weight=anchors)
+        self.loss_tracker.update_state(tf.reduce_mean(losses), sample_weight=anchors)
         self.accuracy_tracker.update_state(tf.reduce_mean(hits), sample_weight=anchors)
         if self.probe is not None and labels is not None:
             both_labels = tf.concat([labels, labels], axis=0)
             probe_logits = tf.cast(self.probe(tf.stop_gradient(features)), tf.float32)
             probe_losses = keras.losses.sparse_categorical_crossentropy(both_labels, probe_logits, from_logits=True)
-            loss += tf.reduce_sum(probe_losses) / distribute.global_sum(anchors)
+            loss += distribute.global_mean(probe_losses)
             self.probe_loss_tracker.update_state(tf.reduce_mean(probe_losses), sample_weight=anchors)
             self.probe_accuracy.update_state(both_labels, probe_logits)
         return loss
@@ -154,7 +154,7 @@ class SimCLR(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = copy.deepcopy(config)  # deserializing a functional model consumes parts of its config
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["projection_head"] = keras.saving.deserialize_keras_object(config["projection_head"])
         return cls(**config)

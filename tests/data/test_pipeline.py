@@ -3,7 +3,7 @@ import pytest
 from helpers import digits
 
 from kssl.data.pipeline import labeled_batches, view_pairs
-from kssl.data.sources import DataError
+from kssl.data.sources import DataError, from_arrays
 
 
 @pytest.fixture(scope="module")
@@ -19,16 +19,35 @@ def test_view_pairs_shapes_labels_and_range(images):
 
 
 def test_one_pass_without_repeat_sees_each_image_once_in_a_seeded_order(images):
-    def first_views(seed):
-        return [b[0] for b in labeled_batches(images, 64, training=False)], list(
-            view_pairs(images, 64, seed=seed, with_labels=True, repeat=False)
-        )
+    # Label every image with its own index, so the labels of a pass say which images it took.
+    numbered = from_arrays(images.images, np.arange(len(images)), source="numbered")
 
-    _, passes = first_views(0)
-    labels = np.concatenate([labels for _, labels in passes])
-    assert len(labels) == (360 // 64) * 64  # incomplete batches are dropped
-    again = list(view_pairs(images, 64, seed=0, repeat=False))
-    np.testing.assert_array_equal(again[0][0], passes[0][0][0])
+    def one_pass(seed):
+        return np.concatenate([ids for _, ids in view_pairs(numbered, 64, seed=seed, with_labels=True, repeat=False)])
+
+    seen = one_pass(0)
+    assert len(seen) == (360 // 64) * 64  # incomplete batches are dropped
+    assert len(np.unique(seen)) == len(seen)  # no image twice
+    assert not np.array_equal(seen, np.sort(seen))  # shuffled
+    np.testing.assert_array_equal(seen, one_pass(0))  # the same seed, the same order
+    assert not np.array_equal(seen, one_pass(1))
+
+
+def test_repeated_passes_reshuffle_and_cover_every_image(images):
+    numbered = from_arrays(images.images, np.arange(len(images)), source="numbered")
+    batches = view_pairs(numbered, 60, seed=0, with_labels=True).take(12)  # two passes of 6 batches
+    ids = np.concatenate([ids for _, ids in batches])
+    first, second = ids[:360], ids[360:]
+    assert sorted(first.tolist()) == sorted(second.tolist()) == list(range(360))
+    assert not np.array_equal(first, second)
+
+
+def test_start_step_skips_exactly_the_batches_already_seen(images):
+    numbered = from_arrays(images.images, np.arange(len(images)), source="numbered")
+    full = [ids for _, ids in view_pairs(numbered, 32, seed=3, with_labels=True).take(5)]
+    resumed = [ids for _, ids in view_pairs(numbered, 32, seed=3, with_labels=True, start_step=2).take(3)]
+    for a, b in zip(full[2:], resumed):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_labeled_batches_in_order_keep_the_last_partial_batch(images):

@@ -88,7 +88,9 @@ def test_training_with_a_lower_view_resolution_than_stored_images(train_set):
     model = SimCLR(tiny_encoder(image_size=12))
     model.compile(optimizer="adam")
     pairs = view_pairs(train_set, batch_size=16, augmentation=ViewAugmentation(12))
-    model.fit(pairs, epochs=1, steps_per_epoch=1, verbose=0)
+    assert train_set.image_size == 16 and next(iter(pairs))[0].shape == (16, 12, 12, 3)
+    history = model.fit(pairs, epochs=1, steps_per_epoch=2, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and int(model.optimizer.iterations.numpy()) == 2
 
 
 def test_plain_import_kssl_is_enough_to_load_saved_models_in_a_fresh_process(tmp_path, train_set):

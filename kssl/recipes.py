@@ -1,0 +1,101 @@
+"""How each pretraining method is trained by default: optimizer, learning-rate scaling, schedule.
+
+This is the only copy of the recipe: `kssl.pretrain`, the `kssl` command, the benchmarks,
+the notebooks and the README all take their optimizer from here, so what a benchmark
+measures is what a user runs. A method's recipe is one entry of `RECIPES`; change a
+field with `dataclasses.replace(recipe_for("simclr"), weight_decay=1e-4)`.
+
+Example:
+>>> recipe = recipe_for("simclr")
+>>> recipe.peak_learning_rate(batch_size=512)
+0.6
+>>> optimizer = recipe.build_optimizer(batch_size=512, total_steps=1000)
+>>> type(optimizer).__name__, round(float(optimizer.learning_rate), 3)  # step 0 of the warmup
+('SGD', 0.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainingRecipe:
+    """An optimizer and its schedule, scaled to the batch size.
+
+    Args:
+        optimizer: `"sgd"` (with momentum) or `"adamw"`.
+        learning_rate: peak learning rate per 256 images; the peak for a batch of B
+            images is `learning_rate * B / 256` (the linear scaling rule, Goyal et al.
+            2017, used by SimCLR).
+        weight_decay: decoupled weight decay; never applied to batch-norm scales and
+            offsets or to biases.
+        momentum: SGD momentum (ignored by AdamW).
+        nesterov: Nesterov momentum for SGD.
+        warmup_fraction: share of the steps (or of a time budget) spent warming up
+            linearly from 0 to the peak; a cosine decay to 0 follows.
+    """
+
+    optimizer: str = "sgd"
+    learning_rate: float = 0.3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    nesterov: bool = True
+    warmup_fraction: float = 0.05
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}. Received: optimizer={self.optimizer!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0. Received: learning_rate={self.learning_rate!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1). Received: {self.warmup_fraction!r}")
+
+    def peak_learning_rate(self, batch_size: int) -> float:
+        return self.learning_rate * batch_size / 256
+
+    def schedule(self, batch_size: int, total_steps: int):
+        """Warmup then cosine decay over `total_steps` (a Keras `LearningRateSchedule`)."""
+        from kssl.schedules import warmup_cosine
+
+        return warmup_cosine(
+            self.peak_learning_rate(batch_size), total_steps, warmup_steps=int(self.warmup_fraction * total_steps)
+        )
+
+    def build_optimizer(self, batch_size: int, total_steps: int | None = None):
+        """The optimizer for `total_steps` steps of `batch_size` images.
+
+        With `total_steps=None` (a time budget) the learning rate is a plain variable at
+        the peak, for `kssl.callbacks.TimeBudget` to drive.
+        """
+        import keras
+
+        rate = self.peak_learning_rate(batch_size) if total_steps is None else self.schedule(batch_size, total_steps)
+        if self.optimizer == "sgd":
+            optimizer = keras.optimizers.SGD(
+                rate, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay or None
+            )
+        else:
+            optimizer = keras.optimizers.AdamW(rate, weight_decay=self.weight_decay)
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+        return optimizer
+
+
+RECIPES = {
+    # SimCLR (Chen et al. 2020): LARS at 0.3 x B/256 for large batches; at the small
+    # batches kssl users train with, SGD with Nesterov momentum and the same scaling did
+    # as well in this project's CIFAR-10 runs (BENCHMARKS.md).
+    "simclr": PretrainingRecipe(),
+}
+
+
+def recipe_for(method: str) -> PretrainingRecipe:
+    """The default recipe of a pretraining method (`"simclr"`, ...)."""
+    key = str(method).lower()
+    if key not in RECIPES:
+        raise ValueError(f"No recipe for method {method!r}. Known methods: {', '.join(sorted(RECIPES))}.")
+    return RECIPES[key]

@@ -1,0 +1,80 @@
+"""Registers kssl's Keras classes with Keras as soon as Keras is imported.
+
+Keras loads a `.keras` file's custom classes from its registry of serializables, and
+imports a class's module by itself only for its own packages (`keras`, `keras_hub`,
+`keras_cv`, `keras_nlp`). So kssl's layers and models must be imported before a kssl
+file is loaded. Importing them costs a TensorFlow import (seconds), which `import kssl`
+should not pay when no Keras is used (the `kssl --help` of the command line).
+
+`import kssl` therefore calls `register_when_keras_is_imported()`: if Keras is already
+imported, kssl's classes are registered at once; otherwise a post-import hook registers
+them right after the first `import keras` (directly, or through `tf.keras`), so
+`import kssl; import keras; keras.saving.load_model("encoder.keras")` works.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import warnings
+
+REGISTERING_MODULES = ("kssl.layers", "kssl.models")
+
+
+def register_now() -> None:
+    """Imports the modules whose classes carry `@keras.saving.register_keras_serializable`."""
+    for name in REGISTERING_MODULES:
+        importlib.import_module(name)
+
+
+class _AfterKerasLoader(importlib.abc.Loader):
+    """Runs Keras' own loader, then registers kssl's classes."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        for finder in [f for f in sys.meta_path if isinstance(f, _KerasImportHook)]:
+            sys.meta_path.remove(finder)
+        try:
+            register_now()
+        except Exception as error:  # never break `import keras` itself
+            warnings.warn(f"kssl could not register its Keras classes: {error!r}", stacklevel=2)
+
+
+class _KerasImportHook(importlib.abc.MetaPathFinder):
+    """Finds `keras` with the other finders and wraps its loader.
+
+    It stays in place until Keras is actually executed: TensorFlow asks
+    `importlib.util.find_spec("keras")` at import time without importing it.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keras":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _AfterKerasLoader(spec.loader)
+        return spec
+
+
+def register_when_keras_is_imported() -> None:
+    """Registers kssl's Keras classes now if Keras is imported, else right after it is.
+
+    Example:
+    >>> import keras, kssl.registration
+    >>> kssl.registration.register_when_keras_is_imported()
+    >>> keras.saving.get_registered_object("kssl>SimCLR").__name__
+    'SimCLR'
+    """
+    if "keras" in sys.modules:
+        register_now()
+    elif not any(isinstance(finder, _KerasImportHook) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _KerasImportHook())

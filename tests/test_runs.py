@@ -1,0 +1,72 @@
+"""The jobs behind the command: data splits, staging folders and what a resume must match."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kssl.errors import OutputExistsError
+from kssl.runs import RunConfig, file_sha256, load_train_test, staged_folder
+
+
+def write_folder(root, classes=("cat", "dog", "fox"), per_class=10, size=12):
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def test_a_folder_without_splits_is_divided_80_20_stratified_and_disjoint(tmp_path):
+    train, test = load_train_test(str(write_folder(tmp_path / "photos")), image_size=8, seed=0)
+    assert (len(train), len(test)) == (24, 6)
+    assert train.class_counts() == {"cat": 8, "dog": 8, "fox": 8}
+    assert test.class_counts() == {"cat": 2, "dog": 2, "fox": 2}
+    rows = {tuple(image.ravel()) for image in train.images}
+    assert not rows & {tuple(image.ravel()) for image in test.images}
+
+
+def test_a_folder_with_train_and_test_uses_them(tmp_path):
+    write_folder(tmp_path / "data" / "train", per_class=4)
+    write_folder(tmp_path / "data" / "test", per_class=2)
+    train, test = load_train_test(str(tmp_path / "data"), image_size=8)
+    assert (len(train), len(test)) == (12, 6)
+
+
+def test_settings_that_do_not_change_results_do_not_block_a_resume():
+    first = RunConfig(epochs=3).resolved()
+    again = RunConfig(epochs=3, overwrite=True, checkpoint_every=7, model_name="pets", version=2).resolved()
+    assert first.result_fields() == again.result_fields()
+    assert RunConfig(epochs=4).resolved().result_fields() != first.result_fields()
+
+
+def interrupt_in(out, identity):
+    with pytest.raises(KeyboardInterrupt), staged_folder(out, identity):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_resumes_only_with_the_same_identity(tmp_path, capsys):
+    out = tmp_path / "run"
+    identity = RunConfig(epochs=3).resolved().result_fields()
+    interrupt_in(out, identity)
+    staging = tmp_path / ".run.partial"
+    assert json.loads((staging / "run.json").read_text()) == json.loads(json.dumps(identity))
+    changed = {**identity, "temperature": 0.5}
+    with pytest.raises(OutputExistsError, match=r"temperature: 0.2 then, 0.5 now"):
+        with staged_folder(out, changed):
+            pass
+    with staged_folder(out, RunConfig(epochs=3, overwrite=True).resolved().result_fields()) as folder:
+        assert folder == staging
+        (folder / "encoder.keras").write_text("weights")
+    assert "resuming the interrupted run" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["encoder.keras"] and not staging.exists()
+
+
+def test_file_sha256_tells_two_files_apart(tmp_path):
+    (tmp_path / "a").write_bytes(b"encoder A")
+    (tmp_path / "b").write_bytes(b"encoder B")
+    assert file_sha256(tmp_path / "a") != file_sha256(tmp_path / "b")
+    assert file_sha256(tmp_path / "a") == "311e5a638c8fde522522b6aa09e8b21390ebaed23823982077e332425f039115"

@@ -1,0 +1,52 @@
+"""Every Keras class kssl registers survives a config round trip and a `.keras` round trip."""
+
+import keras
+import numpy as np
+import pytest
+from helpers import assert_serializable, tiny_encoder
+
+import kssl  # noqa: F401  (registers kssl's classes)
+from kssl.layers import FusedBatchNormalization, ProjectionHead
+from kssl.models import Classifier, SimCLR
+
+IMAGES = np.random.default_rng(0).random((4, 16, 16, 3)).astype("float32")
+
+
+def fused_batch_norm():
+    layer = FusedBatchNormalization(momentum=0.8)
+    layer(np.random.default_rng(1).normal(2, 3, (8, 4, 4, 2)).astype("float32"), training=True)  # moves statistics
+    return layer, np.random.default_rng(2).normal(size=(3, 4, 4, 2)).astype("float32"), None
+
+
+def projection_head():
+    return ProjectionHead(hidden_dim=8, output_dim=4, depth=3), np.ones((5, 6), "float32"), None
+
+
+def simclr():
+    model = SimCLR(tiny_encoder(), temperature=0.3, probe_classes=3)
+    return model, IMAGES, lambda m, x: m.project(x)
+
+
+def classifier():
+    model = Classifier(tiny_encoder(), num_classes=3, mode="partial", l2_sp=0.1, class_names=["a", "b", "c"])
+    model.compile()
+    return model, IMAGES, None
+
+
+CASES = {
+    "kssl>FusedBatchNormalization": fused_batch_norm,
+    "kssl>ProjectionHead": projection_head,
+    "kssl>SimCLR": simclr,
+    "kssl>Classifier": classifier,
+}
+
+
+def test_every_registered_kssl_class_has_a_case():
+    registered = {name for name in keras.saving.get_custom_objects() if name.startswith("kssl>")}
+    assert registered == set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_round_trips(name, tmp_path):
+    obj, inputs, call = CASES[name]()
+    assert_serializable(obj, inputs, tmp_path, call)

@@ -1,0 +1,74 @@
+"""The one-call recipes: step counts, time budgets and their resume, and the recipe they use."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+from helpers import digits, tiny_encoder
+
+from kssl.callbacks import TimeBudget
+from kssl.recipes import recipe_for
+from kssl.training import finetune, pretrain
+
+
+@pytest.fixture(scope="module")
+def images():
+    return digits().subset(range(128))
+
+
+def test_epochs_give_the_step_count_and_the_recipes_schedule(images):
+    model, history = pretrain(images, tiny_encoder(), epochs=1, batch_size=32, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 4 and len(history.history["loss"]) == 1
+    schedule = model.optimizer._learning_rate  # warmup + cosine over the 4 steps, peak 0.3 x 32/256
+    expected = recipe_for("simclr").schedule(32, 4)
+    assert [float(schedule(s)) for s in range(5)] == pytest.approx([float(expected(s)) for s in range(5)])
+    assert model.optimizer.weight_decay == pytest.approx(5e-4) and model.optimizer.nesterov
+
+
+def test_a_changed_recipe_reaches_the_optimizer(images):
+    recipe = dataclasses.replace(recipe_for("simclr"), optimizer="adamw", learning_rate=1e-3, weight_decay=1e-4)
+    model, _ = pretrain(images, tiny_encoder(), epochs=0.25, batch_size=32, recipe=recipe, verbose=0)
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    assert model.optimizer.weight_decay == pytest.approx(1e-4)
+
+
+def test_a_time_budget_stops_training_and_ends_its_cosine(images, capsys):
+    budget = TimeBudget(minutes=0.04)
+    model, _ = pretrain(images, tiny_encoder(), budget_minutes=budget, batch_size=32, verbose=1)
+    assert budget.agreed_elapsed >= budget.seconds and budget.steps > 1
+    assert budget.peak_learning_rate == pytest.approx(0.3 * 32 / 256)  # the recipe's peak drives the budget
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-3)  # end of the cosine
+    out = capsys.readouterr().out
+    assert "left | step" in out and "Unknown" not in out  # the budget's progress line, not Keras' bar
+
+
+def test_a_resumed_time_budget_spends_only_what_is_left(images, tmp_path):
+    first = TimeBudget(minutes=0.02)
+    model, _ = pretrain(images, tiny_encoder(), budget_minutes=first, batch_size=32, verbose=0,
+                        checkpoint_dir=tmp_path, checkpoint_every=1000)  # fmt: skip
+    steps_first = int(model.optimizer.iterations.numpy())
+    # Same run, longer budget: it restores the step and the time already spent.
+    second = TimeBudget(minutes=0.04)
+    model, _ = pretrain(images, tiny_encoder(), budget_minutes=second, batch_size=32, verbose=0,
+                        checkpoint_dir=tmp_path, checkpoint_every=1000)  # fmt: skip
+    assert second.initial_elapsed == pytest.approx(first.agreed_elapsed)
+    assert second.initial_elapsed >= first.seconds
+    assert int(model.optimizer.iterations.numpy()) == steps_first + second.steps
+    # A budget already spent trains no further.
+    spent = TimeBudget(minutes=0.02)
+    _, history = pretrain(images, tiny_encoder(), budget_minutes=spent, batch_size=32, verbose=0,
+                          checkpoint_dir=tmp_path)  # fmt: skip
+    assert history is None and spent.steps == 0
+
+
+def test_finetune_trains_a_classifier_that_beats_chance(images):
+    test = digits("test")
+    classifier, history = finetune(tiny_encoder(), images, epochs=15, batch_size=32, learning_rate=3e-3, verbose=0)
+    accuracy = classifier.evaluate(*_arrays(test), verbose=0, return_dict=True)["accuracy"]
+    assert accuracy > 0.5  # 10 classes: chance is 0.1
+    assert history.history["loss"][-1] < np.log(10)
+
+
+def _arrays(image_set):
+    return image_set.images.astype("float32") / 255.0, image_set.labels
