@@ -16,6 +16,7 @@ cannot distort.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -33,6 +34,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--budget", type=float, default=15.0, help="pretraining minutes")
+    parser.add_argument(
+        "--epochs", type=float, default=None, help="pretrain this many epochs instead of --budget (equal steps)"
+    )
     parser.add_argument("--depth", type=int, default=18)
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument(
@@ -89,7 +93,7 @@ def make_interleaved_timing(keras, encoder_step, views, budget, every=100, repea
             if self.window_steps < every:
                 return
             training_step = (now - self.window_start) / self.window_steps
-            with budget.paused():
+            with budget.paused() if budget is not None else contextlib.nullcontext():
                 # One untimed step first: meanwhile tf.data tops up its prefetch buffer,
                 # which would otherwise compete with the timed steps for the two cores.
                 encoder_step(views)
@@ -159,7 +163,7 @@ def main(argv=None):
     encoder_step(views)
 
     augmentation = ViewAugmentation(size, crop_area=(args.crop_min, 1.0), jitter_strength=args.jitter)
-    budget = TimeBudget(args.budget)
+    budget = None if args.epochs else TimeBudget(args.budget)
     timing = make_interleaved_timing(keras, encoder_step, views, budget)
     steps_per_epoch = len(train) // args.batch_size
     start = time.perf_counter()
@@ -167,6 +171,7 @@ def main(argv=None):
         train,
         encoder,
         budget_minutes=budget,
+        epochs=args.epochs,
         batch_size=args.batch_size,
         temperature=args.temperature,
         augmentation=augmentation,
@@ -177,7 +182,7 @@ def main(argv=None):
         recipe=recipe,
     )
     fit_seconds = time.perf_counter() - start
-    steps = budget.steps
+    steps = int(model.optimizer.iterations.numpy())
     views_per_step = 2 * args.batch_size
     training_seconds = np.array([w[0] for w in timing.windows])
     encoder_seconds = np.array([w[1] for w in timing.windows])

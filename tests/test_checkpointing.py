@@ -9,6 +9,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 SCRIPT = textwrap.dedent(
     """
@@ -38,6 +39,7 @@ def run_script(tmp_path, *args):
     return subprocess.Popen([sys.executable, "-c", SCRIPT, *map(str, args)], cwd=tmp_path, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     reference = run_script(tmp_path, "", tmp_path / "reference.npz", 0)
     checkpoints = tmp_path / "checkpoints"

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 SCRIPT = textwrap.dedent(
     """
@@ -40,6 +41,7 @@ def free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_on_loopback_match_a_single_process(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = []
@@ -110,6 +112,7 @@ def assert_identical(path_0, path_1):
 TINY = ["--image-size", "8", "--width", "0.125", "--batch-size", "32"]
 
 
+@pytest.mark.slow
 def test_the_readme_two_worker_commands_pretrain_and_finetune_to_identical_weights(tmp_path):
     outputs = run_command_on_two_workers(
         lambda i: ["pretrain", *TINY, "--epochs", "0.1", "--out", str(tmp_path / f"worker{i}" / "pre")]
@@ -123,6 +126,7 @@ def test_the_readme_two_worker_commands_pretrain_and_finetune_to_identical_weigh
     assert_identical(*(tmp_path / f"worker{i}" / "fine" / "classifier.keras" for i in range(2)))
 
 
+@pytest.mark.slow
 def test_a_time_budget_on_two_workers_stops_both_after_the_same_step(tmp_path):
     run_command_on_two_workers(lambda i: ["pretrain", *TINY, "--budget", "0.15", "--out", str(tmp_path / f"worker{i}")])
     steps = [json.loads((tmp_path / f"worker{i}" / "metrics.json").read_text())["pretraining"]["steps"] for i in (0, 1)]

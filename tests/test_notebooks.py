@@ -24,6 +24,7 @@ def test_notebooks_exist_and_are_committed_without_outputs():
         assert all(not c.get("outputs") and not c.get("execution_count") for c in cells if c["cell_type"] == "code")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path, tmp_path):
     import nbformat

@@ -58,6 +58,7 @@ def test_nothing_written_before_a_crash_is_lost():
     assert result.returncode != 0 and "last words" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_command_prints_no_native_log_lines_unless_verbose(tmp_path):
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "GLOG", "ABSL"))}
     args = ["pretrain", "--image-size", "8", "--width", "0.125", "--epochs", "0.1", "--batch-size", "32"]

@@ -1,0 +1,54 @@
+import dataclasses
+
+import keras
+import pytest
+
+from kssl.recipes import RECIPES, PretrainingRecipe, recipe_for
+
+
+def test_simclr_recipe_is_sgd_with_nesterov_and_the_linear_scaling_rule():
+    recipe = recipe_for("SimCLR")
+    assert recipe.peak_learning_rate(256) == pytest.approx(0.3)
+    assert recipe.peak_learning_rate(1024) == pytest.approx(1.2)
+    optimizer = recipe.build_optimizer(batch_size=512, total_steps=100)
+    assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.nesterov
+    assert float(optimizer.momentum) == pytest.approx(0.9) and optimizer.weight_decay == pytest.approx(5e-4)
+    schedule = optimizer._learning_rate
+    assert float(schedule(0)) == 0.0  # warmup from 0
+    assert float(schedule(5)) == pytest.approx(0.6)  # peak at 5% of the steps
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-7)  # cosine to 0
+
+
+def test_batch_norm_and_biases_get_no_weight_decay():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.BatchNormalization()])
+    optimizer = recipe_for("simclr").build_optimizer(batch_size=256, total_steps=10)
+    optimizer.build(model.trainable_variables)
+    decayed = {v.name for v in model.trainable_variables if optimizer._use_weight_decay(v)}
+    assert decayed == {"kernel"}
+
+
+def test_without_steps_the_rate_is_a_variable_for_a_time_budget_to_drive():
+    optimizer = recipe_for("simclr").build_optimizer(batch_size=128)
+    assert float(optimizer.learning_rate) == pytest.approx(0.15)
+    optimizer.learning_rate.assign(0.01)
+    assert float(optimizer.learning_rate) == pytest.approx(0.01)
+
+
+def test_adamw_variant_and_replace():
+    recipe = dataclasses.replace(recipe_for("simclr"), optimizer="adamw", learning_rate=1e-3, weight_decay=1e-4)
+    optimizer = recipe.build_optimizer(batch_size=256, total_steps=10)
+    assert isinstance(optimizer, keras.optimizers.AdamW) and optimizer.weight_decay == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("optimizer", "lamb"), ("learning_rate", 0), ("weight_decay", -1), ("warmup_fraction", 1.0)]
+)
+def test_bad_fields_are_named(field, value):
+    with pytest.raises(ValueError, match=field):
+        PretrainingRecipe(**{field: value})
+
+
+def test_unknown_method_lists_the_known_ones():
+    with pytest.raises(ValueError, match="simclr"):
+        recipe_for("byol-v9")
+    assert "simclr" in RECIPES
