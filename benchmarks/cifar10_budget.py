@@ -184,6 +184,8 @@ def main(argv=None):
     fit_seconds = time.perf_counter() - start
     steps = int(model.optimizer.iterations.numpy())
     views_per_step = 2 * args.batch_size
+    if not timing.windows:  # fewer than ~100 steps: no interleaved probe ran
+        timing.windows.append((fit_seconds / max(steps, 1), float("nan")))
     training_seconds = np.array([w[0] for w in timing.windows])
     encoder_seconds = np.array([w[1] for w in timing.windows])
     views_per_second = views_per_step / float(np.mean(training_seconds))
@@ -193,7 +195,7 @@ def main(argv=None):
         f"pretrained {steps} steps ({steps / steps_per_epoch:.2f} epochs) in {fit_seconds:.0f}s: "
         f"{views_per_second:.0f} views/s; encoder alone {encoder_views_per_second:.0f} views/s; "
         f"ratio median {np.median(window_ratios):.3f} over {len(window_ratios)} windows "
-        f"(range {window_ratios.min():.3f}-{window_ratios.max():.3f})",
+        f"(range {np.min(window_ratios):.3f}-{np.max(window_ratios):.3f})",
         flush=True,
     )
 
