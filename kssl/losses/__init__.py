@@ -1,0 +1,31 @@
+"""Self-supervised losses, one family a module, each checked against a NumPy
+re-derivation of its paper's formula in `tests/losses/`.
+
+- `contrastive`: NT-Xent (SimCLR).
+- `distillation`: BYOL's normalized MSE and SimSiam's negative cosine, between a
+  prediction and a stop-gradient target.
+- `redundancy_reduction`: Barlow Twins and VICReg, on the embeddings of a whole batch.
+
+Losses that compare examples across the batch take `gather_distributed=True`, which
+uses the embeddings of every replica (`kssl.distribute`), so a multi-replica step
+computes the loss of the global batch.
+"""
+
+from kssl.losses.contrastive import check_temperature, contrastive_accuracy, nt_xent, nt_xent_logits, nt_xent_per_anchor
+from kssl.losses.distillation import byol, negative_cosine, normalized_mse, simsiam
+from kssl.losses.redundancy_reduction import barlow_twins, cross_correlation, vicreg
+
+__all__ = [
+    "barlow_twins",
+    "byol",
+    "check_temperature",
+    "contrastive_accuracy",
+    "cross_correlation",
+    "negative_cosine",
+    "normalized_mse",
+    "nt_xent",
+    "nt_xent_logits",
+    "nt_xent_per_anchor",
+    "simsiam",
+    "vicreg",
+]

@@ -1,0 +1,70 @@
+"""Self-distillation losses: an online prediction regresses a stop-gradient target.
+
+BYOL (Grill et al. 2020) and SimSiam (Chen & He 2021) both compare the prediction of
+one view with the projection of the other view, symmetrically. They differ in the
+target (an EMA network in BYOL, the same network in SimSiam) and in how they write the
+same cosine distance: BYOL's normalized MSE `2 - 2 cos`, SimSiam's `-cos`.
+
+Each function returns the per-example terms (both directions added), so that a model
+can average them over the global batch (`kssl.distribute.global_mean`).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def _cosine(a, b):
+    a = tf.math.l2_normalize(tf.cast(a, tf.float32), axis=-1)
+    b = tf.math.l2_normalize(tf.cast(b, tf.float32), axis=-1)
+    return tf.reduce_sum(a * b, axis=-1)
+
+
+def normalized_mse(prediction, target):
+    """`||p/||p|| - z/||z|| ||^2 = 2 - 2 cos(p, z)` per example, with no gradient to `target`.
+
+    Example:
+    >>> import numpy as np
+    >>> normalized_mse(np.array([[1.0, 0.0]]), np.array([[0.0, 3.0]])).numpy()
+    array([2.], dtype=float32)
+    """
+    return 2.0 - 2.0 * _cosine(prediction, tf.stop_gradient(target))
+
+
+def negative_cosine(prediction, target):
+    """`-cos(p, z)` per example, with no gradient to `target` (SimSiam's D, eq. 1)."""
+    return -_cosine(prediction, tf.stop_gradient(target))
+
+
+def byol(p1, p2, z1, z2):
+    """BYOL's symmetric loss per example: `(2 - 2 cos(p1, z2)) + (2 - 2 cos(p2, z1))`.
+
+    Args:
+        p1, p2: `(N, D)` online predictions of the first and second views.
+        z1, z2: `(N, D)` target projections of the first and second views (the target
+            network's outputs; no gradient flows to them).
+
+    Returns:
+        `(N,)` float32: each image's loss, in [0, 8]. The paper's loss is its mean.
+
+    Reference:
+        Grill et al. 2020, https://arxiv.org/abs/2006.07733, eq. 2 and the symmetrised
+        loss of section 3.1.
+    """
+    return normalized_mse(p1, z2) + normalized_mse(p2, z1)
+
+
+def simsiam(p1, p2, z1, z2):
+    """SimSiam's symmetric loss per example: `D(p1, z2) / 2 + D(p2, z1) / 2`, `D = -cos`.
+
+    Args:
+        p1, p2: `(N, D)` predictions of the first and second views.
+        z1, z2: `(N, D)` projections of the first and second views (stop-gradient).
+
+    Returns:
+        `(N,)` float32 in [-1, 1]; -1 when every prediction points at its target.
+
+    Reference:
+        Chen and He 2021, https://arxiv.org/abs/2011.10566, eq. 2 and 3.
+    """
+    return 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)
