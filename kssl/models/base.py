@@ -1,0 +1,199 @@
+"""`SelfSupervisedModel`: what every pretraining method shares; a method writes only its parts."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from kssl import distribute
+
+
+@dataclasses.dataclass
+class ViewsLoss:
+    """What a method's `views_loss` returns for one batch of views on one replica.
+
+    Attributes:
+        loss: this replica's share of the loss of the global batch: summed over the
+            replicas, the shares (and so their gradients) are the global batch's loss.
+            `kssl.distribute.global_mean(per_example)` gives it for per-example losses;
+            a loss computed whole over the gathered global batch is divided by
+            `kssl.distribute.num_replicas()`.
+        metrics: `{name: value}` for `loss` and each of the method's `metric_names`:
+            values for this replica's examples (means), reported as global means.
+        features: `(V * n, D)` encoder features of this replica's V views of n images,
+            views stacked in order, for the online probe (gradients are stopped there).
+    """
+
+    loss: tf.Tensor
+    metrics: dict
+    features: tf.Tensor
+
+
+class SelfSupervisedModel(keras.Model):
+    """Base class of kssl's pretraining methods: a `keras.Model` trained with `fit` on views.
+
+    It owns what every method shares: the encoder contract, the optional online linear
+    probe on stop-gradient features, unpacking batches of views, `train_step` and
+    `test_step`, metric trackers, exact multi-replica loss scaling (via `ViewsLoss.loss`),
+    serialization of nested layers, and the build that Keras' multi-replica "symbolic
+    build" cannot do. A method subclass writes only its own parts:
+
+    - `__init__`: its heads (built), after `super().__init__(encoder, probe_classes, ...)`;
+    - `views_loss(views, training)`: its loss on a tuple of view batches (`ViewsLoss`);
+    - `after_step()`, if it has one: momentum updates, a queue (runs after every step);
+    - `metric_names`: its metrics besides `loss`; `nested_layers`: its constructor
+      arguments that are layers (serialized as nested objects);
+    - `get_config()`: its plain constructor arguments, merged with `super().get_config()`;
+    - optionally `view_augmentations(image_size)`: a pair of view transforms (BYOL's
+      differ).
+
+    `fit` takes datasets of `(views_1, views_2)` or `((views_1, views_2), labels)`, as
+    `kssl.data.view_pairs` builds them; labels feed the online probe only.
+    `model(images)` returns the encoder's features.
+
+    Args:
+        encoder: a `keras.Model` mapping images to `(B, D)` features.
+        probe_classes: if set, an online linear probe with this many classes trains on
+            stop-gradient features whenever the data carries labels, and reports
+            `probe_loss` and `probe_accuracy`; it never changes the encoder.
+    """
+
+    metric_names: tuple[str, ...] = ()
+    nested_layers: tuple[str, ...] = ()
+
+    def __init__(self, encoder, probe_classes=None, **kwargs):
+        super().__init__(**kwargs)
+        check_encoder(encoder)
+        if probe_classes is not None and (not isinstance(probe_classes, int) or probe_classes < 2):
+            raise ValueError(f"probe_classes must be an integer >= 2 or None. Received: {probe_classes!r}")
+        self.encoder = encoder
+        self.feature_dim = int(encoder.output_shape[-1])
+        self.probe_classes = probe_classes
+        # Zero-initialised (a linear probe needs no random start), so adding a probe draws no
+        # random numbers: the method's heads get the same initial weights with or without it.
+        self.probe = (
+            keras.layers.Dense(probe_classes, kernel_initializer="zeros", dtype="float32", name="online_probe")
+            if probe_classes
+            else None
+        )
+        if self.probe is not None:
+            self.probe.build((None, self.feature_dim))
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.method_trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
+        self.probe_loss_tracker = keras.metrics.Mean(name="probe_loss")
+        self.probe_accuracy = keras.metrics.SparseCategoricalAccuracy(name="probe_accuracy")
+        self.built = True
+
+    # -- what a method writes ------------------------------------------------------------
+
+    def views_loss(self, views, training) -> ViewsLoss:
+        """The method's loss on `views`, a tuple of `(n, H, W, 3)` batches (this replica's)."""
+        raise NotImplementedError(f"{type(self).__name__} must define views_loss(views, training).")
+
+    def after_step(self):
+        """Runs after every optimizer step, inside the (replicated) train step."""
+
+    @classmethod
+    def view_augmentations(cls, image_size: int):
+        """The method's two view transforms at `image_size` (default: SimCLR's, twice)."""
+        from kssl.data.augment import ViewAugmentation
+
+        augmentation = ViewAugmentation(image_size)
+        return augmentation, augmentation
+
+    # -- what every method shares ----------------------------------------------------------
+
+    @property
+    def metrics(self):
+        trackers = [self.loss_tracker, *self.method_trackers]
+        if self.probe is not None:
+            trackers += [self.probe_loss_tracker, self.probe_accuracy]
+        return trackers
+
+    def call(self, images, training=False):
+        return self.encoder(images, training=training)
+
+    def _forward(self, data, training):
+        views, labels = unpack_views(data, type(self).__name__)
+        result = self.views_loss(views, training)
+        count = tf.cast(tf.shape(result.features)[0], tf.float32)
+        self.loss_tracker.update_state(result.metrics["loss"], sample_weight=count)
+        for tracker in self.method_trackers:
+            tracker.update_state(result.metrics[tracker.name], sample_weight=count)
+        loss = result.loss
+        if self.probe is not None and labels is not None:
+            all_labels = tf.concat([labels] * len(views), axis=0)
+            logits = tf.cast(self.probe(tf.stop_gradient(result.features)), tf.float32)
+            probe_losses = keras.losses.sparse_categorical_crossentropy(all_labels, logits, from_logits=True)
+            loss += distribute.global_mean(probe_losses)
+            self.probe_loss_tracker.update_state(tf.reduce_mean(probe_losses), sample_weight=count)
+            self.probe_accuracy.update_state(all_labels, logits)
+        return loss
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' TF trainer traces a "symbolic build" by averaging a real batch across
+        # replicas, which fails under MultiWorkerMirroredStrategy and for batches split
+        # unevenly. These models are fully built in __init__ and have no compiled loss
+        # or metrics: only the optimizer's variables remain, created here in the scope.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss = self._forward(data, training=True)
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        self.after_step()
+        return distribute.step_logs(self.metrics)
+
+    def test_step(self, data):
+        self._forward(data, training=False)
+        return distribute.step_logs(self.metrics)
+
+    def get_config(self):
+        nested = {name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self.nested_layers}
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            **nested,
+            "probe_classes": self.probe_classes,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = copy.deepcopy(config)  # deserializing a functional model consumes parts of its config
+        for name in ("encoder", *cls.nested_layers):
+            if config.get(name) is not None:
+                config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
+
+
+def check_encoder(encoder) -> None:
+    """Raises unless `encoder` is a `keras.Model` mapping images to one feature vector each."""
+    if not isinstance(encoder, keras.Model):
+        raise TypeError(f"encoder must be a keras.Model. Received: {type(encoder).__name__}")
+    if len(encoder.output_shape) != 2:
+        raise ValueError(
+            "encoder must map images to one feature vector per image, shape (batch, features); "
+            f"its output shape is {encoder.output_shape}. Add a pooling layer (e.g. "
+            "keras.applications with pooling='avg')."
+        )
+
+
+def unpack_views(data, method="This method"):
+    """`(v1, v2)` -> `((v1, v2), None)`; `((v1, v2), labels)` and `((v1, v2),)` unpack as Keras does."""
+    if isinstance(data, (tuple, list)) and data and isinstance(data[0], (tuple, list)) and len(data[0]) == 2:
+        views, labels, _ = keras.utils.unpack_x_y_sample_weight(tuple(data))
+        return tuple(views), labels
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return tuple(data), None
+    raise ValueError(
+        f"{method} expects batches of (views_1, views_2) or ((views_1, views_2), labels); "
+        "build them with kssl.data.view_pairs. Received a batch with structure "
+        f"{tf.nest.map_structure(lambda t: getattr(t, 'shape', t), data)}"
+    )
