@@ -100,3 +100,27 @@ def test_classifier_batches_that_do_not_split_evenly_are_refused_clearly():
 
     with pytest.raises(ValueError, match="divisible by the 2 replicas"):
         finetune(tiny_encoder(), digits().subset(range(40)), epochs=1, batch_size=15, strategy=two_replicas())
+
+
+def method_step(method, strategy, views, batch):
+    from kssl.models import METHODS
+
+    v1, v2 = (v[:batch] for v in views)
+    with strategy.scope():
+        keras.utils.set_random_seed(7)
+        model = METHODS[method](tiny_encoder())
+        # Barlow Twins' and VICReg's losses are sums over D x D matrices: their gradients
+        # are large, so a small rate keeps one step's update (and its round-off) moderate.
+        model.compile(optimizer=keras.optimizers.SGD(0.001, momentum=0.9))
+    history = model.fit(tf.data.Dataset.from_tensors((v1, v2)), epochs=1, verbose=0, shuffle=False)
+    return history.history, weights(model)
+
+
+@pytest.mark.parametrize("method", ["simsiam", "barlow", "vicreg"])
+def test_every_method_step_on_two_replicas_equals_one_device(views, method):
+    single_logs, single = method_step(method, one_device(), views, 16)
+    mirrored_logs, mirrored = method_step(method, two_replicas(), views, 16)
+    for name, value in single_logs.items():
+        assert mirrored_logs[name][0] == pytest.approx(value[0], rel=1e-5, abs=1e-6), name
+    assert any("moving_variance" in path for path in single)
+    assert_same_weights(mirrored, single)

@@ -33,7 +33,20 @@ def classifier():
     return model, IMAGES, None
 
 
+def method(name, **options):
+    def make():
+        from kssl.models import METHODS
+
+        model = METHODS[name](tiny_encoder(), probe_classes=3, **options)
+        return model, IMAGES, lambda m, x: m(x)
+
+    return make
+
+
 CASES = {
+    "kssl>SimSiam": method("simsiam"),
+    "kssl>BarlowTwins": method("barlow", lambda_=0.01),
+    "kssl>VICReg": method("vicreg", variance_weight=20.0),
     "kssl>FusedBatchNormalization": fused_batch_norm,
     "kssl>ProjectionHead": projection_head,
     "kssl>SimCLR": simclr,

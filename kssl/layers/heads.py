@@ -1,22 +1,29 @@
-"""Projection heads for contrastive pretraining."""
+"""Projection and prediction heads: one MLP layer, and each paper's head as a preset."""
 
 from __future__ import annotations
 
 import keras
 from keras import layers
 
+OUTPUT_NORMS = ("auto", "scale", "plain", None)
+
 
 @keras.saving.register_keras_serializable(package="kssl")
 class ProjectionHead(keras.layers.Layer):
-    """SimCLR's MLP projection head: `(Dense -> BatchNorm -> ReLU) x (depth - 1) -> Dense -> BatchNorm`.
+    """An MLP head: `(Dense -> [BatchNorm] -> ReLU) x (depth - 1) -> Dense -> [BatchNorm]`.
+
+    Every paper's projector and predictor is one of these (see the presets below).
 
     Args:
         hidden_dim: width of the hidden layers.
-        output_dim: dimension of the projections the loss compares (SimCLR: 128).
+        output_dim: dimension of the output (SimCLR: 128).
         depth: number of Dense layers, >= 1 (SimCLR v1: 2, v2: 3).
-        batch_norm: batch norm after every Dense layer, as SimCLR does; the last one
-            has no bias or offset, so projections are centred per dimension.
+        batch_norm: batch norm after every hidden Dense layer.
         sync_batch_norm: statistics over the global batch under a multi-replica strategy.
+        output_norm: batch norm on the output: `"scale"` (with a scale, no offset, as
+            SimCLR), `"plain"` (neither, as SimSiam's projector), `None` (none: the last
+            Dense has a bias, as BYOL's and Barlow Twins' heads), or `"auto"`: `"scale"`
+            with `batch_norm`, else None.
 
     Example:
     >>> import numpy as np
@@ -28,24 +35,43 @@ class ProjectionHead(keras.layers.Layer):
         Chen et al. 2020 (SimCLR), section 2.1 and appendix B.
     """
 
-    def __init__(self, hidden_dim=2048, output_dim=128, depth=2, batch_norm=True, sync_batch_norm=True, **kwargs):
+    def __init__(
+        self,
+        hidden_dim=2048,
+        output_dim=128,
+        depth=2,
+        batch_norm=True,
+        sync_batch_norm=True,
+        output_norm="auto",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         for name, value in (("hidden_dim", hidden_dim), ("output_dim", output_dim), ("depth", depth)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if output_norm not in OUTPUT_NORMS:
+            raise ValueError(f"output_norm must be one of {OUTPUT_NORMS}. Received: output_norm={output_norm!r}")
         self.hidden_dim = hidden_dim
         self.output_dim = output_dim
         self.depth = depth
         self.batch_norm = batch_norm
         self.sync_batch_norm = sync_batch_norm
+        self.output_norm = output_norm
+        last_norm = ("scale" if batch_norm else None) if output_norm == "auto" else output_norm
         self.blocks = []
         for index in range(depth):
             last = index == depth - 1
-            block = [layers.Dense(output_dim if last else hidden_dim, use_bias=not batch_norm, name=f"dense_{index}")]
-            if batch_norm:
+            norm = last_norm if last else ("hidden" if batch_norm else None)
+            block = [layers.Dense(output_dim if last else hidden_dim, use_bias=norm is None, name=f"dense_{index}")]
+            if norm is not None:
                 block.append(
                     layers.BatchNormalization(
-                        momentum=0.9, epsilon=1e-5, center=not last, synchronized=sync_batch_norm, name=f"bn_{index}"
+                        momentum=0.9,
+                        epsilon=1e-5,
+                        center=norm == "hidden",
+                        scale=norm in ("hidden", "scale"),
+                        synchronized=sync_batch_norm,
+                        name=f"bn_{index}",
                     )
                 )
             if not last:
@@ -78,4 +104,45 @@ class ProjectionHead(keras.layers.Layer):
             "depth": self.depth,
             "batch_norm": self.batch_norm,
             "sync_batch_norm": self.sync_batch_norm,
+            "output_norm": self.output_norm,
         }
+
+
+# Each paper's heads, sized from the encoder's feature dimension D. The papers' widths
+# are for a ResNet-50 (D = 2048); kssl keeps their shapes and ratios to D, capped, so the
+# heads stay small next to the small encoders users train on a CPU.
+
+
+def simclr_projector(feature_dim: int) -> ProjectionHead:
+    """SimCLR: D -> D -> 128, batch norm with a scale on the output (Chen et al. 2020)."""
+    return ProjectionHead(hidden_dim=feature_dim, output_dim=128, depth=2)
+
+
+def byol_projector(feature_dim: int, name: str = "projector") -> ProjectionHead:
+    """BYOL: D -> 2D (paper: 4096) -> 256, batch norm on the hidden layer only (Grill et al. 2020)."""
+    return ProjectionHead(hidden_dim=min(4096, 2 * feature_dim), output_dim=256, depth=2, output_norm=None, name=name)
+
+
+def byol_predictor(name: str = "predictor") -> ProjectionHead:
+    """BYOL's predictor: 256 -> 1024 (paper: 4096) -> 256, the projector's shape."""
+    return ProjectionHead(hidden_dim=1024, output_dim=256, depth=2, output_norm=None, name=name)
+
+
+def simsiam_projector(feature_dim: int) -> ProjectionHead:
+    """SimSiam: D -> D -> D, batch norm on every layer, the output's without affine (Chen & He 2021)."""
+    return ProjectionHead(
+        hidden_dim=feature_dim, output_dim=feature_dim, depth=3, output_norm="plain", name="projector"
+    )
+
+
+def simsiam_predictor(feature_dim: int) -> ProjectionHead:
+    """SimSiam's bottleneck predictor: D -> D/4 -> D (paper: 2048 -> 512 -> 2048)."""
+    return ProjectionHead(
+        hidden_dim=max(8, feature_dim // 4), output_dim=feature_dim, depth=2, output_norm=None, name="predictor"
+    )
+
+
+def barlow_twins_projector(feature_dim: int, width: int | None = None) -> ProjectionHead:
+    """Barlow Twins and VICReg: three layers of width 4D (paper: 8192), last without batch norm."""
+    width = width or min(8192, 4 * feature_dim)
+    return ProjectionHead(hidden_dim=width, output_dim=width, depth=3, output_norm=None, name="projector")

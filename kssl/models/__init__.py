@@ -4,12 +4,18 @@
 the command line) to its class; adding a method is its file plus one line here.
 """
 
+from kssl.models.barlow_twins import BarlowTwins
 from kssl.models.base import SelfSupervisedModel, ViewsLoss
 from kssl.models.classifier import Classifier
 from kssl.models.simclr import SimCLR
+from kssl.models.simsiam import SimSiam
+from kssl.models.vicreg import VICReg
 
 METHODS = {
     "simclr": SimCLR,
+    "simsiam": SimSiam,
+    "barlow": BarlowTwins,
+    "vicreg": VICReg,
 }
 
 
@@ -28,4 +34,14 @@ def method_class(name: str) -> type[SelfSupervisedModel]:
     return METHODS[key]
 
 
-__all__ = ["METHODS", "Classifier", "SelfSupervisedModel", "SimCLR", "ViewsLoss", "method_class"]
+__all__ = [
+    "METHODS",
+    "BarlowTwins",
+    "Classifier",
+    "SelfSupervisedModel",
+    "SimCLR",
+    "SimSiam",
+    "VICReg",
+    "ViewsLoss",
+    "method_class",
+]

@@ -197,3 +197,18 @@ def unpack_views(data, method="This method"):
         "build them with kssl.data.view_pairs. Received a batch with structure "
         f"{tf.nest.map_structure(lambda t: getattr(t, 'shape', t), data)}"
     )
+
+
+def embedding_std(z):
+    """A collapse gauge: the standard deviation over the batch of the L2-normalised
+    embeddings, averaged over dimensions and scaled by sqrt(D): about 1 for embeddings
+    spread over the sphere, 0 when they collapse to one point (SimSiam, section 4.1).
+    Over the global batch of every replica."""
+    z = distribute.all_gather(tf.math.l2_normalize(tf.cast(tf.stop_gradient(z), tf.float32), axis=1))
+    _, variance = tf.nn.moments(z, axes=[0])
+    return tf.reduce_mean(tf.sqrt(variance + 1e-12)) * tf.sqrt(tf.cast(tf.shape(z)[1], tf.float32))
+
+
+def encode_views(model, views, training):
+    """Encoder features of two view batches, encoded together (batch norm sees both)."""
+    return model.encoder(tf.concat(list(views), axis=0), training=training)

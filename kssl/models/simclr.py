@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from kssl import distribute
-from kssl.layers.heads import ProjectionHead
+from kssl.layers.heads import simclr_projector
 from kssl.losses import check_temperature, nt_xent_per_anchor
 from kssl.models.base import SelfSupervisedModel, ViewsLoss
 
@@ -56,7 +56,7 @@ class SimCLR(SelfSupervisedModel):
 
     def __init__(self, encoder, projection_head=None, temperature=0.2, probe_classes=None, **kwargs):
         super().__init__(encoder, probe_classes=probe_classes, **kwargs)
-        self.projection_head = projection_head or ProjectionHead(hidden_dim=self.feature_dim, output_dim=128, depth=2)
+        self.projection_head = projection_head or simclr_projector(self.feature_dim)
         self.temperature = check_temperature(temperature)
         if not self.projection_head.built:
             self.projection_head.build((None, self.feature_dim))

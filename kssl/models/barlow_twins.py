@@ -1,0 +1,64 @@
+"""Barlow Twins: the two views' embeddings' cross-correlation driven to the identity."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from kssl import distribute
+from kssl.layers.heads import barlow_twins_projector
+from kssl.losses import barlow_twins
+from kssl.models.base import SelfSupervisedModel, ViewsLoss, embedding_std, encode_views
+
+
+@keras.saving.register_keras_serializable(package="kssl")
+class BarlowTwins(SelfSupervisedModel):
+    """Self-supervised learning by redundancy reduction.
+
+    The cross-correlation matrix of the two views' standardised embeddings is computed
+    over the **global** batch (every replica's embeddings), as the paper's code does,
+    so several replicas compute what one device computes.
+
+    Args:
+        encoder: a `keras.Model` mapping images to `(B, D)` features.
+        projector: default `kssl.layers.heads.barlow_twins_projector(D)` (3 layers, 4D wide).
+        lambda_: weight of the redundancy (off-diagonal) term; the paper's 5e-3.
+        probe_classes: see `SelfSupervisedModel`.
+
+    Example:
+    >>> import numpy as np
+    >>> from kssl.encoders import resnet
+    >>> model = BarlowTwins(resnet(18, width=0.125, image_size=8))
+    >>> model.compile(optimizer="sgd")
+    >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
+    >>> sorted(model.fit(tuple(views), batch_size=8, verbose=0).history)
+    ['embedding_std', 'loss']
+
+    Reference:
+        Zbontar et al. 2021, https://arxiv.org/abs/2103.03230.
+    """
+
+    metric_names = ("embedding_std",)
+    nested_layers = ("projector",)
+
+    def __init__(self, encoder, projector=None, lambda_=5e-3, probe_classes=None, **kwargs):
+        super().__init__(encoder, probe_classes=probe_classes, **kwargs)
+        if not lambda_ >= 0:
+            raise ValueError(f"lambda_ must be >= 0. Received: lambda_={lambda_!r}")
+        self.lambda_ = float(lambda_)
+        self.projector = projector or barlow_twins_projector(self.feature_dim)
+        self.projector.build((None, self.feature_dim))
+
+    def views_loss(self, views, training):
+        batch = tf.shape(views[0])[0]
+        features = encode_views(self, views, training)
+        z = self.projector(features, training=training)
+        loss = barlow_twins(z[:batch], z[batch:], lambda_=self.lambda_, gather_distributed=True)
+        return ViewsLoss(
+            loss=loss / distribute.num_replicas(),
+            metrics={"loss": loss, "embedding_std": embedding_std(z[:batch])},
+            features=features,
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "lambda_": self.lambda_}

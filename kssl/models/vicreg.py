@@ -1,0 +1,78 @@
+"""VICReg: variance, invariance and covariance regularisation of the two views' embeddings."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from kssl import distribute
+from kssl.layers.heads import barlow_twins_projector
+from kssl.losses import vicreg
+from kssl.models.base import SelfSupervisedModel, ViewsLoss, embedding_std, encode_views
+
+
+@keras.saving.register_keras_serializable(package="kssl")
+class VICReg(SelfSupervisedModel):
+    """Variance-Invariance-Covariance Regularization.
+
+    The variance and covariance terms are computed over the **global** batch (every
+    replica's embeddings), so several replicas compute what one device computes.
+
+    Args:
+        encoder: a `keras.Model` mapping images to `(B, D)` features.
+        projector: the "expander"; default `kssl.layers.heads.barlow_twins_projector(D)`
+            (3 layers, 4D wide), the paper's shape.
+        invariance_weight, variance_weight, covariance_weight: the paper's 25, 25, 1.
+        probe_classes: see `SelfSupervisedModel`.
+
+    Example:
+    >>> import numpy as np
+    >>> from kssl.encoders import resnet
+    >>> model = VICReg(resnet(18, width=0.125, image_size=8))
+    >>> model.compile(optimizer="sgd")
+    >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
+    >>> sorted(model.fit(tuple(views), batch_size=8, verbose=0).history)
+    ['embedding_std', 'loss']
+
+    Reference:
+        Bardes, Ponce and LeCun 2022, https://arxiv.org/abs/2105.04906.
+    """
+
+    metric_names = ("embedding_std",)
+    nested_layers = ("projector",)
+
+    def __init__(
+        self,
+        encoder,
+        projector=None,
+        invariance_weight=25.0,
+        variance_weight=25.0,
+        covariance_weight=1.0,
+        probe_classes=None,
+        **kwargs,
+    ):
+        super().__init__(encoder, probe_classes=probe_classes, **kwargs)
+        self.weights_ = {
+            "invariance_weight": float(invariance_weight),
+            "variance_weight": float(variance_weight),
+            "covariance_weight": float(covariance_weight),
+        }
+        for name, value in self.weights_.items():
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0. Received: {name}={value!r}")
+        self.projector = projector or barlow_twins_projector(self.feature_dim)
+        self.projector.build((None, self.feature_dim))
+
+    def views_loss(self, views, training):
+        batch = tf.shape(views[0])[0]
+        features = encode_views(self, views, training)
+        z = self.projector(features, training=training)
+        loss = vicreg(z[:batch], z[batch:], gather_distributed=True, **self.weights_)
+        return ViewsLoss(
+            loss=loss / distribute.num_replicas(),
+            metrics={"loss": loss, "embedding_std": embedding_std(z[:batch])},
+            features=features,
+        )
+
+    def get_config(self):
+        return {**super().get_config(), **self.weights_}
