@@ -1,5 +1,5 @@
-"""kssl: self-supervised pretraining of image encoders with Keras 3, and transfer to small
-labeled image sets.
+"""kssl: self-supervised pretraining of image encoders with Keras 3 (SimCLR, SimSiam,
+Barlow Twins, VICReg), and transfer to small labeled image sets.
 
 `import kssl` is light: it imports no TensorFlow. Public names are imported when first
 used, and kssl's Keras classes are registered as soon as Keras is imported (see
@@ -32,6 +32,12 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "SimCLR": "kssl.models.simclr",
+    "SimSiam": "kssl.models.simsiam",
+    "BarlowTwins": "kssl.models.barlow_twins",
+    "VICReg": "kssl.models.vicreg",
+    "SelfSupervisedModel": "kssl.models.base",
+    "METHODS": "kssl.methods",
+    "method_class": "kssl.methods",
     "Classifier": "kssl.models.classifier",
     "ProjectionHead": "kssl.layers.heads",
     "resnet": "kssl.encoders.resnet",

@@ -91,7 +91,19 @@ def _pretrain_options(parser):
     length.add_argument(
         "--budget", type=_positive(float), default=None, help="pretraining minutes, instead of --epochs"
     )
-    parser.add_argument("--temperature", type=_positive(float), default=0.2)
+    from kssl.methods import METHODS  # the registry imports no TensorFlow
+
+    parser.add_argument(
+        "--method",
+        type=str.lower,
+        choices=list(METHODS),
+        default="simclr",
+        help="the self-supervised method (default simclr): "
+        + "; ".join(f"{name}: {summary}" for name, (_, summary) in METHODS.items()),
+    )
+    parser.add_argument(
+        "--temperature", type=_positive(float), default=None, help="NT-Xent temperature of simclr (default 0.2)"
+    )
 
 
 def _performance_options(parser):
@@ -130,7 +142,7 @@ def _output_options(parser, default="saved_models/<run-name>"):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kssl",
-        description="Self-supervised pretraining (SimCLR) of image encoders, and transfer to a few labels.",
+        description="Self-supervised pretraining of image encoders, and transfer to a few labels.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -142,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     _performance_options(run)
     _output_options(run)
 
-    pretrain = commands.add_parser("pretrain", help="pretrain an encoder with SimCLR on unlabeled images")
+    pretrain = commands.add_parser("pretrain", help="pretrain an encoder on unlabeled images (see --method)")
     _data_options(pretrain, labels=False)
     _model_options(pretrain)
     _pretrain_options(pretrain)

@@ -62,7 +62,7 @@ def plot_label_efficiency(label_counts, pretrained, scratch, path, linear=None):
     """Test accuracy against the number of labeled images: fine-tuned from the pretrained
     encoder vs. trained from scratch (and, optionally, the linear probe)."""
     figure, axis = _figure(figsize=(5, 3.4))
-    axis.plot(label_counts, pretrained, "o-", label="fine-tuned from SimCLR", color="#1f77b4")
+    axis.plot(label_counts, pretrained, "o-", label="fine-tuned (pretrained)", color="#1f77b4")
     axis.plot(label_counts, scratch, "s--", label="from scratch", color="#d62728")
     if linear is not None:
         axis.plot(label_counts, linear, "^:", label="linear probe (frozen)", color="#777777")

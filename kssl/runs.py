@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import pathlib
@@ -20,6 +21,7 @@ import time
 import numpy as np
 
 from kssl.errors import MissingInputError, OutputExistsError, UnwritableOutputError
+from kssl.methods import method_class
 
 # RunConfig fields that do not change what a run computes: a resumed run may differ in them.
 _NOT_RESULT_FIELDS = ("out", "overwrite", "checkpoint_every", "model_name", "version")
@@ -37,7 +39,8 @@ class RunConfig:
     epochs: float | None = None
     budget: float | None = None
     batch_size: int = 256
-    temperature: float = 0.2
+    method: str = "simclr"
+    temperature: float | None = None
     finetune_epochs: float = 100
     seed: int = 0
     out: str | None = None
@@ -65,7 +68,8 @@ class RunConfig:
         if config.epochs is None and config.budget is None:
             config.epochs = 60 if spec.kind == "embedded" else 20
         if config.out is None:
-            config.out = str(pathlib.Path("saved_models") / f"{spec.short_name}-{config.encoder}-seed{config.seed}")
+            name = f"{spec.short_name}-{config.method}-{config.encoder}-seed{config.seed}"
+            config.out = str(pathlib.Path("saved_models") / name)
         return config
 
     def result_fields(self) -> dict:
@@ -181,13 +185,14 @@ def _final_metrics(curve) -> dict:
 
 def _pretrain_into(folder, config, strategy, train, verbose):
     from kssl.callbacks import StepHistory
-    from kssl.data.augment import ViewAugmentation
     from kssl.data.preview import save_view_grid
     from kssl.encoders import build_encoder
+    from kssl.methods import method_class
     from kssl.plots import plot_training_curves
     from kssl.training import pretrain
 
-    augmentation = ViewAugmentation(config.image_size)
+    model_class = method_class(config.method)
+    augmentation = model_class.view_augmentations(config.image_size)
     save_view_grid(train.images, augmentation, folder / "augmentations.png", seed=config.seed, labels=train.labels)
     with strategy.scope():
         encoder = build_encoder(config.encoder, config.image_size, config.width)
@@ -200,6 +205,7 @@ def _pretrain_into(folder, config, strategy, train, verbose):
         batch_size=min(config.batch_size, len(train)),
         temperature=config.temperature,
         augmentation=augmentation,
+        method=config.method,
         seed=config.seed,
         strategy=strategy,
         jit_compile=config.jit_compile,
@@ -210,7 +216,8 @@ def _pretrain_into(folder, config, strategy, train, verbose):
     )
     encoder = model.encoder
     encoder.save(folder / "encoder.keras")
-    plot_training_curves({"pretraining": (curve.steps, curve.logs)}, folder / "pretraining.png", "SimCLR pretraining")
+    title = f"{model_class.__name__} pretraining"
+    plot_training_curves({"pretraining": (curve.steps, curve.logs)}, folder / "pretraining.png", title)
     return encoder, {"steps": int(model.optimizer.iterations.numpy()), **_final_metrics(curve)}
 
 
@@ -306,7 +313,14 @@ def _prepare(config, strategy, labeled=True):
 
     from kssl.data.subsets import label_subset
     from kssl.encoders import build_encoder
+    from kssl.errors import InputError
     from kssl.precision import precision_choice, resolve_jit_compile, set_precision
+
+    model_class = method_class(config.method)  # an unknown method fails here
+    if config.temperature is not None and "temperature" not in inspect.signature(model_class).parameters:
+        raise InputError(
+            f"--temperature applies to contrastive methods (simclr); {config.method} has none. Leave it out."
+        )
 
     if config.precision is None:
         precision, reason = precision_choice()
@@ -342,7 +356,7 @@ def load_encoder(path):
     import keras
 
     model = keras.saving.load_model(encoder_file(path))
-    return getattr(model, "encoder", model)  # a SimCLR or Classifier file holds its encoder
+    return getattr(model, "encoder", model)  # a pretraining model's or a Classifier's file holds its encoder
 
 
 def pretrain_job(config: RunConfig, verbose="auto") -> dict:
@@ -429,7 +443,7 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     strategy = start_strategy(config.strategy)
     config, train, test, subsets = _prepare(config, strategy)
     with staged_folder(out, config.result_fields()) as folder:
-        print("[1/4] pretraining with SimCLR (labels unused)", flush=True)
+        print(f"[1/4] pretraining with {method_class(config.method).__name__} (labels unused)", flush=True)
         encoder, pretraining = _pretrain_into(folder, config, strategy, train, verbose)
         print("[2/4] evaluating frozen features (kNN, linear probe, embedding map)", flush=True)
         frozen = _evaluate_frozen(encoder, train, test, folder, config.seed)

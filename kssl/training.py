@@ -1,4 +1,4 @@
-"""One-call training recipes over `ImageSet`s: SimCLR pretraining and fine-tuning.
+"""One-call training over `ImageSet`s: self-supervised pretraining and fine-tuning.
 
 Both run `model.fit` over one long epoch of a repeated dataset: each epoch boundary
 cost about 0.45 s on a 2-core CPU even with kssl's in-memory pipelines (epoch-end
@@ -24,8 +24,9 @@ from kssl.data.augment import ViewAugmentation
 from kssl.data.pipeline import labeled_batches, view_pairs
 from kssl.data.sources import ImageSet
 from kssl.distribute import distribute_batches
+from kssl.errors import InputError
+from kssl.methods import method_class
 from kssl.models.classifier import Classifier
-from kssl.models.simclr import SimCLR
 from kssl.precision import resolve_jit_compile
 from kssl.recipes import PretrainingRecipe, recipe_for
 from kssl.schedules import warmup_cosine
@@ -107,9 +108,9 @@ def pretrain(
     epochs: float | None = 10,
     budget_minutes: float | TimeBudget | None = None,
     batch_size: int = 256,
-    temperature: float = 0.2,
+    temperature: float | None = None,
     learning_rate: float | None = None,
-    augmentation: ViewAugmentation | None = None,
+    augmentation: ViewAugmentation | tuple | None = None,
     probe: bool = False,
     seed: int = 0,
     strategy: tf.distribute.Strategy | None = None,
@@ -120,8 +121,11 @@ def pretrain(
     verbose: int | str = "auto",
     projection_head: keras.layers.Layer | None = None,
     recipe: PretrainingRecipe | None = None,
+    method: str = "simclr",
+    method_options: dict | None = None,
 ):
-    """Pretrains `encoder` with SimCLR on `image_set` (labels unused unless `probe`).
+    """Pretrains `encoder` with a self-supervised `method` on `image_set` (labels unused
+    unless `probe`).
 
     The optimizer comes from the method's recipe (`kssl.recipes`; for SimCLR: SGD with
     Nesterov momentum 0.9, weight decay 5e-4 except on batch norm and biases, peak
@@ -136,40 +140,49 @@ def pretrain(
         budget_minutes: train for this much wall-clock time instead (or pass a
             `TimeBudget`); the learning-rate schedule then runs on elapsed time.
         batch_size: images per global batch (2x views). It need not divide evenly over
-            replicas: SimCLR's loss is exact for uneven splits too.
-        temperature: NT-Xent temperature.
+            replicas: every method's loss is exact for uneven splits too.
+        temperature: SimCLR's NT-Xent temperature (default 0.2).
         learning_rate: peak learning rate (default: the recipe's, scaled to the batch).
-        augmentation: view transform (default `ViewAugmentation` at the encoder's size).
+        augmentation: view transform, or a pair of them (default: the method's own,
+            `method_class(method).view_augmentations(size)`).
         probe: train an online linear probe on the labels and report its accuracy.
         seed: data order and augmentation seed.
-        strategy: a `tf.distribute.Strategy` (default: the current one). Negatives are
-            gathered across replicas and batch norm is synchronised, so N replicas
-            compute the same step as one device with the same global batch.
+        strategy: a `tf.distribute.Strategy` (default: the current one). Every method
+            computes the same step on N replicas as on one device with the same global
+            batch (negatives and batch statistics are gathered, batch norm synchronised).
         jit_compile: compile the train step with XLA; default (None): only on a GPU
             with one replica (`kssl.precision.default_jit_compile`).
         checkpoint_dir: checkpoint here every `checkpoint_every` steps, and resume from
             the latest checkpoint found there.
-        projection_head: default `ProjectionHead(hidden_dim=D, output_dim=128, depth=2)`.
-        recipe: optimizer and schedule (default `kssl.recipes.recipe_for("simclr")`).
+        projection_head: SimCLR's projection head (default `simclr_projector(D)`).
+        recipe: optimizer and schedule (default `kssl.recipes.recipe_for(method)`).
+        method: `"simclr"`, `"simsiam"`, `"barlow"`, `"vicreg"` (`kssl.methods.METHODS`).
+        method_options: further arguments of the method's class (e.g. `{"lambda_": 0.01}`).
 
     Returns:
-        `(model, history)`: the trained `SimCLR` model and Keras' `History` (None when
-        a resumed run had nothing left to do).
+        `(model, history)`: the trained model (a `SelfSupervisedModel`) and Keras'
+        `History` (None when a resumed run had nothing left to do).
 
     Example:
     >>> import kssl
     >>> images = kssl.load_digits(image_size=8).subset(range(64))
     >>> model, history = pretrain(images, kssl.resnet(18, width=0.125, image_size=8),
-    ...                           epochs=1, batch_size=32, verbose=0)
-    >>> model.optimizer.iterations.numpy(), sorted(history.history)
-    (np.int64(2), ['contrastive_accuracy', 'loss'])
+    ...                           epochs=1, batch_size=32, verbose=0, method="barlow")
+    >>> type(model).__name__, model.optimizer.iterations.numpy(), sorted(history.history)
+    ('BarlowTwins', np.int64(2), ['embedding_std', 'loss'])
     """
     warn_if_onednn_off()
     strategy = strategy or tf.distribute.get_strategy()
     jit_compile = resolve_jit_compile(jit_compile, strategy)
+    model_class = method_class(method)
+    options = dict(method_options or {})
+    if temperature is not None:
+        options["temperature"] = temperature
+    if projection_head is not None:
+        options["projection_head"] = projection_head
     size = encoder.input_shape[1]
-    augmentation = augmentation or ViewAugmentation(size)
-    recipe = recipe or recipe_for("simclr")
+    augmentation = augmentation or model_class.view_augmentations(size)
+    recipe = recipe or recipe_for(method)
     if learning_rate is not None:
         recipe = dataclasses.replace(recipe, learning_rate=learning_rate * 256 / batch_size)
     budget, steps = None, None
@@ -184,12 +197,10 @@ def pretrain(
         budget.warmup_fraction = recipe.warmup_fraction
     encoder = _in_scope(encoder, strategy)
     with strategy.scope():
-        model = SimCLR(
-            encoder,
-            projection_head=projection_head,
-            temperature=temperature,
-            probe_classes=image_set.num_classes if probe else None,
-        )
+        try:
+            model = model_class(encoder, probe_classes=image_set.num_classes if probe else None, **options)
+        except TypeError as error:
+            raise InputError(f"{model_class.__name__} does not take these options: {error}") from None
         model.compile(optimizer=recipe.build_optimizer(batch_size, steps), jit_compile=jit_compile)
 
     def data(start_step):

@@ -215,3 +215,21 @@ def test_mirrored_strategy_from_the_command_line(tmp_path):
                             capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "m" / "encoder.keras").is_file()
+
+
+def test_pretrain_with_another_method_reports_its_own_metrics(tmp_path, capsys):
+    out = tmp_path / "barlow"
+    args = ["pretrain", "--method", "Barlow", "--image-size", "8", "--width", "0.125", "--epochs", "1"]
+    assert main([*args, "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())["pretraining"]
+    assert {"final_loss", "final_embedding_std"} <= set(metrics) and "final_contrastive_accuracy" not in metrics
+    assert json.loads((out / "config.json").read_text())["method"] == "barlow"
+
+
+def test_method_errors_name_the_value(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pretrain", "--method", "byol-v9"])
+    assert exit_info.value.code == 2 and "byol-v9" in capsys.readouterr().err
+    assert main(["pretrain", "--method", "vicreg", "--temperature", "0.5", "--out", str(tmp_path / "x")]) == 2
+    assert "--temperature applies to contrastive methods" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

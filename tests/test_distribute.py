@@ -103,12 +103,12 @@ def test_classifier_batches_that_do_not_split_evenly_are_refused_clearly():
 
 
 def method_step(method, strategy, views, batch):
-    from kssl.models import METHODS
+    from kssl.methods import method_class
 
     v1, v2 = (v[:batch] for v in views)
     with strategy.scope():
         keras.utils.set_random_seed(7)
-        model = METHODS[method](tiny_encoder())
+        model = method_class(method)(tiny_encoder())
         # Barlow Twins' and VICReg's losses are sums over D x D matrices: their gradients
         # are large, so a small rate keeps one step's update (and its round-off) moderate.
         model.compile(optimizer=keras.optimizers.SGD(0.001, momentum=0.9))

@@ -52,3 +52,11 @@ def test_unknown_method_lists_the_known_ones():
     with pytest.raises(ValueError, match="simclr"):
         recipe_for("byol-v9")
     assert "simclr" in RECIPES
+
+
+def test_every_registered_method_has_a_recipe_and_a_class():
+    from kssl.methods import METHODS, method_class, method_name
+
+    assert set(RECIPES) == set(METHODS)
+    for name in METHODS:
+        assert method_name(method_class(name)) == name

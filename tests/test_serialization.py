@@ -35,9 +35,9 @@ def classifier():
 
 def method(name, **options):
     def make():
-        from kssl.models import METHODS
+        from kssl.methods import method_class
 
-        model = METHODS[name](tiny_encoder(), probe_classes=3, **options)
+        model = method_class(name)(tiny_encoder(), probe_classes=3, **options)
         return model, IMAGES, lambda m, x: m(x)
 
     return make

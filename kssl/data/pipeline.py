@@ -37,7 +37,7 @@ def _shuffled_index_batches(size, batch_size, seed, repeat, shuffle, drop_remain
 def view_pairs(
     image_set: ImageSet,
     batch_size: int = 256,
-    augmentation: ViewAugmentation | None = None,
+    augmentation: ViewAugmentation | tuple | None = None,
     seed: int = 0,
     with_labels: bool = False,
     repeat: bool = True,
@@ -50,7 +50,9 @@ def view_pairs(
         image_set: the images (labels are ignored unless `with_labels`).
         batch_size: images per batch (each gives two views). Incomplete batches are
             dropped, since NT-Xent's negatives depend on the batch.
-        augmentation: the view transform; default `ViewAugmentation(image_size)`.
+        augmentation: the view transform; default `ViewAugmentation(image_size)`. A
+            pair `(first, second)` transforms the two views differently (BYOL's
+            asymmetric views).
         seed: shuffling and augmentation seed.
         with_labels: yield `((views_1, views_2), labels)` for SimCLR's online probe.
         repeat: repeat forever (use `steps_per_epoch` in `fit`; one long epoch avoids
@@ -72,13 +74,14 @@ def view_pairs(
     if with_labels and image_set.labels is None:
         raise DataError("with_labels=True needs a labeled image set.")
     augmentation = augmentation or ViewAugmentation(image_set.image_size)
+    first, second = augmentation if isinstance(augmentation, (tuple, list)) else (augmentation, augmentation)
     images = tf.constant(image_set.images)
     labels = tf.constant(image_set.labels if image_set.labels is not None else np.zeros(len(image_set), np.int64))
 
     def make_views(step, index_batch):
         batch = tf.gather(images, index_batch)
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.constant(seed, tf.int64), step]), 2)
-        views = (augmentation(batch, seeds[0]), augmentation(batch, seeds[1]))
+        views = (first(batch, seeds[0]), second(batch, seeds[1]))
         return (views, tf.gather(labels, index_batch)) if with_labels else views
 
     batches = _shuffled_index_batches(len(image_set), batch_size, seed, repeat, shuffle, drop_remainder=True)

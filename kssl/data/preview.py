@@ -18,7 +18,8 @@ def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 
 
     Args:
         images: `(N, H, W, 3)` uint8 images (an `ImageSet.images` array works).
-        augmentation: a `ViewAugmentation` (or any `(images, seed) -> views` callable).
+        augmentation: a `ViewAugmentation` (or any `(images, seed) -> views` callable),
+            or a pair of them for the two views.
         path: where to write the PNG; written atomically (temporary file, then rename).
         num_images: how many rows to show.
         seed: the sampling and augmentation seed; the same seed draws the same grid.
@@ -43,8 +44,9 @@ def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
         raise ValueError(f"images must be a non-empty (N, H, W, 3) array. Received shape: {images.shape}")
     images = images[preview_indices(len(images), num_images, seed, labels)]
-    first = np.asarray(augmentation(images, seed=[seed, 0]))
-    second = np.asarray(augmentation(images, seed=[seed, 1]))
+    augment_1, augment_2 = augmentation if isinstance(augmentation, (tuple, list)) else (augmentation, augmentation)
+    first = np.asarray(augment_1(images, seed=[seed, 0]))
+    second = np.asarray(augment_2(images, seed=[seed, 1]))
     size = first.shape[1]
     rows = []
     for i in range(len(images)):

@@ -1,0 +1,55 @@
+"""The registry of pretraining methods: name -> class, with a one-line description.
+
+Importing it imports no TensorFlow, so the command line lists the methods in `--help`
+at once; `method_class` imports a method's module when it is asked for. Adding a method
+is its file in `kssl/models/`, one line here, and its recipe in `kssl.recipes`.
+
+Example:
+>>> sorted(METHODS)[:3]
+['barlow', 'simclr', 'simsiam']
+>>> method_class("SimSiam").__name__
+'SimSiam'
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from kssl.errors import InputError
+
+# name: ("module:Class", what it does in one line)
+METHODS = {
+    "simclr": (
+        "kssl.models.simclr:SimCLR",
+        "contrastive: each view against the batch's other images (Chen et al. 2020)",
+    ),
+    "simsiam": ("kssl.models.simsiam:SimSiam", "a predictor and a stop-gradient, no negatives (Chen & He 2021)"),
+    "barlow": (
+        "kssl.models.barlow_twins:BarlowTwins",
+        "cross-correlation of the views driven to identity (Zbontar 2021)",
+    ),
+    "vicreg": ("kssl.models.vicreg:VICReg", "variance, invariance and covariance terms (Bardes et al. 2022)"),
+}
+
+
+def check_method(name: str) -> str:
+    """`name` in the registry's spelling, or an `InputError` listing the methods."""
+    key = str(name).lower()
+    if key not in METHODS:
+        raise InputError(f"Unknown pretraining method {name!r}. Available methods: {', '.join(METHODS)}.")
+    return key
+
+
+def method_class(name: str):
+    """The `SelfSupervisedModel` subclass of the method called `name` (case-insensitive)."""
+    module, _, attribute = METHODS[check_method(name)][0].partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def method_name(model_or_class) -> str:
+    """The registry name of a method's model or class (e.g. `"barlow"` for `BarlowTwins`)."""
+    cls = model_or_class if isinstance(model_or_class, type) else type(model_or_class)
+    for name, (path, _) in METHODS.items():
+        if path.endswith(f":{cls.__name__}"):
+            return name
+    return cls.__name__.lower()
