@@ -54,8 +54,8 @@ def test_an_interrupted_run_resumes_only_with_the_same_identity(tmp_path, capsys
     interrupt_in(out, identity)
     staging = tmp_path / ".run.partial"
     assert json.loads((staging / "run.json").read_text()) == json.loads(json.dumps(identity))
-    changed = {**identity, "temperature": 0.5}
-    with pytest.raises(OutputExistsError, match=r"temperature: 0.2 then, 0.5 now"):
+    changed = {**identity, "epochs": 4}
+    with pytest.raises(OutputExistsError, match=r"epochs: 3 then, 4 now"):
         with staged_folder(out, changed):
             pass
     with staged_folder(out, RunConfig(epochs=3, overwrite=True).resolved().result_fields()) as folder:

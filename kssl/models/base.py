@@ -212,3 +212,22 @@ def embedding_std(z):
 def encode_views(model, views, training):
     """Encoder features of two view batches, encoded together (batch norm sees both)."""
     return model.encoder(tf.concat(list(views), axis=0), training=training)
+
+
+def project_views(model, views, training):
+    """`(features, z1, z2)`: both views' encoder features, and `model.projector`'s
+    projections of each view."""
+    batch = tf.shape(views[0])[0]
+    features = encode_views(model, views, training)
+    z = model.projector(features, training=training)
+    return features, z[:batch], z[batch:]
+
+
+def global_batch_loss(loss, features, z) -> ViewsLoss:
+    """The `ViewsLoss` of a loss computed whole over the gathered global batch (the same
+    value on every replica): each replica's share is `loss / replicas`."""
+    return ViewsLoss(
+        loss=loss / distribute.num_replicas(),
+        metrics={"loss": loss, "embedding_std": embedding_std(z)},
+        features=features,
+    )

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
-from kssl import distribute
 from kssl.layers.heads import barlow_twins_projector
 from kssl.losses import vicreg
-from kssl.models.base import SelfSupervisedModel, ViewsLoss, embedding_std, encode_views
+from kssl.models.base import SelfSupervisedModel, global_batch_loss, project_views
 
 
 @keras.saving.register_keras_serializable(package="kssl")
@@ -64,15 +62,8 @@ class VICReg(SelfSupervisedModel):
         self.projector.build((None, self.feature_dim))
 
     def views_loss(self, views, training):
-        batch = tf.shape(views[0])[0]
-        features = encode_views(self, views, training)
-        z = self.projector(features, training=training)
-        loss = vicreg(z[:batch], z[batch:], gather_distributed=True, **self.weights_)
-        return ViewsLoss(
-            loss=loss / distribute.num_replicas(),
-            metrics={"loss": loss, "embedding_std": embedding_std(z[:batch])},
-            features=features,
-        )
+        features, z1, z2 = project_views(self, views, training)
+        return global_batch_loss(vicreg(z1, z2, gather_distributed=True, **self.weights_), features, z1)
 
     def get_config(self):
         return {**super().get_config(), **self.weights_}
