@@ -44,12 +44,3 @@ def method_class(name: str):
     """The `SelfSupervisedModel` subclass of the method called `name` (case-insensitive)."""
     module, _, attribute = METHODS[check_method(name)][0].partition(":")
     return getattr(importlib.import_module(module), attribute)
-
-
-def method_name(model_or_class) -> str:
-    """The registry name of a method's model or class (e.g. `"barlow"` for `BarlowTwins`)."""
-    cls = model_or_class if isinstance(model_or_class, type) else type(model_or_class)
-    for name, (path, _) in METHODS.items():
-        if path.endswith(f":{cls.__name__}"):
-            return name
-    return cls.__name__.lower()

@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from kssl.atomic import atomic_file
+from kssl.data.sources import parse_data_spec
 from kssl.errors import MissingInputError, OutputExistsError, UnwritableOutputError
 from kssl.methods import method_class
 
@@ -57,8 +59,6 @@ class RunConfig:
         """Fills the defaults that depend on the data (digits are 8x8, so 16 px loses
         nothing) and the output folder. Imports no TensorFlow: the machine-dependent
         defaults (precision, XLA) are filled once the strategy exists (`_prepare`)."""
-        from kssl.data.sources import parse_data_spec
-
         config = dataclasses.replace(self)
         spec = parse_data_spec(config.data)
         if not isinstance(config.labels, (list, tuple)):
@@ -173,8 +173,6 @@ def load_train_test(spec: str, image_size: int, seed: int = 0, skip_bad_images: 
 
 
 def _write_json(path, payload):
-    from kssl.atomic import atomic_file
-
     with atomic_file(path, suffix=".json") as tmp:
         tmp.write_text(json.dumps(payload, indent=2, default=str))
 
@@ -187,7 +185,6 @@ def _pretrain_into(folder, config, strategy, train, verbose):
     from kssl.callbacks import StepHistory
     from kssl.data.preview import save_view_grid
     from kssl.encoders import build_encoder
-    from kssl.methods import method_class
     from kssl.plots import plot_training_curves
     from kssl.training import pretrain
 

@@ -55,8 +55,8 @@ def test_unknown_method_lists_the_known_ones():
 
 
 def test_every_registered_method_has_a_recipe_and_a_class():
-    from kssl.methods import METHODS, method_class, method_name
+    from kssl.methods import METHODS, method_class
 
     assert set(RECIPES) == set(METHODS)
-    for name in METHODS:
-        assert method_name(method_class(name)) == name
+    for name, (path, summary) in METHODS.items():
+        assert path.endswith(":" + method_class(name).__name__) and summary
