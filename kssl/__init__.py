@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "SimCLR": "kssl.models.simclr",
     "SimSiam": "kssl.models.simsiam",
+    "BYOL": "kssl.models.byol",
     "BarlowTwins": "kssl.models.barlow_twins",
     "VICReg": "kssl.models.vicreg",
     "SelfSupervisedModel": "kssl.models.base",

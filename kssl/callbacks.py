@@ -22,6 +22,9 @@ class TimeBudget(keras.callbacks.Callback):
     Use it with one long epoch over a repeated dataset (`steps_per_epoch` large):
     `fit` stops at the first batch after the budget.
 
+    A model with a `training_progress` variable (BYOL's momentum schedule) gets the
+    fraction of the budget elapsed there before every step.
+
     Several workers (`MultiWorkerMirroredStrategy`) decide from one clock: before every
     step they agree on the largest elapsed time any of them measured, so all of them
     apply the same learning rate and stop after the same step.
@@ -88,6 +91,8 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
         if self.peak_learning_rate is not None:
             self.model.optimizer.learning_rate.assign(self.learning_rate_at(min(fraction, 1.0)))
+        if getattr(self.model, "training_progress", None) is not None:
+            self.model.training_progress.assign(min(fraction, 1.0))
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
@@ -99,6 +104,36 @@ class TimeBudget(keras.callbacks.Callback):
         if self.first_step_end is None or self.steps < 2:
             return float("nan")
         return (self.steps - 1) / (time.perf_counter() - self.first_step_end)
+
+
+class TrainingProgress(keras.callbacks.Callback):
+    """Sets `model.training_progress` to the fraction of `total_steps` done, before each step.
+
+    For methods whose schedules run over the whole training (BYOL's target momentum
+    rises from 0.99 to 1): `kssl.pretrain` adds it for step-counted training, and
+    `TimeBudget` does the same from elapsed time. Without either, the progress stays
+    where it is (0 for a new model), so the momentum stays at its base value.
+
+    Example:
+    >>> import kssl
+    >>> model = kssl.BYOL(kssl.resnet(18, width=0.125, image_size=8))
+    >>> callback = TrainingProgress(total_steps=8, initial_step=2)
+    >>> callback.set_model(model)
+    >>> callback.on_train_batch_begin(0)
+    >>> float(model.training_progress.numpy())
+    0.25
+    """
+
+    def __init__(self, total_steps: int, initial_step: int = 0):
+        super().__init__()
+        if not total_steps > 0:
+            raise ValueError(f"total_steps must be > 0. Received: total_steps={total_steps!r}")
+        self.total_steps = int(total_steps)
+        self.initial_step = int(initial_step)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        done = self.initial_step + batch
+        self.model.training_progress.assign(min(done / self.total_steps, 1.0))
 
 
 class BudgetProgress(keras.callbacks.Callback):

@@ -54,7 +54,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         if self._manager is None:
             if not model.optimizer.built:
                 with model.distribute_strategy.scope():  # slot variables belong to the model's strategy
-                    model.optimizer.build(model.trainable_variables)
+                    model.optimizer.build(getattr(model, "optimized_variables", model.trainable_variables))
             # Flat lists of every variable, in creation order: tf.train.Checkpoint's
             # object graph misses some Keras sublayer state (measured: the batch-norm
             # moving statistics of layers held in nested lists), while `model.weights`

@@ -70,6 +70,34 @@ def local_offset(local_size):
     return tf.reduce_sum(sizes[:replica])
 
 
+def update_variables(variables, values, update):
+    """`update(variable, value)` on every device's copy of each variable, from a replica step.
+
+    For state that is not trained by the optimizer but changes every step in the same
+    way on every replica: momentum (EMA) networks, queues of keys. Inside a replica
+    context a mirrored variable cannot be assigned directly; this merges into the
+    cross-replica context and updates each device's copy with that device's component
+    of `values`, as Keras' optimizers apply gradients. `values` must be equal on every
+    replica (computed from synchronized weights or gathered tensors), so the copies stay
+    identical. Outside a strategy it is `update(variable, value)` for each pair.
+
+    Args:
+        variables: Keras or TensorFlow variables.
+        values: one tensor (or variable) per variable, passed as `value`.
+        update: `(tf.Variable, value) -> op`, e.g. `lambda v, x: v.assign(x)`.
+    """
+    import keras
+
+    variables = [v.value if isinstance(v, keras.Variable) else v for v in variables]
+    values = [v.value if isinstance(v, keras.Variable) else v for v in values]
+
+    def merged(strategy, variables, values):
+        for variable, value in zip(variables, values):
+            strategy.extended.update(variable, update, args=(value,), group=False)
+
+    tf.__internal__.distribute.interim.maybe_merge_call(merged, tf.distribute.get_strategy(), variables, values)
+
+
 def max_over_workers(strategy, value: float) -> float:
     """The largest `value` passed by any worker of a `MultiWorkerMirroredStrategy`.
 

@@ -23,6 +23,10 @@ METHODS = {
         "kssl.models.simclr:SimCLR",
         "contrastive: each view against the batch's other images (Chen et al. 2020)",
     ),
+    "byol": (
+        "kssl.models.byol:BYOL",
+        "predict a slowly moving (EMA) target network's projections (Grill et al. 2020)",
+    ),
     "simsiam": ("kssl.models.simsiam:SimSiam", "a predictor and a stop-gradient, no negatives (Chen & He 2021)"),
     "barlow": (
         "kssl.models.barlow_twins:BarlowTwins",

@@ -17,7 +17,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from kssl.callbacks import BudgetProgress, TimeBudget
+from kssl.callbacks import BudgetProgress, TimeBudget, TrainingProgress
 from kssl.checkpointing import StepCheckpoint
 from kssl.cpu import warn_if_onednn_off
 from kssl.data.augment import ViewAugmentation
@@ -85,6 +85,8 @@ def _fit(model, data, total_steps, checkpoint_dir, every_steps, callbacks, verbo
         return None
     if total_steps is not None and done >= total_steps:
         return None
+    if total_steps is not None and getattr(model, "training_progress", None) is not None:
+        callbacks = [TrainingProgress(total_steps, initial_step=done), *callbacks]
     if budget is not None:
         callbacks = [budget, *callbacks]
         if verbose != 0:

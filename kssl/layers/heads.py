@@ -146,3 +146,10 @@ def barlow_twins_projector(feature_dim: int, width: int | None = None) -> Projec
     """Barlow Twins and VICReg: three layers of width 4D (paper: 8192), last without batch norm."""
     width = width or min(8192, 4 * feature_dim)
     return ProjectionHead(hidden_dim=width, output_dim=width, depth=3, output_norm=None, name="projector")
+
+
+def moco_projector(feature_dim: int) -> ProjectionHead:
+    """MoCo v2: D -> D (paper: 2048) -> 128, ReLU between, no batch norm (Chen et al. 2020b)."""
+    return ProjectionHead(
+        hidden_dim=min(2048, feature_dim), output_dim=128, depth=2, batch_norm=False, name="projector"
+    )

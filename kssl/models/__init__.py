@@ -6,6 +6,7 @@
 
 from kssl.methods import METHODS, method_class  # noqa: E402  (the registry, which imports no TensorFlow)
 from kssl.models.barlow_twins import BarlowTwins
+from kssl.models.byol import BYOL
 from kssl.models.base import SelfSupervisedModel, ViewsLoss
 from kssl.models.classifier import Classifier
 from kssl.models.simclr import SimCLR
@@ -13,6 +14,7 @@ from kssl.models.simsiam import SimSiam
 from kssl.models.vicreg import VICReg
 
 __all__ = [
+    "BYOL",
     "METHODS",
     "BarlowTwins",
     "Classifier",

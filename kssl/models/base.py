@@ -25,11 +25,14 @@ class ViewsLoss:
             values for this replica's examples (means), reported as global means.
         features: `(V * n, D)` encoder features of this replica's V views of n images,
             views stacked in order, for the online probe (gradients are stopped there).
+        state: anything the method's `after_step` needs from this step (e.g. MoCo's
+            keys to enqueue), by name.
     """
 
     loss: tf.Tensor
     metrics: dict
     features: tf.Tensor
+    state: dict = dataclasses.field(default_factory=dict)
 
 
 class SelfSupervisedModel(keras.Model):
@@ -43,9 +46,12 @@ class SelfSupervisedModel(keras.Model):
 
     - `__init__`: its heads (built), after `super().__init__(encoder, probe_classes, ...)`;
     - `views_loss(views, training)`: its loss on a tuple of view batches (`ViewsLoss`);
-    - `after_step()`, if it has one: momentum updates, a queue (runs after every step);
+    - `after_step(result)`, if it has one: momentum updates, a queue (runs after every
+      optimizer step, with the step's `ViewsLoss`);
     - `metric_names`: its metrics besides `loss`; `nested_layers`: its constructor
-      arguments that are layers (serialized as nested objects);
+      arguments that are layers (serialized as nested objects); `momentum_layers`: its
+      attributes holding layers that `after_step` updates and the optimizer must not
+      (EMA copies: they stay `trainable` so their batch norm uses batch statistics);
     - `get_config()`: its plain constructor arguments, merged with `super().get_config()`;
     - optionally `view_augmentations(image_size)`: a pair of view transforms (BYOL's
       differ).
@@ -63,6 +69,11 @@ class SelfSupervisedModel(keras.Model):
 
     metric_names: tuple[str, ...] = ()
     nested_layers: tuple[str, ...] = ()
+    momentum_layers: tuple[str, ...] = ()
+    # True for methods with schedules over the whole training (BYOL's momentum): the
+    # model then has `training_progress`, a variable in [0, 1] that `kssl.pretrain`'s
+    # callbacks set before every step (`kssl.callbacks.TrainingProgress`, `TimeBudget`).
+    uses_training_progress: bool = False
 
     def __init__(self, encoder, probe_classes=None, **kwargs):
         super().__init__(**kwargs)
@@ -72,6 +83,11 @@ class SelfSupervisedModel(keras.Model):
         self.encoder = encoder
         self.feature_dim = int(encoder.output_shape[-1])
         self.probe_classes = probe_classes
+        self.training_progress = None
+        if self.uses_training_progress:
+            self.training_progress = self.add_weight(
+                shape=(), initializer="zeros", trainable=False, dtype="float32", name="training_progress"
+            )
         # Zero-initialised (a linear probe needs no random start), so adding a probe draws no
         # random numbers: the method's heads get the same initial weights with or without it.
         self.probe = (
@@ -93,8 +109,12 @@ class SelfSupervisedModel(keras.Model):
         """The method's loss on `views`, a tuple of `(n, H, W, 3)` batches (this replica's)."""
         raise NotImplementedError(f"{type(self).__name__} must define views_loss(views, training).")
 
-    def after_step(self):
-        """Runs after every optimizer step, inside the (replicated) train step."""
+    def after_step(self, result: ViewsLoss):
+        """Runs after every optimizer step, inside the (replicated) train step.
+
+        Variables it changes must change identically on every replica: update mirrored
+        variables with `kssl.distribute.update_variables`.
+        """
 
     @classmethod
     def view_augmentations(cls, image_size: int):
@@ -107,6 +127,12 @@ class SelfSupervisedModel(keras.Model):
     # -- what every method shares ----------------------------------------------------------
 
     @property
+    def optimized_variables(self):
+        """The variables the optimizer trains: the trainable ones, less `momentum_layers`'."""
+        excluded = {id(v) for name in self.momentum_layers for v in getattr(self, name).trainable_variables}
+        return [v for v in self.trainable_variables if id(v) not in excluded]
+
+    @property
     def metrics(self):
         trackers = [self.loss_tracker, *self.method_trackers]
         if self.probe is not None:
@@ -117,6 +143,7 @@ class SelfSupervisedModel(keras.Model):
         return self.encoder(images, training=training)
 
     def _forward(self, data, training):
+        """`(loss, result)`: this replica's share of the loss, probe included, and the `ViewsLoss`."""
         views, labels = unpack_views(data, type(self).__name__)
         result = self.views_loss(views, training)
         count = tf.cast(tf.shape(result.features)[0], tf.float32)
@@ -131,7 +158,7 @@ class SelfSupervisedModel(keras.Model):
             loss += distribute.global_mean(probe_losses)
             self.probe_loss_tracker.update_state(tf.reduce_mean(probe_losses), sample_weight=count)
             self.probe_accuracy.update_state(all_labels, logits)
-        return loss
+        return loss, result
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras' TF trainer traces a "symbolic build" by averaging a real batch across
@@ -140,15 +167,16 @@ class SelfSupervisedModel(keras.Model):
         # or metrics: only the optimizer's variables remain, created here in the scope.
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
-                self.optimizer.build(self.trainable_variables)
+                self.optimizer.build(self.optimized_variables)
 
     def train_step(self, data):
+        variables = self.optimized_variables
         with tf.GradientTape() as tape:
-            loss = self._forward(data, training=True)
+            loss, result = self._forward(data, training=True)
             scaled = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        self.after_step()
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply(gradients, variables)
+        self.after_step(result)
         return distribute.step_logs(self.metrics)
 
     def test_step(self, data):
@@ -209,9 +237,10 @@ def embedding_std(z):
     return tf.reduce_mean(tf.sqrt(variance + 1e-12)) * tf.sqrt(tf.cast(tf.shape(z)[1], tf.float32))
 
 
-def encode_views(model, views, training):
-    """Encoder features of two view batches, encoded together (batch norm sees both)."""
-    return model.encoder(tf.concat(list(views), axis=0), training=training)
+def encode_views(model, views, training, encoder=None):
+    """Encoder features of two view batches, encoded together (batch norm sees both), by
+    `model.encoder` or by another `encoder` (a momentum copy)."""
+    return (encoder or model.encoder)(tf.concat(list(views), axis=0), training=training)
 
 
 def project_views(model, views, training):

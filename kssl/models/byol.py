@@ -1,0 +1,124 @@
+"""BYOL: an online network predicts a slowly moving (EMA) target network's projections."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from kssl import distribute
+from kssl.layers.heads import byol_predictor, byol_projector
+from kssl.losses import byol
+from kssl.models.base import SelfSupervisedModel, ViewsLoss, embedding_std, encode_views
+from kssl.models.momentum import cosine_momentum, ema_update, momentum_copy
+
+
+@keras.saving.register_keras_serializable(package="kssl")
+class BYOL(SelfSupervisedModel):
+    """Bootstrap Your Own Latent.
+
+    The online network (encoder, projector, predictor) predicts, for each view, the
+    target network's projection of the other view; the loss is BYOL's symmetric
+    normalized MSE (`kssl.losses.byol`), averaged over the global batch. The target
+    network (a copy of the encoder and projector) is not trained: after every step it
+    moves towards the online network, `target = tau * target + (1 - tau) * online`, with
+    tau rising from `momentum` to 1 on a cosine over the training
+    (`training_progress`, which `kssl.pretrain` keeps up to date for epochs and for a
+    time budget alike). Views use BYOL's asymmetric augmentations
+    (`view_augmentations`).
+
+    Args:
+        encoder: a `keras.Model` mapping images to `(B, D)` features.
+        projector: default `kssl.layers.heads.byol_projector(D)` (D -> 2D -> 256).
+        predictor: default `kssl.layers.heads.byol_predictor()` (256 -> 1024 -> 256).
+        momentum: tau at the start of training (the paper's 0.996 is for 1000 epochs;
+            0.99 suits short schedules). `momentum_schedule=False` keeps it constant.
+        momentum_schedule: raise tau to 1 on a cosine over the training.
+        probe_classes: see `SelfSupervisedModel`.
+
+    Metrics: `loss` (in [0, 8]), `embedding_std` (spread of the normalised projections;
+    it drops towards 0 if the representation collapses) and `momentum` (the current tau).
+
+    Example:
+    >>> import numpy as np
+    >>> from kssl.encoders import resnet
+    >>> model = BYOL(resnet(18, width=0.125, image_size=8))
+    >>> model.compile(optimizer="sgd")
+    >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
+    >>> sorted(model.fit(tuple(views), batch_size=8, verbose=0).history)
+    ['embedding_std', 'loss', 'momentum']
+
+    Reference:
+        Grill et al. 2020, https://arxiv.org/abs/2006.07733.
+    """
+
+    metric_names = ("embedding_std", "momentum")
+    nested_layers = ("projector", "predictor")
+    momentum_layers = ("target_encoder", "target_projector")
+    uses_training_progress = True
+
+    def __init__(
+        self,
+        encoder,
+        projector=None,
+        predictor=None,
+        momentum=0.99,
+        momentum_schedule=True,
+        probe_classes=None,
+        **kwargs,
+    ):
+        super().__init__(encoder, probe_classes=probe_classes, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"momentum must be in [0, 1]. Received: momentum={momentum!r}")
+        self.momentum = float(momentum)
+        self.momentum_schedule = bool(momentum_schedule)
+        self.projector = projector or byol_projector(self.feature_dim)
+        self.projector.build((None, self.feature_dim))
+        self.predictor = predictor or byol_predictor()
+        self.predictor.build((None, self.projector.output_dim))
+        self.target_encoder = momentum_copy(self.encoder)
+        self.target_projector = momentum_copy(self.projector, (None, self.feature_dim))
+
+    def current_momentum(self):
+        """tau for this step: `cosine_momentum(momentum, training_progress)`, or constant."""
+        if not self.momentum_schedule:
+            return tf.constant(self.momentum, tf.float32)
+        return cosine_momentum(self.momentum, self.training_progress)
+
+    @classmethod
+    def view_augmentations(cls, image_size: int):
+        """BYOL's asymmetric pair (Grill et al. 2020, table 6): blur with probability 1.0
+        on the first view and 0.1 on the second, solarize 0 and 0.2, where blur is on
+        (images of 64 px or more; at CIFAR sizes, as SimCLR, neither)."""
+        from kssl.data.augment import ViewAugmentation
+
+        large = image_size >= 64
+        return (
+            ViewAugmentation(image_size, blur_probability=1.0 if large else 0.0),
+            ViewAugmentation(
+                image_size, blur_probability=0.1 if large else 0.0, solarize_probability=0.2 if large else 0.0
+            ),
+        )
+
+    def views_loss(self, views, training):
+        batch = tf.shape(views[0])[0]
+        features = encode_views(self, views, training)
+        z = self.projector(features, training=training)
+        p = self.predictor(z, training=training)
+        target = self.target_projector(encode_views(self, views, training, encoder=self.target_encoder), training=training)
+        target = tf.stop_gradient(target)
+        losses = byol(p[:batch], p[batch:], target[:batch], target[batch:])
+        return ViewsLoss(
+            loss=distribute.global_mean(losses),
+            metrics={
+                "loss": tf.reduce_mean(losses),
+                "embedding_std": embedding_std(z[:batch]),
+                "momentum": self.current_momentum(),
+            },
+            features=features,
+        )
+
+    def after_step(self, result):
+        ema_update([self.target_encoder, self.target_projector], [self.encoder, self.projector], self.current_momentum())
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "momentum_schedule": self.momentum_schedule}
