@@ -6,8 +6,8 @@
 
 from kssl.methods import METHODS, method_class  # noqa: E402  (the registry, which imports no TensorFlow)
 from kssl.models.barlow_twins import BarlowTwins
-from kssl.models.byol import BYOL
 from kssl.models.base import SelfSupervisedModel, ViewsLoss
+from kssl.models.byol import BYOL
 from kssl.models.classifier import Classifier
 from kssl.models.simclr import SimCLR
 from kssl.models.simsiam import SimSiam

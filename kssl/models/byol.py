@@ -104,7 +104,9 @@ class BYOL(SelfSupervisedModel):
         features = encode_views(self, views, training)
         z = self.projector(features, training=training)
         p = self.predictor(z, training=training)
-        target = self.target_projector(encode_views(self, views, training, encoder=self.target_encoder), training=training)
+        target = self.target_projector(
+            encode_views(self, views, training, encoder=self.target_encoder), training=training
+        )
         target = tf.stop_gradient(target)
         losses = byol(p[:batch], p[batch:], target[:batch], target[batch:])
         return ViewsLoss(
@@ -118,7 +120,9 @@ class BYOL(SelfSupervisedModel):
         )
 
     def after_step(self, result):
-        ema_update([self.target_encoder, self.target_projector], [self.encoder, self.projector], self.current_momentum())
+        ema_update(
+            [self.target_encoder, self.target_projector], [self.encoder, self.projector], self.current_momentum()
+        )
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "momentum_schedule": self.momentum_schedule}
