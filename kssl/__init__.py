@@ -34,6 +34,7 @@ _EXPORTS = {
     "SimCLR": "kssl.models.simclr",
     "SimSiam": "kssl.models.simsiam",
     "BYOL": "kssl.models.byol",
+    "MoCo": "kssl.models.moco",
     "BarlowTwins": "kssl.models.barlow_twins",
     "VICReg": "kssl.models.vicreg",
     "SelfSupervisedModel": "kssl.models.base",

@@ -23,6 +23,10 @@ METHODS = {
         "kssl.models.simclr:SimCLR",
         "contrastive: each view against the batch's other images (Chen et al. 2020)",
     ),
+    "moco": (
+        "kssl.models.moco:MoCo",
+        "contrastive against a queue of keys from a momentum encoder (MoCo v2, Chen et al. 2020)",
+    ),
     "byol": (
         "kssl.models.byol:BYOL",
         "predict a slowly moving (EMA) target network's projections (Grill et al. 2020)",

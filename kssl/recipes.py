@@ -95,6 +95,7 @@ RECIPES = {
     # batches kssl users train with, SGD with Nesterov momentum and the same scaling did
     # as well in this project's CIFAR-10 runs (BENCHMARKS.md).
     "simclr": PretrainingRecipe(),
+    "moco": _LIGHTLY_CIFAR,
     "byol": _LIGHTLY_CIFAR,
     "simsiam": _LIGHTLY_CIFAR,
     "barlow": _LIGHTLY_CIFAR,

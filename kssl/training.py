@@ -203,6 +203,7 @@ def pretrain(
             model = model_class(encoder, probe_classes=image_set.num_classes if probe else None, **options)
         except TypeError as error:
             raise InputError(f"{model_class.__name__} does not take these options: {error}") from None
+        model.check_batch_size(batch_size)
         model.compile(optimizer=recipe.build_optimizer(batch_size, steps), jit_compile=jit_compile)
 
     def data(start_step):

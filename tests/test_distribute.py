@@ -116,7 +116,7 @@ def method_step(method, strategy, views, batch):
     return history.history, weights(model)
 
 
-@pytest.mark.parametrize("method", ["byol", "simsiam", "barlow", "vicreg"])
+@pytest.mark.parametrize("method", ["moco", "byol", "simsiam", "barlow", "vicreg"])
 def test_every_method_step_on_two_replicas_equals_one_device(views, method):
     single_logs, single = method_step(method, one_device(), views, 16)
     mirrored_logs, mirrored = method_step(method, two_replicas(), views, 16)

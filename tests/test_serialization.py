@@ -46,6 +46,7 @@ def method(name, **options):
 CASES = {
     "kssl>SimSiam": method("simsiam"),
     "kssl>BYOL": method("byol", momentum=0.98),
+    "kssl>MoCo": method("moco", queue_size=64, temperature=0.1, symmetric=False),
     "kssl>BarlowTwins": method("barlow", lambda_=0.01),
     "kssl>VICReg": method("vicreg", variance_weight=20.0),
     "kssl>FusedBatchNormalization": fused_batch_norm,

@@ -1,7 +1,7 @@
 """Self-supervised losses, one family a module, each checked against a NumPy
 re-derivation of its paper's formula in `tests/losses/`.
 
-- `contrastive`: NT-Xent (SimCLR).
+- `contrastive`: NT-Xent (SimCLR) and InfoNCE against a queue (MoCo).
 - `distillation`: BYOL's normalized MSE and SimSiam's negative cosine, between a
   prediction and a stop-gradient target.
 - `redundancy_reduction`: Barlow Twins and VICReg, on the embeddings of a whole batch.
@@ -11,7 +11,15 @@ uses the embeddings of every replica (`kssl.distribute`), so a multi-replica ste
 computes the loss of the global batch.
 """
 
-from kssl.losses.contrastive import check_temperature, contrastive_accuracy, nt_xent, nt_xent_logits, nt_xent_per_anchor
+from kssl.losses.contrastive import (
+    check_temperature,
+    contrastive_accuracy,
+    info_nce,
+    info_nce_per_query,
+    nt_xent,
+    nt_xent_logits,
+    nt_xent_per_anchor,
+)
 from kssl.losses.distillation import byol, negative_cosine, normalized_mse, simsiam
 from kssl.losses.redundancy_reduction import barlow_twins, cross_correlation, vicreg
 
@@ -21,6 +29,8 @@ __all__ = [
     "check_temperature",
     "contrastive_accuracy",
     "cross_correlation",
+    "info_nce",
+    "info_nce_per_query",
     "negative_cosine",
     "normalized_mse",
     "nt_xent",

@@ -116,3 +116,50 @@ def contrastive_accuracy(z1, z2, temperature: float = 0.5, gather_distributed: b
     """Fraction of the anchors whose positive is the most similar of their 2N-1 candidates."""
     _, hits = nt_xent_per_anchor(z1, z2, temperature, gather_distributed)
     return tf.reduce_mean(hits)
+
+
+def info_nce_per_query(queries, keys, queue, temperature: float = 0.2):
+    """MoCo's InfoNCE loss for each query: its key against a queue of negative keys.
+
+    For query q with positive key k and the queue's K negative keys n_1..n_K (all
+    L2-normalised), the loss is the cross entropy of `[q.k, q.n_1, ..., q.n_K] / tau`
+    with the positive as the class: `-log exp(q.k/tau) / (exp(q.k/tau) + sum_j exp(q.n_j/tau))`.
+
+    Args:
+        queries: `(n, D)` query projections (the online network's).
+        keys: `(n, D)` key projections; row i is the positive of `queries[i]` (no
+            gradient flows to keys or queue).
+        queue: `(K, D)` negative keys from earlier batches.
+        temperature: tau, > 0 (MoCo v2: 0.2).
+
+    Returns:
+        `(losses, hits)`: `(n,)` float32 losses, and 1.0 where the positive key had the
+        largest logit.
+
+    Example:
+    >>> import numpy as np
+    >>> q = np.eye(2, 4, dtype="float32")
+    >>> losses, hits = info_nce_per_query(q, q, np.eye(4, dtype="float32")[2:], temperature=0.1)
+    >>> [round(float(x), 4) for x in losses], hits.numpy().tolist()
+    ([0.0001, 0.0001], [1.0, 1.0])
+
+    Reference:
+        He et al. 2020 (MoCo), eq. 1, https://arxiv.org/abs/1911.05722; Chen et al. 2020
+        (MoCo v2), https://arxiv.org/abs/2003.04297.
+    """
+    temperature = check_temperature(temperature)
+    q = tf.math.l2_normalize(tf.cast(queries, tf.float32), axis=1)
+    k = tf.stop_gradient(tf.math.l2_normalize(tf.cast(keys, tf.float32), axis=1))
+    negatives = tf.stop_gradient(tf.math.l2_normalize(tf.cast(queue, tf.float32), axis=1))
+    positive = tf.reduce_sum(q * k, axis=1, keepdims=True)
+    logits = tf.concat([positive, tf.matmul(q, negatives, transpose_b=True)], axis=1) / temperature
+    labels = tf.zeros(tf.shape(q)[:1], tf.int32)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    hits = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), 0), tf.float32)
+    return losses, hits
+
+
+def info_nce(queries, keys, queue, temperature: float = 0.2):
+    """The mean of `info_nce_per_query` over the queries (MoCo's loss)."""
+    losses, _ = info_nce_per_query(queries, keys, queue, temperature)
+    return tf.reduce_mean(losses)

@@ -9,6 +9,7 @@ from kssl.models.barlow_twins import BarlowTwins
 from kssl.models.base import SelfSupervisedModel, ViewsLoss
 from kssl.models.byol import BYOL
 from kssl.models.classifier import Classifier
+from kssl.models.moco import MoCo
 from kssl.models.simclr import SimCLR
 from kssl.models.simsiam import SimSiam
 from kssl.models.vicreg import VICReg
@@ -16,6 +17,7 @@ from kssl.models.vicreg import VICReg
 __all__ = [
     "BYOL",
     "METHODS",
+    "MoCo",
     "BarlowTwins",
     "Classifier",
     "SelfSupervisedModel",

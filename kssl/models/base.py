@@ -54,7 +54,7 @@ class SelfSupervisedModel(keras.Model):
       (EMA copies: they stay `trainable` so their batch norm uses batch statistics);
     - `get_config()`: its plain constructor arguments, merged with `super().get_config()`;
     - optionally `view_augmentations(image_size)`: a pair of view transforms (BYOL's
-      differ).
+      differ), and `check_batch_size(batch_size)`: refuse batch sizes it cannot use.
 
     `fit` takes datasets of `(views_1, views_2)` or `((views_1, views_2), labels)`, as
     `kssl.data.view_pairs` builds them; labels feed the online probe only.
@@ -115,6 +115,10 @@ class SelfSupervisedModel(keras.Model):
         Variables it changes must change identically on every replica: update mirrored
         variables with `kssl.distribute.update_variables`.
         """
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Raises `kssl.errors.InputError` if the method cannot train on global batches of
+        `batch_size` images (MoCo's queue must hold whole steps); `kssl.pretrain` asks."""
 
     @classmethod
     def view_augmentations(cls, image_size: int):
@@ -237,10 +241,9 @@ def embedding_std(z):
     return tf.reduce_mean(tf.sqrt(variance + 1e-12)) * tf.sqrt(tf.cast(tf.shape(z)[1], tf.float32))
 
 
-def encode_views(model, views, training, encoder=None):
-    """Encoder features of two view batches, encoded together (batch norm sees both), by
-    `model.encoder` or by another `encoder` (a momentum copy)."""
-    return (encoder or model.encoder)(tf.concat(list(views), axis=0), training=training)
+def encode_views(model, views, training):
+    """Encoder features of two view batches, encoded together (batch norm sees both)."""
+    return model.encoder(tf.concat(list(views), axis=0), training=training)
 
 
 def project_views(model, views, training):

@@ -8,12 +8,12 @@ import tensorflow as tf
 from kssl import distribute
 from kssl.layers.heads import byol_predictor, byol_projector
 from kssl.losses import byol
-from kssl.models.base import SelfSupervisedModel, ViewsLoss, embedding_std, encode_views
-from kssl.models.momentum import cosine_momentum, ema_update, momentum_copy
+from kssl.models.base import ViewsLoss, embedding_std, encode_views
+from kssl.models.momentum import MomentumModel
 
 
 @keras.saving.register_keras_serializable(package="kssl")
-class BYOL(SelfSupervisedModel):
+class BYOL(MomentumModel):
     """Bootstrap Your Own Latent.
 
     The online network (encoder, projector, predictor) predicts, for each view, the
@@ -53,8 +53,6 @@ class BYOL(SelfSupervisedModel):
 
     metric_names = ("embedding_std", "momentum")
     nested_layers = ("projector", "predictor")
-    momentum_layers = ("target_encoder", "target_projector")
-    uses_training_progress = True
 
     def __init__(
         self,
@@ -66,23 +64,12 @@ class BYOL(SelfSupervisedModel):
         probe_classes=None,
         **kwargs,
     ):
-        super().__init__(encoder, probe_classes=probe_classes, **kwargs)
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be in [0, 1]. Received: momentum={momentum!r}")
-        self.momentum = float(momentum)
-        self.momentum_schedule = bool(momentum_schedule)
+        super().__init__(encoder, momentum, momentum_schedule, probe_classes=probe_classes, **kwargs)
         self.projector = projector or byol_projector(self.feature_dim)
         self.projector.build((None, self.feature_dim))
         self.predictor = predictor or byol_predictor()
         self.predictor.build((None, self.projector.output_dim))
-        self.target_encoder = momentum_copy(self.encoder)
-        self.target_projector = momentum_copy(self.projector, (None, self.feature_dim))
-
-    def current_momentum(self):
-        """tau for this step: `cosine_momentum(momentum, training_progress)`, or constant."""
-        if not self.momentum_schedule:
-            return tf.constant(self.momentum, tf.float32)
-        return cosine_momentum(self.momentum, self.training_progress)
+        self.make_targets()
 
     @classmethod
     def view_augmentations(cls, image_size: int):
@@ -104,10 +91,7 @@ class BYOL(SelfSupervisedModel):
         features = encode_views(self, views, training)
         z = self.projector(features, training=training)
         p = self.predictor(z, training=training)
-        target = self.target_projector(
-            encode_views(self, views, training, encoder=self.target_encoder), training=training
-        )
-        target = tf.stop_gradient(target)
+        target = self.target_projections(views, training)
         losses = byol(p[:batch], p[batch:], target[:batch], target[batch:])
         return ViewsLoss(
             loss=distribute.global_mean(losses),
@@ -118,11 +102,3 @@ class BYOL(SelfSupervisedModel):
             },
             features=features,
         )
-
-    def after_step(self, result):
-        ema_update(
-            [self.target_encoder, self.target_projector], [self.encoder, self.projector], self.current_momentum()
-        )
-
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "momentum_schedule": self.momentum_schedule}

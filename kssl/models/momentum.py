@@ -1,4 +1,4 @@
-"""Momentum (EMA) copies of networks, as BYOL's target and MoCo's key encoder use.
+"""Momentum (EMA) copies of networks, and `MomentumModel`, the base of BYOL and MoCo.
 
 A momentum copy has the online network's architecture and starts from its weights;
 after every optimizer step each of its weights moves towards the online one:
@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from kssl import distribute
+from kssl.models.base import SelfSupervisedModel
 
 
 def momentum_copy(layer, input_shape=None):
@@ -78,3 +79,52 @@ def cosine_momentum(base, progress):
     """
     progress = tf.clip_by_value(tf.cast(progress, tf.float32), 0.0, 1.0)
     return 1.0 - (1.0 - base) * (tf.cos(math.pi * progress) + 1.0) / 2.0
+
+
+class MomentumModel(SelfSupervisedModel):
+    """A method with an EMA copy of its encoder and projector (BYOL's target, MoCo's keys).
+
+    It owns the `momentum` and `momentum_schedule` arguments, the copies
+    (`target_encoder`, `target_projector`, made from `encoder` and `projector`), the
+    momentum of the current step, and the EMA update after every step. A subclass builds
+    `self.projector` and calls `self.make_targets()`, then computes its loss.
+
+    Args:
+        momentum: m at the start of training, in [0, 1].
+        momentum_schedule: raise m to 1 on a cosine over the training
+            (`training_progress`, kept up to date by `kssl.pretrain` for epochs and for a
+            time budget alike); False keeps it constant.
+    """
+
+    momentum_layers = ("target_encoder", "target_projector")
+    uses_training_progress = True
+
+    def __init__(self, encoder, momentum=0.99, momentum_schedule=True, probe_classes=None, **kwargs):
+        super().__init__(encoder, probe_classes=probe_classes, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"momentum must be in [0, 1]. Received: momentum={momentum!r}")
+        self.momentum = float(momentum)
+        self.momentum_schedule = bool(momentum_schedule)
+
+    def make_targets(self):
+        """Creates the momentum copies of `encoder` and `projector` (call once both exist)."""
+        self.target_encoder = momentum_copy(self.encoder)
+        self.target_projector = momentum_copy(self.projector, (None, self.feature_dim))
+
+    def current_momentum(self):
+        """m for this step: `cosine_momentum(momentum, training_progress)`, or constant."""
+        if not self.momentum_schedule:
+            return tf.constant(self.momentum, tf.float32)
+        return cosine_momentum(self.momentum, self.training_progress)
+
+    def target_projections(self, views, training):
+        """The target network's projections of the views stacked in order (no gradient)."""
+        features = self.target_encoder(tf.concat(list(views), axis=0), training=training)
+        return tf.stop_gradient(self.target_projector(features, training=training))
+
+    def after_step(self, result):
+        online, targets = [self.encoder, self.projector], [self.target_encoder, self.target_projector]
+        ema_update(targets, online, self.current_momentum())
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "momentum_schedule": self.momentum_schedule}

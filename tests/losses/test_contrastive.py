@@ -57,3 +57,50 @@ def test_nt_xent_rejects_bad_temperature(bad):
     z = np.ones((2, 3), dtype="float32")
     with pytest.raises(ValueError, match="temperature"):
         nt_xent(z, z, bad)
+
+
+def numpy_info_nce(q, k, queue, tau):
+    """MoCo's InfoNCE (He et al. 2020, eq. 1), one query at a time."""
+
+    def unit(x):
+        x = np.asarray(x, np.float64)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    q, k, queue = unit(q), unit(k), unit(queue)
+    losses = []
+    for i in range(len(q)):
+        positive = np.exp(q[i] @ k[i] / tau)
+        negatives = np.exp(queue @ q[i] / tau).sum()
+        losses.append(-np.log(positive / (positive + negatives)))
+    return np.array(losses)
+
+
+@pytest.mark.parametrize("n,d,size", [(1, 3, 1), (4, 8, 16), (10, 16, 64)])
+@pytest.mark.parametrize("tau", [0.07, 0.2, 1.0])
+def test_info_nce_matches_numpy_reference(rng, n, d, size, tau):
+    from kssl.losses import info_nce, info_nce_per_query
+
+    q, k = rng.normal(size=(2, n, d)).astype("float32")
+    queue = rng.normal(size=(size, d)).astype("float32")
+    losses, hits = info_nce_per_query(q, k, queue, tau)
+    expected = numpy_info_nce(q, k, queue, tau)
+    np.testing.assert_allclose(losses.numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert float(info_nce(q, k, queue, tau)) == pytest.approx(expected.mean(), rel=1e-4, abs=1e-6)
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    kn = k / np.linalg.norm(k, axis=1, keepdims=True)
+    un = queue / np.linalg.norm(queue, axis=1, keepdims=True)
+    wins = (qn * kn).sum(1) > (qn @ un.T).max(1)
+    np.testing.assert_array_equal(hits.numpy(), wins.astype("float32"))
+
+
+def test_info_nce_sends_no_gradient_to_keys_or_queue(rng):
+    import tensorflow as tf
+
+    from kssl.losses import info_nce
+
+    q, k, queue = (tf.Variable(rng.normal(size=shape).astype("float32")) for shape in [(4, 5), (4, 5), (8, 5)])
+    with tf.GradientTape() as tape:
+        loss = info_nce(q, k, queue)
+    grad_q, grad_k, grad_queue = tape.gradient(loss, [q, k, queue])
+    assert grad_q is not None and np.abs(grad_q.numpy()).sum() > 0
+    assert grad_k is None and grad_queue is None
