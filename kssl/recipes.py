@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adamw", "lars")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,14 +26,17 @@ class PretrainingRecipe:
     """An optimizer and its schedule, scaled to the batch size.
 
     Args:
-        optimizer: `"sgd"` (with momentum) or `"adamw"`.
+        optimizer: `"sgd"` (with momentum), `"adamw"`, or `"lars"` (`kssl.optimizers.LARS`,
+            for large batches as SimCLR and BYOL use it; its trust ratio and weight
+            decay skip batch norm and biases).
         learning_rate: peak learning rate per 256 images; the peak for a batch of B
             images is `learning_rate * B / 256` (the linear scaling rule, Goyal et al.
             2017, used by SimCLR).
         weight_decay: decoupled weight decay; never applied to batch-norm scales and
             offsets or to biases.
-        momentum: SGD momentum (ignored by AdamW).
-        nesterov: Nesterov momentum for SGD.
+        momentum: SGD and LARS momentum (ignored by AdamW).
+        nesterov: Nesterov momentum for SGD and LARS.
+        beta_2: AdamW's second-moment decay (MAE: 0.95).
         warmup_fraction: share of the steps (or of a time budget) spent warming up
             linearly from 0 to the peak; a cosine decay to 0 follows.
     """
@@ -43,6 +46,7 @@ class PretrainingRecipe:
     weight_decay: float = 5e-4
     momentum: float = 0.9
     nesterov: bool = True
+    beta_2: float = 0.999
     warmup_fraction: float = 0.05
 
     def __post_init__(self):
@@ -79,8 +83,12 @@ class PretrainingRecipe:
             optimizer = keras.optimizers.SGD(
                 rate, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay or None
             )
+        elif self.optimizer == "lars":
+            from kssl.optimizers import LARS
+
+            return LARS(rate, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.nesterov)
         else:
-            optimizer = keras.optimizers.AdamW(rate, weight_decay=self.weight_decay)
+            optimizer = keras.optimizers.AdamW(rate, weight_decay=self.weight_decay, beta_2=self.beta_2)
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
         return optimizer
 

@@ -60,3 +60,14 @@ def test_every_registered_method_has_a_recipe_and_a_class():
     assert set(RECIPES) == set(METHODS)
     for name, (path, summary) in METHODS.items():
         assert path.endswith(":" + method_class(name).__name__) and summary
+
+
+def test_lars_variant_trains_with_kssls_lars_and_a_budget_can_drive_its_rate():
+    from kssl.optimizers import LARS
+
+    recipe = dataclasses.replace(recipe_for("byol"), optimizer="lars", weight_decay=1.5e-6)
+    optimizer = recipe.build_optimizer(batch_size=512, total_steps=10)
+    assert isinstance(optimizer, LARS) and optimizer.lars_weight_decay == pytest.approx(1.5e-6)
+    budgeted = recipe.build_optimizer(batch_size=256)
+    budgeted.learning_rate.assign(0.01)
+    assert float(budgeted.learning_rate) == pytest.approx(0.01)
