@@ -37,6 +37,10 @@ METHODS = {
         "cross-correlation of the views driven to identity (Zbontar 2021)",
     ),
     "vicreg": ("kssl.models.vicreg:VICReg", "variance, invariance and covariance terms (Bardes et al. 2022)"),
+    "mae": (
+        "kssl.models.mae:MAE",
+        "masked autoencoder: reconstruct hidden patches, ViT encoders only (He et al. 2022)",
+    ),
 }
 
 

@@ -108,6 +108,9 @@ RECIPES = {
     "simsiam": _LIGHTLY_CIFAR,
     "barlow": _LIGHTLY_CIFAR,
     "vicreg": _LIGHTLY_CIFAR,
+    # MAE (He et al. 2022, table 8): AdamW, 1.5e-4 x B/256, betas (0.9, 0.95), weight
+    # decay 0.05, warmup then cosine.
+    "mae": PretrainingRecipe(optimizer="adamw", learning_rate=1.5e-4, weight_decay=0.05, beta_2=0.95),
 }
 
 

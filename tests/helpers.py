@@ -42,7 +42,10 @@ def assert_serializable(obj, inputs, tmp_path, call=None):
     """
     import keras
 
-    call = call or (lambda o, x: o(x, training=False))
+    if call is None:
+        call = (
+            (lambda o, x: o(*x, training=False)) if isinstance(inputs, tuple) else (lambda o, x: o(x, training=False))
+        )
     expected = np.asarray(call(obj, inputs))
     config = obj.get_config()
     clone = type(obj).from_config(config)
@@ -52,11 +55,14 @@ def assert_serializable(obj, inputs, tmp_path, call=None):
     np.testing.assert_allclose(np.asarray(call(clone, inputs)), expected, rtol=1e-6, atol=1e-6)
     if isinstance(obj, keras.Model):
         saved = obj
+    elif isinstance(inputs, tuple):  # a layer of several inputs is saved inside a functional model
+        symbolic = [keras.Input(x.shape[1:], dtype=str(x.dtype)) for x in inputs]
+        saved = keras.Model(symbolic, obj(*symbolic))
     else:  # a layer is saved inside a model
         saved = keras.Sequential([keras.Input(inputs.shape[1:]), obj])
     path = tmp_path / f"{type(obj).__name__}.keras"
     saved.save(path)
     loaded = keras.saving.load_model(path)
-    restored = loaded if isinstance(obj, keras.Model) else loaded.layers[0]
+    restored = loaded if isinstance(obj, keras.Model) else [x for x in loaded.layers if type(x) is type(obj)][0]
     assert type(restored) is type(obj)
     np.testing.assert_array_equal(np.asarray(call(restored, inputs)), expected)

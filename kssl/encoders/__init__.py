@@ -1,5 +1,42 @@
-"""Image encoders: models mapping images to one feature vector each."""
+"""Image encoders: models mapping images to one feature vector each.
 
-from kssl.encoders.resnet import ENCODER_NAMES, build_encoder, resnet
+`build_encoder(name, ...)` builds one from its name, as the `kssl` command's `--encoder`
+does: `resnet18`, `resnet34`, `resnet50` (`kssl.encoders.resnet`) or `vit<depth>`, e.g.
+`vit6` or `vit12` (`kssl.encoders.vit`).
+"""
 
-__all__ = ["ENCODER_NAMES", "build_encoder", "resnet"]
+from __future__ import annotations
+
+import re
+
+from kssl.encoders.resnet import DEPTHS as RESNET_DEPTHS
+from kssl.encoders.resnet import resnet
+from kssl.encoders.vit import vit
+from kssl.errors import InputError
+
+ENCODER_NAMES = (*(f"resnet{depth}" for depth in RESNET_DEPTHS), "vit<depth> (e.g. vit6)")
+
+
+def build_encoder(name: str, image_size: int = 32, width: float = 1.0) -> keras.Model:  # noqa: F821
+    """Builds an encoder from its name, at `image_size`, with a width multiplier.
+
+    `width` scales a ResNet's stage widths (64-512) or a ViT's token width (ViT-Base's
+    768: 0.25 is ViT-Tiny's 192).
+
+    Example:
+    >>> build_encoder("resnet18", image_size=16, width=0.125).name
+    'resnet18_w0.125'
+    >>> build_encoder("vit2", image_size=16, width=0.125).name
+    'vit2_w0.125_p2'
+    """
+    key = str(name).lower()
+    resnet_match = re.fullmatch(r"resnet(\d+)", key)
+    if resnet_match and int(resnet_match.group(1)) in RESNET_DEPTHS:
+        return resnet(int(resnet_match.group(1)), width=width, image_size=image_size)
+    vit_match = re.fullmatch(r"vit(\d+)", key)
+    if vit_match and int(vit_match.group(1)) >= 1:
+        return vit(int(vit_match.group(1)), width=width, image_size=image_size)
+    raise InputError(f"Unknown encoder {name!r}. Available encoders: {', '.join(ENCODER_NAMES)}.")
+
+
+__all__ = ["ENCODER_NAMES", "build_encoder", "resnet", "vit"]

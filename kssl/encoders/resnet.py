@@ -9,12 +9,9 @@ export needs only TensorFlow. Layer names start with `stage{n}_` for the residua
 
 from __future__ import annotations
 
-import re
-
 import keras
 from keras import layers
 
-from kssl.errors import InputError
 from kssl.layers.batch_norm import FusedBatchNormalization
 
 # (block type, blocks per stage) - He et al. 2016, table 1.
@@ -23,7 +20,7 @@ _ARCHITECTURES = {
     34: ("basic", (3, 4, 6, 3)),
     50: ("bottleneck", (3, 4, 6, 3)),
 }
-ENCODER_NAMES = tuple(f"resnet{depth}" for depth in _ARCHITECTURES)
+DEPTHS = tuple(_ARCHITECTURES)
 
 # SimCLR's batch-norm decay (0.9) adapts faster than Keras' default 0.99, which
 # matters for short pretraining runs.
@@ -109,19 +106,6 @@ def resnet(
             x = block(x, filters, strides, f"stage{stage}_block{index + 1}", bn)
     features = layers.GlobalAveragePooling2D(name="features")(x)
     return keras.Model(inputs, features, name=name or f"resnet{depth}_w{width:g}")
-
-
-def build_encoder(name: str, image_size: int = 32, width: float = 1.0, stem: str = "auto") -> keras.Model:
-    """Builds an encoder from its name: `"resnet18"`, `"resnet34"` or `"resnet50"`.
-
-    Example:
-    >>> build_encoder("resnet18", image_size=16, width=0.125).name
-    'resnet18_w0.125'
-    """
-    match = re.fullmatch(r"resnet(\d+)", str(name).lower())
-    if not match or int(match.group(1)) not in _ARCHITECTURES:
-        raise InputError(f"Unknown encoder {name!r}. Available encoders: {', '.join(ENCODER_NAMES)}.")
-    return resnet(int(match.group(1)), width=width, image_size=image_size, stem=stem)
 
 
 def _conv_bn(x, filters, kernel, strides, name, bn, relu=True, zero_gamma=False):

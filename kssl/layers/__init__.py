@@ -1,6 +1,7 @@
-"""Layers used on top of encoders."""
+"""kssl's layers: fused batch norm, heads, and the vision-transformer parts."""
 
 from kssl.layers.batch_norm import FusedBatchNormalization
 from kssl.layers.heads import ProjectionHead
+from kssl.layers.transformer import PatchEmbedding, TransformerBlock
 
-__all__ = ["FusedBatchNormalization", "ProjectionHead"]
+__all__ = ["FusedBatchNormalization", "PatchEmbedding", "ProjectionHead", "TransformerBlock"]

@@ -4,6 +4,7 @@ re-derivation of its paper's formula in `tests/losses/`.
 - `contrastive`: NT-Xent (SimCLR) and InfoNCE against a queue (MoCo).
 - `distillation`: BYOL's normalized MSE and SimSiam's negative cosine, between a
   prediction and a stop-gradient target.
+- `reconstruction`: MAE's masked-patch pixel regression.
 - `redundancy_reduction`: Barlow Twins and VICReg, on the embeddings of a whole batch.
 
 Losses that compare examples across the batch take `gather_distributed=True`, which
@@ -21,6 +22,7 @@ from kssl.losses.contrastive import (
     nt_xent_per_anchor,
 )
 from kssl.losses.distillation import byol, negative_cosine, normalized_mse, simsiam
+from kssl.losses.reconstruction import masked_patch_mse, patchify
 from kssl.losses.redundancy_reduction import barlow_twins, cross_correlation, vicreg
 
 __all__ = [
@@ -31,11 +33,13 @@ __all__ = [
     "cross_correlation",
     "info_nce",
     "info_nce_per_query",
+    "masked_patch_mse",
     "negative_cosine",
     "normalized_mse",
     "nt_xent",
     "nt_xent_logits",
     "nt_xent_per_anchor",
+    "patchify",
     "simsiam",
     "vicreg",
 ]

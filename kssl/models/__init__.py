@@ -9,6 +9,7 @@ from kssl.models.barlow_twins import BarlowTwins
 from kssl.models.base import SelfSupervisedModel, ViewsLoss
 from kssl.models.byol import BYOL
 from kssl.models.classifier import Classifier
+from kssl.models.mae import MAE, MAEDecoder
 from kssl.models.moco import MoCo
 from kssl.models.simclr import SimCLR
 from kssl.models.simsiam import SimSiam
@@ -16,6 +17,8 @@ from kssl.models.vicreg import VICReg
 
 __all__ = [
     "BYOL",
+    "MAE",
+    "MAEDecoder",
     "METHODS",
     "MoCo",
     "BarlowTwins",
