@@ -1,5 +1,5 @@
-"""kssl: self-supervised pretraining of image encoders with Keras 3 (SimCLR, SimSiam,
-Barlow Twins, VICReg), and transfer to small labeled image sets.
+"""kssl: self-supervised pretraining of image encoders with Keras 3 (SimCLR, MoCo v2,
+BYOL, SimSiam, Barlow Twins, VICReg, MAE), and transfer to small labeled image sets.
 
 `import kssl` is light: it imports no TensorFlow. Public names are imported when first
 used, and kssl's Keras classes are registered as soon as Keras is imported (see

@@ -78,8 +78,18 @@ def _data_options(parser, labels=True):
 
 
 def _model_options(parser):
-    parser.add_argument("--encoder", default="resnet18", help="resnet18, resnet34 or resnet50 (default resnet18)")
-    parser.add_argument("--width", type=_positive(float), default=0.25, help="encoder width multiplier (default 0.25)")
+    parser.add_argument(
+        "--encoder",
+        default=None,
+        help="resnet18, resnet34, resnet50, or vit<depth> such as vit6 (default: the method's, "
+        "resnet18, or vit6 for mae)",
+    )
+    parser.add_argument(
+        "--width",
+        type=_positive(float),
+        default=0.25,
+        help="encoder width multiplier of ResNet's 64-512 or ViT-Base's 768 channels (default 0.25)",
+    )
     parser.add_argument("--batch-size", type=_positive(int), default=256)
 
 
@@ -102,7 +112,10 @@ def _pretrain_options(parser):
         + "; ".join(f"{name}: {summary}" for name, (_, summary) in METHODS.items()),
     )
     parser.add_argument(
-        "--temperature", type=_positive(float), default=None, help="NT-Xent temperature of simclr (default 0.2)"
+        "--temperature",
+        type=_positive(float),
+        default=None,
+        help="softmax temperature of the contrastive methods, simclr and moco (default 0.2)",
     )
 
 
@@ -165,7 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--pretrained", required=True, help="a `kssl pretrain` folder or an encoder .keras file")
     _data_options(finetune)
     finetune.add_argument("--finetune-epochs", type=_positive(float), default=100)
-    finetune.add_argument("--encoder", default="resnet18", help="architecture of the from-scratch baseline")
+    finetune.add_argument(
+        "--encoder",
+        default=None,
+        help="architecture of the from-scratch baseline (default: the pretrained encoder's, with fresh weights)",
+    )
     finetune.add_argument("--width", type=_positive(float), default=0.25, help="width of the from-scratch baseline")
     _performance_options(finetune)
     _output_options(finetune)

@@ -39,6 +39,11 @@ class PretrainingRecipe:
         beta_2: AdamW's second-moment decay (MAE: 0.95).
         warmup_fraction: share of the steps (or of a time budget) spent warming up
             linearly from 0 to the peak; a cosine decay to 0 follows.
+        encoder: the encoder the `kssl` command builds for the method when `--encoder`
+            is not given (`kssl.encoders.build_encoder` names).
+
+    A method's own hyperparameters (temperature, momentum, queue size, mask ratio) are
+    its class's constructor defaults, e.g. `kssl.MoCo`'s.
     """
 
     optimizer: str = "sgd"
@@ -48,6 +53,7 @@ class PretrainingRecipe:
     nesterov: bool = True
     beta_2: float = 0.999
     warmup_fraction: float = 0.05
+    encoder: str = "resnet18"
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -110,7 +116,7 @@ RECIPES = {
     "vicreg": _LIGHTLY_CIFAR,
     # MAE (He et al. 2022, table 8): AdamW, 1.5e-4 x B/256, betas (0.9, 0.95), weight
     # decay 0.05, warmup then cosine.
-    "mae": PretrainingRecipe(optimizer="adamw", learning_rate=1.5e-4, weight_decay=0.05, beta_2=0.95),
+    "mae": PretrainingRecipe(optimizer="adamw", learning_rate=1.5e-4, weight_decay=0.05, beta_2=0.95, encoder="vit6"),
 }
 
 

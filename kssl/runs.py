@@ -24,6 +24,7 @@ from kssl.atomic import atomic_file
 from kssl.data.sources import parse_data_spec
 from kssl.errors import MissingInputError, OutputExistsError, UnwritableOutputError
 from kssl.methods import method_class
+from kssl.recipes import recipe_for
 
 # RunConfig fields that do not change what a run computes: a resumed run may differ in them.
 _NOT_RESULT_FIELDS = ("out", "overwrite", "checkpoint_every", "model_name", "version")
@@ -36,7 +37,7 @@ class RunConfig:
     data: str = "digits"
     labels: list = dataclasses.field(default_factory=lambda: [10])
     image_size: int | None = None
-    encoder: str = "resnet18"
+    encoder: str | None = None
     width: float = 0.25
     epochs: float | None = None
     budget: float | None = None
@@ -55,7 +56,7 @@ class RunConfig:
     checkpoint_every: int = 100
     skip_bad_images: bool = False
 
-    def resolved(self) -> RunConfig:
+    def resolved(self, default_encoder: bool = True) -> RunConfig:
         """Fills the defaults that depend on the data (digits are 8x8, so 16 px loses
         nothing) and the output folder. Imports no TensorFlow: the machine-dependent
         defaults (precision, XLA) are filled once the strategy exists (`_prepare`)."""
@@ -67,6 +68,8 @@ class RunConfig:
             config.image_size = 16 if spec.kind == "embedded" else 32
         if config.epochs is None and config.budget is None:
             config.epochs = 60 if spec.kind == "embedded" else 20
+        if config.encoder is None and default_encoder:
+            config.encoder = recipe_for(config.method).encoder
         if config.out is None:
             name = f"{spec.short_name}-{config.method}-{config.encoder}-seed{config.seed}"
             config.out = str(pathlib.Path("saved_models") / name)
@@ -232,6 +235,8 @@ def _evaluate_frozen(encoder, train, test, folder=None, seed=0):
 def _finetune_into(folder, config, strategy, encoder, subsets, test, verbose):
     """Fine-tunes a copy of `encoder` and a fresh one on every labeled subset; saves the
     classifier of the last budget and the curves; returns (rows, that classifier)."""
+    import keras
+
     from kssl.callbacks import StepHistory
     from kssl.data.pipeline import labeled_batches
     from kssl.encoders import build_encoder
@@ -245,7 +250,11 @@ def _finetune_into(folder, config, strategy, encoder, subsets, test, verbose):
         with strategy.scope():
             starts = {
                 "pretrained": copy_model(encoder),
-                "scratch": build_encoder(config.encoder, encoder.input_shape[1], config.width),
+                "scratch": (
+                    build_encoder(config.encoder, encoder.input_shape[1], config.width)
+                    if config.encoder
+                    else keras.models.clone_model(encoder)  # the same architecture, fresh weights
+                ),
             }
         for name, start in starts.items():
             curve = StepHistory()
@@ -286,6 +295,13 @@ def _finetune_into(folder, config, strategy, encoder, subsets, test, verbose):
 _STRATEGIES = {}
 
 
+def _methods_with(parameter: str) -> list[str]:
+    """The registered methods whose class takes `parameter` (e.g. "temperature")."""
+    from kssl.methods import METHODS
+
+    return [name for name in METHODS if parameter in inspect.signature(method_class(name)).parameters]
+
+
 def start_strategy(name: str):
     """The process's strategy for `name`, created on first use.
 
@@ -316,7 +332,8 @@ def _prepare(config, strategy, labeled=True):
     model_class = method_class(config.method)  # an unknown method fails here
     if config.temperature is not None and "temperature" not in inspect.signature(model_class).parameters:
         raise InputError(
-            f"--temperature applies to contrastive methods (simclr); {config.method} has none. Leave it out."
+            f"--temperature applies to contrastive methods ({', '.join(_methods_with('temperature'))}); "
+            f"{config.method} has none. Leave it out."
         )
 
     if config.precision is None:
@@ -325,10 +342,13 @@ def _prepare(config, strategy, labeled=True):
         config = dataclasses.replace(config, precision=precision)
     config = dataclasses.replace(config, jit_compile=resolve_jit_compile(config.jit_compile, strategy))
     set_precision(config.precision)
-    build_encoder(config.encoder, config.image_size, config.width)  # an unknown name fails before loading data
+    # An unknown name, or an encoder the method cannot train, fails before loading data.
+    if config.encoder is not None:
+        model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width))
     keras.utils.set_random_seed(config.seed)
     train, test = load_train_test(config.data, config.image_size, config.seed, config.skip_bad_images)
     subsets = [label_subset(train, labels, seed=config.seed) for labels in config.labels] if labeled else []
+    model_class.check_batch_size(min(config.batch_size, len(train)))
     line = f"data: {len(train)} train / {len(test)} test images, {train.num_classes} classes"
     if subsets:
         line += f"; labeled subsets of {', '.join(str(len(s)) for s in subsets)} images"
@@ -371,8 +391,11 @@ def pretrain_job(config: RunConfig, verbose="auto") -> dict:
 
 
 def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
-    """`kssl finetune`: classifier.keras, finetuning.png, metrics.json, config.json."""
-    config = config.resolved()
+    """`kssl finetune`: classifier.keras, finetuning.png, metrics.json, config.json.
+
+    The from-scratch baseline is `config.encoder` if given, else the pretrained
+    encoder's architecture with fresh weights."""
+    config = config.resolved(default_encoder=False)
     out = check_output_folder(config.out, config.overwrite)
     path = encoder_file(pretrained)
     strategy = start_strategy(config.strategy)

@@ -143,7 +143,7 @@ def pretrain(
             `TimeBudget`); the learning-rate schedule then runs on elapsed time.
         batch_size: images per global batch (2x views). It need not divide evenly over
             replicas: every method's loss is exact for uneven splits too.
-        temperature: SimCLR's NT-Xent temperature (default 0.2).
+        temperature: the softmax temperature of SimCLR and MoCo (default 0.2).
         learning_rate: peak learning rate (default: the recipe's, scaled to the batch).
         augmentation: view transform, or a pair of them (default: the method's own,
             `method_class(method).view_augmentations(size)`).
@@ -158,7 +158,8 @@ def pretrain(
             the latest checkpoint found there.
         projection_head: SimCLR's projection head (default `simclr_projector(D)`).
         recipe: optimizer and schedule (default `kssl.recipes.recipe_for(method)`).
-        method: `"simclr"`, `"simsiam"`, `"barlow"`, `"vicreg"` (`kssl.methods.METHODS`).
+        method: `"simclr"`, `"moco"`, `"byol"`, `"simsiam"`, `"barlow"`, `"vicreg"` or `"mae"`
+            (`kssl.methods.METHODS`; MAE needs a `kssl.encoders.vit` encoder).
         method_options: further arguments of the method's class (e.g. `{"lambda_": 0.01}`).
 
     Returns:
@@ -197,13 +198,13 @@ def pretrain(
     if budget is not None:  # the budget drives the schedule and stops the one open-ended epoch
         budget.peak_learning_rate = recipe.peak_learning_rate(batch_size)
         budget.warmup_fraction = recipe.warmup_fraction
+    model_class.check_batch_size(batch_size, **options)
     encoder = _in_scope(encoder, strategy)
     with strategy.scope():
         try:
             model = model_class(encoder, probe_classes=image_set.num_classes if probe else None, **options)
         except TypeError as error:
             raise InputError(f"{model_class.__name__} does not take these options: {error}") from None
-        model.check_batch_size(batch_size)
         model.compile(optimizer=recipe.build_optimizer(batch_size, steps), jit_compile=jit_compile)
 
     def data(start_step):

@@ -49,6 +49,8 @@ def test_existing_output_is_refused_and_left_untouched(tmp_path, capsys):
         (["--data", "imagenet-9000"], "Unknown dataset"),
         (["--encoder", "resnet19"], "Unknown encoder"),
         (["--labels", "500"], "has only"),
+        (["--method", "mae", "--encoder", "resnet18"], "MAE needs a ViT encoder"),
+        (["--method", "simsiam", "--temperature", "0.1"], "contrastive methods (simclr, moco)"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):

@@ -1,1 +1,1 @@
-"""Data: image sources, SimCLR view augmentation, and tf.data pipelines."""
+"""Data: image sources, view augmentation, and tf.data pipelines."""

@@ -44,7 +44,7 @@ def view_pairs(
     shuffle: bool = True,
     start_step: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of two augmented views of each image, for `SimCLR.fit`.
+    """Batches of two augmented views of each image, for a pretraining model's `fit`.
 
     Args:
         image_set: the images (labels are ignored unless `with_labels`).
@@ -54,7 +54,7 @@ def view_pairs(
             pair `(first, second)` transforms the two views differently (BYOL's
             asymmetric views).
         seed: shuffling and augmentation seed.
-        with_labels: yield `((views_1, views_2), labels)` for SimCLR's online probe.
+        with_labels: yield `((views_1, views_2), labels)` for the model's online probe.
         repeat: repeat forever (use `steps_per_epoch` in `fit`; one long epoch avoids
             the cost of epoch boundaries, see `kssl.training`).
         shuffle: reshuffle every pass.

@@ -20,8 +20,17 @@ _BASE_WIDTH = 768
 
 
 def default_patch_size(image_size: int) -> int:
-    """An 8 x 8 grid of patches: 4 px at 32 px, 2 px at 16 px, 12 px at 96 px."""
-    return max(1, int(image_size) // 8)
+    """The divisor of `image_size` nearest `image_size / 8`: an 8 x 8 grid of patches where
+    one tiles the image (4 px at 32 px, 2 px at 16, 12 px at 96), else the closest grid
+    (4 px, 7 x 7, at 28 px).
+
+    Example:
+    >>> [default_patch_size(size) for size in (16, 28, 32, 96, 224)]
+    [2, 4, 4, 12, 28]
+    """
+    image_size = int(image_size)
+    divisors = [p for p in range(1, image_size + 1) if image_size % p == 0]
+    return min(divisors, key=lambda p: (abs(p - image_size / 8), p))
 
 
 def vit(
@@ -41,7 +50,7 @@ def vit(
             rounded to a multiple of 4 x heads.
         image_size: side of the square input images.
         patch_size: side of the square patches; it must divide `image_size`. Default
-            `image_size // 8` (an 8 x 8 grid of 64 tokens).
+            `default_patch_size(image_size)`: an 8 x 8 grid of 64 tokens where it tiles.
         heads: attention heads (default: one per 64 channels, at least 1).
         mlp_ratio: hidden width of each block's MLP over the token width.
         name: the model's name; defaults to e.g. `vit6_w0.25_p4`.

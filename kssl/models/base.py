@@ -54,7 +54,8 @@ class SelfSupervisedModel(keras.Model):
       (EMA copies: they stay `trainable` so their batch norm uses batch statistics);
     - `get_config()`: its plain constructor arguments, merged with `super().get_config()`;
     - optionally `view_augmentations(image_size)`: a pair of view transforms (BYOL's
-      differ), and `check_batch_size(batch_size)`: refuse batch sizes it cannot use.
+      differ); `check_batch_size(batch_size)` and `check_encoder(encoder)`: refuse
+      batch sizes or encoders it cannot use.
 
     `fit` takes datasets of `(views_1, views_2)` or `((views_1, views_2), labels)`, as
     `kssl.data.view_pairs` builds them; labels feed the online probe only.
@@ -77,7 +78,7 @@ class SelfSupervisedModel(keras.Model):
 
     def __init__(self, encoder, probe_classes=None, **kwargs):
         super().__init__(**kwargs)
-        check_encoder(encoder)
+        self.check_encoder(encoder)
         if probe_classes is not None and (not isinstance(probe_classes, int) or probe_classes < 2):
             raise ValueError(f"probe_classes must be an integer >= 2 or None. Received: {probe_classes!r}")
         self.encoder = encoder
@@ -116,9 +117,17 @@ class SelfSupervisedModel(keras.Model):
         variables with `kssl.distribute.update_variables`.
         """
 
-    def check_batch_size(self, batch_size: int) -> None:
-        """Raises `kssl.errors.InputError` if the method cannot train on global batches of
-        `batch_size` images (MoCo's queue must hold whole steps); `kssl.pretrain` asks."""
+    @classmethod
+    def check_encoder(cls, encoder) -> None:
+        """Raises unless the method can train `encoder` (any image-to-vector `keras.Model`;
+        MAE also needs a ViT). The `kssl` command asks before loading any data."""
+        check_encoder(encoder)
+
+    @classmethod
+    def check_batch_size(cls, batch_size: int, **options) -> None:
+        """Raises `kssl.errors.InputError` if the method, built with `options`, cannot train
+        on global batches of `batch_size` images (MoCo's queue must hold a step's keys).
+        `kssl.pretrain` and the `kssl` command ask before training."""
 
     @classmethod
     def view_augmentations(cls, image_size: int):

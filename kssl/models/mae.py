@@ -7,6 +7,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from kssl import distribute
+from kssl.errors import InputError
 from kssl.layers.transformer import PatchEmbedding, TransformerBlock, sincos_positions
 from kssl.losses import masked_patch_mse
 from kssl.models.base import SelfSupervisedModel, ViewsLoss
@@ -124,11 +125,6 @@ class MAE(SelfSupervisedModel):
     ):
         super().__init__(encoder, probe_classes=probe_classes, **kwargs)
         embedding = [layer for layer in encoder.layers if isinstance(layer, PatchEmbedding)]
-        if not embedding:
-            raise ValueError(
-                f"MAE needs a ViT encoder built by kssl.encoders.vit (or --encoder vit6); "
-                f"{encoder.name!r} has no PatchEmbedding layer."
-            )
         if not 0 < mask_ratio < 1:
             raise ValueError(f"mask_ratio must be in (0, 1). Received: mask_ratio={mask_ratio!r}")
         self.mask_ratio = float(mask_ratio)
@@ -145,6 +141,15 @@ class MAE(SelfSupervisedModel):
         self.decoder = decoder or MAEDecoder(self.num_patches, self.patch_size**2 * 3)
         if not self.decoder.built:
             self.decoder.build((None, self.visible_patches, self.feature_dim), (None, self.num_patches))
+
+    @classmethod
+    def check_encoder(cls, encoder) -> None:
+        super().check_encoder(encoder)
+        if not any(isinstance(layer, PatchEmbedding) for layer in encoder.layers):
+            raise InputError(
+                f"MAE needs a ViT encoder built by kssl.encoders.vit (--encoder vit6 on the command line); "
+                f"{encoder.name!r} has no PatchEmbedding layer."
+            )
 
     @classmethod
     def view_augmentations(cls, image_size: int):

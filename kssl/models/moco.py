@@ -34,9 +34,9 @@ class MoCo(MomentumModel):
         encoder: a `keras.Model` mapping images to `(B, D)` features.
         projector: default `kssl.layers.heads.moco_projector(D)` (D -> D -> 128, no batch norm).
         temperature: InfoNCE temperature (MoCo v2: 0.2).
-        queue_size: number of negative keys kept (4096 suits CIFAR-sized sets). It must
-            hold a whole number of steps' keys: a multiple of the global batch size (twice
-            it when `symmetric`).
+        queue_size: number of negative keys kept (4096 suits CIFAR-sized sets), at least
+            one step's keys: the global batch size (twice it when `symmetric`). The queue
+            shifts by a step's keys every step, so it need not be a multiple of them.
         momentum: key-encoder momentum m (paper: 0.999 for 200 ImageNet epochs; 0.99 suits
             short schedules).
         momentum_schedule: raise m to 1 on a cosine over the training (off by default, as
@@ -95,18 +95,15 @@ class MoCo(MomentumModel):
             name="queue",
         )
 
-    def keys_per_step(self, batch_size: int) -> int:
-        """How many keys enter the queue after a step on a global batch of `batch_size` images."""
-        return batch_size * (2 if self.symmetric else 1)
-
-    def check_batch_size(self, batch_size: int) -> None:
-        keys = self.keys_per_step(batch_size)
-        if self.queue_size % keys:
-            suggestion = max(keys, round(self.queue_size / keys) * keys)
+    @classmethod
+    def check_batch_size(cls, batch_size: int, queue_size: int = 4096, symmetric: bool = True, **options) -> None:
+        keys = batch_size * (2 if symmetric else 1)
+        if queue_size < keys:
             raise InputError(
-                f"MoCo's queue_size={self.queue_size} cannot hold a whole number of steps' keys: each step "
-                f"enqueues {keys} keys (batch size {batch_size}{' x 2 views' if self.symmetric else ''}). "
-                f"Use a queue_size that is a multiple of {keys}, e.g. {suggestion}, or another batch size."
+                f"MoCo's queue_size={queue_size} cannot hold one step's keys: each step enqueues {keys} keys "
+                f"(batch size {batch_size}{' x 2 views' if symmetric else ''}). Use a queue_size of at least "
+                f"{keys} (e.g. {max(4096, 2 * keys)}), or a batch size of at most "
+                f"{queue_size // (2 if symmetric else 1)}."
             )
 
     def views_loss(self, views, training):
@@ -140,10 +137,8 @@ class MoCo(MomentumModel):
         keys = tf.concat([distribute.all_gather(tf.cast(k, tf.float32)) for k in result.state["keys"]], axis=0)
         keys = tf.math.l2_normalize(keys, axis=1)
         count = tf.shape(keys)[0]
-        tf.debugging.assert_equal(
-            self.queue_size % count,
-            0,
-            message=f"MoCo's queue_size={self.queue_size} must be a multiple of the keys enqueued per step",
+        tf.debugging.assert_less_equal(
+            count, self.queue_size, message=f"MoCo's queue_size={self.queue_size} cannot hold one step's keys"
         )
         queue = tf.convert_to_tensor(self.queue)
         updated = tf.concat([keys, queue[: self.queue_size - count]], axis=0)
