@@ -70,6 +70,7 @@ _EXPORTS = {
     "PretrainingRecipe": "kssl.recipes",
     "recipe_for": "kssl.recipes",
     "TimeBudget": "kssl.callbacks",
+    "TrainingProgress": "kssl.callbacks",
     "pretrain": "kssl.training",
     "finetune": "kssl.training",
 }

@@ -112,7 +112,8 @@ class TrainingProgress(keras.callbacks.Callback):
     For methods whose schedules run over the whole training (BYOL's target momentum
     rises from 0.99 to 1): `kssl.pretrain` adds it for step-counted training, and
     `TimeBudget` does the same from elapsed time. Without either, the progress stays
-    where it is (0 for a new model), so the momentum stays at its base value.
+    where it is (0 for a new model), so the momentum stays at its base value. Pass it to
+    your own `model.fit` (it does nothing for methods without such schedules).
 
     Example:
     >>> import kssl
@@ -132,6 +133,8 @@ class TrainingProgress(keras.callbacks.Callback):
         self.initial_step = int(initial_step)
 
     def on_train_batch_begin(self, batch, logs=None):
+        if getattr(self.model, "training_progress", None) is None:
+            return  # a method without schedules over the whole training
         done = self.initial_step + batch
         self.model.training_progress.assign(min(done / self.total_steps, 1.0))
 

@@ -5,8 +5,8 @@ at once; `method_class` imports a method's module when it is asked for. Adding a
 is its file in `kssl/models/`, one line here, and its recipe in `kssl.recipes`.
 
 Example:
->>> sorted(METHODS)[:3]
-['barlow', 'simclr', 'simsiam']
+>>> list(METHODS)
+['simclr', 'moco', 'byol', 'simsiam', 'barlow', 'vicreg', 'mae']
 >>> method_class("SimSiam").__name__
 'SimSiam'
 """

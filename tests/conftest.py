@@ -39,3 +39,12 @@ def rng():
 def _seed():
     keras.utils.set_random_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    # The `kssl` command sets Keras' global dtype policy for its process (mixed_bfloat16
+    # on CPUs with AVX512-BF16); tests that run it in-process must not pass it on.
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
