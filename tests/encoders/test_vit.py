@@ -41,3 +41,17 @@ def test_vit_serves_as_a_classifier_encoder_frozen_or_partly_unfrozen():
     data = digits().subset(range(60))
     scores = evaluate_encoder(encoder, data, data, k=5)
     assert 0 <= scores["knn_accuracy"] <= 1
+
+
+def test_a_vit_classifier_exports_a_saved_model_that_predicts_like_keras(tmp_path):
+    import tensorflow as tf
+
+    from kssl.export import export_saved_model
+    from kssl.models import Classifier
+
+    classifier = Classifier(vit(depth=1, width=1 / 12, image_size=16), num_classes=10, mode="linear")
+    path = export_saved_model(classifier, tmp_path / "serving" / "kssl" / "1")
+    images = digits().images[:4]
+    served = tf.saved_model.load(str(path)).signatures["serving_default"](images=tf.cast(images, tf.float32))
+    expected = tf.nn.softmax(classifier.predict(images.astype("float32") / 255.0, verbose=0)).numpy()
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-4, atol=1e-5)
