@@ -108,8 +108,7 @@ def _pretrain_options(parser):
         type=str.lower,
         choices=list(METHODS),
         default="simclr",
-        help="the self-supervised method (default simclr): "
-        + "; ".join(f"{name}: {summary}" for name, (_, summary) in METHODS.items()),
+        help="the self-supervised method (default simclr; listed below)",
     )
     parser.add_argument(
         "--temperature",
@@ -152,6 +151,14 @@ def _output_options(parser, default="saved_models/<run-name>"):
     )
 
 
+def _methods_epilog() -> str:
+    from kssl.methods import METHODS  # the registry imports no TensorFlow
+
+    width = max(len(name) for name in METHODS)
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in METHODS.items()]
+    return "pretraining methods (--method):\n" + "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kssl",
@@ -159,7 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="all of the below in sequence (default data: the embedded digits)")
+    run = commands.add_parser(
+        "run",
+        help="all of the below in sequence (default data: the embedded digits)",
+        epilog=_methods_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _data_options(run)
     _model_options(run)
     _pretrain_options(run)
@@ -167,7 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     _performance_options(run)
     _output_options(run)
 
-    pretrain = commands.add_parser("pretrain", help="pretrain an encoder on unlabeled images (see --method)")
+    pretrain = commands.add_parser(
+        "pretrain",
+        help="pretrain an encoder on unlabeled images (see --method)",
+        epilog=_methods_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _data_options(pretrain, labels=False)
     _model_options(pretrain)
     _pretrain_options(pretrain)

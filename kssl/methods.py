@@ -34,7 +34,7 @@ METHODS = {
     "simsiam": ("kssl.models.simsiam:SimSiam", "a predictor and a stop-gradient, no negatives (Chen & He 2021)"),
     "barlow": (
         "kssl.models.barlow_twins:BarlowTwins",
-        "cross-correlation of the views driven to identity (Zbontar 2021)",
+        "cross-correlation of the views driven to identity (Zbontar et al. 2021)",
     ),
     "vicreg": ("kssl.models.vicreg:VICReg", "variance, invariance and covariance terms (Bardes et al. 2022)"),
     "mae": (

@@ -16,6 +16,19 @@ def test_help_lists_every_command():
     assert all(command in result.stdout for command in ("pretrain", "finetune", "evaluate", "export", "run"))
 
 
+@pytest.mark.parametrize("command", ["pretrain", "run"])
+def test_help_lists_every_method_on_a_line_of_its_own(command):
+    from kssl.methods import METHODS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "kssl", command, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    lines = result.stdout.split("pretraining methods (--method):\n")[1].splitlines()
+    assert [line.split()[0] for line in lines] == list(METHODS)
+    assert all(summary in result.stdout for _, summary in METHODS.values())
+
+
 @pytest.mark.slow
 def test_tiny_run_end_to_end_writes_every_artifact(tmp_path, capsys):
     out = tmp_path / "run"
