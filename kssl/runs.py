@@ -473,6 +473,7 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
         export_saved_model(classifier, folder / "serving" / config.model_name / str(config.version))
         metrics = {
             "data": config.data,
+            "method": method_class(config.method).__name__,
             "train_images": len(train),
             "test_images": len(test),
             "pretraining": pretraining,
@@ -490,7 +491,7 @@ def results_table(metrics: dict, out) -> str:
     """The short table `kssl run` prints at the end."""
     lines = [
         f"\nTest accuracy on {metrics['test_images']} images of {metrics['data']}:",
-        f"  frozen features, all {metrics['train_images']} train labels:",
+        f"  frozen features of the {metrics['method']} encoder, all {metrics['train_images']} train labels:",
         f"    kNN (k=200)                   {metrics['knn_accuracy']:6.1%}",
         f"    linear probe                  {metrics['linear_probe_accuracy']:6.1%}",
         "  labels   fine-tuned (pretrained)   from scratch   gain",

@@ -42,7 +42,9 @@ def test_tiny_run_end_to_end_writes_every_artifact(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["label_budgets"][0]["labeled_images"] == 30 and 0 <= metrics["knn_accuracy"] <= 1
     assert json.loads((out / "config.json").read_text())["image_size"] == 8
-    assert "from scratch" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "from scratch" in printed and "frozen features of the SimCLR encoder" in printed
+    assert metrics["method"] == "SimCLR"
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging folder left behind
 
 

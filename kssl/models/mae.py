@@ -180,7 +180,8 @@ class MAE(SelfSupervisedModel):
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
         total = distribute.global_sum(local_images)
         offset = distribute.local_offset(local_images)
-        noise = tf.random.stateless_uniform(tf.stack([2, total, self.num_patches]), seed=seed)
+        # Philox on every device (the default picks by device), so any hardware draws the same masks.
+        noise = tf.random.stateless_uniform(tf.stack([2, total, self.num_patches]), seed=seed, alg="philox")
         return tf.reshape(noise[:, offset : offset + local_images], [2 * local_images, self.num_patches])
 
     def views_loss(self, views, training):
