@@ -250,16 +250,17 @@ def embedding_std(z):
     return tf.reduce_mean(tf.sqrt(variance + 1e-12)) * tf.sqrt(tf.cast(tf.shape(z)[1], tf.float32))
 
 
-def encode_views(model, views, training):
-    """Encoder features of two view batches, encoded together (batch norm sees both)."""
-    return model.encoder(tf.concat(list(views), axis=0), training=training)
+def encode_views(encoder, views, training):
+    """`encoder`'s features of the view batches stacked in order, encoded together (batch
+    norm sees every view): the online encoder's, or a momentum copy's."""
+    return encoder(tf.concat(list(views), axis=0), training=training)
 
 
 def project_views(model, views, training):
     """`(features, z1, z2)`: both views' encoder features, and `model.projector`'s
     projections of each view."""
     batch = tf.shape(views[0])[0]
-    features = encode_views(model, views, training)
+    features = encode_views(model.encoder, views, training)
     z = model.projector(features, training=training)
     return features, z[:batch], z[batch:]
 

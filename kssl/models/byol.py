@@ -88,7 +88,7 @@ class BYOL(MomentumModel):
 
     def views_loss(self, views, training):
         batch = tf.shape(views[0])[0]
-        features = encode_views(self, views, training)
+        features = encode_views(self.encoder, views, training)
         z = self.projector(features, training=training)
         p = self.predictor(z, training=training)
         target = self.target_projections(views, training)

@@ -108,7 +108,7 @@ class MoCo(MomentumModel):
 
     def views_loss(self, views, training):
         batch = tf.shape(views[0])[0]
-        features = encode_views(self, views, training)
+        features = encode_views(self.encoder, views, training)
         queries = self.projector(features, training=training)
         keys = self.target_projections(views, training)
         queue = tf.convert_to_tensor(self.queue)

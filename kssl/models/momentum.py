@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from kssl import distribute
-from kssl.models.base import SelfSupervisedModel
+from kssl.models.base import SelfSupervisedModel, encode_views
 
 
 def momentum_copy(layer, input_shape=None):
@@ -119,7 +119,7 @@ class MomentumModel(SelfSupervisedModel):
 
     def target_projections(self, views, training):
         """The target network's projections of the views stacked in order (no gradient)."""
-        features = self.target_encoder(tf.concat(list(views), axis=0), training=training)
+        features = encode_views(self.target_encoder, views, training)
         return tf.stop_gradient(self.target_projector(features, training=training))
 
     def after_step(self, result):

@@ -54,7 +54,7 @@ class SimSiam(SelfSupervisedModel):
 
     def views_loss(self, views, training):
         batch = tf.shape(views[0])[0]
-        features = encode_views(self, views, training)
+        features = encode_views(self.encoder, views, training)
         z = self.projector(features, training=training)
         p = self.predictor(z, training=training)
         losses = simsiam(p[:batch], p[batch:], z[:batch], z[batch:])
