@@ -20,7 +20,7 @@ import importlib.machinery
 import sys
 import warnings
 
-REGISTERING_MODULES = ("kssl.layers", "kssl.models", "kssl.optimizers")
+REGISTERING_MODULES = ("kssl.layers", "kssl.models", "kssl.optimizers", "kssl.finetuning.discriminative")
 
 
 def register_now() -> None:

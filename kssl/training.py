@@ -25,6 +25,8 @@ from kssl.data.pipeline import labeled_batches, view_pairs
 from kssl.data.sources import ImageSet
 from kssl.distribute import distribute_batches
 from kssl.errors import InputError
+from kssl.finetuning.adversarial import AdversarialTraining
+from kssl.finetuning.discriminative import LayerwiseAdam, stage_learning_rates
 from kssl.methods import method_class
 from kssl.models.classifier import Classifier
 from kssl.precision import resolve_jit_compile
@@ -228,6 +230,9 @@ def finetune(
     learning_rate: float = 1e-3,
     trainable_stages: int = 1,
     l2_sp: float = 0.0,
+    mode_options: dict | None = None,
+    stage_decay: float = 1.0,
+    adversarial: AdversarialTraining | dict | None = None,
     validation_set: ImageSet | None = None,
     seed: int = 0,
     strategy: tf.distribute.Strategy | None = None,
@@ -244,8 +249,27 @@ def finetune(
     so `epochs` counts passes over the labeled images, run as one long `fit` epoch.
     `strategy`, `jit_compile` and `checkpoint_dir` work as in `pretrain`.
 
+    Args:
+        mode: a fine-tuning mode of `kssl.finetuning.STRATEGIES` ("linear", "partial",
+            "full", "lora", "adapter", "gradual").
+        mode_options: the mode's options, e.g. `{"rank": 4, "alpha": 8}` for LoRA or
+            `{"every_epochs": 5}` for gradual unfreezing.
+        stage_decay: discriminative learning rates: each earlier stage trains at this
+            factor of the next one's rate (`kssl.finetuning.discriminative`); 1 is off.
+        adversarial: train on adversarial examples (`kssl.finetuning.adversarial.
+            AdversarialTraining`, or its arguments as a dict, e.g. `{"attack": "fgsm"}`).
+
     Returns:
-        `(classifier, history)`.
+        `(classifier, history)`. For LoRA, `classifier.merged()` is the plain model to
+        save and serve.
+
+    Example:
+    >>> import kssl
+    >>> labeled = kssl.load_digits(image_size=8).subset(range(40))
+    >>> classifier, _ = finetune(kssl.resnet(18, width=0.125, image_size=8), labeled, mode="lora",
+    ...                          mode_options={"rank": 2}, epochs=1, batch_size=20, verbose=0)
+    >>> classifier.optimizer.iterations.numpy(), classifier.mode
+    (np.int64(2), 'lora')
     """
     warn_if_onednn_off()
     strategy = strategy or tf.distribute.get_strategy()
@@ -262,10 +286,18 @@ def finetune(
             trainable_stages=trainable_stages,
             l2_sp=l2_sp,
             class_names=labeled_set.class_names,
+            mode_options=mode_options,
+            adversarial=adversarial,
         )
-        classifier.compile(
-            optimizer=keras.optimizers.Adam(warmup_cosine(learning_rate, steps)), jit_compile=jit_compile
-        )
+        schedule = warmup_cosine(learning_rate, steps)
+        if stage_decay != 1.0:
+            rates = stage_learning_rates(classifier.encoder, stage_decay)
+            optimizer = LayerwiseAdam(learning_rate=schedule, layer_multipliers=rates)
+        else:
+            optimizer = keras.optimizers.Adam(schedule)
+        classifier.compile(optimizer=optimizer, jit_compile=jit_compile)
+    steps_per_epoch = max(1, len(labeled_set) // batch_size)
+    callbacks = [*classifier.fine_tuning.callbacks(classifier, steps_per_epoch, steps), *callbacks]
 
     def data(start_step):
         return distribute_batches(

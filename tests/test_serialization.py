@@ -33,6 +33,24 @@ def classifier():
     return model, IMAGES, None
 
 
+def classifier_with(mode, **options):
+    def make():
+        model = Classifier(tiny_encoder(), num_classes=3, mode=mode, mode_options=options)
+        model.compile()
+        return model, IMAGES, None
+
+    return make
+
+
+def residual_adapter():
+    from kssl.layers import ResidualAdapter
+
+    layer = ResidualAdapter(reduction=2)
+    layer.build((None, 4, 4, 6))
+    layer.up.kernel.assign(np.random.default_rng(5).normal(size=(3, 6)))  # not the identity
+    return layer, np.random.default_rng(6).normal(size=(2, 4, 4, 6)).astype("float32"), None
+
+
 def method(name, **options):
     def make():
         from kssl.methods import method_class
@@ -86,7 +104,10 @@ CASES = {
     "kssl>ProjectionHead": projection_head,
     "kssl>SimCLR": simclr,
     "kssl>Classifier": classifier,
+    "kssl>ResidualAdapter": residual_adapter,
 }
+# Not registered classes of their own, but each changes what a Classifier saves.
+MODE_CASES = {"adapter": classifier_with("adapter"), "gradual": classifier_with("gradual", every_epochs=2.0)}
 
 
 def test_every_registered_kssl_class_has_a_case():
@@ -98,7 +119,7 @@ def test_every_registered_kssl_class_has_a_case():
     assert registered == set(CASES)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(MODE_CASES))
 def test_round_trips(name, tmp_path):
-    obj, inputs, call = CASES[name]()
+    obj, inputs, call = {**CASES, **MODE_CASES}[name]()
     assert_serializable(obj, inputs, tmp_path, call)

@@ -1,52 +1,67 @@
-"""A classifier that reuses a (pretrained) encoder: linear probe, partial or full fine-tuning."""
+"""A classifier that reuses a (pretrained) encoder, trained by a fine-tuning strategy."""
 
 from __future__ import annotations
 
 import copy
-import re
 
 import keras
 import numpy as np  # noqa: F401  (used by the docstring example)
 import tensorflow as tf
 
 from kssl import distribute
+from kssl.finetuning import STRATEGIES, strategy_class
+from kssl.finetuning.adversarial import AdversarialTraining
+from kssl.finetuning.stages import encoder_stages  # noqa: F401  (re-exported)
 
-MODES = ("linear", "partial", "full")
+MODES = tuple(STRATEGIES)
 
 
 @keras.saving.register_keras_serializable(package="kssl")
 class Classifier(keras.Model):
-    """Encoder -> (dropout) -> Dense classification head.
+    """Encoder -> (dropout) -> Dense classification head, trained by a fine-tuning mode.
 
-    The classifier holds the *same* encoder object it is given (no copy), so a
-    `SimCLR` model's `encoder` can be passed directly. The mode sets which encoder
-    layers train, by setting their `trainable` flags (this changes the shared encoder):
+    The classifier holds the *same* encoder object it is given (no copy; adapters wrap
+    its layers in a new graph that shares them), so a `SimCLR` model's `encoder` can be
+    passed directly. The mode (`kssl.finetuning.STRATEGIES`) sets which encoder weights
+    train, by setting `trainable` flags (this changes the shared encoder):
 
-    - `"linear"`: every encoder layer frozen; batch norm runs in inference mode (Keras
-      does so for non-trainable BatchNormalization), so neither weights nor moving
-      statistics change. Only the head trains: a linear probe.
-    - `"partial"`: only the last `trainable_stages` residual stages train (layers named
-      `stage{n}_...`, as in `kssl.encoders.resnet`, or `conv{n}_...`, as in
-      `keras.applications` ResNets); the stem and earlier stages stay frozen.
+    - `"linear"`: every encoder layer frozen; batch norm runs in inference mode, so
+      neither weights nor moving statistics change. Only the head trains.
+    - `"partial"`: only the last `trainable_stages` stages train (layer names
+      `stage{n}_...` as in kssl's encoders, or those of `keras.applications` families;
+      see `kssl.finetuning.stages`).
     - `"full"`: every encoder layer trains.
+    - `"lora"`: low-rank updates of every convolution and dense kernel (options `rank`,
+      `alpha`); `merged()` folds them into plain kernels.
+    - `"adapter"`: residual bottleneck adapters after each stage of the frozen encoder
+      (option `reduction`).
+    - `"gradual"`: the head first, then one more stage every `every_epochs` epochs.
 
     Args:
         encoder: a `keras.Model` mapping images to `(B, D)` features.
         num_classes: number of classes, >= 2.
-        mode: `"linear"`, `"partial"` or `"full"`.
+        mode: one of `kssl.finetuning.STRATEGIES`.
         trainable_stages: with `mode="partial"`, how many of the last stages train.
         dropout: dropout rate before the head.
         l2_sp: strength lambda of the L2-SP penalty `lambda * ||theta - theta_0||^2`,
-            pulling trainable encoder weights toward their values at construction
-            (Li et al. 2018); 0 disables it.
+            pulling the encoder weights the mode trains toward their values at
+            construction (Li et al. 2018); 0 disables it.
         class_names: optional class names, kept with the model (and used by export).
+        mode_options: the mode's own options, e.g. `{"rank": 4}` for LoRA.
+        adversarial: an `AdversarialTraining` (or its dict) to train on FGSM or PGD
+            adversarial examples computed inside the train step; None trains on clean
+            images.
 
     Example:
     >>> from kssl.encoders import resnet
-    >>> classifier = Classifier(resnet(18, width=0.125, image_size=8), num_classes=3)
+    >>> classifier = Classifier(resnet(18, width=0.125, image_size=8), num_classes=3,
+    ...                         mode="lora", mode_options={"rank": 2})
     >>> classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     >>> classifier.predict(np.zeros((2, 8, 8, 3)), verbose=0).shape
     (2, 3)
+    >>> counts = classifier.parameter_counts()
+    >>> counts["trainable"] < 0.1 * counts["total"]
+    True
 
     Reference:
         L2-SP: Li, Grandvalet and Davoine 2018, https://arxiv.org/abs/1802.01483.
@@ -61,6 +76,8 @@ class Classifier(keras.Model):
         dropout=0.0,
         l2_sp=0.0,
         class_names=None,
+        mode_options=None,
+        adversarial=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,7 +85,7 @@ class Classifier(keras.Model):
             raise TypeError(f"encoder must be a keras.Model. Received: {type(encoder).__name__}")
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2. Received: num_classes={num_classes!r}")
-        if mode not in MODES:
+        if str(mode).lower() not in STRATEGIES:
             raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
@@ -76,23 +93,30 @@ class Classifier(keras.Model):
             raise ValueError(f"l2_sp must be >= 0. Received: l2_sp={l2_sp!r}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names for num_classes={num_classes}.")
-        self.encoder = encoder
-        self.num_classes = num_classes
-        self.mode = mode
+        self.mode = str(mode).lower()
+        self.mode_options = dict(mode_options or {})
+        if self.mode == "partial":
+            self.mode_options.setdefault("trainable_stages", trainable_stages)
+        self.fine_tuning = strategy_class(self.mode)(**self.mode_options)
+        if isinstance(adversarial, dict):
+            adversarial = AdversarialTraining(**adversarial)
+        self.adversarial = adversarial
         self.trainable_stages = trainable_stages
+        self.num_classes = num_classes
         self.dropout_rate = dropout
         self.l2_sp = float(l2_sp)
         self.class_names = list(class_names) if class_names is not None else None
+
+        self.encoder = self.fine_tuning.adapt(encoder)
+        self.fine_tuning.set_trainable(self.encoder)
+        self._encoder_variables = self.fine_tuning.trainable_at_some_point(self.encoder)
         self.dropout = keras.layers.Dropout(dropout)
         # float32 logits under mixed precision, so the softmax and loss stay in float32.
         self.head = keras.layers.Dense(num_classes, dtype="float32", name="head")
-
-        _set_trainable(encoder, mode, trainable_stages)
-        feature_dim = encoder.output_shape[-1]
-        self.head.build((None, feature_dim))
+        self.head.build((None, self.encoder.output_shape[-1]))
         self.anchors = []
-        if self.l2_sp > 0 and mode != "linear":
-            for weight in encoder.trainable_weights:
+        if self.l2_sp > 0:
+            for weight in self._encoder_variables:
                 anchor = self.add_weight(
                     shape=weight.shape, initializer="zeros", trainable=False, name=f"l2sp_anchor_{len(self.anchors)}"
                 )
@@ -100,17 +124,50 @@ class Classifier(keras.Model):
                 self.anchors.append(anchor)
         self.built = True
 
+    @property
+    def optimized_variables(self):
+        """Every variable the mode trains at some point (the optimizer is built for all)."""
+        return [*self._encoder_variables, *self.head.trainable_weights]
+
+    def parameter_counts(self) -> dict:
+        """`{"trainable", "total", "share"}`: parameters the mode trains (LoRA factors,
+        adapters and the head included) against the parameters of the deployed model."""
+        trainable = sum(int(np.prod(v.shape)) for v in self.optimized_variables)
+        anchors = {id(a) for a in self.anchors}
+        deployed = self.merged()
+        total = sum(int(np.prod(v.shape)) for v in deployed.weights if id(v) not in anchors)
+        return {"trainable": trainable, "total": total, "share": trainable / total}
+
+    def merged(self):
+        """The classifier to save and serve: `self`, or for LoRA a `mode="full"` copy
+        whose kernels hold the merged low-rank updates (same outputs, plain layers)."""
+        encoder = self.fine_tuning.merged(self.encoder)
+        if encoder is self.encoder:
+            return self
+        merged = Classifier(
+            encoder,
+            self.num_classes,
+            mode="full",
+            dropout=self.dropout_rate,
+            class_names=self.class_names,
+            name=self.name,
+        )
+        merged.head.set_weights(self.head.get_weights())
+        return merged
+
     def call(self, images, training=False):
         features = self.encoder(images, training=training)
         return self.head(self.dropout(features, training=training))
 
     def l2_sp_penalty(self):
         """`l2_sp * sum ||theta - theta_0||^2` over the trainable encoder weights."""
-        weights = self.encoder.trainable_weights
         if not self.anchors:
             return tf.constant(0.0)
         return self.l2_sp * tf.add_n(
-            [tf.reduce_sum(tf.square(tf.cast(w, tf.float32) - a)) for w, a in zip(weights, self.anchors)]
+            [
+                tf.reduce_sum(tf.square(tf.cast(w, tf.float32) - a))
+                for w, a in zip(self._encoder_variables, self.anchors)
+            ]
         )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -136,6 +193,13 @@ class Classifier(keras.Model):
             self._symbolic_build(data_batch=data_batch)
 
     def train_step(self, data):
+        if self.adversarial is not None:
+            images, labels = data[0], data[1]
+            adversarial = self.adversarial.perturb(self, images, labels, self.optimizer.iterations)
+            if self.adversarial.mix:
+                data = (tf.concat([images, adversarial], 0), tf.concat([labels, labels], 0))
+            else:
+                data = (adversarial, labels)
         return distribute.reducible_logs(super().train_step(data))
 
     def test_step(self, data):
@@ -146,13 +210,14 @@ class Classifier(keras.Model):
         loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = metrics if metrics is not None else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        if not self.optimizer.built:  # for every variable a schedule may unfreeze later
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.optimized_variables)
 
     def compile_from_config(self, config):
         # Keras skips compile() on load for models that override it; ours only adds
         # defaults, so the saved compile arguments can be replayed as they are.
         self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def get_config(self):
         return {
@@ -164,6 +229,8 @@ class Classifier(keras.Model):
             "dropout": self.dropout_rate,
             "l2_sp": self.l2_sp,
             "class_names": self.class_names,
+            "mode_options": self.fine_tuning.get_config(),
+            "adversarial": self.adversarial.get_config() if self.adversarial else None,
         }
 
     @classmethod
@@ -171,38 +238,3 @@ class Classifier(keras.Model):
         config = copy.deepcopy(config)  # deserializing a functional model consumes parts of its config
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         return cls(**config)
-
-
-_STAGE_PATTERN = re.compile(r"^(?:stage|conv)(\d+)_")
-
-
-def encoder_stages(encoder) -> list[int]:
-    """The stage numbers found in the encoder's layer names, in order."""
-    stages = {int(m.group(1)) for layer in encoder.layers if (m := _STAGE_PATTERN.match(layer.name))}
-    return sorted(stages)
-
-
-def _set_trainable(encoder, mode, trainable_stages):
-    if mode == "linear":
-        encoder.trainable = False
-        return
-    encoder.trainable = True
-    if mode == "full":
-        for layer in encoder.layers:
-            layer.trainable = True
-        return
-    stages = encoder_stages(encoder)
-    if not stages:
-        raise ValueError(
-            f"mode='partial' needs an encoder whose layers are named by stage (stage1_..., conv2_...); "
-            f"{encoder.name!r} has none. Use mode='linear' or 'full', or set layer.trainable yourself."
-        )
-    if not isinstance(trainable_stages, int) or not 1 <= trainable_stages <= len(stages):
-        raise ValueError(
-            f"trainable_stages must be between 1 and {len(stages)} for this encoder. "
-            f"Received: trainable_stages={trainable_stages!r}"
-        )
-    unfrozen = set(stages[-trainable_stages:])
-    for layer in encoder.layers:
-        match = _STAGE_PATTERN.match(layer.name)
-        layer.trainable = bool(match) and int(match.group(1)) in unfrozen

@@ -1,0 +1,53 @@
+"""The base class of fine-tuning strategies (`kssl.finetuning.STRATEGIES`)."""
+
+from __future__ import annotations
+
+
+class FineTuningStrategy:
+    """How a `Classifier` trains its encoder: which weights train, and when.
+
+    A strategy may change the encoder (insert adapters, enable LoRA) in `adapt`, sets
+    the encoder's `trainable` flags in `set_trainable`, may change them during training
+    through `callbacks` (a schedule), and gives the plain, deployable encoder in
+    `merged`. Subclasses override what they need; options are constructor arguments,
+    returned by `get_config` (they are saved with the classifier).
+
+    Example: a strategy that trains only the encoder's batch-norm layers.
+    >>> class BatchNormOnly(FineTuningStrategy):
+    ...     def set_trainable(self, encoder):
+    ...         encoder.trainable = True
+    ...         for layer in encoder.layers:
+    ...             layer.trainable = "bn" in layer.name
+    >>> from kssl.encoders import resnet
+    >>> encoder = resnet(18, width=0.125, image_size=8)
+    >>> BatchNormOnly().set_trainable(encoder)
+    >>> len(encoder.trainable_weights)  # gamma and beta of its 20 batch norms
+    40
+    """
+
+    def __init__(self, **options):
+        if options:
+            raise ValueError(f"{type(self).__name__} takes no options. Received: {sorted(options)}")
+
+    def adapt(self, encoder):
+        """The encoder the classifier trains: `encoder` itself unless the strategy adds layers."""
+        return encoder
+
+    def set_trainable(self, encoder) -> None:
+        """Sets the `trainable` flags the training starts with."""
+        raise NotImplementedError
+
+    def trainable_at_some_point(self, encoder) -> list:
+        """Every encoder variable this strategy ever trains (the optimizer is built for all)."""
+        return list(encoder.trainable_weights)
+
+    def callbacks(self, classifier, steps_per_epoch: int, total_steps: int) -> list:
+        """Keras callbacks that change what trains during `fit` (a schedule)."""
+        return []
+
+    def merged(self, encoder):
+        """The encoder to save and serve: plain layers holding the trained weights."""
+        return encoder
+
+    def get_config(self) -> dict:
+        return {}
