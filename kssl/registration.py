@@ -20,7 +20,13 @@ import importlib.machinery
 import sys
 import warnings
 
-REGISTERING_MODULES = ("kssl.layers", "kssl.models", "kssl.optimizers", "kssl.finetuning.discriminative")
+REGISTERING_MODULES = (
+    "kssl.layers",
+    "kssl.models",
+    "kssl.optimizers",
+    "kssl.encoders.applications",
+    "kssl.finetuning.discriminative",
+)
 
 
 def register_now() -> None:

@@ -51,6 +51,12 @@ def residual_adapter():
     return layer, np.random.default_rng(6).normal(size=(2, 4, 4, 6)).astype("float32"), None
 
 
+def application_preprocessing():
+    from kssl.encoders.applications import ApplicationPreprocessing
+
+    return ApplicationPreprocessing("resnet"), IMAGES, None
+
+
 def method(name, **options):
     def make():
         from kssl.methods import method_class
@@ -105,6 +111,7 @@ CASES = {
     "kssl>SimCLR": simclr,
     "kssl>Classifier": classifier,
     "kssl>ResidualAdapter": residual_adapter,
+    "kssl>ApplicationPreprocessing": application_preprocessing,
 }
 # Not registered classes of their own, but each changes what a Classifier saves.
 MODE_CASES = {"adapter": classifier_with("adapter"), "gradual": classifier_with("gradual", every_epochs=2.0)}

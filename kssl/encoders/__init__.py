@@ -1,27 +1,34 @@
 """Image encoders: models mapping images to one feature vector each.
 
 `build_encoder(name, ...)` builds one from its name, as the `kssl` command's `--encoder`
-does: `resnet18`, `resnet34`, `resnet50` (`kssl.encoders.resnet`) or `vit<depth>`, e.g.
-`vit6` or `vit12` (`kssl.encoders.vit`).
+does: `resnet18`, `resnet34`, `resnet50` (`kssl.encoders.resnet`), `vit<depth>`, e.g.
+`vit6` or `vit12` (`kssl.encoders.vit`), or `keras:<Backbone>`, e.g. `keras:ResNet50V2`
+or `keras:EfficientNetB0` (`kssl.encoders.applications`, optionally ImageNet weights).
 """
 
 from __future__ import annotations
 
 import re
 
+from kssl.encoders.applications import from_keras_applications
 from kssl.encoders.resnet import DEPTHS as RESNET_DEPTHS
 from kssl.encoders.resnet import resnet
 from kssl.encoders.vit import vit
 from kssl.errors import InputError
 
-ENCODER_NAMES = (*(f"resnet{depth}" for depth in RESNET_DEPTHS), "vit<depth> (e.g. vit6)")
+ENCODER_NAMES = (
+    *(f"resnet{depth}" for depth in RESNET_DEPTHS),
+    "vit<depth> (e.g. vit6)",
+    "keras:<keras.applications backbone> (e.g. keras:ResNet50V2)",
+)
 
 
-def build_encoder(name: str, image_size: int = 32, width: float = 1.0) -> keras.Model:  # noqa: F821
+def build_encoder(name: str, image_size: int = 32, width: float = 1.0, weights: str | None = None) -> keras.Model:  # noqa: F821
     """Builds an encoder from its name, at `image_size`, with a width multiplier.
 
     `width` scales a ResNet's stage widths (64-512) or a ViT's token width (ViT-Base's
-    768: 0.25 is ViT-Tiny's 192).
+    768: 0.25 is ViT-Tiny's 192); `keras:` backbones keep their own widths. `weights`
+    ("imagenet" or a weights file) applies to `keras:` backbones only.
 
     Example:
     >>> build_encoder("resnet18", image_size=16, width=0.125).name
@@ -29,6 +36,14 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0) -> keras.
     >>> build_encoder("vit2", image_size=16, width=0.125).name
     'vit2_w0.125_p2'
     """
+    if str(name).lower().startswith("keras:"):
+        return from_keras_applications(str(name)[len("keras:") :], weights=weights, image_size=image_size)
+    if weights is not None:
+        raise InputError(
+            f"--weights applies to keras.applications backbones (--encoder keras:ResNet50V2 and the like); "
+            f"{name!r} starts from random weights. Leave --weights out, or pretrain with kssl and fine-tune "
+            "with --pretrained."
+        )
     key = str(name).lower()
     resnet_match = re.fullmatch(r"resnet(\d+)", key)
     if resnet_match and int(resnet_match.group(1)) in RESNET_DEPTHS:
@@ -39,4 +54,4 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0) -> keras.
     raise InputError(f"Unknown encoder {name!r}. Available encoders: {', '.join(ENCODER_NAMES)}.")
 
 
-__all__ = ["ENCODER_NAMES", "build_encoder", "resnet", "vit"]
+__all__ = ["ENCODER_NAMES", "build_encoder", "from_keras_applications", "resnet", "vit"]
