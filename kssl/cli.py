@@ -45,6 +45,70 @@ def _positive(kind):
     return parse
 
 
+def _names(text: str) -> list:
+    return [part.strip().lower() for part in text.split(",") if part.strip()]
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1] (pixels are in [0, 1]; 8/255 = 0.031), got {text}")
+    return value
+
+
+def _few_shot(text):
+    from kssl.few_shot import parse_few_shot  # imports no TensorFlow
+
+    try:
+        return parse_few_shot(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _finetuning_options(parser):
+    from kssl.finetuning import STRATEGIES  # the registry imports no TensorFlow
+
+    parser.add_argument("--finetune-epochs", type=_positive(float), default=100)
+    parser.add_argument(
+        "--modes",
+        type=_names,
+        default=["full"],
+        help=f"fine-tuning modes, one or several comma-separated: {','.join(STRATEGIES)} (default full; "
+        "listed below); each is run pretrained and from scratch at every label budget",
+    )
+    parser.add_argument(
+        "--lora-rank", type=_positive(int), default=8, help="rank of the lora mode's updates (default 8)"
+    )
+    parser.add_argument(
+        "--stage-decay",
+        type=_positive(float),
+        default=1.0,
+        help="discriminative learning rates: each earlier stage trains at this factor of the next one's rate "
+        "(e.g. 0.5; default 1, off)",
+    )
+    parser.add_argument(
+        "--adversarial",
+        choices=["none", "fgsm", "pgd"],
+        default="none",
+        help="adversarial fine-tuning on FGSM or PGD examples (default none); the report adds PGD-10 accuracy",
+    )
+    parser.add_argument(
+        "--epsilon", type=_fraction, default=8 / 255, help="attack radius in pixels of [0, 1] (default 8/255)"
+    )
+    parser.add_argument("--attack-steps", type=_positive(int), default=7, help="PGD steps in training (default 7)")
+
+
+def _modes_epilog() -> str:
+    from kssl.finetuning import STRATEGIES  # the registry imports no TensorFlow
+
+    width = max(len(name) for name in STRATEGIES)
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in STRATEGIES.items()]
+    return "fine-tuning modes (--modes):\n" + "\n".join(lines)
+
+
 def _common_options(parser):
     parser.add_argument(
         "--verbose", action="store_true", help="show TensorFlow's own C++ log lines too (hidden by default)"
@@ -81,8 +145,14 @@ def _model_options(parser):
     parser.add_argument(
         "--encoder",
         default=None,
-        help="resnet18, resnet34, resnet50, or vit<depth> such as vit6 (default: the method's, "
-        "resnet18, or vit6 for mae)",
+        help="resnet18, resnet34, resnet50, vit<depth> such as vit6, or a keras.applications backbone such as "
+        "keras:ResNet50V2 or keras:EfficientNetB0 (default: the method's, resnet18, or vit6 for mae)",
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="start a keras: backbone from 'imagenet' or a weights file PATH, then pretrain on your images "
+        "(default: random weights)",
     )
     parser.add_argument(
         "--width",
@@ -169,13 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="all of the below in sequence (default data: the embedded digits)",
-        epilog=_methods_epilog(),
+        epilog=_methods_epilog() + "\n\n" + _modes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _data_options(run)
     _model_options(run)
     _pretrain_options(run)
-    run.add_argument("--finetune-epochs", type=_positive(float), default=100)
+    _finetuning_options(run)
     _performance_options(run)
     _output_options(run)
 
@@ -191,10 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     _performance_options(pretrain)
     _output_options(pretrain)
 
-    finetune = commands.add_parser("finetune", help="fine-tune a pretrained encoder on a few labels, vs. from scratch")
+    finetune = commands.add_parser(
+        "finetune",
+        help="fine-tune a pretrained encoder on a few labels, vs. from scratch",
+        epilog=_modes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     finetune.add_argument("--pretrained", required=True, help="a `kssl pretrain` folder or an encoder .keras file")
     _data_options(finetune)
-    finetune.add_argument("--finetune-epochs", type=_positive(float), default=100)
+    _finetuning_options(finetune)
     finetune.add_argument(
         "--encoder",
         default=None,
@@ -209,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--pretrained", required=True, help="a run folder or an encoder .keras file")
     _data_options(evaluate, labels=False)
+    evaluate.add_argument(
+        "--few-shot",
+        type=_few_shot,
+        default=None,
+        help="also N-way K-shot accuracy on the test split, e.g. 5x1,5x5 (600 episodes each, nearest class mean "
+        "and logistic regression, with 95%% intervals)",
+    )
 
     export = commands.add_parser("export", help="export a classifier as a SavedModel for TF Serving")
     export.add_argument(

@@ -58,23 +58,36 @@ def plot_training_curves(curves: dict[str, tuple[list, dict]], path, title: str 
     return _save(figure, path)
 
 
-def plot_label_efficiency(label_counts, pretrained, scratch, path, linear=None):
-    """Test accuracy against the number of labeled images: fine-tuned from the pretrained
-    encoder vs. trained from scratch (and, optionally, the linear probe)."""
-    figure, axis = _figure(figsize=(5, 3.4))
-    axis.plot(label_counts, pretrained, "o-", label="fine-tuned (pretrained)", color="#1f77b4")
-    axis.plot(label_counts, scratch, "s--", label="from scratch", color="#d62728")
-    if linear is not None:
-        axis.plot(label_counts, linear, "^:", label="linear probe (frozen)", color="#777777")
-    axis.set_xscale("log")
+def plot_label_efficiency(label_counts, strategies: dict[str, tuple[list, list]], path):
+    """Test accuracy against the number of labeled images, a line per fine-tuning
+    strategy: from the pretrained encoder (solid) and from scratch (dashed, same colour).
+
+    `strategies` maps a mode name to `(pretrained accuracies, scratch accuracies)`, one
+    per label count (a scratch list may be None).
+
+    Example:
+    >>> import tempfile, os
+    >>> p = plot_label_efficiency([10, 100], {"full": ([0.5, 0.8], [0.3, 0.6]), "lora": ([0.5, 0.7], None)},
+    ...                           os.path.join(tempfile.mkdtemp(), "labels.png"))
+    >>> p.name
+    'labels.png'
+    """
+    figure, axis = _figure(figsize=(5.6, 3.8))
+    colours = _colours(max(len(strategies), 1))
+    for colour, (mode, (pretrained, scratch)) in zip(colours, strategies.items()):
+        axis.plot(label_counts, pretrained, "o-", color=colour, label=f"{mode}, pretrained")
+        if scratch is not None:
+            axis.plot(label_counts, scratch, "s--", color=colour, alpha=0.7, label=f"{mode}, from scratch")
+    if len(label_counts) > 1:
+        axis.set_xscale("log")
     axis.minorticks_off()
     axis.set_xticks(list(label_counts), [str(count) for count in label_counts])
     axis.set_xlabel("labeled images")
     axis.set_ylabel("test accuracy")
     axis.set_ylim(0, 1)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    axis.set_title("Does pretraining pay off?")
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    axis.set_title("Does pretraining pay off? (solid: pretrained, dashed: scratch)", fontsize=9)
     return _save(figure, path)
 
 

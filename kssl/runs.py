@@ -55,6 +55,14 @@ class RunConfig:
     jit_compile: bool | None = None
     checkpoint_every: int = 100
     skip_bad_images: bool = False
+    weights: str | None = None
+    modes: list = dataclasses.field(default_factory=lambda: ["full"])
+    lora_rank: int = 8
+    stage_decay: float = 1.0
+    adversarial: str = "none"
+    epsilon: float = 8 / 255
+    attack_steps: int = 7
+    few_shot: list | None = None
 
     def resolved(self, default_encoder: bool = True) -> RunConfig:
         """Fills the defaults that depend on the data (digits are 8x8, so 16 px loses
@@ -195,7 +203,7 @@ def _pretrain_into(folder, config, strategy, train, verbose):
     augmentation = model_class.view_augmentations(config.image_size)
     save_view_grid(train.images, augmentation, folder / "augmentations.png", seed=config.seed, labels=train.labels)
     with strategy.scope():
-        encoder = build_encoder(config.encoder, config.image_size, config.width)
+        encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
     curve = StepHistory()
     model, _ = pretrain(
         train,
@@ -232,64 +240,120 @@ def _evaluate_frozen(encoder, train, test, folder=None, seed=0):
     return {"knn_accuracy": frozen["knn_accuracy"], "linear_probe_accuracy": frozen["linear_accuracy"]}
 
 
+def _mode_options(config, mode) -> dict:
+    return {"rank": config.lora_rank} if mode == "lora" else {}
+
+
+def _adversarial_training(config):
+    from kssl.finetuning.adversarial import AdversarialTraining
+
+    if config.adversarial == "none":
+        return None
+    return AdversarialTraining(config.adversarial, config.epsilon, config.attack_steps, seed=config.seed)
+
+
 def _finetune_into(folder, config, strategy, encoder, subsets, test, verbose):
-    """Fine-tunes a copy of `encoder` and a fresh one on every labeled subset; saves the
-    classifier of the last budget and the curves; returns (rows, that classifier)."""
+    """Fine-tunes a copy of `encoder` and a fresh one with every mode on every labeled
+    subset; saves the best mode's classifier at the largest budget, the curves and the
+    plot; returns (rows, that classifier, what was exported)."""
     import keras
 
     from kssl.callbacks import StepHistory
     from kssl.data.pipeline import labeled_batches
     from kssl.encoders import build_encoder
+    from kssl.finetuning.adversarial import evaluate_robustness
     from kssl.plots import plot_label_efficiency, plot_training_curves
     from kssl.training import copy_model, finetune
 
     test_batches = labeled_batches(test, 256)
-    rows, curves, kept = [], {}, None
+    adversarial = _adversarial_training(config)
+    rows, curves, kept, exported = [], {}, None, None
     for labeled in subsets:
-        row = {"labeled_images": len(labeled), "per_class": labeled.class_counts()}
-        with strategy.scope():
-            starts = {
-                "pretrained": copy_model(encoder),
-                "scratch": (
-                    build_encoder(config.encoder, encoder.input_shape[1], config.width)
-                    if config.encoder
-                    else keras.models.clone_model(encoder)  # the same architecture, fresh weights
-                ),
-            }
-        for name, start in starts.items():
-            curve = StepHistory()
-            classifier, _ = finetune(
-                start,
-                labeled,
-                epochs=config.finetune_epochs,
-                seed=config.seed,
-                strategy=strategy,
-                jit_compile=config.jit_compile,
-                checkpoint_dir=folder / "checkpoints" / f"finetune-{name}-{len(labeled)}",
-                checkpoint_every=config.checkpoint_every,
-                callbacks=[curve],
-                verbose=verbose,
+        row = {"labeled_images": len(labeled), "per_class": labeled.class_counts(), "strategies": {}}
+        for mode in config.modes:
+            entry = {}
+            with strategy.scope():
+                starts = {
+                    "pretrained": copy_model(encoder),
+                    "scratch": (
+                        build_encoder(config.encoder, encoder.input_shape[1], config.width)
+                        if config.encoder
+                        else keras.models.clone_model(encoder)  # the same architecture, fresh weights
+                    ),
+                }
+            for name, start in starts.items():
+                curve = StepHistory()
+                classifier, _ = finetune(
+                    start,
+                    labeled,
+                    mode=mode,
+                    mode_options=_mode_options(config, mode),
+                    stage_decay=config.stage_decay,
+                    adversarial=adversarial,
+                    epochs=config.finetune_epochs,
+                    seed=config.seed,
+                    strategy=strategy,
+                    jit_compile=config.jit_compile,
+                    checkpoint_dir=folder / "checkpoints" / f"finetune-{mode}-{name}-{len(labeled)}",
+                    checkpoint_every=config.checkpoint_every,
+                    callbacks=[curve],
+                    verbose=verbose,
+                )
+                deployed = classifier.merged()
+                deployed.compile()
+                entry[f"{name}_accuracy"] = float(
+                    deployed.evaluate(test_batches, return_dict=True, verbose=0)["accuracy"]
+                )
+                if adversarial is not None:
+                    robustness = evaluate_robustness(deployed, test, config.epsilon, steps=10, seed=config.seed)
+                    entry[f"{name}_robust_accuracy"] = robustness["robust_accuracy"]
+                if name == "pretrained":
+                    counts = classifier.parameter_counts()
+                    entry["trainable_parameters"], entry["trainable_share"] = counts["trainable"], counts["share"]
+                    if labeled is subsets[-1] and (
+                        exported is None or entry[f"{name}_accuracy"] > exported["accuracy"]
+                    ):
+                        kept = deployed
+                        exported = {
+                            "mode": mode,
+                            "labeled_images": len(labeled),
+                            "accuracy": entry["pretrained_accuracy"],
+                        }
+                curves[f"{mode}, {name}, {len(labeled)} labels"] = (curve.steps, {"loss": curve.logs.get("loss", [])})
+            row["strategies"][mode] = entry
+            robust = (
+                f" (PGD-10 at epsilon {config.epsilon:.4f}: {entry['pretrained_robust_accuracy']:.1%} / "
+                f"{entry['scratch_robust_accuracy']:.1%})"
+                if adversarial is not None
+                else ""
             )
-            row[f"{name}_accuracy"] = float(classifier.evaluate(test_batches, return_dict=True, verbose=0)["accuracy"])
-            curves[f"{name}, {len(labeled)} labels"] = (curve.steps, {"loss": curve.logs.get("loss", [])})
-            if name == "pretrained":
-                kept = classifier
-        rows.append(row)
-        print(
-            f"  {len(labeled)} labels: fine-tuned {row['pretrained_accuracy']:.1%}, "
-            f"from scratch {row['scratch_accuracy']:.1%}",
-            flush=True,
+            print(
+                f"  {len(labeled)} labels, {mode}: fine-tuned {entry['pretrained_accuracy']:.1%}, "
+                f"from scratch {entry['scratch_accuracy']:.1%}{robust}",
+                flush=True,
+            )
+        best = max(row["strategies"], key=lambda m: row["strategies"][m]["pretrained_accuracy"])
+        row.update(
+            best_mode=best,
+            pretrained_accuracy=row["strategies"][best]["pretrained_accuracy"],
+            scratch_accuracy=row["strategies"][best]["scratch_accuracy"],
         )
+        rows.append(row)
     kept.save(folder / "classifier.keras")
     plot_training_curves(curves, folder / "finetuning.png", "Fine-tuning")
-    if len(rows) > 1:
+    if len(rows) > 1 or len(config.modes) > 1:
         plot_label_efficiency(
             [r["labeled_images"] for r in rows],
-            [r["pretrained_accuracy"] for r in rows],
-            [r["scratch_accuracy"] for r in rows],
+            {
+                mode: (
+                    [r["strategies"][mode]["pretrained_accuracy"] for r in rows],
+                    [r["strategies"][mode]["scratch_accuracy"] for r in rows],
+                )
+                for mode in config.modes
+            },
             folder / "label_efficiency.png",
         )
-    return rows, kept
+    return rows, kept, exported
 
 
 _STRATEGIES = {}
@@ -344,7 +408,10 @@ def _prepare(config, strategy, labeled=True):
     set_precision(config.precision)
     # An unknown name, or an encoder the method cannot train, fails before loading data.
     if config.encoder is not None:
-        model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width))
+        model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width, config.weights))
+    elif config.weights is not None:
+        raise InputError("--weights needs a keras.applications backbone: add --encoder keras:ResNet50V2 (or another).")
+    config = _check_finetuning(config)
     keras.utils.set_random_seed(config.seed)
     train, test = load_train_test(config.data, config.image_size, config.seed, config.skip_bad_images)
     subsets = [label_subset(train, labels, seed=config.seed) for labels in config.labels] if labeled else []
@@ -356,6 +423,31 @@ def _prepare(config, strategy, labeled=True):
         line += f"; {strategy.num_replicas_in_sync} replicas"
     print(line, flush=True)
     return config, train, test, subsets
+
+
+def _check_finetuning(config):
+    """The fine-tuning options checked (modes in the registry's spelling), or an `InputError`."""
+    from kssl.errors import InputError
+    from kssl.finetuning import check_mode, strategy_class
+    from kssl.finetuning.adversarial import ATTACKS, check_epsilon
+
+    modes = [check_mode(mode) for mode in (config.modes or [])]
+    if not modes:
+        raise InputError("--modes is empty: name one or more of linear, partial, full, lora, adapter, gradual.")
+    for mode in modes:
+        try:
+            strategy_class(mode)(**_mode_options(config, mode))
+        except ValueError as error:
+            raise InputError(f"--modes {mode}: {error}") from None
+    if config.adversarial not in ("none", *ATTACKS):
+        raise InputError(f"--adversarial must be none, fgsm or pgd. Received: {config.adversarial!r}")
+    try:
+        check_epsilon(config.epsilon)
+    except ValueError as error:
+        raise InputError(f"--epsilon: {error}") from None
+    if not 0 < config.stage_decay <= 1:
+        raise InputError(f"--stage-decay must be in (0, 1] (1 turns it off). Received: {config.stage_decay!r}")
+    return dataclasses.replace(config, modes=list(dict.fromkeys(modes)))
 
 
 def encoder_file(path) -> pathlib.Path:
@@ -404,10 +496,19 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
     config, _, test, subsets = _prepare(config, strategy)
     source = {"pretrained": str(pretrained), "pretrained_sha256": file_sha256(path)}
     with staged_folder(out, {**config.result_fields(), "pretrained_sha256": source["pretrained_sha256"]}) as folder:
-        rows, _ = _finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
-        metrics = {"data": config.data, "test_images": len(test), **source, "label_budgets": rows}
+        rows, _, exported = _finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
+        metrics = {
+            "data": config.data,
+            "test_images": len(test),
+            **source,
+            "modes": config.modes,
+            "adversarial": config.adversarial,
+            "label_budgets": rows,
+            "exported": exported,
+        }
         _write_json(folder / "metrics.json", metrics)
         _write_json(folder / "config.json", {**dataclasses.asdict(config), **source})
+    print(results_table(metrics))
     print(f"Fine-tuned classifier in {out}/classifier.keras")
     return metrics
 
@@ -424,6 +525,8 @@ def evaluate_job(config: RunConfig, pretrained) -> dict:
     encoder = load_encoder(path)
     config = dataclasses.replace(config.resolved(), image_size=encoder.input_shape[1], labels=[])
     config, train, test, _ = _prepare(config, strategy, labeled=False)
+    if config.few_shot:
+        _check_few_shot(config.few_shot, test.labels)
     results = _evaluate_frozen(encoder, train, test)
     classifier_path = pathlib.Path(pretrained) / "classifier.keras"
     if classifier_path.is_file():
@@ -432,6 +535,38 @@ def evaluate_job(config: RunConfig, pretrained) -> dict:
         results["classifier_accuracy"] = float(classifier.evaluate(batches, return_dict=True, verbose=0)["accuracy"])
     width = max(len(name) for name in results)
     print("\n".join(f"  {name:<{width}}  {value:6.1%}" for name, value in results.items()))
+    if config.few_shot:
+        results["few_shot"] = _few_shot(encoder, test, config.few_shot, config.seed)
+    return results
+
+
+def _check_few_shot(settings, labels):
+    from kssl.errors import InputError
+    from kssl.few_shot import few_shot_episodes
+
+    for ways, shots in settings:
+        try:
+            next(few_shot_episodes(labels, ways, shots, episodes=1))
+        except ValueError as error:
+            raise InputError(f"--few-shot {ways}x{shots} on the test split: {error}") from None
+
+
+def _few_shot(encoder, test, settings, seed) -> list[dict]:
+    """N-way K-shot accuracy of the test split's frozen features, both classifiers, printed."""
+    from kssl.evaluation import extract_features
+    from kssl.few_shot import CLASSIFIERS, few_shot_accuracy
+
+    features = extract_features(encoder, test)
+    print(f"  few-shot on the {len(test)} test images (600 episodes, 95% interval):")
+    results = []
+    for ways, shots in settings:
+        for classifier in CLASSIFIERS:
+            result = few_shot_accuracy(features, test.labels, ways, shots, classifier=classifier, seed=seed)
+            results.append(result)
+            print(
+                f"    {ways}-way {shots}-shot, {classifier.replace('_', ' '):<12}  "
+                f"{result['accuracy']:6.1%} +- {result['ci95']:.1%}  ({result['queries']} queries a class)"
+            )
     return results
 
 
@@ -468,7 +603,7 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
         print("[2/4] evaluating frozen features (kNN, linear probe, embedding map)", flush=True)
         frozen = _evaluate_frozen(encoder, train, test, folder, config.seed)
         print("[3/4] fine-tuning: pretrained encoder vs. the same architecture from scratch", flush=True)
-        rows, classifier = _finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
+        rows, classifier, exported = _finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
         print("[4/4] exporting the SavedModel for TF Serving", flush=True)
         export_saved_model(classifier, folder / "serving" / config.model_name / str(config.version))
         metrics = {
@@ -478,7 +613,10 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
             "test_images": len(test),
             "pretraining": pretraining,
             **frozen,
+            "modes": config.modes,
+            "adversarial": config.adversarial,
             "label_budgets": rows,
+            "exported": exported,
             "seconds": round(time.perf_counter() - started, 1),
         }
         _write_json(folder / "metrics.json", metrics)
@@ -487,20 +625,39 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     return metrics
 
 
-def results_table(metrics: dict, out) -> str:
-    """The short table `kssl run` prints at the end."""
-    lines = [
-        f"\nTest accuracy on {metrics['test_images']} images of {metrics['data']}:",
-        f"  frozen features of the {metrics['method']} encoder, all {metrics['train_images']} train labels:",
-        f"    kNN (k=200)                   {metrics['knn_accuracy']:6.1%}",
-        f"    linear probe                  {metrics['linear_probe_accuracy']:6.1%}",
-        "  labels   fine-tuned (pretrained)   from scratch   gain",
-    ]
+def results_table(metrics: dict, out=None) -> str:
+    """The table `kssl run` and `kssl finetune` print at the end: accuracy per label
+    budget and fine-tuning mode, pretrained vs. from scratch, and what each mode trains."""
+    lines = [f"\nTest accuracy on {metrics['test_images']} images of {metrics['data']}:"]
+    if "knn_accuracy" in metrics:
+        lines += [
+            f"  frozen features of the {metrics['method']} encoder, all {metrics['train_images']} train labels:",
+            f"    kNN (k=200)                   {metrics['knn_accuracy']:6.1%}",
+            f"    linear probe                  {metrics['linear_probe_accuracy']:6.1%}",
+        ]
+    adversarial = metrics.get("adversarial", "none") != "none"
+    header = "  labels  mode      fine-tuned  from scratch    gain   trains"
+    if adversarial:
+        header += "    PGD-10 (pretrained / scratch)"
+    lines.append(header)
     for row in metrics["label_budgets"]:
-        gain = row["pretrained_accuracy"] - row["scratch_accuracy"]
+        for mode, entry in row["strategies"].items():
+            gain = entry["pretrained_accuracy"] - entry["scratch_accuracy"]
+            line = (
+                f"  {row['labeled_images']:>6}  {mode:<8}  {entry['pretrained_accuracy']:>10.1%}  "
+                f"{entry['scratch_accuracy']:>12.1%}  {gain:>+6.1%}  {entry['trainable_share']:>6.1%} "
+                f"({entry['trainable_parameters']:,})"
+            )
+            if adversarial:
+                line += f"  {entry['pretrained_robust_accuracy']:.1%} / {entry['scratch_robust_accuracy']:.1%}"
+            lines.append(line)
+    exported = metrics.get("exported")
+    if exported:
         lines.append(
-            f"  {row['labeled_images']:>6}   {row['pretrained_accuracy']:>23.1%}   {row['scratch_accuracy']:>12.1%}"
-            f"   {gain:+.1%}"
+            f"  saved: the {exported['mode']} classifier at {exported['labeled_images']} labels "
+            "(best test accuracy at the largest label budget)"
         )
-    lines.append(f"Artifacts in {out}/ ({metrics['seconds']:.0f}s)")
+    if out is not None:
+        seconds = f" ({metrics['seconds']:.0f}s)" if "seconds" in metrics else ""
+        lines.append(f"Artifacts in {out}/{seconds}")
     return "\n".join(lines)

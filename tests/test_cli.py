@@ -66,6 +66,12 @@ def test_existing_output_is_refused_and_left_untouched(tmp_path, capsys):
         (["--labels", "500"], "has only"),
         (["--method", "mae", "--encoder", "resnet18"], "MAE needs a ViT encoder"),
         (["--method", "simsiam", "--temperature", "0.1"], "contrastive methods (simclr, moco)"),
+        (["--modes", "linear,frozen"], "Unknown fine-tuning mode 'frozen'"),
+        (["--encoder", "keras:ResNet51"], "Unknown keras.applications backbone 'ResNet51'"),
+        (["--encoder", "keras:ResNet50V2"], "at image size 8"),
+        (["--weights", "imagenet"], "--weights applies to keras.applications backbones"),
+        (["--encoder", "keras:MobileNetV3Small", "--image-size", "32", "--weights", "/no/such.h5"], "No weights file"),
+        (["--stage-decay", "2"], "--stage-decay must be in (0, 1]"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
@@ -73,6 +79,27 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err and err.startswith("kssl: error:")
     assert not (tmp_path / "x").exists()
+
+
+def test_weights_that_do_not_fit_the_backbone_stop_before_anything_is_written(tmp_path, capsys):
+    import keras
+
+    path = tmp_path / "mobilenet.weights.h5"
+    keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(path)
+    args = ["--encoder", "keras:EfficientNetB0", "--image-size", "32", "--weights", str(path)]
+    assert main(["run", *TINY, "--out", str(tmp_path / "x"), *args]) == 2
+    assert "do not fit keras.applications.EfficientNetB0" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--lora-rank", "0"], ["--epsilon", "1.5"], ["--adversarial", "cw"], ["--modes", "lora", "--epsilon", "-1"]],
+)
+def test_bad_fine_tuning_options_are_rejected_by_the_parser(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", *args])
+    assert exit_info.value.code == 2
 
 
 @pytest.mark.parametrize("labels", ["0", "1.5", "-0.1", "ten"])
@@ -103,8 +130,21 @@ def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys
                  "--width", "0.125", "--out", str(finetuned)]) == 0  # fmt: skip
     rows = json.loads((finetuned / "metrics.json").read_text())["label_budgets"]
     assert [r["labeled_images"] for r in rows] == [20, 40] and (finetuned / "label_efficiency.png").is_file()
-    assert main(["evaluate", "--pretrained", str(pretrained)]) == 0
-    assert "knn_accuracy" in capsys.readouterr().out
+    assert main(["evaluate", "--pretrained", str(pretrained), "--few-shot", "5x1,5x5"]) == 0
+    printed = capsys.readouterr().out
+    assert "knn_accuracy" in printed and "5-way 5-shot, logistic" in printed and "+-" in printed
+    assert main(["evaluate", "--pretrained", str(pretrained), "--few-shot", "5x40"]) == 2
+    assert "5-way 40-shot needs 5 classes with more than 40 images" in capsys.readouterr().err
+    modes = tmp_path / "modes"
+    assert main(["finetune", "--pretrained", str(pretrained), "--labels", "3", "--finetune-epochs", "1",
+                 "--modes", "linear,LoRA", "--lora-rank", "2", "--adversarial", "fgsm", "--out", str(modes)]) == 0  # fmt: skip
+    metrics = json.loads((modes / "metrics.json").read_text())
+    entry = metrics["label_budgets"][0]["strategies"]["lora"]
+    assert list(metrics["label_budgets"][0]["strategies"]) == ["linear", "lora"]
+    assert 0 < entry["trainable_share"] < 0.5 and 0 <= entry["pretrained_robust_accuracy"] <= 1
+    assert metrics["exported"]["mode"] in ("linear", "lora") and (modes / "label_efficiency.png").is_file()
+    printed = capsys.readouterr().out
+    assert "PGD-10" in printed and "saved: the" in printed
     assert main(["export", "--model", str(finetuned), "--out", str(serving), "--version", "3"]) == 0
     assert (serving / "kssl" / "3" / "saved_model.pb").is_file()
     assert main(["export", "--model", str(finetuned), "--out", str(serving), "--version", "3"]) == 2
