@@ -300,7 +300,8 @@ def _finetune_into(folder, config, strategy, encoder, subsets, test, verbose):
                     verbose=verbose,
                 )
                 deployed = classifier.merged()
-                deployed.compile()
+                if deployed is not classifier:  # LoRA: a plain copy, for evaluation, saving and serving
+                    deployed.compile()
                 entry[f"{name}_accuracy"] = float(
                     deployed.evaluate(test_batches, return_dict=True, verbose=0)["accuracy"]
                 )

@@ -24,9 +24,14 @@ def test_help_lists_every_method_on_a_line_of_its_own(command):
         [sys.executable, "-m", "kssl", command, "--help"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0
-    lines = result.stdout.split("pretraining methods (--method):\n")[1].splitlines()
+    lines = result.stdout.split("pretraining methods (--method):\n")[1].split("\n\n")[0].splitlines()
     assert [line.split()[0] for line in lines] == list(METHODS)
     assert all(summary in result.stdout for _, summary in METHODS.values())
+    if command == "run":
+        from kssl.finetuning import STRATEGIES
+
+        modes = result.stdout.split("fine-tuning modes (--modes):\n")[1].splitlines()
+        assert [line.split()[0] for line in modes] == list(STRATEGIES)
 
 
 @pytest.mark.slow
