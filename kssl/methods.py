@@ -13,9 +13,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-
-from kssl.errors import InputError
+from kssl.registry import check_name, load_class
 
 # name: ("module:Class", what it does in one line)
 METHODS = {
@@ -46,13 +44,9 @@ METHODS = {
 
 def check_method(name: str) -> str:
     """`name` in the registry's spelling, or an `InputError` listing the methods."""
-    key = str(name).lower()
-    if key not in METHODS:
-        raise InputError(f"Unknown pretraining method {name!r}. Available methods: {', '.join(METHODS)}.")
-    return key
+    return check_name(METHODS, name, "pretraining method")
 
 
 def method_class(name: str):
     """The `SelfSupervisedModel` subclass of the method called `name` (case-insensitive)."""
-    module, _, attribute = METHODS[check_method(name)][0].partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    return load_class(METHODS, name, "pretraining method")

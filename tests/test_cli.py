@@ -141,8 +141,8 @@ def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys
     assert main(["evaluate", "--pretrained", str(pretrained), "--few-shot", "5x40"]) == 2
     assert "5-way 40-shot needs 5 classes with more than 40 images" in capsys.readouterr().err
     modes = tmp_path / "modes"
-    assert main(["finetune", "--pretrained", str(pretrained), "--labels", "3", "--finetune-epochs", "1",
-                 "--modes", "linear,LoRA", "--lora-rank", "2", "--adversarial", "fgsm", "--out", str(modes)]) == 0  # fmt: skip
+    assert main(["finetune", "--pretrained", str(pretrained), "--labels", "3", "--finetune-epochs", "1", "--modes",
+                 "linear,LoRA", "--lora-rank", "2", "--adversarial", "fgsm", "--out", str(modes)]) == 0  # fmt: skip
     metrics = json.loads((modes / "metrics.json").read_text())
     entry = metrics["label_budgets"][0]["strategies"]["lora"]
     assert list(metrics["label_budgets"][0]["strategies"]) == ["linear", "lora"]

@@ -15,9 +15,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-
-from kssl.errors import InputError
+from kssl.registry import check_name, load_class
 
 # name: ("module:Class", what it trains, in one line)
 STRATEGIES = {
@@ -41,13 +39,9 @@ STRATEGIES = {
 
 def check_mode(name: str) -> str:
     """`name` in the registry's spelling, or an `InputError` listing the modes."""
-    key = str(name).lower()
-    if key not in STRATEGIES:
-        raise InputError(f"Unknown fine-tuning mode {name!r}. Available modes: {', '.join(STRATEGIES)}.")
-    return key
+    return check_name(STRATEGIES, name, "fine-tuning mode")
 
 
 def strategy_class(name: str):
     """The `FineTuningStrategy` subclass of the mode called `name` (case-insensitive)."""
-    module, _, attribute = STRATEGIES[check_mode(name)][0].partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    return load_class(STRATEGIES, name, "fine-tuning mode")
