@@ -63,7 +63,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-steps", type=int, default=800, help="at most this many fine-tuning steps")
     parser.add_argument("--min-steps", type=int, default=300, help="at least this many fine-tuning steps")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--learning-rate", type=float, default=None, help="Adam's peak rate (default: each mode's, kssl.finetune's)"
+    )
     parser.add_argument("--stage-decay", type=float, default=0.5, help="gradual's discriminative learning rates")
     parser.add_argument("--epsilon", type=float, default=8 / 255)
     parser.add_argument("--attack-steps", type=int, default=3, help="PGD steps in adversarial fine-tuning")

@@ -227,7 +227,7 @@ def finetune(
     mode: str = "full",
     epochs: float = 30,
     batch_size: int = 64,
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
     trainable_stages: int = 1,
     l2_sp: float = 0.0,
     mode_options: dict | None = None,
@@ -252,6 +252,8 @@ def finetune(
     Args:
         mode: a fine-tuning mode of `kssl.finetuning.STRATEGIES` ("linear", "partial",
             "full", "lora", "adapter", "gradual").
+        learning_rate: Adam's peak learning rate (default: the mode's
+            `default_learning_rate`, 1e-3, and 3e-3 for LoRA).
         mode_options: the mode's options, e.g. `{"rank": 4, "alpha": 8}` for LoRA or
             `{"every_epochs": 5}` for gradual unfreezing.
         stage_decay: discriminative learning rates: each earlier stage trains at this
@@ -289,6 +291,8 @@ def finetune(
             mode_options=mode_options,
             adversarial=adversarial,
         )
+        if learning_rate is None:
+            learning_rate = classifier.fine_tuning.default_learning_rate
         schedule = warmup_cosine(learning_rate, steps)
         if stage_decay != 1.0:
             rates = stage_learning_rates(classifier.encoder, stage_decay)

@@ -25,6 +25,9 @@ class FineTuningStrategy:
     40
     """
 
+    # Adam's peak learning rate in `kssl.finetune` when none is given.
+    default_learning_rate = 1e-3
+
     def __init__(self, **options):
         if options:
             raise ValueError(f"{type(self).__name__} takes no options. Received: {sorted(options)}")
