@@ -134,6 +134,31 @@ def test_fine_tuning_strategies_step_on_two_replicas_equal_one_device(mode, opti
     assert_same_weights(mirrored, single, rtol=1e-4, atol=1e-4)
 
 
+def test_gradual_unfreezing_on_two_replicas_equals_one_device():
+    images = digits().subset(range(32))
+    batch = next(iter(labeled_batches(images, 32)))
+
+    def run(strategy):
+        with strategy.scope():
+            keras.utils.set_random_seed(3)
+            classifier = Classifier(tiny_encoder(), 10, mode="gradual", mode_options={"every_epochs": 1})
+            classifier.compile(optimizer=keras.optimizers.SGD(0.1))
+        callbacks = classifier.fine_tuning.callbacks(classifier, steps_per_epoch=1, total_steps=3)
+        data = tf.data.Dataset.from_tensors(batch).repeat(3)
+        kernels = [classifier.encoder.get_layer(f"stage{n}_block1_shortcut_conv").kernel for n in (2, 3)]
+        before = [k.numpy() for k in kernels]
+        history = classifier.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
+        moved = [not np.array_equal(b, k.numpy()) for b, k in zip(before, kernels)]
+        return history.history["loss"][0], weights(classifier), moved
+
+    single_loss, single, single_moved = run(one_device())
+    mirrored_loss, mirrored, mirrored_moved = run(two_replicas())
+    # Step 1 trains the head, step 2 stage 4, step 3 stages 3 and 4 (two retraces).
+    assert single_moved == mirrored_moved == [False, True]
+    assert mirrored_loss == pytest.approx(single_loss, rel=1e-5)
+    assert_same_weights(mirrored, single)
+
+
 def test_classifier_batches_that_do_not_split_evenly_are_refused_clearly():
     # Keras' standard train step averages per-replica means: exact only for even splits.
     from kssl.training import finetune
