@@ -53,11 +53,15 @@ def pgd(model, images, labels, epsilon: float, steps: int = 7, step_size: float 
     if seed is not None:
         noise = tf.random.stateless_uniform(tf.shape(images), seed=seed, minval=-epsilon, maxval=epsilon)
         adversarial = tf.clip_by_value(images + noise, 0.0, 1.0)
-    for _ in range(steps):
+
+    def step(index, adversarial):
         gradient = _loss_gradient(model, adversarial, labels)
         adversarial = adversarial + step_size * tf.sign(gradient)
         adversarial = tf.clip_by_value(adversarial, images - epsilon, images + epsilon)
-        adversarial = tf.clip_by_value(adversarial, 0.0, 1.0)
+        return index + 1, tf.clip_by_value(adversarial, 0.0, 1.0)
+
+    # A graph loop (Keras traces train steps without AutoGraph): 10 steps trace as one.
+    _, adversarial = tf.while_loop(lambda index, _: index < steps, step, (tf.constant(0), adversarial))
     return adversarial
 
 

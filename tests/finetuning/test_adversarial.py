@@ -92,6 +92,15 @@ def test_adversarial_training_step_trains_on_adversarial_or_mixed_batches():
         assert 0.09 < difference.max() <= 0.1 + 1e-6  # the adversarial half moved by epsilon
 
 
+def test_pgd_training_runs_in_keras_compiled_train_step():
+    labeled = digits().subset(range(64))
+    classifier = Classifier(tiny_encoder(), num_classes=10, mode="full", adversarial={"epsilon": 0.03, "steps": 3})
+    classifier.compile(optimizer="adam")  # a compiled (graph) train step, as fit runs it
+    data = labeled_batches(labeled, 32, training=True, repeat=True)
+    history = classifier.fit(data, epochs=1, steps_per_epoch=2, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and classifier.optimizer.iterations.numpy() == 2
+
+
 def test_epsilon_and_attack_are_checked():
     with pytest.raises(ValueError, match="epsilon=1.5"):
         AdversarialTraining(epsilon=1.5)
