@@ -36,17 +36,21 @@ def main(batch=512, size=32):
     images = tf.constant(np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
     floats = tf.cast(images, tf.float32) / 255.0
     crop_area, ratio = (0.08, 1.0), (3 / 4, 4 / 3)
+    jitter = augment.ViewAugmentation(size)
+    crop = augment.ViewAugmentation(
+        size, flip=False, jitter_strength=0.0, grayscale_probability=0.0, blur_probability=0.0
+    )
     cases = {
         "kssl ViewAugmentation (no blur)": (tf.function(augment.ViewAugmentation(size)), images),
         "kssl ViewAugmentation (blur p=0.5)": (
             tf.function(augment.ViewAugmentation(size, blur_probability=0.5)),
             images,
         ),
-        "kssl colour jitter only": (tf.function(lambda x, s: augment._color_jitter(x, 0.5, s)), floats),
-        "kssl random resized crop": (
-            tf.function(lambda x, s: augment._random_resized_crop(x, size, crop_area, ratio, s)),
-            images,
+        "kssl colour jitter only": (
+            tf.function(lambda x, s: augment._color_jitter(x, jitter.draw(s, batch))),
+            floats,
         ),
+        "kssl random resized crop": (tf.function(crop), images),
     }
     keras_cv_crop = keras_cv.layers.RandomCropAndResize((size, size), crop_area, ratio)
     cases["keras_cv RandomCropAndResize"] = (lambda x, s: keras_cv_crop(x), floats)

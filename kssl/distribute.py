@@ -153,30 +153,33 @@ def reducible_logs(logs: dict) -> dict:
     return logs
 
 
-def distribute_batches(strategy, make_dataset):
-    """A dataset of global batches, split exactly as one device would see them.
+def distribute_batches(strategy, make_dataset, batch_size: int):
+    """A dataset of global batches of `batch_size`, split exactly as one device would see them.
 
-    `make_dataset()` must yield the same sequence of global batches on every worker (kssl's
-    seeded pipelines do). Under MultiWorkerMirroredStrategy, tf.data's auto-sharding
-    interleaves elements across workers, so a "global batch" of one step would mix
-    different batches; here every replica instead takes its contiguous slice of each
-    global batch, in replica order, which is what one device computes. Other strategies
-    split batches that way already, and get the dataset back unchanged for Keras to
-    distribute.
+    `make_dataset(rows)` must yield the same sequence of global batches on every worker
+    (kssl's seeded pipelines do), or, given `rows=(lo, hi)`, only rows `lo:hi` of each
+    of them, computed exactly as in the whole batch. Under MultiWorkerMirroredStrategy
+    each worker asks only for its own replicas' rows, so W workers share the input work
+    instead of each reading, decoding and augmenting every image; every replica then
+    takes its contiguous slice, in replica order, which is what one device computes
+    (tf.data's auto-sharding would interleave elements across workers and mix batches).
+    Other strategies split batches that way already, and get the whole dataset back for
+    Keras to distribute.
     """
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return make_dataset()
+        return make_dataset(None)
 
     def per_worker(context):
         local = context.num_replicas_in_sync // context.num_input_pipelines
         first = context.input_pipeline_id * local
         total = context.num_replicas_in_sync
+        bounds = [(first + j) * batch_size // total for j in range(local + 1)]
 
         def replica_slices(*batch):
             def take(j):
                 def cut(t):
-                    size = tf.shape(t, out_type=tf.int64)[0]
-                    return t[(first + j) * size // total : (first + j + 1) * size // total]
+                    starts = tf.constant(bounds, tf.int64) - bounds[0]
+                    return t[starts[j] : starts[j + 1]]
 
                 return tf.nest.map_structure(cut, batch if len(batch) > 1 else batch[0])
 
@@ -184,6 +187,6 @@ def distribute_batches(strategy, make_dataset):
 
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        return make_dataset().flat_map(replica_slices).with_options(options)
+        return make_dataset((bounds[0], bounds[-1])).flat_map(replica_slices).with_options(options)
 
     return strategy.distribute_datasets_from_function(per_worker)

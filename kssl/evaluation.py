@@ -6,14 +6,18 @@ import numpy as np
 
 
 def extract_features(encoder, images, batch_size: int = 512, verbose: int = 0) -> np.ndarray:
-    """Encoder features of uint8 images (`(N, S, S, 3)`, or an `ImageSet`), in inference mode.
+    """Encoder features of uint8 images (`(N, S, S, 3)`, an `ImageSet` or streamed files), in inference mode.
 
     Images are resized to the encoder's input size if they differ.
     """
     import tensorflow as tf
 
-    images = getattr(images, "images", images)
     size = encoder.input_shape[1]
+    if not isinstance(images, np.ndarray) and hasattr(images, "image_size"):  # an ImageSet or a streamed source
+        from kssl.data.pipeline import evaluation_images
+
+        dataset = evaluation_images(images, batch_size, size).prefetch(tf.data.AUTOTUNE)
+        return np.asarray(encoder.predict(dataset, verbose=verbose), dtype=np.float32)
     dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
 
     def prepare(batch):

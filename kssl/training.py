@@ -186,6 +186,7 @@ def pretrain(
     if projection_head is not None:
         options["projection_head"] = projection_head
     size = encoder.input_shape[1]
+    image_set = image_set.at_size(size)
     augmentation = augmentation or model_class.view_augmentations(size)
     recipe = recipe or recipe_for(method)
     if learning_rate is not None:
@@ -212,9 +213,10 @@ def pretrain(
     def data(start_step):
         return distribute_batches(
             strategy,
-            lambda: view_pairs(
-                image_set, batch_size, augmentation, seed=seed, with_labels=probe, start_step=start_step
+            lambda rows: view_pairs(
+                image_set, batch_size, augmentation, seed=seed, with_labels=probe, start_step=start_step, rows=rows
             ),
+            batch_size,
         )
 
     history = _fit(model, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, budget)
@@ -279,6 +281,9 @@ def finetune(
     _check_split(batch_size, strategy)
     batch_size = min(batch_size, len(labeled_set) - len(labeled_set) % strategy.num_replicas_in_sync)
     steps = _steps_for(epochs, len(labeled_set), batch_size)
+    size = encoder.input_shape[1]
+    labeled_set = labeled_set.at_size(size)
+    validation_set = validation_set.at_size(size) if validation_set is not None else None
     encoder = _in_scope(encoder, strategy)
     with strategy.scope():
         classifier = Classifier(
@@ -306,9 +311,10 @@ def finetune(
     def data(start_step):
         return distribute_batches(
             strategy,
-            lambda: labeled_batches(
-                labeled_set, batch_size, training=True, seed=seed, repeat=True, start_step=start_step
+            lambda rows: labeled_batches(
+                labeled_set, batch_size, training=True, seed=seed, repeat=True, start_step=start_step, rows=rows
             ),
+            batch_size,
         )
 
     validation = labeled_batches(validation_set, 256) if validation_set is not None else None

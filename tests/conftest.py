@@ -3,9 +3,12 @@
 import os
 import pathlib
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Folder listings and image caches go to a throw-away folder, not the user's ~/.cache.
+os.environ.setdefault("KSSL_CACHE_DIR", tempfile.mkdtemp(prefix="kssl-test-cache-"))
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Under pytest-xdist (pyproject's `-n 2`), each worker (and the processes it starts)
     # computes on one thread: two workers then fill two cores without oversubscribing them.

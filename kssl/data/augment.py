@@ -90,27 +90,127 @@ class ViewAugmentation:
     def get_config(self) -> dict:
         return dataclasses.asdict(self)
 
-    def __call__(self, images, seed):
-        images = tf.convert_to_tensor(images)
+    def draw(self, seed, count) -> dict:
+        """Every random parameter of `count` views from a `(2,)` seed, one value per view.
+
+        A view's parameters depend only on the seed and its row, so a slice of the rows
+        gives the same views wherever it is computed (each worker of a multi-worker run
+        draws the whole global batch, which is a few floats per image, and transforms
+        only its own rows).
+        """
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=8)
-        scale = 255.0 if images.dtype == tf.uint8 else 1.0
-        views = _random_resized_crop(images, self.image_size, self.crop_area, self.crop_ratio, seeds[0])
-        views = views / scale
+        area_seed, ratio_seed, y_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seeds[0], 4))
+        b_seed, c_seed, s_seed, h_seed = tf.unstack(tf.random.experimental.stateless_split(seeds[2], 4))
+        amount = 0.8 * self.jitter_strength
+        low, high = max(0.0, 1.0 - amount), 1.0 + amount
+        hue = 0.2 * self.jitter_strength
+        jitter = self.jitter_strength > 0 and self.jitter_probability > 0
+        return {
+            "crop_area": _uniform(area_seed, count, *self.crop_area),
+            "crop_log_ratio": _uniform(ratio_seed, count, math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])),
+            "crop_y": _uniform(y_seed, count, 0.0, 1.0),
+            "crop_x": _uniform(x_seed, count, 0.0, 1.0),
+            "flip": _draw(seeds[1], count, 0.5 if self.flip else 0.0),
+            "brightness": _uniform(b_seed, count, low, high),
+            "contrast": _uniform(c_seed, count, low, high),
+            "saturation": _uniform(s_seed, count, low, high),
+            "hue": _uniform(h_seed, count, -hue, hue),
+            "jitter": _draw(seeds[3], count, self.jitter_probability if jitter else 0.0),
+            "grayscale": _draw(seeds[4], count, self.grayscale_probability),
+            "blur_sigma": _uniform(seeds[5], count, 0.1, 2.0),
+            "blur": _draw(seeds[6], count, self.effective_blur_probability),
+            "solarize": _draw(seeds[7], count, self.solarize_probability),
+        }
+
+    def windows(self, parameters, heights, widths):
+        """The crop windows of drawn views in each image's pixels (float32, `(N, 4)`).
+
+        A window is `(top, left, height, width)` of the span its samples cover: the
+        view's corner pixels sit at `(top, left)` and `(top + height, left + width)`
+        (`crop_windows`). Inception-style random resized crops measured in each
+        image's own pixels, so a crop keeps its drawn aspect ratio whatever the image's
+        shape. torchvision retries up to 10 draws and falls back to a centre crop;
+        clipping the drawn side to the image keeps this branch-free and vectorised, at
+        the price of slightly more full-width crops for extreme ratios.
+        """
+        heights = tf.cast(heights, tf.float32)
+        widths = tf.cast(widths, tf.float32)
+        aspect = tf.exp(parameters["crop_log_ratio"])
+        height = tf.minimum(tf.sqrt(parameters["crop_area"] / aspect * widths / heights), 1.0)
+        width = tf.minimum(tf.sqrt(parameters["crop_area"] * aspect * heights / widths), 1.0)
+        top = parameters["crop_y"] * (1.0 - height)
+        left = parameters["crop_x"] * (1.0 - width)
+        spans = tf.stack([heights - 1.0, widths - 1.0, heights - 1.0, widths - 1.0], axis=1)
+        return tf.stack([top, left, height, width], axis=1) * spans
+
+    def finish(self, crops, parameters):
+        """Flip, colour jitter, grayscale, blur and solarize of `(N, S, S, 3)` crops in [0, 1]."""
+        views = crops
         if self.flip:
-            views = _where_per_image(_draw(seeds[1], views, 0.5), views[:, :, ::-1, :], views)
+            views = _where_per_image(parameters["flip"], views[:, :, ::-1, :], views)
         if self.jitter_strength > 0 and self.jitter_probability > 0:
-            jittered = _color_jitter(views, self.jitter_strength, seeds[2])
-            views = _where_per_image(_draw(seeds[3], views, self.jitter_probability), jittered, views)
+            jittered = _color_jitter(views, parameters)
+            views = _where_per_image(parameters["jitter"], jittered, views)
         if self.grayscale_probability > 0:
             gray = tf.repeat(_grayscale(views), 3, axis=-1)
-            views = _where_per_image(_draw(seeds[4], views, self.grayscale_probability), gray, views)
+            views = _where_per_image(parameters["grayscale"], gray, views)
         if self.effective_blur_probability > 0:
-            blurred = _gaussian_blur(views, seeds[5])
-            views = _where_per_image(_draw(seeds[6], views, self.effective_blur_probability), blurred, views)
+            blurred = _gaussian_blur(views, parameters["blur_sigma"])
+            views = _where_per_image(parameters["blur"], blurred, views)
         if self.solarize_probability > 0:
             solarized = tf.where(views < 0.5, views, 1.0 - views)
-            views = _where_per_image(_draw(seeds[7], views, self.solarize_probability), solarized, views)
+            views = _where_per_image(parameters["solarize"], solarized, views)
         return tf.clip_by_value(views, 0.0, 1.0)
+
+    def __call__(self, images, seed, shapes=None):
+        """Views of a batch of images (`shapes`: each image's `(height, width)` in a padded batch)."""
+        images = tf.convert_to_tensor(images)
+        parameters = self.draw(seed, _batch_size(images))
+        heights, widths = _image_shapes(images, shapes)
+        windows = self.windows(parameters, heights, widths)
+        crops = crop_windows(images, windows, self.image_size)
+        return self.finish(crops / (255.0 if images.dtype == tf.uint8 else 1.0), parameters)
+
+
+def _image_shapes(images, shapes):
+    if shapes is not None:
+        shapes = tf.cast(shapes, tf.int32)
+        return shapes[:, 0], shapes[:, 1]
+    count = _batch_size(images)
+    return tf.fill([count], tf.shape(images)[1]), tf.fill([count], tf.shape(images)[2])
+
+
+def crop_windows(images, windows, size):
+    """Bilinear crops of `windows` (`(N, 4)` top, left, height, width) resized to `size` x `size`.
+
+    `images` is a batch whose image `i` holds its picture in its top-left corner (the
+    rest may be padding), or a single image that every window is cut from. A window
+    is in pixels: the crop's corner samples sit on `(top, left)` and `(top + height,
+    left + width)`, as `tf.image.crop_and_resize` places them, so cutting a region out
+    first and cropping the window shifted by the region's corner gives the same view
+    (the streaming path decodes only that region). The result is float32 in the
+    images' value range.
+    """
+    images = tf.convert_to_tensor(images)
+    windows = tf.cast(windows, tf.float32)
+    canvas_height = tf.cast(tf.maximum(tf.shape(images)[1] - 1, 1), tf.float32)
+    canvas_width = tf.cast(tf.maximum(tf.shape(images)[2] - 1, 1), tf.float32)
+    top, left, height, width = tf.unstack(windows, axis=1)
+    boxes = tf.stack(
+        [top / canvas_height, left / canvas_width, (top + height) / canvas_height, (left + width) / canvas_width],
+        axis=1,
+    )
+    count = tf.shape(windows)[0] if windows.shape[0] is None else windows.shape[0]
+    box_indices = tf.range(count) if images.shape[0] is None or images.shape[0] != 1 else tf.zeros([count], tf.int32)
+    return tf.image.crop_and_resize(images, boxes, box_indices, [size, size], method="bilinear")
+
+
+def center_windows(heights, widths):
+    """The largest centred square window of each image: the evaluation crop."""
+    heights = tf.cast(heights, tf.float32)
+    widths = tf.cast(widths, tf.float32)
+    side = tf.minimum(heights, widths)
+    return tf.stack([(heights - side) / 2.0, (widths - side) / 2.0, side - 1.0, side - 1.0], axis=1)
 
 
 def _batch_size(images):
@@ -120,14 +220,14 @@ def _batch_size(images):
     return images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
 
 
-def _uniform(seed, images, low, high):
+def _uniform(seed, count, low, high):
     """One float per image, uniform in [low, high)."""
-    return tf.random.stateless_uniform([_batch_size(images)], seed, minval=low, maxval=high)
+    return tf.random.stateless_uniform([count], seed, minval=low, maxval=high)
 
 
-def _draw(seed, images, probability):
+def _draw(seed, count, probability):
     """One boolean per image, True with `probability`."""
-    return _uniform(seed, images, 0.0, 1.0) < probability
+    return _uniform(seed, count, 0.0, 1.0) < probability
 
 
 def _where_per_image(mask, a, b):
@@ -138,53 +238,30 @@ def _per_image(values):
     return values[:, None, None, None]
 
 
-def _random_resized_crop(images, size, area, ratio, seed):
-    # Inception-style crop. torchvision retries up to 10 draws and falls back to a
-    # centre crop; clipping the drawn side to the image keeps this branch-free and
-    # vectorised, at the price of slightly more near-full-width crops for extreme ratios.
-    area_seed, ratio_seed, y_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
-    scale = _uniform(area_seed, images, area[0], area[1])
-    log_ratio = _uniform(ratio_seed, images, math.log(ratio[0]), math.log(ratio[1]))
-    aspect = tf.exp(log_ratio)
-    width = tf.minimum(tf.sqrt(scale * aspect), 1.0)
-    height = tf.minimum(tf.sqrt(scale / aspect), 1.0)
-    top = _uniform(y_seed, images, 0.0, 1.0) * (1.0 - height)
-    left = _uniform(x_seed, images, 0.0, 1.0) * (1.0 - width)
-    boxes = tf.stack([top, left, top + height, left + width], axis=1)
-    return tf.image.crop_and_resize(images, boxes, tf.range(_batch_size(images)), [size, size], method="bilinear")
-
-
 def _grayscale(images):
     return tf.reduce_sum(images * tf.constant(_GRAY_WEIGHTS, images.dtype), axis=-1, keepdims=True)
 
 
-def _color_jitter(images, strength, seed):
+def _color_jitter(images, parameters):
     # Fixed order brightness -> contrast -> saturation -> hue, as keras_cv's
     # RandomColorJitter; SimCLR shuffles the order per image, which would cost four
     # times the work in a vectorised pipeline for no reported accuracy gain.
-    b_seed, c_seed, s_seed, h_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
-    amount = 0.8 * strength
-    low, high = max(0.0, 1.0 - amount), 1.0 + amount
     # Brightness is multiplicative, as in SimCLR v2's implementation.
-    images = tf.clip_by_value(images * _per_image(_uniform(b_seed, images, low, high)), 0.0, 1.0)
+    images = tf.clip_by_value(images * _per_image(parameters["brightness"]), 0.0, 1.0)
     mean = tf.reduce_mean(_grayscale(images), axis=[1, 2, 3], keepdims=True)
-    images = tf.clip_by_value((images - mean) * _per_image(_uniform(c_seed, images, low, high)) + mean, 0.0, 1.0)
+    images = tf.clip_by_value((images - mean) * _per_image(parameters["contrast"]) + mean, 0.0, 1.0)
     gray = _grayscale(images)
-    images = tf.clip_by_value((images - gray) * _per_image(_uniform(s_seed, images, low, high)) + gray, 0.0, 1.0)
-    hue_shift = 0.2 * strength
-    if hue_shift > 0:
-        hsv = tf.image.rgb_to_hsv(images)
-        hue = tf.math.floormod(hsv[..., 0] + _uniform(h_seed, images, -hue_shift, hue_shift)[:, None, None], 1.0)
-        images = tf.image.hsv_to_rgb(tf.stack([hue, hsv[..., 1], hsv[..., 2]], axis=-1))
-    return images
+    images = tf.clip_by_value((images - gray) * _per_image(parameters["saturation"]) + gray, 0.0, 1.0)
+    hsv = tf.image.rgb_to_hsv(images)
+    hue = tf.math.floormod(hsv[..., 0] + parameters["hue"][:, None, None], 1.0)
+    return tf.image.hsv_to_rgb(tf.stack([hue, hsv[..., 1], hsv[..., 2]], axis=-1))
 
 
-def _gaussian_blur(images, seed, sigma_range=(0.1, 2.0)):
+def _gaussian_blur(images, sigma):
     # Per-image kernels as one depthwise convolution: the batch is folded into the
     # channel axis, so every image is blurred with its own sigma in a single op.
     size = images.shape[1]
     radius = max(1, int(size * 0.1) // 2)
-    sigma = _uniform(seed, images, *sigma_range)
     offsets = tf.range(-radius, radius + 1, dtype=tf.float32)
     kernel = tf.exp(-(offsets[None, :] ** 2) / (2.0 * sigma[:, None] ** 2))
     kernel /= tf.reduce_sum(kernel, axis=1, keepdims=True)  # (B, K)

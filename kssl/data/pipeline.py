@@ -1,41 +1,263 @@
-"""tf.data pipelines over an in-memory `ImageSet`.
+"""tf.data pipelines of views: from an in-memory `ImageSet`, or streamed from files or TFDS.
 
-Both builders shuffle *indices* and gather whole batches from the decoded image array,
-instead of passing decoded images one by one through a `shuffle` buffer: that buffer
-would hold up to the whole dataset and be refilled whenever an iterator starts, and
-per-element work costs far more than one `tf.gather` per batch.
+Every pipeline shuffles *keys* (image indices, or TFDS records), batches them, draws
+each image's random view parameters for the whole batch from `(seed, step)`, and only
+then touches images:
+
+- in memory, one `tf.gather` and one batched `crop_and_resize` per batch;
+- streaming, each image is read and decoded in parallel inside `tf.data`, only the
+  region its views need (`tf.io.decode_and_crop_jpeg` for JPEG), and cropped at its
+  own resolution and aspect ratio.
+
+Both compute the same crops from the same stored pixels, so a streamed folder and the
+same folder in memory give the same batches when the stored copy is the original. A
+batch's parameters depend only on the seed and the step, so `rows=(lo, hi)` computes
+rows `lo:hi` of each global batch exactly as the whole batch would: each worker of a
+multi-worker run reads, decodes and augments only its own replicas' rows
+(`kssl.distribute.distribute_batches`).
 """
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import tensorflow as tf
 
-from kssl.data.augment import ViewAugmentation
+from kssl.data.augment import ViewAugmentation, center_windows, crop_windows
+from kssl.data.files import ImageFiles
 from kssl.data.sources import DataError, ImageSet
 
 
-def _check_batch(image_set: ImageSet, batch_size: int, drop_remainder: bool):
+def _check_batch(source, batch_size: int, drop_remainder: bool):
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise DataError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
-    if drop_remainder and len(image_set) < batch_size:
+    if drop_remainder and len(source) < batch_size:
         raise DataError(
-            f"The dataset has {len(image_set)} images, fewer than one batch of {batch_size}: "
-            f"lower batch_size to at most {len(image_set)} or add images."
+            f"The dataset has {len(source)} images, fewer than one batch of {batch_size}: "
+            f"lower batch_size to at most {len(source)} or add images."
         )
 
 
-def _shuffled_index_batches(size, batch_size, seed, repeat, shuffle, drop_remainder):
-    indices = tf.data.Dataset.range(size)
-    if shuffle:
-        indices = indices.shuffle(size, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        indices = indices.repeat()
-    return indices.batch(batch_size, drop_remainder=drop_remainder)
+class CenterView:
+    """The evaluation view: the largest centred square, resized; nothing random."""
+
+    def __init__(self, image_size: int):
+        self.image_size = int(image_size)
+
+    def draw(self, seed, count):
+        return {"none": tf.zeros([count])}
+
+    def windows(self, parameters, heights, widths):
+        return center_windows(heights, widths)
+
+    def finish(self, crops, parameters):
+        return crops
+
+
+def _read_file(path):
+    """The bytes of one file (a seam for tests that count reads)."""
+    return tf.io.read_file(path)
+
+
+_MARGIN = 8
+
+
+def _decode_region(contents, make_windows):
+    """Decodes the part of an encoded image that `make_windows(height, width)` asks for.
+
+    `make_windows` returns the views' windows `(V, 4)` in the image's pixels; only
+    their bounding box is decoded (JPEG: `decode_and_crop_jpeg`, which skips the rest
+    of the image; other formats are decoded whole). Returns the region and the windows
+    relative to it.
+    """
+
+    def around(height, width):
+        windows = make_windows(height, width)
+        # The integer box around the windows' samples, with a margin of 8 px (a JPEG
+        # block): libjpeg's cropped decode upsamples chroma at the crop's edge from the
+        # edge alone, which changed the last column by up to 40 levels; with the margin,
+        # the windows see the same pixels as in a full decode.
+        top = tf.maximum(tf.cast(tf.floor(tf.reduce_min(windows[:, 0])), tf.int32) - _MARGIN, 0)
+        left = tf.maximum(tf.cast(tf.floor(tf.reduce_min(windows[:, 1])), tf.int32) - _MARGIN, 0)
+        bottom = tf.cast(tf.math.ceil(tf.reduce_max(windows[:, 0] + windows[:, 2])), tf.int32) + 1 + _MARGIN
+        right = tf.cast(tf.math.ceil(tf.reduce_max(windows[:, 1] + windows[:, 3])), tf.int32) + 1 + _MARGIN
+        bottom, right = tf.minimum(bottom, height), tf.minimum(right, width)
+        union = tf.stack([top, left, bottom - top, right - left])
+        return windows - tf.cast(tf.stack([top, left, 0, 0]), tf.float32)[None], union
+
+    def jpeg():
+        shape = tf.io.extract_jpeg_shape(contents, output_type=tf.int32)
+        windows, union = around(shape[0], shape[1])
+        # INTEGER_ACCURATE is libjpeg's default, which PIL (the in-memory path) uses too.
+        region = tf.io.decode_and_crop_jpeg(contents, union, channels=3, dct_method="INTEGER_ACCURATE")
+        return region, windows
+
+    def other():
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        shape = tf.shape(image)
+        windows, union = around(shape[0], shape[1])
+        return image[union[0] : union[0] + union[2], union[1] : union[1] + union[3]], windows
+
+    region, windows = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+    region.set_shape([None, None, 3])
+    return region, windows
+
+
+class _Reader:
+    """How a source's keys become batches of crops; one subclass per kind of source."""
+
+    streaming = False
+
+    def __init__(self, source):
+        self.source = source
+
+    def key_batches(self, batch_size, seed, repeat, shuffle, drop_remainder):
+        """`(keys, labels)` batches: keys are indices here, records for TFDS."""
+        size = len(self.source)
+        keys = tf.data.Dataset.range(size)
+        if shuffle:
+            keys = keys.shuffle(size, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            keys = keys.repeat()
+        labels = self.labels()
+        return keys.batch(batch_size, drop_remainder=drop_remainder).map(lambda k: (k, tf.gather(labels, k)))
+
+    def labels(self):
+        labels = self.source.labels
+        with tf.device("/cpu:0"):
+            return tf.constant(labels if labels is not None else np.zeros(len(self.source), np.int64))
+
+
+class _MemoryReader(_Reader):
+    def __init__(self, source: ImageSet):
+        super().__init__(source)
+        with tf.device("/cpu:0"):  # whole-dataset constants stay on the host
+            self.images = tf.constant(source.images)
+            self.shapes = None if source.shapes is None else tf.constant(source.shapes.astype(np.int32))
+
+    def crops(self, keys, views, drawn):
+        batch = tf.gather(self.images, keys)
+        if self.shapes is None:
+            count = keys.shape[0] if keys.shape[0] is not None else tf.shape(keys)[0]
+            heights, widths = tf.fill([count], tf.shape(batch)[1]), tf.fill([count], tf.shape(batch)[2])
+        else:
+            shapes = tf.gather(self.shapes, keys)
+            heights, widths = shapes[:, 0], shapes[:, 1]
+        return tuple(
+            crop_windows(batch, view.windows(parameters, heights, widths), view.image_size)
+            for view, parameters in zip(views, drawn)
+        )
+
+
+class _FileReader(_Reader):
+    streaming = True
+
+    def __init__(self, source: ImageFiles):
+        super().__init__(source)
+        with tf.device("/cpu:0"):
+            self.paths = tf.constant(source.paths.astype(str))
+
+    def names(self, keys):
+        return tf.gather(self.paths, keys)
+
+    def contents(self, key):
+        return _read_file(tf.gather(self.paths, key))
+
+
+def reader_for(source) -> _Reader:
+    """The reader of an `ImageSet`, `ImageFiles` or `kssl.data.tfds_stream.TFDSRecords`."""
+    if isinstance(source, ImageSet):
+        return _MemoryReader(source)
+    if isinstance(source, ImageFiles):
+        return _FileReader(source)
+    reader = getattr(source, "reader", None)
+    if reader is None:
+        raise DataError(f"Cannot read images from a {type(source).__name__}; pass an ImageSet or ImageFiles.")
+    return reader()
+
+
+def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remainder, start_step, rows):
+    """`(views_tuple, labels)` batches: the shared body of `view_pairs` and `labeled_batches`."""
+    reader = reader_for(source)
+    lo, hi = rows if rows is not None else (0, None)
+
+    def parameters(step, keys_and_labels):
+        keys, labels = keys_and_labels
+        count = keys.shape[0] if keys.shape[0] is not None else tf.shape(keys)[0]
+        seeds = tf.random.experimental.stateless_split(tf.stack([tf.constant(seed, tf.int64), step]), len(views))
+        drawn = tuple(view.draw(seeds[i], count) for i, view in enumerate(views))
+        return tf.nest.map_structure(lambda t: t[lo:hi], (keys, labels, drawn))
+
+    batches = reader.key_batches(batch_size, seed, repeat, shuffle, drop_remainder).enumerate().skip(start_step)
+    batches = batches.map(parameters)
+    if not reader.streaming:
+
+        def in_memory(keys, labels, drawn):
+            crops = reader.crops(keys, views, drawn)
+            return tuple(view.finish(c / 255.0, p) for view, c, p in zip(views, crops, drawn)), labels
+
+        return batches.map(in_memory, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    def load(key, label, drawn):
+        def make_windows(height, width):
+            return tf.concat(
+                [
+                    view.windows(tf.nest.map_structure(lambda t: t[None], p), height[None], width[None])
+                    for view, p in zip(views, drawn)
+                ],
+                axis=0,
+            )
+
+        region, windows = _decode_region(reader.contents(key), make_windows)
+        crops = [crop_windows(region[None], windows[i : i + 1], view.image_size)[0] for i, view in enumerate(views)]
+        return tuple(crops), label, drawn
+
+    def one_batch(keys, labels, drawn):
+        images = (
+            tf.data.Dataset.from_tensor_slices((keys, labels, drawn))
+            .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .ignore_errors()  # an unreadable file is dropped here and reported below
+            .batch(batch_size)
+        )
+        return tf.data.Dataset.zip(images, tf.data.Dataset.from_tensors(reader.names(keys)))
+
+    def report_skipped(skipped, batch):
+        (crops, labels, drawn), names = batch
+        missing = tf.shape(names)[0] - tf.shape(labels)[0]
+
+        def warn():
+            tf.print(
+                "kssl: skipped",
+                missing,
+                "unreadable image(s) in this batch (",
+                skipped + tf.cast(missing, tf.int64),
+                "so far ), among:",
+                names,
+                summarize=4,
+                output_stream=sys.stderr,
+            )
+            return skipped + tf.cast(missing, tf.int64)
+
+        skipped = tf.cond(missing > 0, warn, lambda: skipped)
+        return skipped, (crops, labels, drawn)
+
+    def finish(crops, labels, drawn):
+        return tuple(view.finish(c / 255.0, p) for view, c, p in zip(views, crops, drawn)), labels
+
+    return (
+        batches.interleave(
+            one_batch, cycle_length=4, block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        .scan(tf.constant(0, tf.int64), report_skipped)
+        .filter(lambda crops, labels, drawn: tf.shape(labels)[0] > 0)
+        .map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def view_pairs(
-    image_set: ImageSet,
+    image_set,
     batch_size: int = 256,
     augmentation: ViewAugmentation | tuple | None = None,
     seed: int = 0,
@@ -43,15 +265,17 @@ def view_pairs(
     repeat: bool = True,
     shuffle: bool = True,
     start_step: int = 0,
+    rows: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of two augmented views of each image, for a pretraining model's `fit`.
 
     Args:
-        image_set: the images (labels are ignored unless `with_labels`).
+        image_set: an in-memory `ImageSet`, or a streamed source (`ImageFiles`, or
+            `kssl.data.tfds_stream.TFDSRecords`); labels are ignored unless `with_labels`.
         batch_size: images per batch (each gives two views). Incomplete batches are
             dropped, since NT-Xent's negatives depend on the batch.
-        augmentation: the view transform; default `ViewAugmentation(image_size)`. A
-            pair `(first, second)` transforms the two views differently (BYOL's
+        augmentation: the view transform; default `ViewAugmentation(image_set.image_size)`.
+            A pair `(first, second)` transforms the two views differently (BYOL's
             asymmetric views).
         seed: shuffling and augmentation seed.
         with_labels: yield `((views_1, views_2), labels)` for the model's online probe.
@@ -60,6 +284,11 @@ def view_pairs(
         shuffle: reshuffle every pass.
         start_step: skip this many batches (cheaply: before any image is touched), to
             resume an interrupted run on exactly the batches it had not seen.
+        rows: compute only rows `lo:hi` of each batch, exactly as the whole batch
+            would have them (a worker's share of a global batch).
+
+    A streamed file that cannot be decoded is dropped from its batch with a warning
+    naming the batch's files and the count so far, so a long run never stops halfway.
 
     Returns:
         A `tf.data.Dataset` of `(views_1, views_2)` float32 batches in [0, 1].
@@ -71,43 +300,33 @@ def view_pairs(
     [(8, 16, 16, 3), (8, 16, 16, 3)]
     """
     _check_batch(image_set, batch_size, drop_remainder=True)
-    if with_labels and image_set.labels is None:
+    if with_labels and image_set.labels is None and not getattr(image_set, "labeled", False):
         raise DataError("with_labels=True needs a labeled image set.")
     augmentation = augmentation or ViewAugmentation(image_set.image_size)
-    first, second = augmentation if isinstance(augmentation, (tuple, list)) else (augmentation, augmentation)
-    images = tf.constant(image_set.images)
-    labels = tf.constant(image_set.labels if image_set.labels is not None else np.zeros(len(image_set), np.int64))
-
-    def make_views(step, index_batch):
-        batch = tf.gather(images, index_batch)
-        seeds = tf.random.experimental.stateless_split(tf.stack([tf.constant(seed, tf.int64), step]), 2)
-        views = (first(batch, seeds[0]), second(batch, seeds[1]))
-        return (views, tf.gather(labels, index_batch)) if with_labels else views
-
-    batches = _shuffled_index_batches(len(image_set), batch_size, seed, repeat, shuffle, drop_remainder=True)
-    return (
-        batches.enumerate()
-        .skip(start_step)
-        .map(make_views, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    views = tuple(augmentation) if isinstance(augmentation, (tuple, list)) else (augmentation, augmentation)
+    batches = _view_batches(image_set, batch_size, views, seed, repeat, shuffle, True, start_step, rows)
+    if with_labels:
+        return batches
+    return batches.map(lambda views, labels: views)
 
 
 def labeled_batches(
-    image_set: ImageSet,
+    image_set,
     batch_size: int = 256,
     training: bool = False,
     augmentation: ViewAugmentation | None = None,
     seed: int = 0,
     repeat: bool = False,
     start_step: int = 0,
+    rows: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(images, labels)` for `Classifier.fit`/`evaluate`, images float32 in [0, 1].
 
     With `training=True` the batches are shuffled and lightly augmented (random
     resized crop of 25-100% of the area and horizontal flip, unless `augmentation`
-    is given); otherwise they come in order, unaugmented, with the last partial batch.
-    `start_step` skips batches, as in `view_pairs`.
+    is given); otherwise they come in order, unaugmented (the centred square of each
+    image at the training size), with the last partial batch. `start_step` and `rows`
+    work as in `view_pairs`.
 
     Example:
     >>> from kssl.data.sources import load_digits
@@ -115,29 +334,33 @@ def labeled_batches(
     >>> images.shape, labels.shape
     (TensorShape([32, 16, 16, 3]), TensorShape([32]))
     """
-    if image_set.labels is None:
+    if image_set.labels is None and not getattr(image_set, "labeled", False):
         raise DataError(f"{image_set.source or 'The image set'} has no labels; a classifier needs labeled images.")
     _check_batch(image_set, batch_size, drop_remainder=False)
-    images = tf.constant(image_set.images)
-    labels = tf.constant(image_set.labels)
-    if training and augmentation is None:
-        augmentation = ViewAugmentation(
+    if not training:
+        view = CenterView(image_set.image_size)
+    else:
+        view = augmentation or ViewAugmentation(
             image_set.image_size,
             crop_area=(0.25, 1.0),
             jitter_strength=0.0,
             grayscale_probability=0.0,
             blur_probability=0.0,
         )
+    batches = _view_batches(image_set, batch_size, (view,), seed, repeat, training, False, start_step, rows)
+    return batches.map(lambda views, labels: (views[0], labels))
 
-    def gather(step, index_batch):
-        batch = tf.gather(images, index_batch)
-        if training:
-            batch = augmentation(batch, tf.stack([tf.constant(seed, tf.int64), step]))
-        else:
-            batch = tf.cast(batch, tf.float32) / 255.0
-        return batch, tf.gather(labels, index_batch)
 
-    batches = _shuffled_index_batches(len(image_set), batch_size, seed, repeat, training, drop_remainder=False)
-    return (
-        batches.enumerate().skip(start_step).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    )
+def evaluation_images(source, batch_size: int = 256, image_size: int | None = None) -> tf.data.Dataset:
+    """Batches of the evaluation view (the centred square at `image_size`) of every image, in order.
+
+    Works for labeled and unlabeled sources, in memory or streamed.
+
+    Example:
+    >>> from kssl.data.sources import load_digits
+    >>> next(iter(evaluation_images(load_digits(image_size=16, split="test"), 50, image_size=8))).shape
+    TensorShape([50, 8, 8, 3])
+    """
+    view = CenterView(image_size or source.image_size)
+    batches = _view_batches(source, batch_size, (view,), 0, False, False, False, 0, None)
+    return batches.map(lambda views, labels: views[0])

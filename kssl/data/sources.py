@@ -28,7 +28,8 @@ from kssl.errors import DataError
 
 logger = logging.getLogger("kssl")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+from kssl.data.files import IMAGE_EXTENSIONS
+
 EMBEDDED_DATASETS = ("digits",)
 
 
@@ -95,13 +96,47 @@ class ImageSet:
     labels: np.ndarray | None = None
     class_names: list[str] = dataclasses.field(default_factory=list)
     source: str = ""
+    shapes: np.ndarray | None = None
+    view_size: int | None = None
 
     def __len__(self) -> int:
         return len(self.images)
 
     @property
     def image_size(self) -> int:
-        return int(self.images.shape[1])
+        """The training size the images are for: `view_size`, else their (square) side."""
+        return int(self.view_size or self.images.shape[1])
+
+    def square(self, size: int | None = None) -> np.ndarray:
+        """`(N, size, size, 3)` uint8 centre crops (the evaluation view) of every image.
+
+        Images that already are `size` x `size` squares are returned as they are.
+        """
+        size = size or self.image_size
+        if self.shapes is None and self.images.shape[1:3] == (size, size):
+            return self.images
+        import tensorflow as tf
+
+        from kssl.data.augment import center_windows, crop_windows
+
+        squares = []
+        for start in range(0, len(self), 1024):
+            images = self.images[start : start + 1024]
+            shapes = self.shape_array()[start : start + 1024]
+            windows = center_windows(shapes[:, 0], shapes[:, 1])
+            crops = crop_windows(tf.constant(images), windows, size)
+            squares.append(tf.cast(tf.clip_by_value(tf.round(crops), 0, 255), tf.uint8).numpy())
+        return np.concatenate(squares)
+
+    def at_size(self, image_size: int) -> ImageSet:
+        """The same images, for views of `image_size` pixels."""
+        return dataclasses.replace(self, view_size=int(image_size))
+
+    def shape_array(self) -> np.ndarray:
+        """`(N, 2)` height and width of every image (padding excluded)."""
+        if self.shapes is not None:
+            return self.shapes
+        return np.tile(np.asarray(self.images.shape[1:3], np.int64), (len(self), 1))
 
     @property
     def num_classes(self) -> int:
@@ -121,6 +156,8 @@ class ImageSet:
             labels=None if self.labels is None else self.labels[indices],
             class_names=list(self.class_names),
             source=source or self.source,
+            shapes=None if self.shapes is None else self.shapes[indices],
+            view_size=self.view_size,
         )
 
 
@@ -140,64 +177,49 @@ def load(spec: str, image_size: int = 32, split: str | None = None, **kwargs) ->
 
 
 def from_folder(
-    root, image_size: int = 32, split: str | None = None, skip_bad_images: bool = False, workers: int | None = None
+    root,
+    image_size: int = 32,
+    split: str | None = None,
+    skip_bad_images: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
 ) -> ImageSet:
     """Reads `root/<class>/<image>` (or `root/<split>/<class>/<image>`) into memory.
 
     JPEG, PNG, BMP and GIF (first frame) are read; grayscale, palette and RGBA images
-    become RGB (alpha is dropped), and every image is resized (bilinear, not keeping
-    the aspect ratio) to `image_size` x `image_size`. Files with other extensions are
-    skipped with one warning that counts them. A corrupt or empty image file is an
-    error naming the file, unless `skip_bad_images=True`, which skips it with a warning.
+    become RGB (alpha is dropped). Every image keeps its aspect ratio: its shorter side
+    is resized to `kssl.data.files.stored_side(image_size)` (1.5x the training size;
+    smaller images keep their own size), so random crops come from a copy larger than
+    the views. Images of different shapes share one zero-padded array, with each
+    image's shape in `ImageSet.shapes`. Files with other extensions are skipped with
+    one warning that counts them. A corrupt or empty image file is an error naming the
+    file, unless `skip_bad_images=True`, which skips it with a warning.
 
     Args:
         root: the folder.
-        image_size: side of the square images produced.
+        image_size: the training size the images are for.
         split: for `root/<split>/<class>/<image>` layouts, the split folder to read;
             defaults to `train` when `root` holds split folders.
         skip_bad_images: skip unreadable image files instead of raising.
         workers: decoding threads (default: the number of CPUs).
+        progress: show a progress bar while listing and decoding.
 
     Class ids follow the sorted class folder names.
     """
-    root = pathlib.Path(root).expanduser()
-    if not root.exists():
-        raise DataError(f"No folder at {str(root)!r}: check the path passed as data.")
-    if not root.is_dir():
-        raise DataError(f"{str(root)!r} is a file, not a folder of class subfolders.")
-    folder = _class_root(root, split)
-    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files, labels, skipped = [], [], []
-    for label, class_dir in enumerate(class_dirs):
-        for path in sorted(class_dir.rglob("*")):
-            if not path.is_file() or path.name.startswith("."):
-                continue
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                files.append(path)
-                labels.append(label)
-            else:
-                skipped.append(path)
-    if skipped:
-        logger.warning(
-            "Skipped %d file(s) that are not images (%s), e.g. %s",
-            len(skipped),
-            "/".join(IMAGE_EXTENSIONS),
-            skipped[0],
-        )
-    if not files:
-        raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the class folders of {str(folder)!r}.")
-    images, ok = _decode_files(files, image_size, skip_bad_images, workers)
-    labels = np.asarray(labels, np.int64)[ok]
-    return ImageSet(images=images, labels=labels, class_names=[p.name for p in class_dirs], source=str(folder))
+    from kssl.data.files import list_folder
+
+    files = list_folder(root, split, skip_bad_images=skip_bad_images, progress=progress)
+    return files.load(image_size, skip_bad_images, workers, progress)
 
 
-def _class_root(root: pathlib.Path, split: str | None) -> pathlib.Path:
+def class_root(root: pathlib.Path, split: str | None) -> pathlib.Path:
+    """The folder holding the class folders: `root`, or its `split` (default `train`) folder."""
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if split is not None:
         if not (root / split).is_dir():
             names = ", ".join(p.name for p in subdirs) or "none"
             raise DataError(f"No split folder {split!r} in {str(root)!r}; its subfolders are: {names}.")
-        return _class_root(root / split, None)
+        return class_root(root / split, None)
     if not subdirs:
         has_images = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir() if p.is_file())
         if has_images:
@@ -222,24 +244,38 @@ def _class_root(root: pathlib.Path, split: str | None) -> pathlib.Path:
     return root
 
 
-def _decode_files(files, image_size, skip_bad_images, workers):
+def decode_files(files, image_size, skip_bad_images=False, workers=None, progress=True) -> ImageSet:
+    """Decodes `ImageFiles` into memory, aspect kept, shorter side at `stored_side(image_size)`."""
     from PIL import Image, UnidentifiedImageError
+
+    from kssl.data.files import progress_bar, stored_side
+
+    side = stored_side(image_size)
 
     def decode(path):
         try:
             with Image.open(path) as image:
                 image.seek(0)  # the first frame of a GIF
+                width, height = image.size
+                scale = min(1.0, side / min(width, height))
+                size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                if image.format == "JPEG" and scale < 1.0:
+                    image.draft("RGB", size)  # decode at a reduced DCT scale: several times faster
                 rgb = image.convert("RGB")
-                if rgb.size != (image_size, image_size):
-                    rgb = rgb.resize((image_size, image_size), Image.BILINEAR)
+                if rgb.size != size:
+                    rgb = rgb.resize(size, Image.BILINEAR)  # PIL's bilinear filter antialiases
                 return np.asarray(rgb, dtype=np.uint8)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
             reason = "it is empty (0 bytes)" if os.path.getsize(path) == 0 else f"it cannot be decoded ({error})"
             return f"Cannot read image {str(path)!r}: {reason}."
 
     # PIL releases the GIL while decoding, so threads use every core.
+    results = []
     with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        results = list(pool.map(decode, files, chunksize=256))
+        with progress_bar(len(files), f"Decoding {pathlib.Path(files.source).name}", progress) as bar:
+            for result in pool.map(decode, files.paths, chunksize=64):
+                results.append(result)
+                bar.update(1)
     bad = [(i, r) for i, r in enumerate(results) if isinstance(r, str)]
     if bad and not skip_bad_images:
         raise DataError(
@@ -251,7 +287,16 @@ def _decode_files(files, image_size, skip_bad_images, workers):
     ok = np.array([not isinstance(r, str) for r in results])
     if not ok.any():
         raise DataError("None of the image files could be read.")
-    return np.stack([r for r in results if not isinstance(r, str)]), ok
+    images = [r for r in results if not isinstance(r, str)]
+    labels = None if files.labels is None else files.labels[ok]
+    shapes = np.asarray([image.shape[:2] for image in images], np.int64)
+    if (shapes == shapes[0]).all():
+        canvas, shapes = np.stack(images), None
+    else:
+        canvas = np.zeros((len(images), *shapes.max(axis=0), 3), np.uint8)
+        for i, image in enumerate(images):
+            canvas[i, : image.shape[0], : image.shape[1]] = image
+    return ImageSet(canvas, labels, list(files.class_names), source=files.source, shapes=shapes, view_size=image_size)
 
 
 def from_arrays(x, y=None, class_names=None, image_size: int | None = None, source: str = "arrays") -> ImageSet:

@@ -29,13 +29,17 @@ def folder(tmp_path):
     return root
 
 
-def test_folder_reads_every_format_as_rgb_at_one_size(folder, caplog):
+def test_folder_reads_every_format_as_rgb_keeping_aspect_ratios(folder, caplog):
     with caplog.at_level(logging.WARNING, logger="kssl"):
         images = from_folder(folder, image_size=16)
-    assert images.images.shape == (4, 16, 16, 3) and images.images.dtype == np.uint8
+    # Shorter sides at 1.5 x 16 = 24 px, never enlarged; one zero-padded array.
+    assert images.shapes.tolist() == [[24, 32], [16, 16], [20, 8], [9, 9]]
+    assert images.images.shape == (4, 24, 32, 3) and images.images.dtype == np.uint8
+    assert images.image_size == 16 and images.square().shape == (4, 16, 16, 3)
     assert images.class_names == ["cat", "dog"] and images.labels.tolist() == [0, 0, 1, 1]
     assert abs(int(images.images[0].mean()) - 200) < 5  # the JPEG's colour survived
-    assert np.all(images.images[2] == 10)  # grayscale BMP copied to three channels
+    assert np.all(images.images[2, :20, :8] == 10)  # grayscale BMP copied to three channels
+    assert np.all(images.images[2, 20:] == 0) and np.all(images.images[2, :, 8:] == 0)  # padding
     assert "Skipped 1 file(s) that are not images" in caplog.text
 
 
