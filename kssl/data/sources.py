@@ -24,11 +24,10 @@ import pathlib
 
 import numpy as np
 
+from kssl.data.files import IMAGE_EXTENSIONS
 from kssl.errors import DataError
 
 logger = logging.getLogger("kssl")
-
-from kssl.data.files import IMAGE_EXTENSIONS
 
 EMBEDDED_DATASETS = ("digits",)
 
