@@ -1,4 +1,5 @@
-"""Two MultiWorkerMirroredStrategy workers on 127.0.0.1 train to the weights of one process."""
+"""Two MultiWorkerMirroredStrategy workers on 127.0.0.1 train to the weights of one process,
+each reading and decoding only its own half of every global batch."""
 
 import json
 import os
@@ -12,21 +13,48 @@ import pytest
 
 SCRIPT = textwrap.dedent(
     """
-    import sys
+    import json, pathlib, sys
     import keras, numpy as np, tensorflow as tf
+    from PIL import Image
+    import kssl.data.pipeline as pipeline
+    from kssl.data.files import list_folder
     from kssl.data.sources import load_digits
-    from kssl.distribute import strategy_from_name
+    from kssl.distribute import distribute_batches, strategy_from_name
     from kssl.encoders import resnet
     from kssl.training import pretrain
 
     strategy_name, out = sys.argv[1], sys.argv[2]
     strategy = strategy_from_name(strategy_name)  # "multiworker" reads TF_CONFIG
     keras.utils.set_random_seed(0)
-    images = load_digits(image_size=8).subset(range(128))
+    digits = load_digits(image_size=8).subset(range(128))
+    folder = pathlib.Path(out).with_suffix("") / "digits"  # each process streams its own copy
+    for i, (image, label) in enumerate(zip(digits.images, digits.labels)):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / str(label) / f"{i}.png")
+    files = list_folder(folder, progress=False)
+    read = []  # every file this process reads, counted as it is read
+
+    def counting_read(path):
+        def count(p):
+            read.append(p.numpy())
+            return 0
+
+        with tf.control_dependencies([tf.py_function(count, [path], tf.int32)]):
+            return tf.io.read_file(path)
+
+    pipeline._read_file = counting_read
     with strategy.scope():  # build in the scope, as users should: no copy is needed then
         encoder = resnet(18, width=0.125, image_size=8)
-    model, _ = pretrain(images, encoder, epochs=0.5, batch_size=32, strategy=strategy, verbose=0)  # 2 steps
+    model, _ = pretrain(files, encoder, epochs=0.5, batch_size=32, strategy=strategy, verbose=0)  # 2 steps
     np.savez(out, *[np.asarray(w.numpy()) for w in model.weights])
+    # One full pass over the 4 batches of 32, as training reads them: count the reads.
+    del read[:]
+    passes = distribute_batches(
+        strategy, lambda rows: pipeline.view_pairs(files.at_size(8), 32, repeat=False, rows=rows), 32
+    )
+    for _ in passes:
+        pass
+    pathlib.Path(out + ".reads").write_text(json.dumps(len(read)))
     """
 )
 
@@ -67,6 +95,8 @@ def test_two_workers_on_loopback_match_a_single_process(tmp_path):
         finally:
             process.kill()
         assert process.returncode == 0, err.decode()[-3000:]
+    reads = [json.loads((tmp_path / f"{n}.npz.reads").read_text()) for n in ("worker0", "worker1", "single")]
+    assert reads == [64, 64, 128]  # each worker reads and decodes half the images: its replicas' rows
     worker0, worker1, reference = (np.load(tmp_path / f"{n}.npz") for n in ("worker0", "worker1", "single"))
     assert len(reference.files) > 50
     for name in reference.files:
