@@ -136,7 +136,34 @@ def _data_options(parser, labels=True):
             "give a plot of accuracy against the number of labels (default 10)",
         )
     parser.add_argument(
-        "--image-size", type=_positive(int), default=None, help="image side (default 16 for digits, else 32)"
+        "--image-size",
+        type=_positive(int),
+        default=None,
+        help="side of the training views (default: from the data: 16 for digits, small images keep their own size, "
+        "photos 64 on a CPU and 160 on a GPU)",
+    )
+    storage = parser.add_mutually_exclusive_group()
+    storage.add_argument(
+        "--stream",
+        dest="stream",
+        action="store_const",
+        const=True,
+        default=None,
+        help="read and decode images from disk as training goes (default: only when the decoded images would take "
+        "more than a quarter of the RAM)",
+    )
+    storage.add_argument(
+        "--in-memory", dest="stream", action="store_const", const=False, help="decode every image into memory first"
+    )
+    parser.add_argument(
+        "--cache-size",
+        type=_positive(int),
+        default=None,
+        help="first save downscaled JPEG copies of a folder's images with this shorter side (px) in ~/.cache/kssl, "
+        "and train from them: for photos far larger than the training size",
+    )
+    parser.add_argument(
+        "--refresh-listing", action="store_true", help="list the folder again instead of reusing its saved listing"
     )
     parser.add_argument("--seed", type=int, default=0)
 

@@ -63,17 +63,21 @@ class RunConfig:
     epsilon: float = 8 / 255
     attack_steps: int = 7
     few_shot: list | None = None
+    stream: bool | None = None
+    cache_size: int | None = None
+    refresh_listing: bool = False
 
     def resolved(self, default_encoder: bool = True) -> RunConfig:
-        """Fills the defaults that depend on the data (digits are 8x8, so 16 px loses
-        nothing) and the output folder. Imports no TensorFlow: the machine-dependent
-        defaults (precision, XLA) are filled once the strategy exists (`_prepare`)."""
+        """Fills the defaults that need no data read (digits are 8x8, so 16 px loses
+        nothing) and the output folder. Imports no TensorFlow: the defaults that depend
+        on the machine or the images (precision, XLA, resolution, streaming) are filled
+        once the strategy exists (`_prepare`)."""
         config = dataclasses.replace(self)
         spec = parse_data_spec(config.data)
         if not isinstance(config.labels, (list, tuple)):
             config.labels = [config.labels]
-        if config.image_size is None:
-            config.image_size = 16 if spec.kind == "embedded" else 32
+        if config.image_size is None and spec.kind == "embedded":
+            config.image_size = 16  # digits are 8x8: 16 px loses nothing
         if config.epochs is None and config.budget is None:
             config.epochs = 60 if spec.kind == "embedded" else 20
         if config.encoder is None and default_encoder:
@@ -155,32 +159,81 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def load_train_test(spec: str, image_size: int, seed: int = 0, skip_bad_images: bool = False):
-    """Train and test `ImageSet`s: the source's own splits, or a stratified 80/20 split.
+def load_train_test(
+    spec: str,
+    image_size: int | None = None,
+    seed: int = 0,
+    skip_bad_images: bool = False,
+    stream: bool | None = None,
+    cache_size: int | None = None,
+    refresh_listing: bool = False,
+    notes: dict | None = None,
+):
+    """Train and test sets: the source's own splits, or a stratified 80/20 split.
 
     `tfds:NAME:SPLIT` trains on SPLIT (e.g. `train[:10%]`) and tests on `test`; a folder
     with `train/` and `test/` subfolders uses them; any other folder is split 80/20.
+    Folders and TFDS sets are decoded into memory or streamed from disk
+    (`kssl.data.planning.choose_streaming`; `stream` forces it); `image_size=None`
+    takes the data's default (`default_image_size`). `notes`, if given, receives the
+    choices and their reasons (`image_size`, `storage`, ...).
     """
     from sklearn.model_selection import train_test_split
 
-    from kssl.data import sources
+    from kssl.data import planning, sources
+    from kssl.data.files import cached_copies, list_folder
 
+    notes = {} if notes is None else notes
     parsed = sources.parse_data_spec(spec)
     if parsed.kind == "embedded":
+        image_size = image_size or 16
+        notes.update(image_size=image_size, storage="in memory")
         return sources.load_digits(image_size, "train"), sources.load_digits(image_size, "test")
     if parsed.kind == "tfds":
+        from kssl.data.tfds_stream import TFDSRecords
+
+        records = TFDSRecords.open(parsed.name, parsed.split or "train")
+        shapes = records.image_shapes(50)
+        image_size = _chosen_size(image_size, shapes, notes)
+        streaming, reason = planning.choose_streaming(len(records), shapes, image_size, stream)
+        notes.update(storage="streaming" if streaming else "in memory", storage_reason=reason)
+        if streaming:
+            return records.at_size(image_size), TFDSRecords.open(parsed.name, "test").at_size(image_size)
         train = sources.from_tfds(parsed.name, parsed.split or "train", image_size)
         return train, sources.from_tfds(parsed.name, "test", image_size)
     path = pathlib.Path(parsed.name)
-    if (path / "train").is_dir() and (path / "test").is_dir():
-        return tuple(
-            sources.from_folder(path, image_size, split=split, skip_bad_images=skip_bad_images)
-            for split in ("train", "test")
-        )
-    everything = sources.from_folder(path, image_size, skip_bad_images=skip_bad_images)
+    splits = ("train", "test") if (path / "train").is_dir() and (path / "test").is_dir() else (None,)
+    listed = []
+    for split in splits:
+        files = list_folder(path, split, refresh=refresh_listing, skip_bad_images=skip_bad_images)
+        if cache_size:
+            files = cached_copies(files, cache_size, skip_bad_images=skip_bad_images)
+        listed.append(files)
+    shapes = listed[0].image_shapes(200, seed)
+    image_size = _chosen_size(image_size, shapes, notes)
+    streaming, reason = planning.choose_streaming(sum(map(len, listed)), shapes, image_size, stream)
+    notes.update(storage="streaming" if streaming else "in memory", storage_reason=reason)
+    if streaming:
+        loaded = [files.at_size(image_size) for files in listed]
+    else:
+        loaded = [files.load(image_size, skip_bad_images) for files in listed]
+    if len(loaded) == 2:
+        return tuple(loaded)
+    everything = loaded[0]
     indices = np.arange(len(everything))
     train, test = train_test_split(indices, test_size=0.2, stratify=everything.labels, random_state=seed)
     return everything.subset(np.sort(train), f"{spec} (80%)"), everything.subset(np.sort(test), f"{spec} (20%)")
+
+
+def _chosen_size(image_size, shapes, notes) -> int:
+    from kssl.data import planning
+
+    if image_size is None:
+        image_size, reason = planning.default_image_size(shapes, planning.has_accelerator())
+        notes.update(image_size=image_size, image_size_reason=f"{reason}; --image-size overrides")
+    else:
+        notes.update(image_size=image_size, image_size_reason="as asked (--image-size)")
+    return image_size
 
 
 def _write_json(path, payload):
@@ -201,7 +254,7 @@ def _pretrain_into(folder, config, strategy, train, verbose):
 
     model_class = method_class(config.method)
     augmentation = model_class.view_augmentations(config.image_size)
-    save_view_grid(train.images, augmentation, folder / "augmentations.png", seed=config.seed, labels=train.labels)
+    save_view_grid(train, augmentation, folder / "augmentations.png", seed=config.seed)
     with strategy.scope():
         encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
     curve = StepHistory()
@@ -408,14 +461,33 @@ def _prepare(config, strategy, labeled=True):
     config = dataclasses.replace(config, jit_compile=resolve_jit_compile(config.jit_compile, strategy))
     set_precision(config.precision)
     # An unknown name, or an encoder the method cannot train, fails before loading data.
-    if config.encoder is not None:
+    if config.encoder is not None and config.image_size is not None:
         model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width, config.weights))
     elif config.weights is not None:
         raise InputError("--weights needs a keras.applications backbone: add --encoder keras:ResNet50V2 (or another).")
     config = _check_finetuning(config)
     keras.utils.set_random_seed(config.seed)
-    train, test = load_train_test(config.data, config.image_size, config.seed, config.skip_bad_images)
+    notes, size_was_given = {}, config.image_size is not None
+    train, test = load_train_test(
+        config.data,
+        config.image_size,
+        config.seed,
+        config.skip_bad_images,
+        config.stream,
+        config.cache_size,
+        config.refresh_listing,
+        notes,
+    )
+    if config.image_size is None:
+        config = dataclasses.replace(config, image_size=notes["image_size"])
+    print(f"image size: {config.image_size} px ({notes.get('image_size_reason', 'the data set')})", flush=True)
+    if "storage_reason" in notes:
+        print(f"data: {notes['storage_reason']}", flush=True)
+    config = dataclasses.replace(config, stream=notes["storage"] == "streaming")
+    if config.encoder is not None and not size_was_given:  # checked above when the size was known
+        model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width, config.weights))
     subsets = [label_subset(train, labels, seed=config.seed) for labels in config.labels] if labeled else []
+    subsets = [_in_memory_if_it_fits(subset, config) for subset in subsets]
     model_class.check_batch_size(min(config.batch_size, len(train)))
     line = f"data: {len(train)} train / {len(test)} test images, {train.num_classes} classes"
     if subsets:
@@ -424,6 +496,17 @@ def _prepare(config, strategy, labeled=True):
         line += f"; {strategy.num_replicas_in_sync} replicas"
     print(line, flush=True)
     return config, train, test, subsets
+
+
+def _in_memory_if_it_fits(subset, config):
+    """A streamed labeled subset decoded into memory when it fits: fine-tuning reads it many times."""
+    from kssl.data.files import ImageFiles
+    from kssl.data.planning import choose_streaming
+
+    if not isinstance(subset, ImageFiles):
+        return subset
+    streaming, _ = choose_streaming(len(subset), subset.image_shapes(50), config.image_size)
+    return subset if streaming else subset.load(config.image_size, config.skip_bad_images, progress=False)
 
 
 def _check_finetuning(config):

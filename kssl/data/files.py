@@ -250,3 +250,68 @@ def _cached_listing(cache: pathlib.Path) -> dict | None:
         return listing if current == listing["class_names"] else None
     except (OSError, ValueError, KeyError):
         return None
+
+
+def cached_copies(files: ImageFiles, shorter_side: int, skip_bad_images: bool = False, progress=True) -> ImageFiles:
+    """The files as downscaled JPEG copies (shorter side `shorter_side`) in kssl's cache.
+
+    For folders whose originals are far larger than training needs (12-megapixel
+    photos for 64-px views): each file is decoded once (at a reduced JPEG DCT scale
+    where possible), resized keeping its aspect ratio and saved at quality 90 under
+    `cache_root()/images/<folder hash>-<side>/`; later runs reuse copies newer than
+    their originals. Images already small enough are copied as they are decoded. An
+    unreadable file is an error naming it, or skipped with a warning and a count
+    (`skip_bad_images`), before training starts.
+    """
+    import concurrent.futures
+
+    from PIL import Image
+
+    if not isinstance(shorter_side, int) or shorter_side < 8:
+        raise DataError(f"The cache's shorter side must be an integer of at least 8 px. Received: {shorter_side!r}")
+    digest = hashlib.sha256(files.source.encode()).hexdigest()[:16]
+    folder = cache_root() / "images" / f"{digest}-{shorter_side}"
+    root = pathlib.Path(files.source)
+
+    def cache(path):
+        path = pathlib.Path(path)
+        target = folder / path.relative_to(root).with_suffix(".jpg")
+        try:
+            if target.exists() and target.stat().st_mtime_ns >= path.stat().st_mtime_ns:
+                return str(target)
+            with Image.open(path) as image:
+                image.seek(0)
+                width, height = image.size
+                scale = min(1.0, shorter_side / min(width, height))
+                size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                if image.format == "JPEG" and scale < 1.0:
+                    image.draft("RGB", size)
+                rgb = image.convert("RGB")
+                if rgb.size != size:
+                    rgb = rgb.resize(size, Image.BILINEAR)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(target, suffix=".jpg") as tmp:
+                rgb.save(tmp, format="JPEG", quality=90)
+            return str(target)
+        except Exception as error:  # noqa: BLE001 - PIL raises many types for corrupt files
+            return DataError(f"Cannot read image {str(path)!r}: it cannot be decoded ({error}).")
+
+    results = []
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+        with progress_bar(len(files), f"Caching {root.name} at {shorter_side} px", progress) as bar:
+            for result in pool.map(cache, files.paths, chunksize=64):
+                results.append(result)
+                bar.update(1)
+    bad = [r for r in results if isinstance(r, DataError)]
+    if bad and not skip_bad_images:
+        raise DataError(
+            f"{bad[0]} Delete or replace it, or skip unreadable files with --skip-bad-images"
+            + (f" ({len(bad)} files are unreadable)." if len(bad) > 1 else ".")
+        )
+    if bad:
+        logger.warning("Skipped %d unreadable image file(s), e.g. %s", len(bad), bad[0])
+    keep = np.array([not isinstance(r, DataError) for r in results])
+    cached = files.subset(np.flatnonzero(keep))
+    cached.paths = np.asarray([r for r in results if not isinstance(r, DataError)], dtype=object)
+    cached.sizes = None
+    return cached

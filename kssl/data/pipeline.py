@@ -52,7 +52,7 @@ class CenterView:
         return center_windows(heights, widths)
 
     def finish(self, crops, parameters):
-        return crops
+        return tf.clip_by_value(crops, 0.0, 1.0)
 
 
 def _read_file(path):
@@ -245,15 +245,14 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
     def finish(crops, labels, drawn):
         return tuple(view.finish(c / 255.0, p) for view, c, p in zip(views, crops, drawn)), labels
 
-    return (
-        batches.interleave(
-            one_batch, cycle_length=4, block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-        .scan(tf.constant(0, tf.int64), report_skipped)
-        .filter(lambda crops, labels, drawn: tf.shape(labels)[0] > 0)
-        .map(finish, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    dataset = batches.interleave(
+        one_batch, cycle_length=4, block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    ).scan(tf.constant(0, tf.int64), report_skipped)
+    if repeat:
+        dataset = dataset.filter(lambda crops, labels, drawn: tf.shape(labels)[0] > 0)
+    else:  # one batch per key batch, also when all its files were unreadable: Keras knows the length
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches.cardinality()))
+    return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def view_pairs(

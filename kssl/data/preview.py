@@ -17,7 +17,8 @@ def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 
     model sees across the user's data, not the first images of one class.
 
     Args:
-        images: `(N, H, W, 3)` uint8 images (an `ImageSet.images` array works).
+        images: `(N, H, W, 3)` uint8 images, an `ImageSet`, or streamed `ImageFiles`
+            (only the sampled images are decoded).
         augmentation: a `ViewAugmentation` (or any `(images, seed) -> views` callable),
             or a pair of them for the two views.
         path: where to write the PNG; written atomically (temporary file, then rename).
@@ -25,7 +26,8 @@ def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 
         seed: the sampling and augmentation seed; the same seed draws the same grid.
         scale: integer upscaling of each tile (nearest neighbour), so 32-px images
             are large enough to look at.
-        labels: optional `(N,)` class ids, to sample across classes.
+        labels: optional `(N,)` class ids, to sample across classes (an image set's own
+            labels are used when it has them).
 
     Returns:
         The path written, as a `pathlib.Path`.
@@ -40,17 +42,24 @@ def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 
     """
     from PIL import Image
 
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
-        raise ValueError(f"images must be a non-empty (N, H, W, 3) array. Received shape: {images.shape}")
-    images = images[preview_indices(len(images), num_images, seed, labels)]
     augment_1, augment_2 = augmentation if isinstance(augmentation, (tuple, list)) else (augmentation, augmentation)
-    first = np.asarray(augment_1(images, seed=[seed, 0]))
-    second = np.asarray(augment_2(images, seed=[seed, 1]))
+    shapes = None
+    if not isinstance(images, np.ndarray) and hasattr(images, "subset"):  # an ImageSet or a streamed source
+        chosen = images.subset(np.sort(preview_indices(len(images), num_images, seed, images.labels)))
+        if hasattr(chosen, "load"):  # streamed files: decode just these
+            chosen = chosen.load(augment_1.image_size, skip_bad_images=True, progress=False)
+        images, shapes, originals = chosen.images, chosen.shapes, chosen.square(augment_1.image_size)
+    else:
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
+            raise ValueError(f"images must be a non-empty (N, H, W, 3) array. Received shape: {images.shape}")
+        images = originals = images[preview_indices(len(images), num_images, seed, labels)]
+    first = np.asarray(augment_1(images, seed=[seed, 0], **({"shapes": shapes} if shapes is not None else {})))
+    second = np.asarray(augment_2(images, seed=[seed, 1], **({"shapes": shapes} if shapes is not None else {})))
     size = first.shape[1]
     rows = []
     for i in range(len(images)):
-        source = Image.fromarray(images[i].astype(np.uint8)).resize((size, size), Image.BILINEAR)
+        source = Image.fromarray(originals[i].astype(np.uint8)).resize((size, size), Image.BILINEAR)
         tiles = [np.asarray(source), _to_uint8(first[i]), _to_uint8(second[i])]
         gap = np.full((size, max(1, size // 8), 3), 255, np.uint8)
         rows.append(np.concatenate([tiles[0], gap, tiles[1], gap, tiles[2]], axis=1))

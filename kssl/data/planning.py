@@ -1,0 +1,92 @@
+"""Choices that depend on the data and the machine: training resolution, in memory or streaming.
+
+Both are printed at the start of a run with the reason, and can be overridden
+(`--image-size`, `--stream` / `--in-memory`).
+
+Example:
+>>> default_image_size([(32, 32)] * 5, accelerator=False)
+(32, 'the images are 32 px (median shorter side)')
+>>> default_image_size([(375, 500)] * 5, accelerator=False)[0]
+64
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Photos are trained at this side by default: at 64 px a ResNet-18/4 step on 256 images
+# takes about a second on 2 CPU cores; a GPU affords 160 px.
+CPU_IMAGE_SIZE = 64
+ACCELERATOR_IMAGE_SIZE = 160
+# In memory while the decoded copies take at most this share of the machine's RAM.
+MEMORY_SHARE = 0.25
+
+
+def default_image_size(shapes, accelerator: bool) -> tuple[int, str]:
+    """The training side for images of `shapes` (`(height, width)` rows), and why.
+
+    Small images keep their own size (the median shorter side: 32 for CIFAR-10);
+    larger ones get the side this device affords (`CPU_IMAGE_SIZE`, or
+    `ACCELERATOR_IMAGE_SIZE` with a GPU or TPU).
+    """
+    own = int(np.median(np.min(np.asarray(shapes), axis=1)))
+    cap = ACCELERATOR_IMAGE_SIZE if accelerator else CPU_IMAGE_SIZE
+    if own <= cap:
+        return max(own, 8), f"the images are {own} px (median shorter side)"
+    device = "an accelerator" if accelerator else "a CPU"
+    return cap, f"the images are {own} px (median shorter side); {cap} px is affordable on {device}"
+
+
+def has_accelerator() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
+
+
+def memory_bytes() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+def decoded_bytes(count: int, shapes, image_size: int) -> int:
+    """Estimated bytes of `count` images kept in memory for training at `image_size`.
+
+    Each image is stored with its shorter side at `stored_side(image_size)` (never
+    enlarged) in one array padded to the largest stored height and width, as
+    `kssl.data.sources.decode_files` does; `shapes` is a sample of the images' shapes.
+    """
+    from kssl.data.files import stored_side
+
+    shapes = np.asarray(shapes, np.float64)
+    scale = np.minimum(1.0, stored_side(image_size) / shapes.min(axis=1))
+    stored = np.maximum(1, np.round(shapes * scale[:, None]))
+    return int(count * stored[:, 0].max() * stored[:, 1].max() * 3)
+
+
+def choose_streaming(count: int, shapes, image_size: int, stream: bool | None = None) -> tuple[bool, str]:
+    """Whether to stream from disk, and why: decoded size against `MEMORY_SHARE` of the RAM.
+
+    `stream=True/False` forces the choice (the reason then says so).
+
+    Example:
+    >>> choose_streaming(50_000, [(32, 32)], 32)[0]
+    False
+    >>> choose_streaming(50_000, [(32, 32)], 32, stream=True)
+    (True, 'streaming from disk, as asked (--stream)')
+    """
+    needed = decoded_bytes(count, shapes, image_size)
+    budget = MEMORY_SHARE * memory_bytes()
+    size = f"decoded for {image_size} px the {count:,} images take about {_gigabytes(needed)}"
+    if stream is True:
+        return True, "streaming from disk, as asked (--stream)"
+    if stream is False:
+        return False, f"in memory, as asked (--in-memory): {size}"
+    share = f"{int(MEMORY_SHARE * 100)}% of this machine's {_gigabytes(memory_bytes())} of RAM"
+    if needed > budget:
+        return True, f"streaming from disk: {size}, more than {share}; --in-memory overrides"
+    return False, f"in memory: {size}, within {share}; --stream overrides"
+
+
+def _gigabytes(count: float) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e8 else f"{count / 1e6:.0f} MB"
