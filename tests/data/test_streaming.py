@@ -1,0 +1,164 @@
+"""Streaming from image files: the same views as in memory, each image once per epoch,
+aspect ratios kept, bad files handled, listings reused, memory flat in the folder's size."""
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from kssl.data.augment import ViewAugmentation
+from kssl.data.files import cached_copies, list_folder
+from kssl.data.pipeline import evaluation_images, labeled_batches, view_pairs
+from kssl.data.sources import DataError, from_folder
+
+
+def write_folder(root, count=24, classes=3, low=10, high=20, seed=0):
+    """Random images of random shapes (height, width in [low, high)), JPEG and PNG alternately."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        folder = root / f"c{i % classes:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        height, width = rng.integers(low, high, size=2)
+        image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        image.save(folder / f"{i:05d}.{'png' if i % 2 else 'jpg'}")
+    return root
+
+
+def test_streaming_gives_the_views_of_the_in_memory_path_when_it_stores_originals(tmp_path):
+    root = write_folder(tmp_path / "photos")
+    memory = from_folder(root, image_size=16, progress=False)  # stored side 24 > every image: originals
+    assert memory.shapes is not None and (memory.shapes < 24).all()
+    files = list_folder(root, progress=False).at_size(16)
+    streamed = list(view_pairs(files, 8, seed=1, with_labels=True, repeat=False))
+    in_memory = list(view_pairs(memory, 8, seed=1, with_labels=True, repeat=False))
+    assert len(streamed) == len(in_memory) == 3
+    for ((a1, a2), labels_a), ((b1, b2), labels_b) in zip(streamed, in_memory):
+        np.testing.assert_array_equal(labels_a, labels_b)
+        np.testing.assert_allclose(a1, b1, atol=1e-5)  # JPEG: decode_and_crop of a region == full decode
+        np.testing.assert_allclose(a2, b2, atol=1e-5)
+    np.testing.assert_allclose(
+        np.concatenate(list(evaluation_images(files, 10))),
+        np.concatenate(list(evaluation_images(memory, 10))),
+        atol=1e-5,
+    )
+
+
+def test_streaming_sees_each_image_once_per_epoch_and_reshuffles(tmp_path):
+    root = write_folder(tmp_path / "photos", count=40, classes=40)  # one image per class: labels name images
+    files = list_folder(root, progress=False).at_size(8)
+    ids = np.concatenate([labels for _, labels in view_pairs(files, 10, seed=0, with_labels=True).take(8)])
+    first, second = ids[:40], ids[40:]
+    assert sorted(first.tolist()) == sorted(second.tolist()) == list(range(40))
+    assert not np.array_equal(first, second)
+
+
+def test_crops_keep_the_drawn_aspect_ratio_on_non_square_images():
+    augment = ViewAugmentation(16, crop_area=(0.1, 0.2), crop_ratio=(1.0, 1.0))
+    parameters = augment.draw(tf.constant([0, 1], tf.int64), 64)
+    windows = augment.windows(parameters, tf.fill([64], 31), tf.fill([64], 121)).numpy()  # 30 x 120 spans
+    # A square crop ratio gives square windows in pixels on a 1:4 image: the view is not squashed.
+    np.testing.assert_allclose(windows[:, 2] * 31 / 30, windows[:, 3] * 121 / 120, rtol=1e-4)
+    assert (windows[:, 0] >= 0).all() and (windows[:, 0] + windows[:, 2] <= 30 + 1e-4).all()
+    assert (windows[:, 1] >= 0).all() and (windows[:, 1] + windows[:, 3] <= 120 + 1e-4).all()
+
+
+def test_a_corrupt_file_is_skipped_by_the_stream_with_a_warning_and_named_in_memory(tmp_path, capfd):
+    root = write_folder(tmp_path / "photos", count=16, classes=2)
+    (root / "c0000" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    (root / "c0001" / "notes.jpg").write_text("a text file named like an image")
+    files = list_folder(root, progress=False).at_size(8)
+    assert len(files) == 18
+    seen = sum(len(labels) for _, labels in labeled_batches(files, 6))
+    assert seen == 16  # the two bad files are dropped from their batches; the pass goes on
+    assert "skipped" in capfd.readouterr().err
+    with pytest.raises(DataError, match="broken.jpg.*--skip-bad-images"):
+        from_folder(root, image_size=8, progress=False)
+    assert len(from_folder(root, image_size=8, skip_bad_images=True, progress=False)) == 16
+
+
+def test_an_empty_file_stops_the_listing_unless_skipped(tmp_path, caplog):
+    root = write_folder(tmp_path / "photos", count=6, classes=2)
+    (root / "c0000" / "empty.png").write_bytes(b"")
+    with pytest.raises(DataError, match="empty.png.*empty \\(0 bytes\\)"):
+        list_folder(root, progress=False)
+    with caplog.at_level(logging.WARNING, logger="kssl"):
+        assert len(list_folder(root, skip_bad_images=True, progress=False)) == 6
+    assert "Skipped 1 empty image file" in caplog.text
+
+
+def test_a_listing_is_reused_until_the_folder_changes(tmp_path, caplog):
+    root = write_folder(tmp_path / "photos", count=6, classes=2)
+    assert len(list_folder(root, progress=False)) == 6
+    with caplog.at_level(logging.INFO, logger="kssl"):
+        assert len(list_folder(root, progress=False)) == 6
+    assert "Reusing the listing" in caplog.text
+    Image.new("RGB", (12, 12)).save(root / "c0001" / "new.png")
+    os.utime(root / "c0001", ns=(0, os.stat(root / "c0001").st_mtime_ns + 10**9))  # coarse clocks
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="kssl"):
+        assert len(list_folder(root, progress=False)) == 7
+    assert "Reusing" not in caplog.text
+    assert len(list_folder(root, refresh=True, progress=False)) == 7
+
+
+def test_cached_copies_are_downscaled_once_and_reused(tmp_path):
+    root = write_folder(tmp_path / "photos", count=4, classes=2, low=40, high=60)
+    files = list_folder(root, progress=False)
+    cached = cached_copies(files, 16, progress=False)
+    shapes = [Image.open(path).size for path in cached.paths]
+    assert all(min(shape) == 16 for shape in shapes)
+    assert all(str(path).endswith(".jpg") for path in cached.paths)
+    stamps = [os.stat(path).st_mtime_ns for path in cached.paths]
+    again = cached_copies(files, 16, progress=False)
+    assert [os.stat(path).st_mtime_ns for path in again.paths] == stamps  # not written again
+    (root / "c0000" / "bad.png").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="bad.png"):
+        cached_copies(list_folder(root, progress=False), 16, progress=False)
+
+
+RSS_SCRIPT = textwrap.dedent(
+    """
+    import resource, sys
+    from kssl.data.files import list_folder
+    from kssl.data.pipeline import view_pairs
+    files = list_folder(sys.argv[1], progress=False).at_size(32)
+    for _ in view_pairs(files, 64).take(40):
+        pass
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    """
+)
+
+
+@pytest.mark.slow
+def test_streaming_memory_does_not_grow_with_the_folder(tmp_path):
+    small = write_folder(tmp_path / "small", count=400, classes=4, low=60, high=90)
+    large = write_folder(tmp_path / "large", count=4000, classes=4, low=60, high=90)
+    peaks = []
+    for folder in (small, large):
+        out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(folder)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        peaks.append(int(out.stdout.split()[-1]))
+    # In memory, the 3,600 more images would add 3,600 x 48 x 48 x 3 bytes = 25 MB at least.
+    assert abs(peaks[1] - peaks[0]) < 15, peaks
+
+
+def test_kssl_streams_a_folder_and_records_the_choice(tmp_path, capsys):
+    from kssl.cli import main
+
+    root = write_folder(tmp_path / "photos", count=40, classes=2, low=20, high=28)
+    out = tmp_path / "run"
+    args = ["pretrain", "--data", str(root), "--width", "0.125", "--epochs", "1", "--batch-size", "16"]
+    assert main([*args, "--stream", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    size = int(re.search(r"image size: (\d+) px \(the images are \1 px \(median shorter side\)", printed).group(1))
+    assert "data: streaming from disk, as asked (--stream)" in printed
+    config = json.loads((out / "config.json").read_text())
+    assert config["stream"] is True and config["image_size"] == size and 20 <= size <= 27
