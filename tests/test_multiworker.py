@@ -101,7 +101,11 @@ def test_two_workers_on_loopback_match_a_single_process(tmp_path):
     assert len(reference.files) > 50
     for name in reference.files:
         np.testing.assert_array_equal(worker0[name], worker1[name], err_msg=name)
-        np.testing.assert_allclose(worker0[name], reference[name], rtol=1e-5, atol=1e-5, err_msg=name)
+        # Float rounding only: two half-batch gradients summed vs one whole-batch gradient.
+        # On one thread, one channel of the first convolution (an almost constant channel
+        # of the 8-px digits, which batch norm amplifies) differed by 4e-5 after two steps;
+        # a wrong shard would train on other images and move every weight.
+        np.testing.assert_allclose(worker0[name], reference[name], rtol=1e-4, atol=1e-4, err_msg=name)
 
 
 def run_command_on_two_workers(make_args, timeout=600):

@@ -30,6 +30,7 @@ import pathlib
 import numpy as np
 
 from kssl.atomic import atomic_file
+from kssl.data.collection import ImageCollection
 from kssl.errors import DataError
 
 logger = logging.getLogger("kssl")
@@ -51,7 +52,7 @@ def progress_bar(total: int, description: str, enabled: bool = True):
 
 
 @dataclasses.dataclass
-class ImageFiles:
+class ImageFiles(ImageCollection):
     """Image files and their labels, decoded only when read (streaming).
 
     Attributes:
@@ -68,42 +69,10 @@ class ImageFiles:
     source: str = ""
     sizes: np.ndarray | None = None
     view_size: int | None = None
+    PER_IMAGE = ("paths", "labels", "sizes")
 
     def __len__(self) -> int:
         return len(self.paths)
-
-    @property
-    def image_size(self) -> int:
-        """The training size of the views (set `view_size`, e.g. with `at_size`)."""
-        if self.view_size is None:
-            raise DataError(f"No training size is set for the files of {self.source!r}: use files.at_size(SIZE).")
-        return int(self.view_size)
-
-    def at_size(self, image_size: int) -> ImageFiles:
-        """The same files, for views of `image_size` pixels."""
-        return dataclasses.replace(self, view_size=int(image_size))
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def class_counts(self) -> dict[str, int]:
-        """Number of files per class name (empty for unlabeled sets)."""
-        if self.labels is None:
-            return {}
-        counts = np.bincount(self.labels, minlength=self.num_classes)
-        return {name: int(count) for name, count in zip(self.class_names, counts)}
-
-    def subset(self, indices, source: str | None = None) -> ImageFiles:
-        indices = np.asarray(indices)
-        return ImageFiles(
-            paths=self.paths[indices],
-            labels=None if self.labels is None else self.labels[indices],
-            class_names=list(self.class_names),
-            source=source or self.source,
-            sizes=None if self.sizes is None else self.sizes[indices],
-            view_size=self.view_size,
-        )
 
     def image_shapes(self, count: int = 200, seed: int = 0) -> np.ndarray:
         """`(height, width)` of a seeded sample of the images, read from their headers only."""

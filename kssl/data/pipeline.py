@@ -104,8 +104,14 @@ def _decode_region(contents, make_windows):
     return region, windows
 
 
-class _Reader:
-    """How a source's keys become batches of crops; one subclass per kind of source."""
+class SourceReader:
+    """How a source's keys become batches of crops; one subclass per kind of source.
+
+    `key_batches` yields `(keys, labels)` batches; an in-memory reader (`streaming =
+    False`) has `crops(keys, views, parameters)`, a streaming one `contents(key)` (the
+    encoded image) and `names(keys)` (for warnings). A new kind of source is one
+    subclass, returned by the source's `reader()` method.
+    """
 
     streaming = False
 
@@ -129,7 +135,7 @@ class _Reader:
             return tf.constant(labels if labels is not None else np.zeros(len(self.source), np.int64))
 
 
-class _MemoryReader(_Reader):
+class _MemoryReader(SourceReader):
     def __init__(self, source: ImageSet):
         super().__init__(source)
         with tf.device("/cpu:0"):  # whole-dataset constants stay on the host
@@ -150,7 +156,7 @@ class _MemoryReader(_Reader):
         )
 
 
-class _FileReader(_Reader):
+class _FileReader(SourceReader):
     streaming = True
 
     def __init__(self, source: ImageFiles):
@@ -165,7 +171,7 @@ class _FileReader(_Reader):
         return _read_file(tf.gather(self.paths, key))
 
 
-def reader_for(source) -> _Reader:
+def reader_for(source) -> SourceReader:
     """The reader of an `ImageSet`, `ImageFiles` or `kssl.data.tfds_stream.TFDSRecords`."""
     if isinstance(source, ImageSet):
         return _MemoryReader(source)

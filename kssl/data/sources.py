@@ -24,6 +24,7 @@ import pathlib
 
 import numpy as np
 
+from kssl.data.collection import ImageCollection
 from kssl.data.files import IMAGE_EXTENSIONS
 from kssl.errors import DataError
 
@@ -81,14 +82,17 @@ def parse_data_spec(spec) -> DataSpec:
 
 
 @dataclasses.dataclass
-class ImageSet:
+class ImageSet(ImageCollection):
     """Decoded images held in memory.
 
     Attributes:
-        images: `(N, S, S, 3)` uint8 array.
+        images: `(N, H, W, 3)` uint8 array; images of different shapes sit in the
+            top-left corner of a zero-padded array.
         labels: `(N,)` int64 array of class ids, or None for unlabeled images.
         class_names: the name of each class id.
         source: where the images came from, for messages and reports.
+        shapes: `(N, 2)` height and width of each image when they differ, else None.
+        view_size: the training size the images are for (default: their side).
     """
 
     images: np.ndarray
@@ -97,6 +101,7 @@ class ImageSet:
     source: str = ""
     shapes: np.ndarray | None = None
     view_size: int | None = None
+    PER_IMAGE = ("images", "labels", "shapes")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -127,37 +132,11 @@ class ImageSet:
             squares.append(tf.cast(tf.clip_by_value(tf.round(crops), 0, 255), tf.uint8).numpy())
         return np.concatenate(squares)
 
-    def at_size(self, image_size: int) -> ImageSet:
-        """The same images, for views of `image_size` pixels."""
-        return dataclasses.replace(self, view_size=int(image_size))
-
     def shape_array(self) -> np.ndarray:
         """`(N, 2)` height and width of every image (padding excluded)."""
         if self.shapes is not None:
             return self.shapes
         return np.tile(np.asarray(self.images.shape[1:3], np.int64), (len(self), 1))
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def class_counts(self) -> dict[str, int]:
-        """Number of images per class name (empty for unlabeled sets)."""
-        if self.labels is None:
-            return {}
-        counts = np.bincount(self.labels, minlength=self.num_classes)
-        return {name: int(count) for name, count in zip(self.class_names, counts)}
-
-    def subset(self, indices, source: str | None = None) -> ImageSet:
-        indices = np.asarray(indices)
-        return ImageSet(
-            images=self.images[indices],
-            labels=None if self.labels is None else self.labels[indices],
-            class_names=list(self.class_names),
-            source=source or self.source,
-            shapes=None if self.shapes is None else self.shapes[indices],
-            view_size=self.view_size,
-        )
 
 
 def load(spec: str, image_size: int = 32, split: str | None = None, **kwargs) -> ImageSet:

@@ -19,13 +19,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from kssl.data.collection import ImageCollection
 from kssl.errors import DataError
 
 SHUFFLE_BUFFER = 10_000
 
 
 @dataclasses.dataclass
-class TFDSRecords:
+class TFDSRecords(ImageCollection):
     """A TFDS image-classification split (`image` and `label` features), streamed.
 
     Attributes:
@@ -71,29 +72,12 @@ class TFDSRecords:
         return f"tfds:{self.name}:{self.split}"
 
     @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def image_size(self) -> int:
-        if self.view_size is None:
-            raise DataError(f"No training size is set for {self.source}: use records.at_size(SIZE).")
-        return int(self.view_size)
-
-    def at_size(self, image_size: int) -> TFDSRecords:
-        return dataclasses.replace(self, view_size=int(image_size))
-
-    @property
     def labels(self) -> np.ndarray:
         """Every example's label, in the split's order (one pass over the records, no decoding)."""
         if getattr(self, "_labels", None) is None:
             labels = [label for _, label in self.records(shuffle=False).map(lambda i, y: (0, y)).batch(4096)]
             self._labels = np.concatenate([np.asarray(batch) for batch in labels]).astype(np.int64)
         return self._labels
-
-    def class_counts(self) -> dict[str, int]:
-        counts = np.bincount(self.labels, minlength=self.num_classes)
-        return {name: int(count) for name, count in zip(self.class_names, counts)}
 
     def subset(self, indices, source: str | None = None):
         """The examples at `indices`, decoded into an in-memory `ImageSet` (a small labeled set)."""
@@ -143,11 +127,11 @@ class TFDSRecords:
         return dataset.map(lambda example: (example["image"], tf.cast(example["label"], tf.int64)))
 
     def reader(self):
-        from kssl.data.pipeline import _Reader
+        from kssl.data.pipeline import SourceReader
 
         records = self
 
-        class _RecordReader(_Reader):
+        class _RecordReader(SourceReader):
             streaming = True
 
             def key_batches(self, batch_size, seed, repeat, shuffle, drop_remainder):
