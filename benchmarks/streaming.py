@@ -124,53 +124,60 @@ def first_step(folder, size, fresh_listing: bool, storage="--stream"):
 
 THROUGHPUT = textwrap.dedent(
     """
-    import json, sys, time
+    import gc, json, sys, time
     import numpy as np, tensorflow as tf, keras, kssl
     from kssl.data.files import list_folder
     from kssl.data.pipeline import view_pairs
     from kssl.precision import precision_choice, set_precision
 
-    folder, size, memory_images, rounds, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), 2, 5
+    folder, size, memory_images, rounds, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), 3, 6
     set_precision(precision_choice()[0])
     batch = 128
     files = list_folder(folder, progress=False)
     memory = files.subset(np.random.default_rng(0).permutation(len(files))[:memory_images]).load(size, progress=False)
     model = kssl.SimCLR(kssl.resnet(18, width=0.25, image_size=size))
     model.compile(optimizer=keras.optimizers.SGD(0.1))
-    constant = next(iter(view_pairs(memory, batch)))
-    sources = {
-        "streaming": iter(view_pairs(files.at_size(size), batch)),
-        "in memory": iter(view_pairs(memory.at_size(size), batch)),
-        "constant batch (encoder alone)": None,
-    }
+    constant = next(iter(view_pairs(memory.at_size(size), batch)))
+    augment = kssl.ViewAugmentation(size)
     keras_reader = keras.utils.image_dataset_from_directory(
         folder, labels=None, image_size=(size, size), batch_size=batch, shuffle=True, seed=0)
-    augment = kssl.ViewAugmentation(size)
 
     def two_views(i, x):
         return augment(x / 255.0, tf.stack([0, i])), augment(x / 255.0, tf.stack([1, i]))
 
     keras_pairs = keras_reader.enumerate().map(two_views, num_parallel_calls=tf.data.AUTOTUNE)
-    sources["keras image_dataset_from_directory + kssl augmentation"] = iter(
-        keras_pairs.repeat().prefetch(tf.data.AUTOTUNE))
+    makers = {
+        "streaming": lambda: view_pairs(files.at_size(size), batch),
+        "in memory": lambda: view_pairs(memory.at_size(size), batch),
+        "constant batch (encoder alone)": None,
+        "keras image_dataset_from_directory + kssl augmentation": lambda: keras_pairs.repeat().prefetch(
+            tf.data.AUTOTUNE),
+    }
     step = tf.function(model.train_step)
-    for name, data in sources.items():  # warm up every source and trace once
-        step(next(data) if data is not None else constant)
-    times = {name: [] for name in sources}
-    for _ in range(rounds):
-        for name, data in sources.items():
+    step(constant)
+    times = {name: [] for name in makers}
+    # One live pipeline at a time (a pipeline left open keeps prefetching on the same two
+    # cores), in alternating order over the rounds.
+    for round_ in range(rounds):
+        for name in (list(makers) if round_ % 2 == 0 else list(reversed(makers))):
+            data = iter(makers[name]()) if makers[name] else None
+            for _ in range(2):
+                step(next(data) if data is not None else constant)["loss"].numpy()
             start = time.time()
             for _ in range(steps):
                 step(next(data) if data is not None else constant)["loss"].numpy()
             times[name].append(time.time() - start)
+            del data
+            gc.collect()
     views = {name: 2 * batch * steps / float(np.median(t)) for name, t in times.items()}
     pipeline_only = {}  # fresh iterators, past their prefetch buffers
-    makers = {
-        "streaming": lambda: view_pairs(files.at_size(size), batch, seed=1),
-        "in memory": lambda: view_pairs(memory.at_size(size), batch, seed=1),
-        "keras image_dataset_from_directory + kssl augmentation": lambda: keras_pairs.repeat(),
-    }
+    crop_only = kssl.ViewAugmentation(size, flip=False, jitter_strength=0.0, grayscale_probability=0.0,
+                                      blur_probability=0.0)
+    makers["streaming, crops only (read, decode, crop)"] = lambda: view_pairs(files.at_size(size), batch, crop_only)
+    makers["in memory, crops only"] = lambda: view_pairs(memory.at_size(size), batch, crop_only)
     for name, make in makers.items():
+        if make is None:
+            continue
         data = iter(make())
         for _ in range(3):
             next(data)
@@ -178,6 +185,8 @@ THROUGHPUT = textwrap.dedent(
         for _ in range(20):
             next(data)
         pipeline_only[name] = 2 * batch * 20 / (time.time() - start)
+        del data
+        gc.collect()
     print(json.dumps({"views_per_s": views, "pipeline_only_views_per_s": pipeline_only}))
     """
 )
@@ -249,7 +258,7 @@ def main(argv=None):
             for folder in (small, large):
                 count = sum(1 for _ in folder.glob("*/*.jpg"))
                 for fresh in (True, False):
-                    result = first_step(folder, 64, fresh)
+                    result = first_step(folder, 96, fresh)
                     key = f"{count} files, {'new' if fresh else 'saved'} listing"
                     results[key] = result
                     print(key, result, flush=True)

@@ -140,7 +140,7 @@ def _data_options(parser, labels=True):
         type=_positive(int),
         default=None,
         help="side of the training views (default: from the data: 16 for digits, small images keep their own size, "
-        "photos 64 on a CPU and 160 on a GPU)",
+        "photos 96 on a CPU and 160 on a GPU)",
     )
     storage = parser.add_mutually_exclusive_group()
     storage.add_argument(

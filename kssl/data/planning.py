@@ -7,16 +7,18 @@ Example:
 >>> default_image_size([(32, 32)] * 5, accelerator=False)
 (32, 'the images are 32 px (median shorter side)')
 >>> default_image_size([(375, 500)] * 5, accelerator=False)[0]
-64
+96
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# Photos are trained at this side by default: at 64 px a ResNet-18/4 step on 256 images
-# takes about a second on 2 CPU cores; a GPU affords 160 px.
-CPU_IMAGE_SIZE = 64
+# Photos are trained at this side by default. kssl's ResNets take the ImageNet stem above
+# 64 px, so at 96 px a ResNet-18/4 trained 4.6x faster than at 64 px (1,536 vs 335 views/s
+# on 2 AMD EPYC cores, benchmarks/streaming.py): 96 px is the affordable CPU size. A GPU
+# affords 160 px.
+CPU_IMAGE_SIZE = 96
 ACCELERATOR_IMAGE_SIZE = 160
 # In memory while the decoded copies take at most this share of the machine's RAM.
 MEMORY_SHARE = 0.25
