@@ -139,8 +139,8 @@ RSS_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_streaming_memory_does_not_grow_with_the_folder(tmp_path):
-    small = write_folder(tmp_path / "small", count=400, classes=4, low=60, high=90)
-    large = write_folder(tmp_path / "large", count=4000, classes=4, low=60, high=90)
+    small = write_folder(tmp_path / "small", count=400, classes=4, low=48, high=64)
+    large = write_folder(tmp_path / "large", count=4000, classes=4, low=48, high=64)
     peaks = []
     for folder in (small, large):
         out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(folder)], capture_output=True, text=True)

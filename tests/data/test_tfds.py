@@ -89,12 +89,13 @@ def test_a_split_streams_from_its_record_files_through_the_crop_path(data_dir):
     assert subset.images.shape == (3, 8, 8, 3) and subset.labels.tolist() == in_memory.labels[[0, 5, 9]].tolist()
 
 
-def test_kssl_run_streams_a_tfds_split(data_dir, monkeypatch, tmp_path, capsys):
+def test_kssl_streams_a_tfds_split_and_records_the_choice(data_dir, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))
     out = tmp_path / "run"
-    tiny = ["--width", "0.125", "--epochs", "1", "--batch-size", "16", "--finetune-epochs", "1", "--labels", "2"]
-    assert main(["run", "--data", "tfds:kssl_tiny_shapes", "--stream", *tiny, "--out", str(out)]) == 0
+    tiny = ["--width", "0.125", "--epochs", "1", "--batch-size", "16"]
+    assert main(["pretrain", "--data", "tfds:kssl_tiny_shapes", "--stream", *tiny, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "image size: 12 px" in printed and "streaming from disk" in printed
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["train_images"], metrics["test_images"]) == (40, 10)
+    assert "image size: 12 px (the images are 12 px" in printed and "streaming from disk" in printed
+    config = json.loads((out / "config.json").read_text())
+    assert (config["image_size"], config["stream"]) == (12, True)
+    assert json.loads((out / "metrics.json").read_text())["pretraining"]["steps"] == 40 // 16
