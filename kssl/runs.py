@@ -186,8 +186,10 @@ def load_train_test(
     notes = {} if notes is None else notes
     parsed = sources.parse_data_spec(spec)
     if parsed.kind == "embedded":
+        reason = "as asked (--image-size)" if image_size else "digits are 8x8: 16 px loses nothing"
         image_size = image_size or 16
-        notes.update(image_size=image_size, storage="in memory")
+        notes.update(image_size=image_size, image_size_reason=reason, storage="in memory")
+        _announce(notes)
         return sources.load_digits(image_size, "train"), sources.load_digits(image_size, "test")
     if parsed.kind == "tfds":
         from kssl.data.tfds_stream import TFDSRecords
@@ -197,6 +199,7 @@ def load_train_test(
         image_size = _chosen_size(image_size, shapes, notes)
         streaming, reason = planning.choose_streaming(len(records), shapes, image_size, stream)
         notes.update(storage="streaming" if streaming else "in memory", storage_reason=reason)
+        _announce(notes)
         if streaming:
             return records.at_size(image_size), TFDSRecords.open(parsed.name, "test").at_size(image_size)
         train = sources.from_tfds(parsed.name, parsed.split or "train", image_size)
@@ -213,6 +216,7 @@ def load_train_test(
     image_size = _chosen_size(image_size, shapes, notes)
     streaming, reason = planning.choose_streaming(sum(map(len, listed)), shapes, image_size, stream)
     notes.update(storage="streaming" if streaming else "in memory", storage_reason=reason)
+    _announce(notes)
     if streaming:
         loaded = [files.at_size(image_size) for files in listed]
     else:
@@ -223,6 +227,13 @@ def load_train_test(
     indices = np.arange(len(everything))
     train, test = train_test_split(indices, test_size=0.2, stratify=everything.labels, random_state=seed)
     return everything.subset(np.sort(train), f"{spec} (80%)"), everything.subset(np.sort(test), f"{spec} (20%)")
+
+
+def _announce(notes):
+    """Prints the data choices and their reasons, before any long decoding starts."""
+    print(f"image size: {notes['image_size']} px ({notes['image_size_reason']})", flush=True)
+    if "storage_reason" in notes:
+        print(f"data: {notes['storage_reason']}", flush=True)
 
 
 def _chosen_size(image_size, shapes, notes) -> int:
@@ -480,9 +491,6 @@ def _prepare(config, strategy, labeled=True):
     )
     if config.image_size is None:
         config = dataclasses.replace(config, image_size=notes["image_size"])
-    print(f"image size: {config.image_size} px ({notes.get('image_size_reason', 'the data set')})", flush=True)
-    if "storage_reason" in notes:
-        print(f"data: {notes['storage_reason']}", flush=True)
     config = dataclasses.replace(config, stream=notes["storage"] == "streaming")
     if config.encoder is not None and not size_was_given:  # checked above when the size was known
         model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width, config.weights))
