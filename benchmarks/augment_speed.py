@@ -5,6 +5,11 @@
 Prints images per second for: the full SimCLR view transform (32 px, with and without
 blur), its colour jitter alone, kssl's batched random resized crop, and
 keras_cv.layers.RandomCropAndResize (the same crop, computed per image).
+
+    python benchmarks/augment_speed.py --branches
+
+compares, at 32, 96 and 224 px, the transform computing each random branch only for the
+images that take it with the same transform computing every branch for every image.
 """
 
 from __future__ import annotations
@@ -59,5 +64,46 @@ def main(batch=512, size=32):
         print(f"{name:38s} {images_per_second(function, inputs, batch, repeats):10.0f} images/s", flush=True)
 
 
+def branches(sizes=(32, 96, 224), batch=256, rounds=5):
+    """Views/s of the full transform with each random branch computed only for its images
+    (gather, transform, scatter) vs for every image then selected (`tf.where`), alternated."""
+    import numpy as np
+    import tensorflow as tf
+
+    from kssl.data import augment
+
+    for size in sizes:
+        images = tf.constant(np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
+        view = augment.ViewAugmentation(size)  # SimCLR's: jitter p=0.8, grayscale p=0.2, blur p=0.5 from 64 px
+
+        def transform(all_branches, view=view, size=size):
+            @tf.function
+            def run(x, seed):
+                parameters = view.draw(seed, batch)
+                heights, widths = tf.fill([batch], size), tf.fill([batch], size)
+                crops = augment.crop_windows(x, view.windows(parameters, heights, widths), size) / 255.0
+                return view.finish(crops, parameters, compute_all_branches=all_branches)
+
+            return run
+
+        contenders = {"gather/scatter (kssl)": transform(False), "every branch, then tf.where": transform(True)}
+        times = {name: [] for name in contenders}
+        for function in contenders.values():
+            images_per_second(function, images, batch, 1)  # trace and warm up
+        for round_ in range(rounds):
+            for name, function in contenders.items() if round_ % 2 == 0 else reversed(contenders.items()):
+                times[name].append(batch / images_per_second(function, images, batch, 3))
+        rates = {name: batch / float(np.median(t)) for name, t in times.items()}
+        speedup = rates["gather/scatter (kssl)"] / rates["every branch, then tf.where"]
+        for name, rate in rates.items():
+            print(f"{size:4d} px  {name:30s} {rate:9.0f} views/s", flush=True)
+        print(f"{size:4d} px  speed-up {speedup:.2f}x", flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if "--branches" in sys.argv:
+        branches()
+    else:
+        main()

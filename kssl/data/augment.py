@@ -143,20 +143,27 @@ class ViewAugmentation:
         spans = tf.stack([heights - 1.0, widths - 1.0, heights - 1.0, widths - 1.0], axis=1)
         return tf.stack([top, left, height, width], axis=1) * spans
 
-    def finish(self, crops, parameters):
-        """Flip, colour jitter, grayscale, blur and solarize of `(N, S, S, 3)` crops in [0, 1]."""
+    def finish(self, crops, parameters, compute_all_branches: bool = False):
+        """Flip, colour jitter, grayscale, blur and solarize of `(N, S, S, 3)` crops in [0, 1].
+
+        Each random branch is computed only for the images that take it: they are
+        gathered, transformed and scattered back (jitter, with its RGB-HSV round trip,
+        is the costliest step, and blur at p=0.5 skips half the batch).
+        `compute_all_branches=True` computes every branch for every image and selects
+        with `tf.where`, the same views at a higher cost (kept as the reference for
+        tests and benchmarks).
+        """
+        apply = _where_all if compute_all_branches else _gather_scatter
         views = crops
         if self.flip:
             views = _where_per_image(parameters["flip"], views[:, :, ::-1, :], views)
         if self.jitter_strength > 0 and self.jitter_probability > 0:
-            jittered = _color_jitter(views, parameters)
-            views = _where_per_image(parameters["jitter"], jittered, views)
+            views = apply(parameters["jitter"], views, parameters, _color_jitter)
         if self.grayscale_probability > 0:
-            gray = tf.repeat(_grayscale(views), 3, axis=-1)
+            gray = tf.repeat(_grayscale(views), 3, axis=-1)  # cheap: a select costs as much as a gather
             views = _where_per_image(parameters["grayscale"], gray, views)
         if self.effective_blur_probability > 0:
-            blurred = _gaussian_blur(views, parameters["blur_sigma"])
-            views = _where_per_image(parameters["blur"], blurred, views)
+            views = apply(parameters["blur"], views, parameters, lambda v, p: _gaussian_blur(v, p["blur_sigma"]))
         if self.solarize_probability > 0:
             solarized = tf.where(views < 0.5, views, 1.0 - views)
             views = _where_per_image(parameters["solarize"], solarized, views)
@@ -232,6 +239,19 @@ def _draw(seed, count, probability):
 
 def _where_per_image(mask, a, b):
     return tf.where(mask[:, None, None, None], a, b)
+
+
+def _where_all(mask, views, parameters, transform):
+    """`transform` of every image, kept where `mask` is True."""
+    return _where_per_image(mask, transform(views, parameters), views)
+
+
+def _gather_scatter(mask, views, parameters, transform):
+    """`transform` of only the images where `mask` is True, scattered back into `views`."""
+    chosen = tf.where(mask)  # (K, 1) indices
+    subset = tf.gather_nd(views, chosen)
+    chosen_parameters = {name: tf.gather_nd(value, chosen) for name, value in parameters.items()}
+    return tf.tensor_scatter_nd_update(views, chosen, transform(subset, chosen_parameters))
 
 
 def _per_image(values):

@@ -137,3 +137,18 @@ def test_views_of_a_fixed_size_batch_have_a_static_batch_dimension():
 
     views(tf.zeros((4, 12, 12, 3), tf.uint8))
     assert shapes == [(4, 8, 8, 3)]
+
+
+@pytest.mark.parametrize("size", [16, 64])
+def test_branches_computed_only_for_their_images_give_the_views_of_computing_all(rng, size):
+    views = tf.constant(rng.random((48, size, size, 3)).astype(np.float32))
+    augment = ViewAugmentation(size, solarize_probability=0.3)  # blur from 64 px
+    parameters = augment.draw(tf.constant([5, 6], tf.int64), 48)
+    assert 0 < int(tf.reduce_sum(tf.cast(parameters["jitter"], tf.int32))) < 48
+    fast = augment.finish(views, parameters).numpy()
+    reference = augment.finish(views, parameters, compute_all_branches=True).numpy()
+    np.testing.assert_allclose(fast, reference, atol=1e-6)  # float rounding of a smaller batch's kernels
+    none_jittered = dict(parameters, jitter=tf.zeros([48], tf.bool), grayscale=tf.zeros([48], tf.bool))
+    np.testing.assert_allclose(  # an empty branch is a no-op, not an error
+        augment.finish(views, none_jittered).numpy(), augment.finish(views, none_jittered, True).numpy(), atol=1e-6
+    )
