@@ -163,6 +163,7 @@ class BudgetProgress(keras.callbacks.Callback):
         self.interval = 0.5 if self.interactive else budget.seconds / 10
         self._last_shown = None
         self._logs = {}
+        self._raw_logs = {}
 
     def line(self, elapsed: float, steps: int, steps_per_second: float, logs: dict) -> str:
         seconds = self.budget.seconds
@@ -176,6 +177,7 @@ class BudgetProgress(keras.callbacks.Callback):
         return f"{text} | {metrics}" if metrics else text
 
     def _show(self, final=False):
+        self._logs = {name: float(np.ravel(value)[0]) for name, value in self._raw_logs.items()}
         text = self.line(
             self.budget.elapsed,
             self.initial_step + self.budget.steps,
@@ -190,7 +192,8 @@ class BudgetProgress(keras.callbacks.Callback):
         self._last_shown = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self._logs = {name: float(np.ravel(value)[0]) for name, value in (logs or {}).items()}
+        # Keep the logs as they are; read them (a wait for the device) only to show them.
+        self._raw_logs = logs or {}
         if self._last_shown is None or time.perf_counter() - self._last_shown >= self.interval:
             self._show()
 

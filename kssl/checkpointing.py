@@ -78,11 +78,21 @@ class StepCheckpoint(keras.callbacks.Callback):
     def _save(self):
         if self.budget is not None:
             self.elapsed_seconds.assign(self.budget.agreed_elapsed)  # the same on every worker
-        self._checkpoint_manager(self.model).save(checkpoint_number=int(self.step.numpy()))
+        self.step.assign(self._steps_done)
+        self._checkpoint_manager(self.model).save(checkpoint_number=self._steps_done)
+        self._saved_at = self._steps_done
+
+    def on_train_begin(self, logs=None):
+        # Steps are counted on the host, from Keras' step index: reading a device
+        # variable every step would make each step wait for the device (a GPU stall).
+        self._first = int(self.step.numpy())
+        self._steps_done = self._saved_at = self._first
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step.assign_add(1)
-        if int(self.step.numpy()) % self.every_steps == 0:
+        # `batch` is the index of the last step run: with `steps_per_execution=k`, Keras
+        # calls this once per k steps. Save at the first call at or past each multiple.
+        self._steps_done = self._first + batch + 1
+        if self._steps_done // self.every_steps > self._saved_at // self.every_steps:
             self._save()
 
     def on_train_end(self, logs=None):

@@ -61,3 +61,26 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert len(expected.files) == len(actual.files) > 50
     for name in expected.files:
         np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_steps_are_counted_exactly_with_several_steps_per_execution(tmp_path):
+    """Keras calls on_train_batch_end once per `steps_per_execution` steps: the checkpoint
+    still records every step, and saves at the first call past each multiple."""
+    import keras
+
+    from kssl.checkpointing import StepCheckpoint
+
+    def make_model():
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse", steps_per_execution=3)
+        return model
+
+    model = make_model()
+    model.fit(np.ones((18, 2)), np.ones((18, 1)), batch_size=2, verbose=0,
+              callbacks=[StepCheckpoint(tmp_path, every_steps=4)])  # fmt: skip
+    assert int(model.optimizer.iterations.numpy()) == 9
+    saved = sorted(int(p.name.split("-")[1].split(".")[0]) for p in tmp_path.glob("ckpt-*.index"))
+    assert saved == [6, 9]  # past 4 at step 6, past 8 at step 9 (the last two kept), and the end
+    fresh = make_model()
+    assert StepCheckpoint(tmp_path).restore(fresh) == 9
+    np.testing.assert_array_equal(fresh.get_weights()[0], model.get_weights()[0])
