@@ -107,22 +107,26 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class TrainingProgress(keras.callbacks.Callback):
-    """Sets `model.training_progress` to the fraction of `total_steps` done, before each step.
+    """Tells a model with schedules over the whole training how many steps it has.
 
     For methods whose schedules run over the whole training (BYOL's target momentum
-    rises from 0.99 to 1): `kssl.pretrain` adds it for step-counted training, and
-    `TimeBudget` does the same from elapsed time. Without either, the progress stays
-    where it is (0 for a new model), so the momentum stays at its base value. Pass it to
-    your own `model.fit` (it does nothing for methods without such schedules).
+    rises from 0.99 to 1): the model then reads the fraction done from
+    `optimizer.iterations` inside each step (`SelfSupervisedModel.progress_before_step`),
+    which stays exact with `steps_per_execution` and writes nothing to the device per
+    step. `kssl.pretrain` adds it for step-counted training, and `TimeBudget` sets the
+    progress from elapsed time instead. Without either, the progress stays where it is
+    (0 for a new model), so the momentum stays at its base value. Pass it to your own
+    `model.fit` (it does nothing for methods without such schedules); a resumed run's
+    restored optimizer continues the count.
 
     Example:
     >>> import kssl
     >>> model = kssl.BYOL(kssl.resnet(18, width=0.125, image_size=8))
-    >>> callback = TrainingProgress(total_steps=8, initial_step=2)
+    >>> callback = TrainingProgress(total_steps=8)
     >>> callback.set_model(model)
-    >>> callback.on_train_batch_begin(0)
-    >>> float(model.training_progress.numpy())
-    0.25
+    >>> callback.on_train_begin()
+    >>> model.progress_total_steps
+    8
     """
 
     def __init__(self, total_steps: int, initial_step: int = 0):
@@ -130,13 +134,14 @@ class TrainingProgress(keras.callbacks.Callback):
         if not total_steps > 0:
             raise ValueError(f"total_steps must be > 0. Received: total_steps={total_steps!r}")
         self.total_steps = int(total_steps)
-        self.initial_step = int(initial_step)
+        self.initial_step = int(initial_step)  # kept for callers; the optimizer's count is used
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_begin(self, logs=None):
         if getattr(self.model, "training_progress", None) is None:
             return  # a method without schedules over the whole training
-        done = self.initial_step + batch
-        self.model.training_progress.assign(min(done / self.total_steps, 1.0))
+        if self.model.progress_total_steps != self.total_steps:
+            self.model.progress_total_steps = self.total_steps
+            self.model.make_train_function(force=True)  # a step traced with another total is dropped
 
 
 class BudgetProgress(keras.callbacks.Callback):

@@ -40,6 +40,12 @@ def _steps_for(epochs, size, batch_size):
     return max(1, int(round(epochs * size / batch_size)))
 
 
+def _check_steps_per_execution(value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"steps_per_execution must be a positive integer. Received: {value!r}")
+    return value
+
+
 def _check_split(batch_size, strategy):
     # Keras' standard train step (used by Classifier) averages per-replica mean losses,
     # which is the global mean only when every replica gets as many images.
@@ -127,6 +133,7 @@ def pretrain(
     recipe: PretrainingRecipe | None = None,
     method: str = "simclr",
     method_options: dict | None = None,
+    steps_per_execution: int = 1,
 ):
     """Pretrains `encoder` with a self-supervised `method` on `image_set` (labels unused
     unless `probe`).
@@ -163,6 +170,10 @@ def pretrain(
         method: `"simclr"`, `"moco"`, `"byol"`, `"simsiam"`, `"barlow"`, `"vicreg"` or `"mae"`
             (`kssl.methods.METHODS`; MAE needs a `kssl.encoders.vit` encoder).
         method_options: further arguments of the method's class (e.g. `{"lambda_": 0.01}`).
+        steps_per_execution: train steps per call of the compiled train function (Keras'
+            `compile` argument): fewer returns to Python, which matters most for small
+            encoders and on GPUs. Checkpoints, the step count and BYOL's momentum schedule
+            stay exact; a time budget and callbacks are checked once per call.
 
     Returns:
         `(model, history)`: the trained model (a `SelfSupervisedModel`) and Keras'
@@ -208,7 +219,11 @@ def pretrain(
             model = model_class(encoder, probe_classes=image_set.num_classes if probe else None, **options)
         except TypeError as error:
             raise InputError(f"{model_class.__name__} does not take these options: {error}") from None
-        model.compile(optimizer=recipe.build_optimizer(batch_size, steps), jit_compile=jit_compile)
+        model.compile(
+            optimizer=recipe.build_optimizer(batch_size, steps),
+            jit_compile=jit_compile,
+            steps_per_execution=_check_steps_per_execution(steps_per_execution),
+        )
 
     def data(start_step):
         return distribute_batches(
@@ -243,13 +258,15 @@ def finetune(
     checkpoint_every: int = 100,
     callbacks=(),
     verbose: int | str = "auto",
+    steps_per_execution: int = 1,
 ):
     """Trains a `Classifier` on `encoder` with a (small) labeled set.
 
     Adam with a cosine-decayed learning rate; training batches are lightly augmented
     (random resized crop of 25-100% and flips). A small set gives few steps per epoch,
     so `epochs` counts passes over the labeled images, run as one long `fit` epoch.
-    `strategy`, `jit_compile` and `checkpoint_dir` work as in `pretrain`.
+    `strategy`, `jit_compile`, `checkpoint_dir` and `steps_per_execution` work as in
+    `pretrain`.
 
     Args:
         mode: a fine-tuning mode of `kssl.finetuning.STRATEGIES` ("linear", "partial",
@@ -309,7 +326,11 @@ def finetune(
             optimizer = LayerwiseAdam(learning_rate=schedule, layer_multipliers=rates)
         else:
             optimizer = keras.optimizers.Adam(schedule)
-        classifier.compile(optimizer=optimizer, jit_compile=jit_compile)
+        classifier.compile(
+            optimizer=optimizer,
+            jit_compile=jit_compile,
+            steps_per_execution=_check_steps_per_execution(steps_per_execution),
+        )
     steps_per_epoch = max(1, len(labeled_set) // batch_size)
     callbacks = [*classifier.fine_tuning.callbacks(classifier, steps_per_epoch, steps), *callbacks]
 

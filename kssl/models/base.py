@@ -85,6 +85,10 @@ class SelfSupervisedModel(keras.Model):
         self.feature_dim = int(encoder.output_shape[-1])
         self.probe_classes = probe_classes
         self.training_progress = None
+        # Set by `kssl.callbacks.TrainingProgress`: the progress is then read in the step
+        # from `optimizer.iterations`, exact with `steps_per_execution` > 1 and with no
+        # host-to-device write per step.
+        self.progress_total_steps = None
         if self.uses_training_progress:
             self.training_progress = self.add_weight(
                 shape=(), initializer="zeros", trainable=False, dtype="float32", name="training_progress"
@@ -109,6 +113,17 @@ class SelfSupervisedModel(keras.Model):
     def views_loss(self, views, training) -> ViewsLoss:
         """The method's loss on `views`, a tuple of `(n, H, W, 3)` batches (this replica's)."""
         raise NotImplementedError(f"{type(self).__name__} must define views_loss(views, training).")
+
+    def progress_before_step(self):
+        """The fraction of training done before this step, in [0, 1], inside `after_step`.
+
+        From `optimizer.iterations` (already counting this step) when the total number of
+        steps is known, else the `training_progress` variable a `TimeBudget` sets.
+        """
+        if self.progress_total_steps is None:
+            return self.training_progress
+        done = tf.cast(self.optimizer.iterations - 1, tf.float32)
+        return tf.minimum(done / float(self.progress_total_steps), 1.0)
 
     def after_step(self, result: ViewsLoss):
         """Runs after every optimizer step, inside the (replicated) train step.

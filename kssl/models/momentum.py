@@ -115,7 +115,7 @@ class MomentumModel(SelfSupervisedModel):
         """m for this step: `cosine_momentum(momentum, training_progress)`, or constant."""
         if not self.momentum_schedule:
             return tf.constant(self.momentum, tf.float32)
-        return cosine_momentum(self.momentum, self.training_progress)
+        return cosine_momentum(self.momentum, self.progress_before_step())
 
     def target_projections(self, views, training):
         """The target network's projections of the views stacked in order (no gradient)."""

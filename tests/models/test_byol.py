@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny_encoder, two_replicas
+from helpers import digits, tiny_encoder, two_replicas
 
 from kssl.callbacks import TrainingProgress
 from kssl.models import BYOL
@@ -55,11 +55,13 @@ def test_target_network_is_not_optimized_and_not_saved_in_config():
 
 def test_momentum_follows_the_cosine_over_training_progress():
     model = BYOL(tiny_encoder(), momentum=0.99)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
     callback = TrainingProgress(total_steps=4)
     callback.set_model(model)
+    callback.on_train_begin()
     taus = []
     for step in range(5):
-        callback.on_train_batch_begin(step)
+        model.optimizer.iterations.assign(step + 1)  # as after_step sees it: this step counted
         taus.append(float(model.current_momentum()))
     expected = [1 - 0.01 * (np.cos(np.pi * k / 4) + 1) / 2 for k in range(5)]
     np.testing.assert_allclose(taus, expected, rtol=1e-6)
@@ -72,3 +74,20 @@ def test_views_are_asymmetric_where_blur_is_on():
     assert small[0].effective_blur_probability == small[1].effective_blur_probability == 0
     assert (large_1.effective_blur_probability, large_2.effective_blur_probability) == (1.0, 0.1)
     assert (large_1.solarize_probability, large_2.solarize_probability) == (0.0, 0.2)
+
+
+def test_the_momentum_schedule_is_the_same_with_several_steps_per_execution():
+    """The progress is read from the optimizer's step count inside each step, so running
+    4 steps per call of the train function trains to the same weights."""
+    from kssl.training import pretrain
+
+    images = digits().subset(range(64))
+    weights = []
+    for steps_per_execution in (1, 4):
+        keras.utils.set_random_seed(0)
+        model, _ = pretrain(images, tiny_encoder(), epochs=4, batch_size=16, method="byol", verbose=0,
+                            steps_per_execution=steps_per_execution)  # fmt: skip
+        assert int(model.optimizer.iterations.numpy()) == 16
+        weights.append(model.target_encoder.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
