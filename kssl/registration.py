@@ -24,6 +24,7 @@ REGISTERING_MODULES = (
     "kssl.layers",
     "kssl.models",
     "kssl.optimizers",
+    "kssl.loss_scaling",
     "kssl.encoders.applications",
     "kssl.finetuning.discriminative",
 )

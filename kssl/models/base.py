@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from kssl import distribute
+from kssl.loss_scaling import loss_scaled
 
 
 @dataclasses.dataclass
@@ -187,6 +188,11 @@ class SelfSupervisedModel(keras.Model):
             self.probe_loss_tracker.update_state(tf.reduce_mean(probe_losses), sample_weight=count)
             self.probe_accuracy.update_state(all_labels, logits)
         return loss, result
+
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """`keras.Model.compile`; under `mixed_float16` the optimizer's loss scaling
+        decides for all replicas at once (`kssl.loss_scaling`)."""
+        super().compile(optimizer=loss_scaled(optimizer, self.dtype_policy), **kwargs)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras' TF trainer traces a "symbolic build" by averaging a real batch across

@@ -12,6 +12,7 @@ from kssl import distribute
 from kssl.finetuning import STRATEGIES, strategy_class
 from kssl.finetuning.adversarial import AdversarialTraining
 from kssl.finetuning.stages import encoder_stages  # noqa: F401  (re-exported)
+from kssl.loss_scaling import loss_scaled
 
 MODES = tuple(STRATEGIES)
 
@@ -209,6 +210,7 @@ class Classifier(keras.Model):
         """Like `keras.Model.compile`, with defaults for integer labels and logits."""
         loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = metrics if metrics is not None else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        optimizer = loss_scaled(optimizer, self.dtype_policy)  # float16: one decision for all replicas
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         if not self.optimizer.built:  # for every variable a schedule may unfreeze later
             with self.distribute_strategy.scope():
