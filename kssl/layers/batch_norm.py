@@ -21,9 +21,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     Same arguments, weights and maths as the Keras layer; only the training-mode path on
     4D channels-last inputs changes. It falls back to the Keras implementation for
-    inference, masks, batch renormalisation, other layouts, and for `synchronized=True`
-    under a strategy with several replicas (where statistics must be all-reduced
-    across replicas). The moving variance is updated with the biased batch variance,
+    inference, masks, batch renormalisation and other layouts. With `synchronized=True`
+    under a strategy with several replicas, the statistics of the global batch are
+    all-reduced in one collective per layer (`_synchronized_call`), where Keras' own
+    synchronized layer issues several. The moving variance is updated with the biased batch variance,
     as Keras does. The fused kernel raises `epsilon` to at least 1.001e-5.
 
     Example:
@@ -36,6 +37,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """
 
     def call(self, inputs, training=None, mask=None):
+        if training and self.trainable and self._synchronizes(inputs, mask):
+            return self._synchronized_call(inputs)
         if not (training and self.trainable) or not self._can_fuse(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         # float16/bfloat16 inputs go in as they are: the kernel accumulates statistics in
@@ -53,6 +56,49 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return tf.cast(outputs, self.compute_dtype)
+
+    def _synchronizes(self, inputs, mask):
+        """Whether the batch statistics must be all-reduced across replicas here."""
+        if not self.synchronized or mask is not None or self.renorm or self.axis not in (-1, len(inputs.shape) - 1):
+            return False
+        replica_context = tf.distribute.get_replica_context()
+        return replica_context is not None and replica_context.num_replicas_in_sync > 1
+
+    def _synchronized_call(self, inputs):
+        """Batch norm over the global batch with one all-reduce for the layer.
+
+        Keras' synchronized layer all-reduces the sums, the sums of squares and a count
+        of elements (from a `ones_like` the size of the activations) separately, after
+        casting float16 to float32. Here each replica's per-channel sums and sums of
+        squares and its element count (from the input's shape) are concatenated into one
+        vector and summed across replicas by one collective; the normalisation is then
+        one multiply-add per element in the input's dtype. The statistics are Keras'
+        (mean = sum / count, biased variance = sum of squares / count - mean^2), and the
+        gradient flows through the all-reduce to every replica's inputs.
+        """
+        from kssl.distribute import global_sum
+
+        x32 = tf.cast(inputs, tf.float32)
+        reduce_axes = list(range(len(inputs.shape) - 1))
+        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
+        local = tf.concat(
+            [tf.reduce_sum(x32, reduce_axes), tf.reduce_sum(tf.square(x32), reduce_axes), count[None]], axis=0
+        )
+        channels = inputs.shape[-1]
+        total = global_sum(local)
+        sums, squares, global_count = total[:channels], total[channels : 2 * channels], total[-1]
+        mean = sums / global_count
+        variance = tf.maximum(squares / global_count - tf.square(mean), 0.0)
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels], tf.float32)
+        beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels], tf.float32)
+        scale = gamma * tf.math.rsqrt(variance + self.epsilon)
+        offset = beta - mean * scale
+        self.moving_mean.assign(self.moving_mean * self.momentum + tf.stop_gradient(mean) * (1.0 - self.momentum))
+        self.moving_variance.assign(
+            self.moving_variance * self.momentum + tf.stop_gradient(variance) * (1.0 - self.momentum)
+        )
+        outputs = inputs * tf.cast(scale, inputs.dtype) + tf.cast(offset, inputs.dtype)
         return tf.cast(outputs, self.compute_dtype)
 
     def _can_fuse(self, inputs, mask):
