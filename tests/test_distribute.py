@@ -190,3 +190,25 @@ def test_every_method_step_on_two_replicas_equals_one_device(views, method):
         assert mirrored_logs[name][0] == pytest.approx(value[0], rel=1e-5, abs=1e-6), name
     assert method == "mae" or any("moving_variance" in path for path in single)
     assert_same_weights(mirrored, single)
+
+
+def test_all_gather_is_built_from_all_reduces_and_keeps_uneven_slices():
+    """NCCL runs all-reduces natively; the traced gather has no gather collective."""
+    import collections
+
+    from kssl.distribute import all_gather
+
+    strategy = two_replicas()
+
+    def replica():
+        replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
+        rows = 2 + replica_id  # 2 rows on replica 0, 3 on replica 1
+        value = tf.reshape(tf.range(rows * 2, dtype=tf.float32), [rows, 2]) + 100.0 * tf.cast(replica_id, tf.float32)
+        return all_gather(value)
+
+    step = tf.function(lambda: strategy.run(replica))
+    ops = collections.Counter(op.type for op in step.get_concrete_function().graph.get_operations())
+    assert ops["CollectiveReduceV2"] > 0 and not any("Gather" in name and "Collective" in name for name in ops)
+    expected = np.concatenate([np.arange(4).reshape(2, 2), np.arange(6).reshape(3, 2) + 100.0])
+    for gathered in strategy.experimental_local_results(step()):
+        np.testing.assert_array_equal(gathered.numpy(), expected)
