@@ -327,7 +327,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--version", type=_positive(int), default=1, help="model version (default 1)")
     export.add_argument("--out", required=True, help="serving root: the model goes to OUT/<model-name>/<version>/")
     export.add_argument("--overwrite", action="store_true")
-    for command in (run, pretrain, finetune, evaluate, export):
+    doctor = commands.add_parser(
+        "doctor",
+        help="check that training on all of this machine's devices computes what one device does (run it first "
+        "on a new GPU machine)",
+        description="One SimCLR and one fine-tuning check on 1 device and on all devices (GPUs, else the CPU as two "
+        "logical devices), in float32 and the device's mixed precision, with XLA on one GPU: steps/s and the "
+        "largest weight difference. Exits with code 1 if a difference exceeds float rounding.",
+    )
+    doctor.add_argument("--steps", type=_positive(int), default=5, help="training steps per check (default 5)")
+    doctor.add_argument("--image-size", type=_positive(int), default=32, help="image side (default 32)")
+    doctor.add_argument("--batch-size", type=_positive(int), default=64, help="global batch (default 64)")
+    doctor.add_argument(
+        "--precision",
+        choices=["float32", "mixed_bfloat16", "mixed_float16"],
+        default=None,
+        help="check this precision only (default: float32 and the device's mixed precision)",
+    )
+    for command in (run, pretrain, finetune, evaluate, export, doctor):
         _common_options(command)
     return parser
 
@@ -344,6 +361,12 @@ def main(argv=None) -> int:
     try:
         from kssl import runs
 
+        if command == "doctor":
+            from kssl.doctor import run_doctor
+
+            precisions = [args["precision"]] if args["precision"] else None
+            rows = run_doctor(args["steps"], args["image_size"], args["batch_size"], precisions)
+            return 0 if all(row["ok"] for row in rows) else 1
         if command == "export":
             runs.export_job(args["model"], args["out"], args["model_name"], args["version"], args["overwrite"])
             return 0

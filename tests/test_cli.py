@@ -295,3 +295,16 @@ def test_method_errors_name_the_value(tmp_path, capsys):
     assert main(["pretrain", "--method", "vicreg", "--temperature", "0.5", "--out", str(tmp_path / "x")]) == 2
     assert "--temperature applies to contrastive methods" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_kssl_doctor_compares_one_device_with_all_and_says_ok(capsys):
+    from kssl.cli import main
+
+    args = ["doctor", "--steps", "1", "--image-size", "8", "--batch-size", "16", "--precision", "float32"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "as 2 logical devices" in printed
+    rows = [line for line in printed.splitlines() if line.startswith(("simclr", "finetune"))]
+    assert len(rows) == 2 and all(line.rstrip().endswith("ok") for line in rows)
+    assert all(float(line.split()[-2]) < 1e-4 for line in rows)  # float rounding, relative to the step
+    assert all(" 2 x " in line for line in rows)
