@@ -297,11 +297,6 @@ def finetune(
     jit_compile = resolve_jit_compile(jit_compile, strategy)
     _check_split(batch_size, strategy)
     batch_size = min(batch_size, len(labeled_set) - len(labeled_set) % strategy.num_replicas_in_sync)
-    if batch_size >= 8 and batch_size % 8:
-        # A multiple of 8: with oneDNN on an AVX512 CPU (AMD Zen 4, TF 2.21), training a
-        # kssl ResNet on batches of 7, 12, 15 or 17 images corrupted the heap and aborted
-        # the process, while 8, 16, 20, 24 and 40 trained (see the README).
-        batch_size -= batch_size % 8
     steps = _steps_for(epochs, len(labeled_set), batch_size)
     size = encoder.input_shape[1]
     labeled_set = labeled_set.at_size(size)
