@@ -44,11 +44,75 @@ def cache_root() -> pathlib.Path:
     return pathlib.Path(os.environ.get("KSSL_CACHE_DIR") or pathlib.Path.home() / ".cache" / "kssl").expanduser()
 
 
-def progress_bar(total: int, description: str, enabled: bool = True):
+def progress_bar(total: int, description: str, enabled: bool = True, unit: str = "img"):
     """A tqdm progress bar with a total (to stderr), or a silent stand-in."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, unit="img" if "ecod" in description else "it", disable=not enabled)
+    return tqdm(total=total, desc=description, unit=unit, disable=not enabled)
+
+
+def open_scaled(path, shorter_side: int):
+    """The first frame of an image file as RGB, its shorter side at most `shorter_side`.
+
+    The aspect ratio is kept and small images are not enlarged. A JPEG is decoded at a
+    reduced DCT scale where that suffices (several times faster); the resize is PIL's
+    bilinear filter, which antialiases. Raises what PIL raises for unreadable files.
+    """
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.seek(0)  # the first frame of a GIF
+        width, height = image.size
+        scale = min(1.0, shorter_side / min(width, height))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if image.format == "JPEG" and scale < 1.0:
+            image.draft("RGB", size)
+        rgb = image.convert("RGB")
+    return rgb if rgb.size == size else rgb.resize(size, Image.BILINEAR)
+
+
+class Unreadable(str):
+    """The message for an image file that could not be read (a result of `map_files`)."""
+
+
+def map_files(function, paths, description: str, progress: bool = True, workers: int | None = None) -> list:
+    """`function(path)` for every path on threads, with a progress bar; a file PIL cannot
+    read gives an `Unreadable` message naming it instead of a result."""
+    import concurrent.futures
+
+    def run(path):
+        try:
+            return function(path)
+        except Exception as error:  # noqa: BLE001 - PIL raises many types for corrupt files
+            empty = os.path.exists(path) and os.path.getsize(path) == 0
+            reason = "it is empty (0 bytes)" if empty else f"it cannot be decoded ({error})"
+            return Unreadable(f"Cannot read image {str(path)!r}: {reason}.")
+
+    results = []
+    # PIL releases the GIL while decoding, so threads use every core.
+    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+        with progress_bar(len(paths), description, progress) as bar:
+            for result in pool.map(run, paths, chunksize=64):
+                results.append(result)
+                bar.update(1)
+    return results
+
+
+def check_unreadable(messages, skip_bad_images: bool, kind: str = "unreadable") -> None:
+    """kssl's policy for unreadable image files: an error naming the first, or a warning.
+
+    `messages` name the files (`Unreadable` results of `map_files`); `kind` says what is
+    wrong with them in the count ("unreadable", "empty").
+    """
+    if not messages:
+        return
+    if not skip_bad_images:
+        count = f" ({len(messages)} files are {kind})." if len(messages) > 1 else "."
+        raise DataError(
+            f"{messages[0]} Delete or replace it, or skip unreadable files with --skip-bad-images "
+            f"(Python: skip_bad_images=True){count}"
+        )
+    logger.warning("Skipped %d %s image file(s), e.g. %s", len(messages), kind, messages[0])
 
 
 @dataclasses.dataclass
@@ -156,14 +220,10 @@ def list_folder(
     if not len(paths):
         raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the class folders of {str(folder)!r}.")
     empty = np.flatnonzero(sizes == 0)
+    check_unreadable(
+        [f"Cannot read image {paths[i]!r}: it is empty (0 bytes)." for i in empty], skip_bad_images, "empty"
+    )
     if len(empty):
-        message = f"Cannot read image {paths[empty[0]]!r}: it is empty (0 bytes)."
-        if not skip_bad_images:
-            raise DataError(
-                f"{message} Delete or replace it, or skip unreadable files with --skip-bad-images "
-                "(Python: skip_bad_images=True)" + (f" ({len(empty)} files are empty)." if len(empty) > 1 else ".")
-            )
-        logger.warning("Skipped %d empty image file(s), e.g. %s", len(empty), paths[empty[0]])
         keep = sizes > 0
         paths, labels, sizes = paths[keep], labels[keep], sizes[keep]
     return ImageFiles(paths, labels, listing["class_names"], source=str(folder), sizes=sizes)
@@ -173,7 +233,7 @@ def _scan(folder: pathlib.Path, progress: bool) -> dict:
     class_dirs = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
     paths, labels, sizes, folders = [], [], [], {".": os.stat(folder).st_mtime_ns}
     others, other_example = 0, ""
-    with progress_bar(len(class_dirs), f"Listing {folder.name}", progress) as bar:
+    with progress_bar(len(class_dirs), f"Listing {folder.name}", progress, unit="folder") as bar:
         for label, name in enumerate(class_dirs):
             stack = [name]
             while stack:
@@ -232,10 +292,6 @@ def cached_copies(files: ImageFiles, shorter_side: int, skip_bad_images: bool = 
     unreadable file is an error naming it, or skipped with a warning and a count
     (`skip_bad_images`), before training starts.
     """
-    import concurrent.futures
-
-    from PIL import Image
-
     if not isinstance(shorter_side, int) or shorter_side < 8:
         raise DataError(f"The cache's shorter side must be an integer of at least 8 px. Received: {shorter_side!r}")
     digest = hashlib.sha256(files.source.encode()).hexdigest()[:16]
@@ -245,42 +301,17 @@ def cached_copies(files: ImageFiles, shorter_side: int, skip_bad_images: bool = 
     def cache(path):
         path = pathlib.Path(path)
         target = folder / path.relative_to(root).with_suffix(".jpg")
-        try:
-            if target.exists() and target.stat().st_mtime_ns >= path.stat().st_mtime_ns:
-                return str(target)
-            with Image.open(path) as image:
-                image.seek(0)
-                width, height = image.size
-                scale = min(1.0, shorter_side / min(width, height))
-                size = (max(1, round(width * scale)), max(1, round(height * scale)))
-                if image.format == "JPEG" and scale < 1.0:
-                    image.draft("RGB", size)
-                rgb = image.convert("RGB")
-                if rgb.size != size:
-                    rgb = rgb.resize(size, Image.BILINEAR)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_file(target, suffix=".jpg") as tmp:
-                rgb.save(tmp, format="JPEG", quality=90)
+        if target.exists() and target.stat().st_mtime_ns >= path.stat().st_mtime_ns:
             return str(target)
-        except Exception as error:  # noqa: BLE001 - PIL raises many types for corrupt files
-            return DataError(f"Cannot read image {str(path)!r}: it cannot be decoded ({error}).")
+        rgb = open_scaled(path, shorter_side)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(target, suffix=".jpg") as tmp:
+            rgb.save(tmp, format="JPEG", quality=90)
+        return str(target)
 
-    results = []
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
-        with progress_bar(len(files), f"Caching {root.name} at {shorter_side} px", progress) as bar:
-            for result in pool.map(cache, files.paths, chunksize=64):
-                results.append(result)
-                bar.update(1)
-    bad = [r for r in results if isinstance(r, DataError)]
-    if bad and not skip_bad_images:
-        raise DataError(
-            f"{bad[0]} Delete or replace it, or skip unreadable files with --skip-bad-images"
-            + (f" ({len(bad)} files are unreadable)." if len(bad) > 1 else ".")
-        )
-    if bad:
-        logger.warning("Skipped %d unreadable image file(s), e.g. %s", len(bad), bad[0])
-    keep = np.array([not isinstance(r, DataError) for r in results])
-    cached = files.subset(np.flatnonzero(keep))
-    cached.paths = np.asarray([r for r in results if not isinstance(r, DataError)], dtype=object)
-    cached.sizes = None
-    return cached
+    results = map_files(cache, files.paths, f"Caching {root.name} at {shorter_side} px", progress)
+    check_unreadable([r for r in results if isinstance(r, Unreadable)], skip_bad_images)
+    keep = np.flatnonzero([not isinstance(r, Unreadable) for r in results])
+    return dataclasses.replace(
+        files.subset(keep), paths=np.asarray([results[i] for i in keep], dtype=object), sizes=None
+    )

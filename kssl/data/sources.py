@@ -16,7 +16,6 @@ Sources:
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -224,48 +223,21 @@ def class_root(root: pathlib.Path, split: str | None) -> pathlib.Path:
 
 def decode_files(files, image_size, skip_bad_images=False, workers=None, progress=True) -> ImageSet:
     """Decodes `ImageFiles` into memory, aspect kept, shorter side at `stored_side(image_size)`."""
-    from PIL import Image, UnidentifiedImageError
-
-    from kssl.data.files import progress_bar, stored_side
+    from kssl.data.files import Unreadable, check_unreadable, map_files, open_scaled, stored_side
 
     side = stored_side(image_size)
-
-    def decode(path):
-        try:
-            with Image.open(path) as image:
-                image.seek(0)  # the first frame of a GIF
-                width, height = image.size
-                scale = min(1.0, side / min(width, height))
-                size = (max(1, round(width * scale)), max(1, round(height * scale)))
-                if image.format == "JPEG" and scale < 1.0:
-                    image.draft("RGB", size)  # decode at a reduced DCT scale: several times faster
-                rgb = image.convert("RGB")
-                if rgb.size != size:
-                    rgb = rgb.resize(size, Image.BILINEAR)  # PIL's bilinear filter antialiases
-                return np.asarray(rgb, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-            reason = "it is empty (0 bytes)" if os.path.getsize(path) == 0 else f"it cannot be decoded ({error})"
-            return f"Cannot read image {str(path)!r}: {reason}."
-
-    # PIL releases the GIL while decoding, so threads use every core.
-    results = []
-    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        with progress_bar(len(files), f"Decoding {pathlib.Path(files.source).name}", progress) as bar:
-            for result in pool.map(decode, files.paths, chunksize=64):
-                results.append(result)
-                bar.update(1)
-    bad = [(i, r) for i, r in enumerate(results) if isinstance(r, str)]
-    if bad and not skip_bad_images:
-        raise DataError(
-            f"{bad[0][1]} Delete or replace it, or skip unreadable files with --skip-bad-images "
-            "(Python: skip_bad_images=True)" + (f" ({len(bad)} files are unreadable)." if len(bad) > 1 else ".")
-        )
-    for _, message in bad:
-        logger.warning("Skipped: %s", message)
-    ok = np.array([not isinstance(r, str) for r in results])
+    results = map_files(
+        lambda path: np.asarray(open_scaled(path, side), dtype=np.uint8),
+        files.paths,
+        f"Decoding {pathlib.Path(files.source).name}",
+        progress,
+        workers,
+    )
+    check_unreadable([r for r in results if isinstance(r, Unreadable)], skip_bad_images)
+    ok = np.array([not isinstance(r, Unreadable) for r in results])
     if not ok.any():
         raise DataError("None of the image files could be read.")
-    images = [r for r in results if not isinstance(r, str)]
+    images = [r for r in results if not isinstance(r, Unreadable)]
     labels = None if files.labels is None else files.labels[ok]
     shapes = np.asarray([image.shape[:2] for image in images], np.int64)
     if (shapes == shapes[0]).all():
