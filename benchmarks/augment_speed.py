@@ -10,6 +10,14 @@ keras_cv.layers.RandomCropAndResize (the same crop, computed per image).
 
 compares, at 32, 96 and 224 px, the transform computing each random branch only for the
 images that take it with the same transform computing every branch for every image.
+
+    python benchmarks/augment_speed.py --device-path
+
+measures, at 32, 96 and 224 px, the views per second that the host's `tf.data`
+pipeline (`kssl.data.view_pairs` on an in-memory set stored at 1.5x the view size)
+delivers when it finishes the views itself (kssl's CPU path) and when it only crops,
+leaving uint8 crops for the accelerator to finish in the train step (the GPU path,
+`kssl.data.device`), alternating the two, and the bytes of a batch each way.
 """
 
 from __future__ import annotations
@@ -100,10 +108,55 @@ def branches(sizes=(32, 96, 224), batch=256, rounds=5):
         print(f"{size:4d} px  speed-up {speedup:.2f}x", flush=True)
 
 
+def device_path(sizes=(32, 96, 224), batch=256, batches=12, rounds=3):
+    """Host views/s of `view_pairs` finishing views on the host vs leaving them to the device."""
+    import numpy as np
+
+    from kssl.data.pipeline import view_pairs
+    from kssl.data.sources import from_arrays
+
+    for size in sizes:
+        stored = int(size * 1.5)
+        images = from_arrays(np.random.default_rng(0).integers(0, 256, (1024, stored, stored, 3), dtype=np.uint8))
+        images = images.at_size(size)
+
+        def rate(on_device, images=images):
+            iterator = iter(view_pairs(images, batch, seed=0, on_device=on_device))
+            next(iterator)  # warm up
+            start = time.perf_counter()
+            for _ in range(batches):
+                element = next(iterator)
+            seconds = time.perf_counter() - start
+            nbytes = sum(t.numpy().nbytes for t in tf_flatten(element))
+            return 2 * batch * batches / seconds, nbytes
+
+        rates = {"host finishes (CPU path)": [], "host crops, device finishes": []}
+        for round_ in range(rounds):
+            order = list(rates) if round_ % 2 == 0 else list(reversed(rates))
+            for name in order:
+                views_per_second, nbytes = rate(name.startswith("host crops"))
+                rates[name].append(views_per_second)
+                print(
+                    f"{size:4d} px  {name:28s} {views_per_second:9.0f} views/s  {nbytes / 2**20:6.1f} MB/batch",
+                    flush=True,
+                )
+        medians = {name: float(np.median(r)) for name, r in rates.items()}
+        ratio = medians["host crops, device finishes"] / medians["host finishes (CPU path)"]
+        print(f"{size:4d} px  host speed-up when the device finishes: {ratio:.2f}x (medians)", flush=True)
+
+
+def tf_flatten(element):
+    import tensorflow as tf
+
+    return tf.nest.flatten(element)
+
+
 if __name__ == "__main__":
     import sys
 
     if "--branches" in sys.argv:
         branches()
+    elif "--device-path" in sys.argv:
+        device_path()
     else:
         main()

@@ -155,6 +155,23 @@ def _data_options(parser, labels=True):
     storage.add_argument(
         "--in-memory", dest="stream", action="store_const", const=False, help="decode every image into memory first"
     )
+    place = parser.add_mutually_exclusive_group()
+    place.add_argument(
+        "--augment-on-device",
+        dest="augment_on_device",
+        action="store_const",
+        const=True,
+        default=None,
+        help="crop views on the host and finish them (flip, colour jitter, grayscale, blur) in the train step on the "
+        "accelerator (default: when there is a GPU)",
+    )
+    place.add_argument(
+        "--augment-on-host",
+        dest="augment_on_device",
+        action="store_const",
+        const=False,
+        help="compute the whole view augmentation in the host's tf.data pipeline (default without a GPU)",
+    )
     parser.add_argument(
         "--cache-size",
         type=_positive(int),

@@ -27,7 +27,7 @@ from kssl.methods import method_class
 from kssl.recipes import recipe_for
 
 # RunConfig fields that do not change what a run computes: a resumed run may differ in them.
-_NOT_RESULT_FIELDS = ("out", "overwrite", "checkpoint_every", "model_name", "version")
+_NOT_RESULT_FIELDS = ("out", "overwrite", "checkpoint_every", "model_name", "version", "augment_on_device")
 
 
 @dataclasses.dataclass
@@ -66,6 +66,7 @@ class RunConfig:
     stream: bool | None = None
     cache_size: int | None = None
     refresh_listing: bool = False
+    augment_on_device: bool | None = None
 
     def resolved(self, default_encoder: bool = True) -> RunConfig:
         """Fills the defaults that need no data read (digits are 8x8, so 16 px loses
@@ -281,6 +282,7 @@ def _pretrain_into(folder, config, strategy, train, verbose):
         seed=config.seed,
         strategy=strategy,
         jit_compile=config.jit_compile,
+        augment_on_device=config.augment_on_device,
         checkpoint_dir=folder / "checkpoints" / "pretrain",
         checkpoint_every=config.checkpoint_every,
         callbacks=[curve],
@@ -470,6 +472,8 @@ def _prepare(config, strategy, labeled=True):
         print(f"precision: {precision} ({reason}; --precision overrides)", flush=True)
         config = dataclasses.replace(config, precision=precision)
     config = dataclasses.replace(config, jit_compile=resolve_jit_compile(config.jit_compile, strategy))
+    if config.augment_on_device is None:
+        config = dataclasses.replace(config, augment_on_device=_announce_augmentation_place())
     set_precision(config.precision)
     # An unknown name, or an encoder the method cannot train, fails before loading data.
     if config.encoder is not None and config.image_size is not None:
@@ -504,6 +508,20 @@ def _prepare(config, strategy, labeled=True):
         line += f"; {strategy.num_replicas_in_sync} replicas"
     print(line, flush=True)
     return config, train, test, subsets
+
+
+def _announce_augmentation_place() -> bool:
+    """The default of `augment_on_device` (on a GPU), printed with the reason."""
+    from kssl.data.device import accelerators
+
+    gpus = accelerators()
+    if gpus:
+        print(
+            f"augmentation: crops on the host, the rest on {len(gpus)} GPU(s) in the train step "
+            "(--augment-on-host overrides)",
+            flush=True,
+        )
+    return bool(gpus)
 
 
 def _in_memory_if_it_fits(subset, config):

@@ -21,6 +21,7 @@ from kssl.callbacks import BudgetProgress, TimeBudget, TrainingProgress
 from kssl.checkpointing import StepCheckpoint
 from kssl.cpu import warn_if_onednn_off
 from kssl.data.augment import ViewAugmentation
+from kssl.data.device import accelerators, to_device
 from kssl.data.pipeline import labeled_batches, view_pairs
 from kssl.data.sources import ImageSet
 from kssl.distribute import distribute_batches
@@ -134,6 +135,7 @@ def pretrain(
     method: str = "simclr",
     method_options: dict | None = None,
     steps_per_execution: int = 1,
+    augment_on_device: bool | None = None,
 ):
     """Pretrains `encoder` with a self-supervised `method` on `image_set` (labels unused
     unless `probe`).
@@ -174,6 +176,10 @@ def pretrain(
             `compile` argument): fewer returns to Python, which matters most for small
             encoders and on GPUs. Checkpoints, the step count and BYOL's momentum schedule
             stay exact; a time budget and callbacks are checked once per call.
+        augment_on_device: crop on the host and finish the views (flip, colour jitter,
+            grayscale, blur, solarize) in the train step, on the accelerator
+            (`kssl.data.device`): the same views as on the host. Default (None): when
+            this machine has a GPU.
 
     Returns:
         `(model, history)`: the trained model (a `SelfSupervisedModel`) and Keras'
@@ -225,14 +231,24 @@ def pretrain(
             steps_per_execution=_check_steps_per_execution(steps_per_execution),
         )
 
+    on_device = bool(accelerators()) if augment_on_device is None else bool(augment_on_device)
+
     def data(start_step):
-        return distribute_batches(
+        batches = distribute_batches(
             strategy,
             lambda rows: view_pairs(
-                image_set, batch_size, augmentation, seed=seed, with_labels=probe, start_step=start_step, rows=rows
+                image_set,
+                batch_size,
+                augmentation,
+                seed=seed,
+                with_labels=probe,
+                start_step=start_step,
+                rows=rows,
+                on_device=on_device,
             ),
             batch_size,
         )
+        return to_device(batches, strategy) if on_device else batches
 
     history = _fit(model, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, budget)
     return model, history

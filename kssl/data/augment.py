@@ -143,31 +143,25 @@ class ViewAugmentation:
         spans = tf.stack([heights - 1.0, widths - 1.0, heights - 1.0, widths - 1.0], axis=1)
         return tf.stack([top, left, height, width], axis=1) * spans
 
-    def finish(self, crops, parameters, compute_all_branches: bool = False):
-        """Flip, colour jitter, grayscale, blur and solarize of `(N, S, S, 3)` crops in [0, 1].
+    def finishing_parameters(self, parameters) -> dict:
+        """The drawn parameters that `finish` uses: those of the branches this transform has on.
 
-        Each random branch is computed only for the images that take it: they are
-        gathered, transformed and scattered back (jitter, with its RGB-HSV round trip,
-        is the costliest step, and blur at p=0.5 skips half the batch).
-        `compute_all_branches=True` computes every branch for every image and selects
-        with `tf.where`, the same views at a higher cost (kept as the reference for
-        tests and benchmarks).
+        With the crops, they are all a device needs to finish the views
+        (`finish_views`), and which of them are present says which branches run.
         """
-        apply = _where_all if compute_all_branches else _gather_scatter
-        views = crops
-        if self.flip:
-            views = _where_per_image(parameters["flip"], views[:, :, ::-1, :], views)
-        if self.jitter_strength > 0 and self.jitter_probability > 0:
-            views = apply(parameters["jitter"], views, parameters, _color_jitter)
-        if self.grayscale_probability > 0:
-            gray = tf.repeat(_grayscale(views), 3, axis=-1)  # cheap: a select costs as much as a gather
-            views = _where_per_image(parameters["grayscale"], gray, views)
-        if self.effective_blur_probability > 0:
-            views = apply(parameters["blur"], views, parameters, lambda v, p: _gaussian_blur(v, p["blur_sigma"]))
-        if self.solarize_probability > 0:
-            solarized = tf.where(views < 0.5, views, 1.0 - views)
-            views = _where_per_image(parameters["solarize"], solarized, views)
-        return tf.clip_by_value(views, 0.0, 1.0)
+        on = {
+            "flip": self.flip,
+            "jitter": self.jitter_strength > 0 and self.jitter_probability > 0,
+            "grayscale": self.grayscale_probability > 0,
+            "blur": self.effective_blur_probability > 0,
+            "solarize": self.solarize_probability > 0,
+        }
+        return {name: parameters[name] for branch, names in _BRANCHES.items() if on[branch] for name in names}
+
+    def finish(self, crops, parameters, compute_all_branches: bool = False):
+        """Flip, colour jitter, grayscale, blur and solarize of `(N, S, S, 3)` crops
+        (uint8, or float in [0, 1]); `finish_views` of this transform's branches."""
+        return finish_views(crops, self.finishing_parameters(parameters), compute_all_branches)
 
     def __call__(self, images, seed, shapes=None):
         """Views of a batch of images (`shapes`: each image's `(height, width)` in a padded batch)."""
@@ -176,7 +170,65 @@ class ViewAugmentation:
         heights, widths = _image_shapes(images, shapes)
         windows = self.windows(parameters, heights, widths)
         crops = crop_windows(images, windows, self.image_size)
-        return self.finish(crops / (255.0 if images.dtype == tf.uint8 else 1.0), parameters)
+        return self.finish(as_uint8(crops) if images.dtype == tf.uint8 else crops, parameters)
+
+
+# The parameters of each branch of `finish_views`, in the order they apply.
+_BRANCHES = {
+    "flip": ("flip",),
+    "jitter": ("jitter", "brightness", "contrast", "saturation", "hue"),
+    "grayscale": ("grayscale",),
+    "blur": ("blur", "blur_sigma"),
+    "solarize": ("solarize",),
+}
+
+
+def as_uint8(crops):
+    """Crops of uint8 images (float, in [0, 255]) rounded back to uint8.
+
+    Every pipeline rounds its crops so: views stay uint8 until they are finished (a
+    quarter of float32's memory in prefetch buffers, and of the bytes sent to an
+    accelerator), and the host and device paths finish the very same crops.
+    """
+    # Halves round up, with a margin: centred crops sample midway between pixels, so
+    # many values are exact halves, which float round-off on two paths would send
+    # either way (0.6% of evaluation pixels differed by a level with `tf.round`).
+    return tf.cast(tf.clip_by_value(tf.floor(crops + 0.501), 0.0, 255.0), tf.uint8)
+
+
+def finish_views(crops, parameters, compute_all_branches: bool = False):
+    """Flip, colour jitter, grayscale, blur and solarize of `(N, S, S, 3)` crops.
+
+    `crops` are uint8 (divided by 255 here) or float in [0, 1]; `parameters` are the
+    drawn ones of `ViewAugmentation.finishing_parameters`: the branches whose
+    parameters are present run, each only for the images that take it (gathered,
+    transformed and scattered back: jitter, with its RGB-HSV round trip, is the
+    costliest step, and blur at p=0.5 skips half the batch).
+    `compute_all_branches=True` computes every branch for every image and selects with
+    `tf.where`: the same views at a higher cost, with static shapes, as XLA needs
+    (`tf.where(mask)` has a data-dependent shape).
+
+    Example:
+    >>> augment = ViewAugmentation(image_size=8)
+    >>> parameters = augment.finishing_parameters(augment.draw([0, 1], 2))
+    >>> sorted(parameters)[:3], finish_views(tf.zeros([2, 8, 8, 3], tf.uint8), parameters).dtype
+    (['brightness', 'contrast', 'flip'], tf.float32)
+    """
+    views = tf.cast(crops, tf.float32) / 255.0 if crops.dtype == tf.uint8 else tf.cast(crops, tf.float32)
+    apply = _where_all if compute_all_branches else _gather_scatter
+    if "flip" in parameters:
+        views = _where_per_image(parameters["flip"], views[:, :, ::-1, :], views)
+    if "jitter" in parameters:
+        views = apply(parameters["jitter"], views, parameters, _color_jitter)
+    if "grayscale" in parameters:
+        gray = tf.repeat(_grayscale(views), 3, axis=-1)  # cheap: a select costs as much as a gather
+        views = _where_per_image(parameters["grayscale"], gray, views)
+    if "blur" in parameters:
+        views = apply(parameters["blur"], views, parameters, lambda v, p: _gaussian_blur(v, p["blur_sigma"]))
+    if "solarize" in parameters:
+        solarized = tf.where(views < 0.5, views, 1.0 - views)
+        views = _where_per_image(parameters["solarize"], solarized, views)
+    return tf.clip_by_value(views, 0.0, 1.0)
 
 
 def _image_shapes(images, shapes):

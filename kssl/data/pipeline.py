@@ -24,7 +24,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from kssl.data.augment import ViewAugmentation, center_windows, crop_windows
+from kssl.data.augment import ViewAugmentation, as_uint8, center_windows, crop_windows, finish_views
+from kssl.data.device import unfinished_views
 from kssl.data.files import ImageFiles
 from kssl.data.sources import DataError, ImageSet
 
@@ -51,8 +52,8 @@ class CenterView:
     def windows(self, parameters, heights, widths):
         return center_windows(heights, widths)
 
-    def finish(self, crops, parameters):
-        return tf.clip_by_value(crops, 0.0, 1.0)
+    def finishing_parameters(self, parameters):
+        return {}  # finishing is only the conversion to float in [0, 1]
 
 
 def _read_file(path):
@@ -183,9 +184,20 @@ def reader_for(source) -> SourceReader:
     return reader()
 
 
-def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remainder, start_step, rows):
-    """`(views_tuple, labels)` batches: the shared body of `view_pairs` and `labeled_batches`."""
+def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remainder, start_step, rows, on_device=False):
+    """`(views_tuple, labels)` batches: the shared body of `view_pairs` and `labeled_batches`.
+
+    Crops are rounded to uint8 (`as_uint8`) and then finished here, or, `on_device`,
+    left for the train step as `kssl.data.device.unfinished_views`.
+    """
     reader = reader_for(source)
+
+    def finish(crops, labels, drawn):
+        kept = tuple(view.finishing_parameters(p) for view, p in zip(views, drawn))
+        if on_device:
+            return unfinished_views(crops, kept), labels
+        return tuple(finish_views(c, p) for c, p in zip(crops, kept)), labels
+
     lo, hi = rows if rows is not None else (0, None)
 
     def parameters(step, keys_and_labels):
@@ -200,8 +212,8 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
     if not reader.streaming:
 
         def in_memory(keys, labels, drawn):
-            crops = reader.crops(keys, views, drawn)
-            return tuple(view.finish(c / 255.0, p) for view, c, p in zip(views, crops, drawn)), labels
+            crops = tuple(as_uint8(c) for c in reader.crops(keys, views, drawn))
+            return finish(crops, labels, drawn)
 
         return batches.map(in_memory, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -217,7 +229,7 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
 
         region, windows = _decode_region(reader.contents(key), make_windows)
         crops = [crop_windows(region[None], windows[i : i + 1], view.image_size)[0] for i, view in enumerate(views)]
-        return tuple(crops), label, drawn
+        return tuple(as_uint8(c) for c in crops), label, drawn
 
     def one_batch(keys, labels, drawn):
         images = (
@@ -248,9 +260,6 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
         skipped = tf.cond(missing > 0, warn, lambda: skipped)
         return skipped, (crops, labels, drawn)
 
-    def finish(crops, labels, drawn):
-        return tuple(view.finish(c / 255.0, p) for view, c, p in zip(views, crops, drawn)), labels
-
     dataset = batches.interleave(
         one_batch, cycle_length=4, block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     ).scan(tf.constant(0, tf.int64), report_skipped)
@@ -271,6 +280,7 @@ def view_pairs(
     shuffle: bool = True,
     start_step: int = 0,
     rows: tuple[int, int] | None = None,
+    on_device: bool = False,
 ) -> tf.data.Dataset:
     """Batches of two augmented views of each image, for a pretraining model's `fit`.
 
@@ -291,6 +301,10 @@ def view_pairs(
             resume an interrupted run on exactly the batches it had not seen.
         rows: compute only rows `lo:hi` of each batch, exactly as the whole batch
             would have them (a worker's share of a global batch).
+        on_device: leave flips, colour jitter, grayscale, blur and solarize to the
+            model's train step, which runs them on its device: batches are then
+            `kssl.data.device.unfinished_views` (uint8 crops and their parameters), the
+            same views once finished (`kssl.pretrain` does this on a GPU).
 
     A streamed file that cannot be decoded is dropped from its batch with a warning
     naming the batch's files and the count so far, so a long run never stops halfway.
@@ -309,7 +323,7 @@ def view_pairs(
         raise DataError("with_labels=True needs a labeled image set.")
     augmentation = augmentation or ViewAugmentation(image_set.image_size)
     views = tuple(augmentation) if isinstance(augmentation, (tuple, list)) else (augmentation, augmentation)
-    batches = _view_batches(image_set, batch_size, views, seed, repeat, shuffle, True, start_step, rows)
+    batches = _view_batches(image_set, batch_size, views, seed, repeat, shuffle, True, start_step, rows, on_device)
     if with_labels:
         return batches
     return batches.map(lambda views, labels: views)

@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from kssl import distribute
+from kssl.data.device import finish_unfinished, is_unfinished
 from kssl.loss_scaling import loss_scaled
 
 
@@ -173,7 +174,9 @@ class SelfSupervisedModel(keras.Model):
 
     def _forward(self, data, training):
         """`(loss, result)`: this replica's share of the loss, probe included, and the `ViewsLoss`."""
-        views, labels = unpack_views(data, type(self).__name__)
+        # Unfinished views (`kssl.data.device`) are finished here, on this replica's
+        # device; inside an XLA step every branch is computed (static shapes).
+        views, labels = unpack_views(data, type(self).__name__, compute_all_branches=bool(self.jit_compile))
         result = self.views_loss(views, training)
         count = tf.cast(tf.shape(result.features)[0], tf.float32)
         self.loss_tracker.update_state(result.metrics["loss"], sample_weight=count)
@@ -247,8 +250,16 @@ def check_encoder(encoder) -> None:
         )
 
 
-def unpack_views(data, method="This method"):
-    """`(v1, v2)` -> `((v1, v2), None)`; `((v1, v2), labels)` and `((v1, v2),)` unpack as Keras does."""
+def unpack_views(data, method="This method", compute_all_branches=False):
+    """`(v1, v2)` -> `((v1, v2), None)`; `((v1, v2), labels)` and `((v1, v2),)` unpack as Keras does.
+
+    A batch of `kssl.data.device.unfinished_views` (alone or with labels) is finished
+    here (`finish_unfinished`), where the call runs.
+    """
+    if is_unfinished(data):
+        return finish_unfinished(data, compute_all_branches), None
+    if isinstance(data, (tuple, list)) and data and is_unfinished(data[0]):
+        return finish_unfinished(data[0], compute_all_branches), data[1] if len(data) > 1 else None
     if isinstance(data, (tuple, list)) and data and isinstance(data[0], (tuple, list)) and len(data[0]) == 2:
         views, labels, _ = keras.utils.unpack_x_y_sample_weight(tuple(data))
         return tuple(views), labels

@@ -32,6 +32,14 @@ def write_folder(root, count=24, classes=3, low=10, high=20, seed=0):
     return root
 
 
+def assert_same_uint8_crops(a, b):
+    """Views equal to float rounding, but for a rare crop value within 1e-6 of a half level,
+    which the uint8 rounding of crops (`kssl.data.augment.as_uint8`) can send either way."""
+    difference = np.abs(np.asarray(a) - np.asarray(b))
+    assert difference.max() <= 1 / 255 + 1e-5
+    assert np.mean(difference > 1e-5) < 1e-3
+
+
 def test_streaming_gives_the_views_of_the_in_memory_path_when_it_stores_originals(tmp_path):
     root = write_folder(tmp_path / "photos")
     memory = from_folder(root, image_size=16, progress=False)  # stored side 24 > every image: originals
@@ -42,8 +50,8 @@ def test_streaming_gives_the_views_of_the_in_memory_path_when_it_stores_original
     assert len(streamed) == len(in_memory) == 3
     for ((a1, a2), labels_a), ((b1, b2), labels_b) in zip(streamed, in_memory):
         np.testing.assert_array_equal(labels_a, labels_b)
-        np.testing.assert_allclose(a1, b1, atol=1e-5)  # JPEG: decode_and_crop of a region == full decode
-        np.testing.assert_allclose(a2, b2, atol=1e-5)
+        for a, b in ((a1, b1), (a2, b2)):  # JPEG: decode_and_crop of a region == full decode
+            assert_same_uint8_crops(a, b)
     np.testing.assert_allclose(
         np.concatenate(list(evaluation_images(files, 10))),
         np.concatenate(list(evaluation_images(memory, 10))),

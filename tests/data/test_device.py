@@ -1,0 +1,112 @@
+"""Views finished on the device: the same views as on the host, by the strategy's prefetch, under XLA."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import two_replicas
+
+import kssl
+from kssl.data.augment import ViewAugmentation, finish_views
+from kssl.data.device import finish_unfinished, is_unfinished, to_device
+from kssl.data.pipeline import view_pairs
+from kssl.data.sources import from_arrays
+from kssl.models.simclr import SimCLR
+
+
+def _images(rng, count=16, size=24):
+    return from_arrays(rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8), np.arange(count) % 2)
+
+
+def _all_on(size=16):
+    # Every branch on, with probabilities that give a mix of taken and skipped images.
+    return ViewAugmentation(size, blur_probability=0.5, solarize_probability=0.3)
+
+
+def test_the_device_path_finishes_the_same_views_as_the_host_path(rng):
+    images = _images(rng)
+    augmentation = _all_on()
+    host = next(iter(view_pairs(images, 8, augmentation, seed=3)))
+    unfinished = next(iter(view_pairs(images, 8, augmentation, seed=3, on_device=True)))
+    assert is_unfinished(unfinished)
+    assert all(crops.dtype == tf.uint8 for crops in unfinished["crops"])
+    with tf.device("/cpu:1"):  # the device path run on another device than the pipeline's
+        finished = tf.function(finish_unfinished)(unfinished)
+    for on_host, on_device in zip(host, finished):
+        assert on_device.device.endswith("CPU:1")
+        # The same views to float rounding (graph rewrites may turn /255 into *1/255).
+        np.testing.assert_allclose(on_host.numpy(), on_device.numpy(), atol=2e-6)
+
+
+def test_under_xla_every_branch_is_computed_and_gives_the_same_views(rng):
+    augmentation = _all_on()
+    drawn = augmentation.finishing_parameters(augmentation.draw([4, 5], 12))
+    crops = tf.constant(rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8))
+    reference = finish_views(crops, drawn).numpy()
+    compiled = tf.function(lambda c, p: finish_views(c, p, compute_all_branches=True), jit_compile=True)
+    np.testing.assert_allclose(compiled(crops, drawn).numpy(), reference, atol=2e-6)
+    # Why: gathering the images that take a branch has a data-dependent shape.
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.function(lambda c, p: finish_views(c, p), jit_compile=True)(crops, drawn)
+
+
+def _trained_weights(images, on_device, strategy=None, jit_compile=False, steps=2):
+    keras.utils.set_random_seed(0)
+    with (strategy or tf.distribute.get_strategy()).scope():  # no copy, so the heads draw the same weights
+        encoder = kssl.resnet(18, width=0.125, image_size=16)
+    model, _ = kssl.pretrain(
+        images,
+        encoder,
+        epochs=steps * 8 / len(images),
+        batch_size=8,
+        augmentation=_all_on(),
+        strategy=strategy,
+        jit_compile=jit_compile,
+        verbose=0,
+        augment_on_device=on_device,
+    )
+    assert model.optimizer.iterations.numpy() == steps
+    return model.encoder.get_weights()
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_pretraining_with_views_finished_in_the_step_matches_the_host_path(rng, jit_compile):
+    images = _images(rng)
+    host = _trained_weights(images, on_device=False, jit_compile=jit_compile)
+    device = _trained_weights(images, on_device=True, jit_compile=jit_compile)
+    for a, b in zip(host, device):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_two_replicas_finish_their_own_rows_as_one_device_does(rng):
+    images = _images(rng)
+    one = _trained_weights(images, on_device=False)
+    two = _trained_weights(images, on_device=True, strategy=two_replicas())
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_without_a_strategy_batches_are_prefetched_to_the_device(rng):
+    images = _images(rng)
+
+    def pairs(on_device):  # a new dataset per iterator: a second one would shuffle anew
+        return view_pairs(images, 8, _all_on(), seed=1, on_device=on_device)
+
+    def prefetched():
+        return to_device(pairs(on_device=True), tf.distribute.get_strategy(), device="/cpu:1")
+
+    batch = next(iter(prefetched()))
+    assert batch["crops"][0].device.endswith("CPU:1")
+
+    def trained(dataset):  # fit takes the prefetched dataset, and trains on the same batches
+        keras.utils.set_random_seed(0)
+        model = SimCLR(kssl.resnet(18, width=0.125, image_size=16))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+        model.fit(dataset, steps_per_epoch=2, verbose=0)
+        return model.get_weights()
+
+    for a, b in zip(trained(prefetched()), trained(pairs(on_device=False))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # float rounding; other batches move ~1e-1
+    # Under a strategy, fit distributes (and prefetches) the dataset itself.
+    dataset = pairs(on_device=True)
+    assert to_device(dataset, two_replicas(), device="/cpu:1") is dataset
