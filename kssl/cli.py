@@ -32,6 +32,13 @@ def _label_budget(text: str) -> float | int:
     return value
 
 
+def _yes_or_no(parser, dest, yes, no):
+    """Two exclusive flags, `yes = (flag, help)` and `no`, setting `dest` to True or False (default None: automatic)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(yes[0], dest=dest, action="store_const", const=True, default=None, help=yes[1])
+    group.add_argument(no[0], dest=dest, action="store_const", const=False, help=no[1])
+
+
 def _positive(kind):
     def parse(text):
         try:
@@ -142,36 +149,21 @@ def _data_options(parser, labels=True):
         help="side of the training views (default: from the data: 16 for digits, small images keep their own size, "
         "photos 96 on a CPU and 160 on a GPU)",
     )
-    storage = parser.add_mutually_exclusive_group()
-    storage.add_argument(
-        "--stream",
-        dest="stream",
-        action="store_const",
-        const=True,
-        default=None,
-        help="read and decode images from disk as training goes (default: only when the decoded images would take "
-        "more than a quarter of the RAM)",
-    )
-    storage.add_argument(
-        "--in-memory", dest="stream", action="store_const", const=False, help="decode every image into memory first"
-    )
-    place = parser.add_mutually_exclusive_group()
-    place.add_argument(
-        "--augment-on-device",
-        dest="augment_on_device",
-        action="store_const",
-        const=True,
-        default=None,
-        help="crop views on the host and finish them (flip, colour jitter, grayscale, blur) in the train step on the "
-        "accelerator (default: when there is a GPU)",
-    )
-    place.add_argument(
-        "--augment-on-host",
-        dest="augment_on_device",
-        action="store_const",
-        const=False,
-        help="compute the whole view augmentation in the host's tf.data pipeline (default without a GPU)",
-    )
+    _yes_or_no(
+        parser,
+        "stream",
+        ("--stream", "read and decode images from disk as training goes (default: only when the decoded images "
+         "would take more than a quarter of the RAM)"),
+        ("--in-memory", "decode every image into memory first"),
+    )  # fmt: skip
+    _yes_or_no(
+        parser,
+        "augment_on_device",
+        ("--augment-on-device", "crop views on the host and finish them (flip, colour jitter, grayscale, blur) in "
+         "the train step on the accelerator (default: when there is a GPU)"),
+        ("--augment-on-host", "compute the whole view augmentation in the host's tf.data pipeline (default "
+         "without a GPU)"),
+    )  # fmt: skip
     parser.add_argument(
         "--cache-size",
         type=_positive(int),

@@ -7,7 +7,9 @@ GPU). The multi-replica run starts from the same weights and sees the same globa
 batches as the single-device one; the table gives both speeds and the largest weight
 difference after the steps. It is the first thing to run on a new GPU machine: a
 difference far above float rounding means the replicas do not compute the global batch
-(data split, batch-norm synchronisation, gathered negatives, loss scaling).
+(data split, batch-norm synchronisation, gathered negatives, loss scaling). A last row
+finishes a batch of views on the last device (`kssl.data.device`, what `pretrain` does
+on a GPU) and compares them with the host pipeline's views of the same seed.
 
 Example:
 >>> from kssl.doctor import tolerance
@@ -120,6 +122,55 @@ def check(task, precision, jit_compile, devices, strategy, steps=5, image_size=3
     }
 
 
+def view_tolerance() -> float:
+    """The largest difference accepted between views finished on a device and on the host (a quarter level)."""
+    return 1e-3
+
+
+def check_augmentation(device: str, image_size: int = 32, batch_size: int = 64, repeats: int = 5) -> dict:
+    """Views finished on `device` vs the host's views of the same seed, and both speeds (views/s)."""
+    import tensorflow as tf
+
+    from kssl.data.augment import ViewAugmentation
+    from kssl.data.device import finish_unfinished
+    from kssl.data.pipeline import view_pairs
+    from kssl.data.sources import from_arrays
+
+    stored = int(image_size * 1.5)
+    pixels = np.random.default_rng(0).integers(0, 256, (batch_size, stored, stored, 3), dtype=np.uint8)
+    images = from_arrays(pixels).at_size(image_size)
+    every_branch = ViewAugmentation(image_size, blur_probability=0.5, solarize_probability=0.2)
+
+    def pairs(on_device):
+        return view_pairs(images, batch_size, every_branch, seed=0, on_device=on_device)
+
+    host = next(iter(pairs(False)))
+    unfinished = next(iter(pairs(True)))
+    with tf.device(device):
+        unfinished = tf.nest.map_structure(tf.identity, unfinished)  # on the device before timing
+        finish = tf.function(finish_unfinished)
+        finished = finish(unfinished)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            finished = finish(unfinished)
+        _ = [v.numpy() for v in finished]
+        device_rate = 2 * batch_size * repeats / (time.perf_counter() - start)
+    iterator = iter(pairs(False).repeat())
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        next(iterator)
+    host_rate = 2 * batch_size * repeats / (time.perf_counter() - start)
+    difference = max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(host, finished))
+    return {
+        "device": device,
+        "host_views_per_s": host_rate,
+        "device_views_per_s": device_rate,
+        "max_view_difference": difference,
+        "ok": difference <= view_tolerance(),
+    }
+
+
 def run_doctor(steps: int = 5, image_size: int = 32, batch_size: int = 64, precisions=None, out=print) -> list[dict]:
     """Runs every check and prints the table; returns its rows.
 
@@ -170,4 +221,12 @@ def run_doctor(steps: int = 5, image_size: int = 32, batch_size: int = 64, preci
                     f"{row['relative_difference']:16.1e}  {verdict}"
                 )
     keras.config.set_dtype_policy(previous_policy)
+    augmentation = check_augmentation(devices[-1], image_size, batch_size)
+    verdict = "ok" if augmentation["ok"] else f"MISMATCH (> {view_tolerance():g})"
+    out(
+        f"views finished on {augmentation['device']}: {augmentation['device_views_per_s']:.0f} views/s there "
+        f"(the host's whole augmentation: {augmentation['host_views_per_s']:.0f} views/s); largest difference "
+        f"from the host's views {augmentation['max_view_difference']:.1e}  {verdict}"
+    )
+    rows.append({"task": "augmentation", **augmentation})
     return rows

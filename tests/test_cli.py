@@ -312,3 +312,6 @@ def test_kssl_doctor_compares_one_device_with_all_and_says_ok():
     assert len(rows) == 2 and all(line.rstrip().endswith("ok") for line in rows)
     assert all(float(line.split()[-2]) < 1e-4 for line in rows)  # float rounding, relative to the step
     assert all(" 2 x " in line for line in rows)
+    views = [line for line in printed.splitlines() if line.startswith("views finished on")]
+    assert len(views) == 1 and "CPU:1" in views[0] and views[0].rstrip().endswith("ok")
+    assert float(views[0].split()[-2]) < 1e-5  # the same ops on the same kind of device

@@ -310,7 +310,8 @@ def view_pairs(
     naming the batch's files and the count so far, so a long run never stops halfway.
 
     Returns:
-        A `tf.data.Dataset` of `(views_1, views_2)` float32 batches in [0, 1].
+        A `tf.data.Dataset` of `(views_1, views_2)` float32 batches in [0, 1] (with
+        `on_device`, `kssl.data.device.unfinished_views` batches).
 
     Example:
     >>> from kssl.data.sources import load_digits

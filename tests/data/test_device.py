@@ -64,16 +64,17 @@ def _trained_weights(images, on_device, strategy=None, jit_compile=False, steps=
         jit_compile=jit_compile,
         verbose=0,
         augment_on_device=on_device,
+        probe=True,  # batches carry labels too
     )
     assert model.optimizer.iterations.numpy() == steps
     return model.encoder.get_weights()
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_pretraining_with_views_finished_in_the_step_matches_the_host_path(rng, jit_compile):
+def test_pretraining_with_views_finished_in_an_xla_step_matches_the_host_path(rng):
+    # Without XLA, the two tests below train on views finished in the step.
     images = _images(rng)
-    host = _trained_weights(images, on_device=False, jit_compile=jit_compile)
-    device = _trained_weights(images, on_device=True, jit_compile=jit_compile)
+    host = _trained_weights(images, on_device=False, jit_compile=True)
+    device = _trained_weights(images, on_device=True, jit_compile=True)
     for a, b in zip(host, device):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
