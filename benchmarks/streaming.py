@@ -175,6 +175,9 @@ THROUGHPUT = textwrap.dedent(
                                       blur_probability=0.0)
     makers["streaming, crops only (read, decode, crop)"] = lambda: view_pairs(files.at_size(size), batch, crop_only)
     makers["in memory, crops only"] = lambda: view_pairs(memory.at_size(size), batch, crop_only)
+    # The host's share on a GPU machine: uint8 crops, the rest finished in the train step.
+    makers["streaming, GPU path (uint8 crops, finished on the device)"] = lambda: view_pairs(
+        files.at_size(size), batch, on_device=True)
     for name, make in makers.items():
         if make is None:
             continue
