@@ -120,7 +120,7 @@ class ImageSet(ImageCollection):
             return self.images
         import tensorflow as tf
 
-        from kssl.data.augment import center_windows, crop_windows
+        from kssl.data.augment import as_uint8, center_windows, crop_windows
 
         squares = []
         for start in range(0, len(self), 1024):
@@ -128,7 +128,7 @@ class ImageSet(ImageCollection):
             shapes = self.shape_array()[start : start + 1024]
             windows = center_windows(shapes[:, 0], shapes[:, 1])
             crops = crop_windows(tf.constant(images), windows, size)
-            squares.append(tf.cast(tf.clip_by_value(tf.round(crops), 0, 255), tf.uint8).numpy())
+            squares.append(as_uint8(crops).numpy())
         return np.concatenate(squares)
 
     def shape_array(self) -> np.ndarray:
@@ -281,7 +281,9 @@ def from_arrays(x, y=None, class_names=None, image_size: int | None = None, sour
     if x.shape[1:3] != (size, size):
         import tensorflow as tf
 
-        x = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(x, (size, size))), 0, 255), tf.uint8).numpy()
+        from kssl.data.augment import as_uint8
+
+        x = as_uint8(tf.image.resize(x, (size, size))).numpy()
     labels = None
     if y is not None:
         labels = np.asarray(y).astype(np.int64).reshape(-1)
@@ -310,6 +312,8 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
+    from kssl.data.augment import as_uint8
+
     data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
     try:
         builder = tfds.builder(name, data_dir=data_dir)
@@ -331,7 +335,7 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
         image = (
             tf.image.resize(image, (image_size, image_size)) if image.shape[:2] != (image_size, image_size) else image
         )
-        image = tf.cast(tf.clip_by_value(tf.round(tf.cast(image, tf.float32)), 0, 255), tf.uint8)
+        image = as_uint8(tf.cast(image, tf.float32))
         if image.shape[-1] == 1:
             image = tf.image.grayscale_to_rgb(image)
         return image, label

@@ -81,6 +81,7 @@ class TFDSRecords(ImageCollection):
 
     def subset(self, indices, source: str | None = None):
         """The examples at `indices`, decoded into an in-memory `ImageSet` (a small labeled set)."""
+        from kssl.data.augment import as_uint8
         from kssl.data.sources import from_arrays
 
         wanted = np.zeros(self.count, bool)
@@ -91,9 +92,7 @@ class TFDSRecords(ImageCollection):
 
         def decode(index, record):
             image = tf.io.decode_image(record[0], channels=3, expand_animations=False)
-            return tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, (size, size))), 0, 255), tf.uint8), record[
-                1
-            ]
+            return as_uint8(tf.image.resize(image, (size, size))), record[1]
 
         images, labels = [], []
         for image, label in chosen.map(decode, num_parallel_calls=tf.data.AUTOTUNE):
