@@ -7,6 +7,8 @@ import tensorflow as tf
 from helpers import two_replicas
 
 import kssl
+import kssl.data.device
+import kssl.training
 from kssl.data.augment import ViewAugmentation, finish_views
 from kssl.data.device import finish_unfinished, is_unfinished, to_device
 from kssl.data.pipeline import reader_for, view_pairs
@@ -50,7 +52,7 @@ def test_under_xla_every_branch_is_computed_and_gives_the_same_views(rng):
         tf.function(lambda c, p: finish_views(c, p), jit_compile=True)(crops, drawn)
 
 
-def _trained_weights(images, on_device, strategy=None, jit_compile=False, steps=2):
+def _trained_weights(images, on_device, strategy=None, jit_compile=False, steps=2, steps_per_execution=1):
     keras.utils.set_random_seed(0)
     with (strategy or tf.distribute.get_strategy()).scope():  # no copy, so the heads draw the same weights
         encoder = kssl.resnet(18, width=0.125, image_size=16)
@@ -65,16 +67,21 @@ def _trained_weights(images, on_device, strategy=None, jit_compile=False, steps=
         verbose=0,
         augment_on_device=on_device,
         probe=True,  # batches carry labels too
+        steps_per_execution=steps_per_execution,
     )
     assert model.optimizer.iterations.numpy() == steps
     return model.encoder.get_weights()
 
 
-def test_pretraining_with_views_finished_in_an_xla_step_matches_the_host_path(rng):
-    # Without XLA, the two tests below train on views finished in the step.
+def test_one_gpus_defaults_simulated_on_a_cpu_device_train_as_the_cpu_path(rng, monkeypatch):
+    # What `pretrain` does on one GPU, with /cpu:1 as the GPU: views finished in the step,
+    # batches prefetched to the device by a OneDeviceStrategy, the step compiled by XLA
+    # (so every branch is computed), and several steps per call.
     images = _images(rng)
-    host = _trained_weights(images, on_device=False, steps=1)
-    device = _trained_weights(images, on_device=True, jit_compile=True, steps=1)
+    host = _trained_weights(images, on_device=False, steps=2)
+    monkeypatch.setattr(kssl.data.device, "accelerators", lambda: ["/device:CPU:1"])
+    monkeypatch.setattr(kssl.training, "accelerators", kssl.data.device.accelerators)
+    device = _trained_weights(images, on_device=None, jit_compile=True, steps=2, steps_per_execution=2)
     for a, b in zip(host, device):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # XLA's fusions round differently
 
