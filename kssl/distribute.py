@@ -151,7 +151,9 @@ def communication_options(gpus: bool | None = None):
     'AUTO'
     """
     if gpus is None:
-        gpus = bool(tf.config.list_physical_devices("GPU"))
+        from kssl.precision import has_gpu
+
+        gpus = has_gpu()
     implementation = tf.distribute.experimental.CommunicationImplementation
     return tf.distribute.experimental.CommunicationOptions(
         implementation=implementation.NCCL if gpus else implementation.AUTO

@@ -187,7 +187,7 @@ def run_doctor(steps: int = 5, image_size: int = 32, batch_size: int = 64, preci
     import tensorflow as tf
 
     from kssl.cpu import cpu_model
-    from kssl.precision import precision_choice
+    from kssl.precision import has_gpu, precision_choice
 
     devices = ensure_devices()
     # One strategy for every check: collectives of several MirroredStrategy objects in one
@@ -195,7 +195,7 @@ def run_doctor(steps: int = 5, image_size: int = 32, batch_size: int = 64, preci
     strategy = tf.distribute.MirroredStrategy(devices)
     previous_policy = keras.config.dtype_policy()
 
-    gpu = bool(tf.config.list_physical_devices("GPU"))
+    gpu = has_gpu()
     if precisions is None:
         mixed = precision_choice(gpu=gpu)[0]
         precisions = ["float32"] + ([mixed] if mixed != "float32" else [])

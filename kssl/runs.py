@@ -512,16 +512,13 @@ def _prepare(config, strategy, labeled=True):
 
 def _announce_augmentation_place() -> bool:
     """The default of `augment_on_device` (on a GPU), printed with the reason."""
-    from kssl.data.device import accelerators
+    from kssl.precision import has_gpu
 
-    gpus = accelerators()
-    if gpus:
-        print(
-            f"augmentation: crops on the host, the rest on {len(gpus)} GPU(s) in the train step "
-            "(--augment-on-host overrides)",
-            flush=True,
-        )
-    return bool(gpus)
+    gpu = has_gpu()
+    if gpu:
+        print("augmentation: crops on the host, the rest on the GPU in the train step (--augment-on-host overrides)",
+              flush=True)  # fmt: skip
+    return gpu
 
 
 def _in_memory_if_it_fits(subset, config):

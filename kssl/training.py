@@ -21,7 +21,7 @@ from kssl.callbacks import BudgetProgress, TimeBudget, TrainingProgress
 from kssl.checkpointing import StepCheckpoint
 from kssl.cpu import warn_if_onednn_off
 from kssl.data.augment import ViewAugmentation
-from kssl.data.device import accelerators, to_device
+from kssl.data.device import to_device
 from kssl.data.pipeline import labeled_batches, view_pairs
 from kssl.data.sources import ImageSet
 from kssl.distribute import distribute_batches
@@ -30,7 +30,7 @@ from kssl.finetuning.adversarial import AdversarialTraining
 from kssl.finetuning.discriminative import LayerwiseAdam, stage_learning_rates
 from kssl.methods import method_class
 from kssl.models.classifier import Classifier
-from kssl.precision import resolve_jit_compile
+from kssl.precision import has_gpu, resolve_jit_compile
 from kssl.recipes import PretrainingRecipe, recipe_for
 from kssl.schedules import warmup_cosine
 
@@ -231,7 +231,7 @@ def pretrain(
             steps_per_execution=_check_steps_per_execution(steps_per_execution),
         )
 
-    on_device = bool(accelerators()) if augment_on_device is None else bool(augment_on_device)
+    on_device = has_gpu() if augment_on_device is None else bool(augment_on_device)
 
     def data(start_step):
         batches = distribute_batches(
