@@ -41,20 +41,20 @@ def all_gather(value):
     if context is None:
         return value
     rows = tf.shape(value)[0]
-    sizes = _replica_sizes(context, rows)
-    replica = context.replica_id_in_sync_group
-    offset = tf.reduce_sum(sizes[:replica])
-    total = tf.reduce_sum(sizes)
+    offset, total = _offset_and_total(context, rows)
     placed = tf.pad(
         value, tf.concat([[[offset, total - offset - rows]], tf.zeros([tf.rank(value) - 1, 2], tf.int32)], 0)
     )
     return context.all_reduce(tf.distribute.ReduceOp.SUM, placed)
 
 
-def _replica_sizes(context, local_size):
-    """Every replica's `local_size`, in replica order, by one all-reduce of a one-hot vector."""
+def _offset_and_total(context, local_size):
+    """This replica's first row in the gathered tensor, and its total rows, by one
+    all-reduce of every replica's `local_size` (a one-hot vector)."""
     one_hot = tf.one_hot(context.replica_id_in_sync_group, context.num_replicas_in_sync, dtype=tf.int32)
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, one_hot * tf.cast(local_size, tf.int32))
+    sizes = context.all_reduce(tf.distribute.ReduceOp.SUM, one_hot * tf.cast(local_size, tf.int32))
+    replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+    return tf.reduce_sum(sizes[:replica]), tf.reduce_sum(sizes)
 
 
 def global_sum(value):
@@ -88,9 +88,7 @@ def local_offset(local_size):
     context = _replica_context()
     if context is None:
         return tf.constant(0, tf.int32)
-    sizes = _replica_sizes(context, local_size)
-    replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
-    return tf.reduce_sum(sizes[:replica])
+    return _offset_and_total(context, local_size)[0]
 
 
 def update_variables(variables, values, update):
