@@ -187,7 +187,10 @@ def test_every_method_step_on_two_replicas_equals_one_device(views, method):
     single_logs, single = method_step(method, one_device(), views, 16)
     mirrored_logs, mirrored = method_step(method, two_replicas(), views, 16)
     for name, value in single_logs.items():
-        assert mirrored_logs[name][0] == pytest.approx(value[0], rel=1e-5, abs=1e-6), name
+        # abs: SimSiam's loss is a mean of negative cosines of order 1 that nearly cancel
+        # (-0.0085); on two threads float32 round-off reached 1.05e-6. A wrong split moves
+        # it by ~1e-2.
+        assert mirrored_logs[name][0] == pytest.approx(value[0], rel=1e-5, abs=5e-6), name
     assert method == "mae" or any("moving_variance" in path for path in single)
     assert_same_weights(mirrored, single)
 
