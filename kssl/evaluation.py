@@ -6,27 +6,21 @@ import numpy as np
 
 
 def extract_features(encoder, images, batch_size: int = 512, verbose: int = 0) -> np.ndarray:
-    """Encoder features of uint8 images (`(N, S, S, 3)`, an `ImageSet` or streamed files), in inference mode.
+    """Encoder features of the evaluation view of every image, in inference mode.
 
-    Images are resized to the encoder's input size if they differ.
+    `images` is an `ImageSet`, a streamed source, or a uint8 `(N, H, W, 3)` array; each
+    image becomes `kssl.data.evaluation_view.EvaluationView` at the encoder's input
+    size (its centred square), as in the exported model's `embed` signature.
     """
     import tensorflow as tf
 
-    size = encoder.input_shape[1]
-    if not isinstance(images, np.ndarray) and hasattr(images, "image_size"):  # an ImageSet or a streamed source
-        from kssl.data.pipeline import evaluation_images
+    from kssl.data.pipeline import evaluation_images
+    from kssl.data.sources import from_arrays
 
-        dataset = evaluation_images(images, batch_size, size).prefetch(tf.data.AUTOTUNE)
-        return np.asarray(encoder.predict(dataset, verbose=verbose), dtype=np.float32)
-    dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
-
-    def prepare(batch):
-        batch = tf.cast(batch, tf.float32) / 255.0
-        if size is not None and batch.shape[1] != size:
-            batch = tf.image.resize(batch, (size, size))
-        return batch
-
-    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    if isinstance(images, np.ndarray):
+        images = from_arrays(images)
+    size = encoder.input_shape[1] or images.image_size
+    dataset = evaluation_images(images, batch_size, size).prefetch(tf.data.AUTOTUNE)
     return np.asarray(encoder.predict(dataset, verbose=verbose), dtype=np.float32)
 
 

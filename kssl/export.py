@@ -1,7 +1,8 @@
 """Export a trained `Classifier` as a TensorFlow SavedModel for TF Serving, written atomically.
 
-Signatures (all images are RGB; pixel values 0-255; any height and width, resized
-inside the graph to the encoder's input size):
+Signatures (all images are RGB; pixel values 0-255; any height and width). Inside the
+graph every image goes through `kssl.data.evaluation_view.EvaluationView`, the view kssl
+measured accuracy on: its largest centred square, resized to the encoder's input size.
 
 - `serving_default`: `images`, float32 `(batch, H, W, 3)` -> `probabilities` float32
   `(batch, classes)`, `class_id` int64 `(batch,)`, `class_name` string `(batch,)`.
@@ -27,42 +28,39 @@ def serving_functions(classifier):
     """The `tf.function`s exported as signatures, keyed by signature name."""
     import tensorflow as tf
 
-    size = classifier.encoder.input_shape[1:3]
+    from kssl.data.evaluation_view import EvaluationView
+
+    view = EvaluationView(classifier.encoder.input_shape[1])
     names = classifier.class_names or [str(i) for i in range(classifier.num_classes)]
     class_names = tf.constant(names)
 
-    def prepare(images):
-        images = tf.image.resize(tf.cast(images, tf.float32), size)
-        return tf.clip_by_value(images, 0.0, 255.0) / 255.0
-
-    def predictions(images):
-        logits = tf.cast(classifier(prepare(images), training=False), tf.float32)
+    def predictions(views):
+        logits = tf.cast(classifier(view.finish(views), training=False), tf.float32)
         probabilities = tf.nn.softmax(logits, axis=-1)
         class_id = tf.argmax(probabilities, axis=-1)
         return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(class_names, class_id)}
-
-    def decode(encoded):
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        return tf.image.resize(tf.cast(image, tf.float32), size)
 
     any_size = (None, None, None, 3)
 
     @tf.function(input_signature=[tf.TensorSpec(any_size, tf.float32, name="images")])
     def serving_default(images):
-        return predictions(images)
+        return predictions(view.crop(images))
 
     @tf.function(input_signature=[tf.TensorSpec(any_size, tf.uint8, name="images")])
     def predict_uint8(images):
-        return predictions(images)
+        return predictions(view.crop(images))
 
     @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
     def predict_bytes(image_bytes):
-        images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec((*size, 3), tf.float32))
-        return predictions(images)
+        size = view.image_size
+        views = tf.map_fn(
+            view.decode_and_crop, image_bytes, fn_output_signature=tf.TensorSpec((size, size, 3), tf.uint8)
+        )
+        return predictions(views)
 
     @tf.function(input_signature=[tf.TensorSpec(any_size, tf.float32, name="images")])
     def embed(images):
-        features = tf.cast(classifier.encoder(prepare(images), training=False), tf.float32)
+        features = tf.cast(classifier.encoder(view(images), training=False), tf.float32)
         return {"embedding": tf.math.l2_normalize(features, axis=-1)}
 
     return {

@@ -66,3 +66,36 @@ def assert_serializable(obj, inputs, tmp_path, call=None):
     restored = loaded if isinstance(obj, keras.Model) else [x for x in loaded.layers if type(x) is type(obj)][0]
     assert type(restored) is type(obj)
     np.testing.assert_array_equal(np.asarray(call(restored, inputs)), expected)
+
+
+def write_image_folder(root, classes=2, per_class=10, shapes=((12, 12),), formats=("png",), seed=0, distinct=True):
+    """Writes `root/<class>/<index>.<format>` images of random pixels; returns `root`.
+
+    `classes` is a count (folders `c0`, `c1`, ...) or a list of names; image `i` takes
+    `shapes[i % len(shapes)]` (height, width) and `formats[i % len(formats)]`, so one
+    call writes wide, tall, JPEG and PNG files side by side. `distinct=False` encodes one
+    image per shape and format and writes its bytes again (thousands of files quickly).
+    """
+    import io
+    import pathlib
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    names = [f"c{c}" for c in range(classes)] if isinstance(classes, int) else list(classes)
+    encoded = {}
+    index = 0
+    for name in names:
+        folder = pathlib.Path(root) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for _ in range(per_class):
+            shape, extension = tuple(shapes[index % len(shapes)]), formats[index % len(formats)]
+            key = (shape, extension)
+            if distinct or key not in encoded:
+                buffer = io.BytesIO()
+                pixels = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(buffer, format="JPEG" if extension == "jpg" else extension.upper())
+                encoded[key] = buffer.getvalue()
+            (folder / f"{index:05d}.{extension}").write_bytes(encoded[key])
+            index += 1
+    return pathlib.Path(root)

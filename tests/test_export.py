@@ -11,6 +11,7 @@ import tensorflow as tf
 from helpers import IMAGE_SIZE, digits, tiny_encoder
 from PIL import Image
 
+from kssl.data.evaluation_view import EvaluationView
 from kssl.data.pipeline import labeled_batches
 from kssl.export import export_saved_model
 from kssl.models import Classifier
@@ -27,9 +28,9 @@ def exported(tmp_path_factory):
 
 
 def keras_reference(classifier, images_0_255):
-    resized = tf.image.resize(tf.cast(images_0_255, tf.float32), (IMAGE_SIZE, IMAGE_SIZE)) / 255.0
-    logits = classifier.predict(resized, verbose=0)
-    features = classifier.encoder.predict(resized, verbose=0)
+    views = EvaluationView(IMAGE_SIZE)(images_0_255)  # what evaluation measures on
+    logits = classifier.predict(views, verbose=0)
+    features = classifier.encoder.predict(views, verbose=0)
     return tf.nn.softmax(logits).numpy(), features / np.linalg.norm(features, axis=1, keepdims=True)
 
 
@@ -51,13 +52,13 @@ def test_saved_model_cli_lists_every_signature_with_dtypes_and_shapes(exported):
 
 def test_fresh_process_with_only_tensorflow_predicts_like_keras(exported, tmp_path):
     classifier, path, images = exported
-    large = tf.cast(tf.image.resize(images, (40, 40)), tf.uint8).numpy()  # any size is resized in the graph
+    wide = tf.cast(tf.image.resize(images, (24, 40)), tf.uint8).numpy()  # any shape: the centred square in the graph
     encoded = []
     for image in images:
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format="PNG")
         encoded.append(buffer.getvalue())
-    np.savez(tmp_path / "inputs.npz", images=images, large=large, encoded=np.array(encoded, dtype=object))
+    np.savez(tmp_path / "inputs.npz", images=images, large=wide, encoded=np.array(encoded, dtype=object))
     script = textwrap.dedent(
         f"""
         import sys
@@ -91,7 +92,7 @@ def test_fresh_process_with_only_tensorflow_predicts_like_keras(exported, tmp_pa
     probabilities, embedding = keras_reference(classifier, images)
     np.testing.assert_allclose(out["default"], probabilities, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(out["bytes"], probabilities, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(out["uint8"], keras_reference(classifier, large)[0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out["uint8"], keras_reference(classifier, wide)[0], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(out["embed"], embedding, rtol=1e-4, atol=1e-6)
     assert list(out["ids"]) == list(probabilities.argmax(1))
     assert list(out["names"]) == [f"digit{i}" for i in probabilities.argmax(1)]

@@ -24,8 +24,9 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from kssl.data.augment import ViewAugmentation, as_uint8, center_windows, crop_windows, finish_views
+from kssl.data.augment import ViewAugmentation, as_uint8, crop_windows, finish_views
 from kssl.data.device import unfinished_views
+from kssl.data.evaluation_view import EvaluationView
 from kssl.data.files import ImageFiles
 from kssl.data.sources import DataError, ImageSet
 
@@ -38,22 +39,6 @@ def _check_batch(source, batch_size: int, drop_remainder: bool):
             f"The dataset has {len(source)} images, fewer than one batch of {batch_size}: "
             f"lower batch_size to at most {len(source)} or add images."
         )
-
-
-class CenterView:
-    """The evaluation view: the largest centred square, resized; nothing random."""
-
-    def __init__(self, image_size: int):
-        self.image_size = int(image_size)
-
-    def draw(self, seed, count):
-        return {"none": tf.zeros([count])}
-
-    def windows(self, parameters, heights, widths):
-        return center_windows(heights, widths)
-
-    def finishing_parameters(self, parameters):
-        return {}  # finishing is only the conversion to float in [0, 1]
 
 
 def _read_file(path):
@@ -344,8 +329,8 @@ def labeled_batches(
 
     With `training=True` the batches are shuffled and lightly augmented (random
     resized crop of 25-100% of the area and horizontal flip, unless `augmentation`
-    is given); otherwise they come in order, unaugmented (the centred square of each
-    image at the training size), with the last partial batch. `start_step` and `rows`
+    is given); otherwise they come in order, unaugmented (`kssl.data.evaluation_view.EvaluationView`:
+    the centred square of each image at the training size), with the last partial batch. `start_step` and `rows`
     work as in `view_pairs`.
 
     Example:
@@ -358,7 +343,7 @@ def labeled_batches(
         raise DataError(f"{image_set.source or 'The image set'} has no labels; a classifier needs labeled images.")
     _check_batch(image_set, batch_size, drop_remainder=False)
     if not training:
-        view = CenterView(image_set.image_size)
+        view = EvaluationView(image_set.image_size)
     else:
         view = augmentation or ViewAugmentation(
             image_set.image_size,
@@ -372,7 +357,7 @@ def labeled_batches(
 
 
 def evaluation_images(source, batch_size: int = 256, image_size: int | None = None) -> tf.data.Dataset:
-    """Batches of the evaluation view (the centred square at `image_size`) of every image, in order.
+    """Batches of the evaluation view (`EvaluationView`: the centred square at `image_size`) of every image, in order.
 
     Works for labeled and unlabeled sources, in memory or streamed.
 
@@ -381,6 +366,6 @@ def evaluation_images(source, batch_size: int = 256, image_size: int | None = No
     >>> next(iter(evaluation_images(load_digits(image_size=16, split="test"), 50, image_size=8))).shape
     TensorShape([50, 8, 8, 3])
     """
-    view = CenterView(image_size or source.image_size)
+    view = EvaluationView(image_size or source.image_size)
     batches = _view_batches(source, batch_size, (view,), 0, False, False, False, 0, None)
     return batches.map(lambda views, labels: views[0])

@@ -120,13 +120,15 @@ class ImageSet(ImageCollection):
             return self.images
         import tensorflow as tf
 
-        from kssl.data.augment import as_uint8, center_windows, crop_windows
+        from kssl.data.augment import as_uint8, crop_windows
+        from kssl.data.evaluation_view import EvaluationView
 
+        view = EvaluationView(size)
         squares = []
         for start in range(0, len(self), 1024):
             images = self.images[start : start + 1024]
             shapes = self.shape_array()[start : start + 1024]
-            windows = center_windows(shapes[:, 0], shapes[:, 1])
+            windows = view.windows(None, shapes[:, 0], shapes[:, 1])
             crops = crop_windows(tf.constant(images), windows, size)
             squares.append(as_uint8(crops).numpy())
         return np.concatenate(squares)
@@ -239,6 +241,11 @@ def decode_files(files, image_size, skip_bad_images=False, workers=None, progres
         raise DataError("None of the image files could be read.")
     images = [r for r in results if not isinstance(r, Unreadable)]
     labels = None if files.labels is None else files.labels[ok]
+    return padded_image_set(images, labels, list(files.class_names), files.source, view_size=image_size)
+
+
+def padded_image_set(images, labels, class_names, source, view_size=None) -> ImageSet:
+    """An `ImageSet` of uint8 `(H_i, W_i, 3)` images of any shapes (one zero-padded array when they differ)."""
     shapes = np.asarray([image.shape[:2] for image in images], np.int64)
     if (shapes == shapes[0]).all():
         canvas, shapes = np.stack(images), None
@@ -246,7 +253,21 @@ def decode_files(files, image_size, skip_bad_images=False, workers=None, progres
         canvas = np.zeros((len(images), *shapes.max(axis=0), 3), np.uint8)
         for i, image in enumerate(images):
             canvas[i, : image.shape[0], : image.shape[1]] = image
-    return ImageSet(canvas, labels, list(files.class_names), source=files.source, shapes=shapes, view_size=image_size)
+    return ImageSet(canvas, labels, list(class_names), source=source, shapes=shapes, view_size=view_size)
+
+
+def shorter_side_to(image, side: int):
+    """A uint8 image tensor resized (bilinear) so that its shorter side is `side`, aspect kept.
+
+    Squares become `side` x `side` exactly as `tf.image.resize` to that square would.
+    """
+    import tensorflow as tf
+
+    from kssl.data.augment import as_uint8
+
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    target = tf.cast(tf.round(shape * (side / tf.reduce_min(shape))), tf.int32)
+    return as_uint8(tf.image.resize(image, tf.maximum(target, 1)))
 
 
 def from_arrays(x, y=None, class_names=None, image_size: int | None = None, source: str = "arrays") -> ImageSet:
@@ -257,7 +278,8 @@ def from_arrays(x, y=None, class_names=None, image_size: int | None = None, sour
             [0, 255] or float in [0, 1].
         y: optional `(N,)` integer labels in `[0, num_classes)`.
         class_names: names of the classes; default `"0"`, `"1"`, ...
-        image_size: resize to this square size (default: keep, if square).
+        image_size: the training size: images are resized (bilinear) so that their shorter
+            side is `image_size`, aspect kept (default: keep them as they are).
 
     Example:
     >>> import numpy as np
@@ -277,13 +299,15 @@ def from_arrays(x, y=None, class_names=None, image_size: int | None = None, sour
         x = np.repeat(x, 3, axis=-1)
     elif x.shape[-1] == 4:
         x = x[..., :3]
-    size = image_size or x.shape[1]
-    if x.shape[1:3] != (size, size):
+    height, width = x.shape[1:3]
+    size = image_size or min(height, width)
+    if min(height, width) != size:  # one shape for all: one batched resize, aspect kept
         import tensorflow as tf
 
         from kssl.data.augment import as_uint8
 
-        x = as_uint8(tf.image.resize(x, (size, size))).numpy()
+        scale = size / min(height, width)
+        x = as_uint8(tf.image.resize(x, (round(height * scale), round(width * scale)))).numpy()
     labels = None
     if y is not None:
         labels = np.asarray(y).astype(np.int64).reshape(-1)
@@ -295,7 +319,14 @@ def from_arrays(x, y=None, class_names=None, image_size: int | None = None, sour
         if labels.max() >= num_classes:
             raise DataError(f"Label {labels.max()} is out of range for {num_classes} class names.")
         class_names = list(class_names or [str(i) for i in range(num_classes)])
-    return ImageSet(images=np.ascontiguousarray(x), labels=labels, class_names=list(class_names or []), source=source)
+    view_size = None if x.shape[1] == x.shape[2] else size  # a square's training size is its side
+    return ImageSet(
+        images=np.ascontiguousarray(x),
+        labels=labels,
+        class_names=list(class_names or []),
+        source=source,
+        view_size=view_size,
+    )
 
 
 def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=None, download: bool = True) -> ImageSet:
@@ -304,15 +335,14 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
     Args:
         name: the TFDS name, e.g. `"cifar10"`.
         split: a TFDS split string, e.g. `"train"` or `"train[:10%]"`.
-        image_size: side of the square images produced.
+        image_size: the training size: each image is resized (bilinear) so that its
+            shorter side is `image_size`, aspect kept.
         data_dir: TFDS data directory (default: the `TFDS_DATA_DIR` environment variable,
             else TFDS's own `~/tensorflow_datasets`).
         download: let TFDS download the data if it is not in `data_dir`.
     """
     import tensorflow as tf
     import tensorflow_datasets as tfds
-
-    from kssl.data.augment import as_uint8
 
     data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
     try:
@@ -332,25 +362,41 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
     class_names = list(getattr(label_feature, "names", None) or [])
 
     def resize(image, label):
-        image = (
-            tf.image.resize(image, (image_size, image_size)) if image.shape[:2] != (image_size, image_size) else image
-        )
-        image = as_uint8(tf.cast(image, tf.float32))
-        if image.shape[-1] == 1:
-            image = tf.image.grayscale_to_rgb(image)
-        return image, label
+        image = tf.image.grayscale_to_rgb(image) if image.shape[-1] == 1 else image[..., :3]
+        image = shorter_side_to(image, image_size)
+        return image, tf.shape(image)[:2], label
 
-    batches = dataset.map(resize, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
-    images, labels = [], []
-    for image_batch, label_batch in tfds.as_numpy(batches):
-        images.append(image_batch[..., :3])
+    batches = dataset.map(resize, num_parallel_calls=tf.data.AUTOTUNE).padded_batch(1024)
+    return image_set_from_padded_batches(tfds.as_numpy(batches), class_names, f"tfds:{name}:{split}", image_size)
+
+
+def image_set_from_padded_batches(batches, class_names, source, image_size) -> ImageSet:
+    """An `ImageSet` from `(padded images, shapes, labels)` batches (TFDS's images of any shapes)."""
+    images, shapes, labels = [], [], []
+    for image_batch, shape_batch, label_batch in batches:
+        images.append(image_batch)
+        shapes.append(shape_batch)
         labels.append(label_batch)
     if not images:
-        raise DataError(f"TFDS dataset {name!r} split {split!r} is empty.")
+        raise DataError(f"{source} is empty.")
+    shapes = np.concatenate(shapes).astype(np.int64)
     labels = np.concatenate(labels).astype(np.int64)
+    canvas = np.zeros((len(labels), *shapes.max(axis=0), 3), np.uint8)
+    start = 0
+    for batch in images:
+        canvas[start : start + len(batch), : batch.shape[1], : batch.shape[2]] = batch
+        start += len(batch)
     if not class_names:
         class_names = [str(i) for i in range(int(labels.max()) + 1)]
-    return ImageSet(np.concatenate(images), labels, class_names, source=f"tfds:{name}:{split}")
+    uniform = (shapes == shapes[0]).all()
+    return ImageSet(
+        canvas,
+        labels,
+        list(class_names),
+        source=source,
+        shapes=None if uniform else shapes,
+        view_size=None if uniform and shapes[0, 0] == shapes[0, 1] else image_size,
+    )
 
 
 def load_digits(image_size: int = 32, split: str = "train") -> ImageSet:

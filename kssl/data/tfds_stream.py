@@ -81,8 +81,7 @@ class TFDSRecords(ImageCollection):
 
     def subset(self, indices, source: str | None = None):
         """The examples at `indices`, decoded into an in-memory `ImageSet` (a small labeled set)."""
-        from kssl.data.augment import as_uint8
-        from kssl.data.sources import from_arrays
+        from kssl.data.sources import image_set_from_padded_batches, shorter_side_to
 
         wanted = np.zeros(self.count, bool)
         wanted[np.asarray(indices)] = True
@@ -91,15 +90,14 @@ class TFDSRecords(ImageCollection):
         size = self.image_size
 
         def decode(index, record):
-            image = tf.io.decode_image(record[0], channels=3, expand_animations=False)
-            return as_uint8(tf.image.resize(image, (size, size))), record[1]
+            # The in-memory rule of arrays and TFDS: shorter side at the training size, aspect kept.
+            image = shorter_side_to(tf.io.decode_image(record[0], channels=3, expand_animations=False), size)
+            return image, tf.shape(image)[:2], record[1]
 
-        images, labels = [], []
-        for image, label in chosen.map(decode, num_parallel_calls=tf.data.AUTOTUNE):
-            images.append(image.numpy())
-            labels.append(int(label))
-        subset = from_arrays(np.stack(images), labels, self.class_names, source=source or self.source)
-        return subset.at_size(size)
+        batches = chosen.map(decode, num_parallel_calls=tf.data.AUTOTUNE).padded_batch(256)
+        return image_set_from_padded_batches(
+            batches.as_numpy_iterator(), self.class_names, source or self.source, size
+        ).at_size(size)
 
     def image_shapes(self, count: int = 200) -> np.ndarray:
         """`(height, width)` of the first `count` images, read from their encoded headers."""

@@ -1,0 +1,81 @@
+"""The one evaluation view: what every measurement and every served prediction sees.
+
+An image of any shape becomes its largest centred square, resized bilinearly to the
+encoder's input size, rounded to uint8 and divided by 255. kNN, the linear probe,
+few-shot episodes, fine-tuning's validation and test batches (`metrics.json`) and
+every signature of the exported SavedModel (inside its graph, so TF Serving applies it
+too) call this class, so the accuracy kssl reports is the accuracy of the model it
+exports on the same pixels.
+
+Why the centred square: it keeps the aspect ratio the encoder was pretrained on
+(random crops of each image at its own aspect ratio), where squashing a wide photo to
+a square distorts every object in it; it is also the ImageNet evaluation convention
+(a centre crop). What it costs: the parts of a wide or tall image outside the square
+are not seen.
+
+Example:
+>>> import numpy as np
+>>> view = EvaluationView(image_size=4)
+>>> wide = np.zeros((1, 8, 16, 3), "uint8"); wide[:, :, 4:12] = 255   # white centred square
+>>> float(view(wide).numpy().min()), tuple(view(wide).shape)
+(1.0, (1, 4, 4, 3))
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from kssl.data.augment import as_uint8, center_windows, crop_windows
+
+
+class EvaluationView:
+    """The evaluation view at `image_size`: centred square, bilinear resize, uint8 rounding.
+
+    It serves two callers with the same operations:
+    - `kssl.data.pipeline` treats it as a view transform with nothing random (`draw`,
+      `windows`, `finishing_parameters`), cropping in memory or from streamed files;
+    - graphs (the SavedModel's signatures) call `crop` on a batch of same-sized images
+      or `decode_and_crop` on one encoded image, then `finish`.
+    """
+
+    def __init__(self, image_size: int):
+        if int(image_size) < 1:
+            raise ValueError(f"image_size must be a positive number of pixels. Received: image_size={image_size}")
+        self.image_size = int(image_size)
+
+    def __repr__(self) -> str:
+        return f"EvaluationView(image_size={self.image_size})"
+
+    # The pipeline's view interface.
+    def draw(self, seed, count):
+        return {"none": tf.zeros([count])}
+
+    def windows(self, parameters, heights, widths):
+        return center_windows(heights, widths)
+
+    def finishing_parameters(self, parameters):
+        return {}  # finishing is only the conversion to float in [0, 1]
+
+    # Graph functions.
+    def crop(self, images):
+        """uint8 `(B, S, S, 3)` views of a batch `(B, H, W, 3)` of pixel values 0-255 (any dtype)."""
+        images = tf.cast(images, tf.float32)
+        shape = tf.shape(images)
+        count = shape[0]
+        windows = center_windows(tf.fill([count], shape[1]), tf.fill([count], shape[2]))
+        return as_uint8(crop_windows(images, windows, self.image_size))
+
+    def decode_and_crop(self, encoded):
+        """The uint8 `(S, S, 3)` view of one encoded JPEG/PNG/BMP/GIF (first frame)."""
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        return self.crop(image[None])[0]
+
+    @staticmethod
+    def finish(views):
+        """uint8 views -> float32 in [0, 1], the encoders' input."""
+        return tf.cast(views, tf.float32) / 255.0
+
+    def __call__(self, images):
+        """float32 `(B, S, S, 3)` views in [0, 1] of a batch of pixel values 0-255."""
+        return self.finish(self.crop(images))

@@ -1,0 +1,76 @@
+"""What is served is what was measured: on wide and tall photos, the exported SavedModel
+(loaded in a fresh process with TensorFlow alone) predicts, image for image, what the
+`Classifier` predicted on the evaluation view, and its accuracy is the one in `metrics.json`."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from helpers import write_image_folder
+from PIL import Image
+
+from kssl.cli import main
+from kssl.data.files import list_folder, stored_side
+from kssl.data.pipeline import labeled_batches
+from kssl.evaluation import extract_features
+
+SIZE = 8
+# The shorter side is the in-memory copy's (1.5x the training size), so the stored
+# pixels are the files' own and the two paths see the same pixels.
+WIDE, TALL = (stored_side(SIZE), 20), (22, stored_side(SIZE))
+
+SERVE = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+    model, paths, out = tf.saved_model.load(sys.argv[1]), sys.argv[3:], sys.argv[2]
+    signatures = model.signatures
+    pixels = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    as_uint8 = [signatures["predict_uint8"](images=tf.constant(p[None]))["class_id"].numpy()[0] for p in pixels]
+    as_bytes = signatures["predict_bytes"](image_bytes=tf.constant([open(p, "rb").read() for p in paths]))
+    embedding = [signatures["embed"](images=tf.constant(p[None], tf.float32))["embedding"].numpy()[0] for p in pixels]
+    np.savez(out, uint8=as_uint8, bytes=as_bytes["class_id"].numpy(), embed=np.stack(embedding),
+             kssl=any(m.startswith("kssl") for m in sys.modules))
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_path):
+    root = tmp_path / "photos"
+    for split, per_class in (("train", 12), ("test", 8)):
+        write_image_folder(root / split, ("ant", "bee"), per_class, shapes=(WIDE, TALL), formats=("png", "bmp"))
+    out = tmp_path / "run"
+    args = ["run", "--data", str(root), "--image-size", str(SIZE), "--width", "0.125", "--epochs", "1"]
+    args += ["--finetune-epochs", "2", "--labels", "6", "--modes", "linear", "--out", str(out)]
+    assert main(args) == 0
+
+    files = list_folder(root, "test", progress=False)
+    assert {np.asarray(Image.open(p)).shape[:2] for p in files.paths} == {WIDE, TALL}
+    serving, served = out / "serving" / "kssl" / "1", tmp_path / "served.npz"
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE, str(serving), str(served), *map(str, files.paths)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = np.load(served)
+    assert not served["kssl"]
+
+    test = files.load(SIZE, progress=False)
+    classifier = keras.saving.load_model(out / "classifier.keras")
+    measured = classifier.predict(labeled_batches(test, 256).map(lambda x, y: x), verbose=0).argmax(1)
+    np.testing.assert_array_equal(served["uint8"], measured)
+    np.testing.assert_array_equal(served["bytes"], measured)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert np.mean(served["uint8"] == test.labels) == metrics["exported"]["accuracy"]
+
+    # The linear mode keeps the pretrained encoder: `embed` gives the features kNN used.
+    features = extract_features(keras.saving.load_model(out / "encoder.keras"), test)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    np.testing.assert_allclose(served["embed"], features, atol=1e-5)
