@@ -70,9 +70,8 @@ def main(argv=None):
     from kssl.data.sources import from_folder
     from kssl.encoders import resnet, vit
     from kssl.evaluation import evaluate_encoder
-    from kssl.methods import check_method
+    from kssl.methods import check_method, method_spec
     from kssl.precision import set_precision
-    from kssl.recipes import recipe_for
     from kssl.training import pretrain
 
     if not pathlib.Path(args.data).is_dir():
@@ -84,7 +83,7 @@ def main(argv=None):
     pretraining = train if args.train_images is None else train.subset(range(args.train_images))
 
     def make_encoder(method):
-        if recipe_for(method).encoder.startswith("vit"):
+        if method_spec(method).encoder.startswith("vit"):
             return vit(args.vit_depth, width=args.vit_width, image_size=32, patch_size=4)
         return resnet(18, width=args.width, image_size=32, stem="cifar")
 

@@ -81,6 +81,7 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
+    from kssl.app.staging import load_encoder
     from kssl.atomic import atomic_file
     from kssl.cpu import cpu_model
     from kssl.data.pipeline import labeled_batches
@@ -91,7 +92,6 @@ def main(argv=None):
     from kssl.few_shot import few_shot_accuracy
     from kssl.finetuning.adversarial import AdversarialTraining, evaluate_robustness
     from kssl.precision import set_precision
-    from kssl.runs import load_encoder
     from kssl.training import copy_model, finetune, pretrain
 
     if not pathlib.Path(args.data).is_dir():
@@ -177,15 +177,15 @@ def main(argv=None):
         return entry, deployed
 
     budgets = [int(x) if float(x).is_integer() and float(x) >= 1 else float(x) for x in args.labels.split(",")]
-    results["strategies"] = {}
+    results["modes"] = {}
     last_full = None
     for budget in budgets:
         labeled = label_subset(train, budget, seed=args.seed)
         key = f"{len(labeled)} labels"
-        results["strategies"][key] = {}
+        results["modes"][key] = {}
         for name in args.strategies.split(","):
             entry, deployed = run(labeled, name)
-            results["strategies"][key][name] = entry
+            results["modes"][key][name] = entry
             print(f"{key} {name}: {entry['accuracy']:.1%} ({entry['seconds']:.0f}s)", flush=True)
             if name == "full":
                 last_full = (labeled, deployed)

@@ -31,13 +31,6 @@ register_when_keras_is_imported()
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "SimCLR": "kssl.models.simclr",
-    "SimSiam": "kssl.models.simsiam",
-    "BYOL": "kssl.models.byol",
-    "MoCo": "kssl.models.moco",
-    "MAE": "kssl.models.mae",
-    "BarlowTwins": "kssl.models.barlow_twins",
-    "VICReg": "kssl.models.vicreg",
     "SelfSupervisedModel": "kssl.models.base",
     "METHODS": "kssl.methods",
     "method_class": "kssl.methods",
@@ -47,7 +40,9 @@ _EXPORTS = {
     "build_encoder": "kssl.encoders",
     "vit": "kssl.encoders.vit",
     "from_keras_applications": "kssl.encoders.applications",
+    "MODES": "kssl.finetuning",
     "STRATEGIES": "kssl.finetuning",
+    "method_spec": "kssl.methods",
     "AdversarialTraining": "kssl.finetuning.adversarial",
     "evaluate_robustness": "kssl.finetuning.adversarial",
     "fgsm": "kssl.finetuning.adversarial",
@@ -87,6 +82,11 @@ _EXPORTS = {
     "pretrain": "kssl.training",
     "finetune": "kssl.training",
 }
+
+# Every registered method's class, by its class name (`kssl.SimCLR`), from the registry.
+from kssl.methods import METHODS as _METHODS  # noqa: E402  (imports no TensorFlow)
+
+_EXPORTS.update({spec.target.rpartition(":")[2]: spec.target.partition(":")[0] for spec in _METHODS.values()})
 
 __all__ = sorted(_EXPORTS)
 

@@ -14,6 +14,16 @@ import sys
 import traceback
 
 
+def _default(name: str):
+    """`RunConfig`'s default of a field: the one set of defaults (`kssl.defaults`)."""
+    import dataclasses
+
+    from kssl.app.config import RunConfig  # imports no TensorFlow
+
+    field = RunConfig.__dataclass_fields__[name]
+    return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+
+
 def _labels(text: str) -> list:
     return [_label_budget(part) for part in text.split(",")]
 
@@ -76,44 +86,56 @@ def _few_shot(text):
 
 
 def _finetuning_options(parser):
-    from kssl.finetuning import STRATEGIES  # the registry imports no TensorFlow
+    from kssl.finetuning import ATTACKS, MODES  # the registry imports no TensorFlow
 
-    parser.add_argument("--finetune-epochs", type=_positive(float), default=100)
+    parser.add_argument(
+        "--finetune-epochs",
+        type=_positive(float),
+        help=f"fine-tuning passes over the labeled images (default {_default('finetune_epochs'):g})",
+    )
     parser.add_argument(
         "--modes",
         type=_names,
-        default=["full"],
-        help=f"fine-tuning modes, one or several comma-separated: {','.join(STRATEGIES)} (default full; "
-        "listed below); each is run pretrained and from scratch at every label budget",
+        help=f"fine-tuning modes, one or several comma-separated: {','.join(MODES)} (default "
+        f"{','.join(_default('modes'))}; listed below); each is run pretrained and from scratch at every label budget",
     )
     parser.add_argument(
-        "--lora-rank", type=_positive(int), default=8, help="rank of the lora mode's updates (default 8)"
+        "--mode-option",
+        dest="mode_options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of the chosen modes (listed below, e.g. rank=4 for lora); repeatable",
     )
+    parser.add_argument("--lora-rank", type=_positive(int), help="the same as --mode-option rank=N")
     parser.add_argument(
         "--stage-decay",
         type=_positive(float),
-        default=1.0,
         help="discriminative learning rates: each earlier stage trains at this factor of the next one's rate "
         "(e.g. 0.5; default 1, off)",
     )
     parser.add_argument(
         "--adversarial",
-        choices=["none", "fgsm", "pgd"],
-        default="none",
+        choices=["none", *ATTACKS],
         help="adversarial fine-tuning on FGSM or PGD examples (default none); the report adds PGD-10 accuracy",
     )
+    parser.add_argument("--epsilon", type=_fraction, help="attack radius in pixels of [0, 1] (default 8/255)")
     parser.add_argument(
-        "--epsilon", type=_fraction, default=8 / 255, help="attack radius in pixels of [0, 1] (default 8/255)"
+        "--attack-steps", type=_positive(int), help=f"PGD steps in training (default {_default('attack_steps')})"
     )
-    parser.add_argument("--attack-steps", type=_positive(int), default=7, help="PGD steps in training (default 7)")
+
+
+def _options_lines(spec) -> list:
+    return [f"      {key}={option.default}  {option.help}" for key, option in spec.options.items()]
 
 
 def _modes_epilog() -> str:
-    from kssl.finetuning import STRATEGIES  # the registry imports no TensorFlow
+    from kssl.finetuning import MODES  # the registry imports no TensorFlow
 
-    width = max(len(name) for name in STRATEGIES)
-    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in STRATEGIES.items()]
-    return "fine-tuning modes (--modes):\n" + "\n".join(lines)
+    width = max(len(name) for name in MODES)
+    lines = [
+        line for name, spec in MODES.items() for line in [f"  {name:<{width}}  {spec.summary}", *_options_lines(spec)]
+    ]
+    return "fine-tuning modes (--modes) and their options (--mode-option KEY=VALUE):\n" + "\n".join(lines)
 
 
 def _common_options(parser):
@@ -125,7 +147,6 @@ def _common_options(parser):
 def _data_options(parser, labels=True):
     parser.add_argument(
         "--data",
-        default="digits",
         help="a folder root/<class>/<image>, tfds:NAME or tfds:NAME:SPLIT (e.g. tfds:cifar10:train[:10%%]), "
         "or 'digits' (default)",
     )
@@ -138,14 +159,12 @@ def _data_options(parser, labels=True):
         parser.add_argument(
             "--labels",
             type=_labels,
-            default=[10],
             help="labels for fine-tuning: a fraction (0.01) or a count per class (10); several, comma-separated, "
-            "give a plot of accuracy against the number of labels (default 10)",
+            f"give a plot of accuracy against the number of labels (default {','.join(map(str, _default('labels')))})",
         )
     parser.add_argument(
         "--image-size",
         type=_positive(int),
-        default=None,
         help="side of the training views (default: from the data: 16 for digits, small images keep their own size, "
         "photos 96 on a CPU and 160 on a GPU)",
     )
@@ -167,93 +186,103 @@ def _data_options(parser, labels=True):
     parser.add_argument(
         "--cache-size",
         type=_positive(int),
-        default=None,
         help="first save downscaled JPEG copies of a folder's images with this shorter side (px) in ~/.cache/kssl, "
         "and train from them: for photos far larger than the training size",
     )
     parser.add_argument(
         "--refresh-listing", action="store_true", help="list the folder again instead of reusing its saved listing"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, help=f"seed of data order, views and weights (default {_default('seed')})")
 
 
 def _model_options(parser):
     parser.add_argument(
         "--encoder",
-        default=None,
         help="resnet18, resnet34, resnet50, vit<depth> such as vit6, or a keras.applications backbone such as "
         "keras:ResNet50V2 or keras:EfficientNetB0 (default: the method's, resnet18, or vit6 for mae)",
     )
     parser.add_argument(
         "--weights",
-        default=None,
         help="start a keras: backbone from 'imagenet' or a weights file PATH, then pretrain on your images "
         "(default: random weights)",
     )
     parser.add_argument(
         "--width",
         type=_positive(float),
-        default=0.25,
-        help="encoder width multiplier of ResNet's 64-512 or ViT-Base's 768 channels (default 0.25)",
+        help=f"encoder width multiplier of ResNet's 64-512 or ViT-Base's 768 channels (default {_default('width')})",
     )
-    parser.add_argument("--batch-size", type=_positive(int), default=256)
+    parser.add_argument(
+        "--batch-size", type=_positive(int), help=f"pretraining batch (default {_default('batch_size')})"
+    )
 
 
 def _pretrain_options(parser):
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument(
-        "--epochs", type=_positive(float), default=None, help="pretraining epochs (default 60 for digits, else 20)"
-    )
-    length.add_argument(
-        "--budget", type=_positive(float), default=None, help="pretraining minutes, instead of --epochs"
-    )
+    from kssl import defaults
     from kssl.methods import METHODS  # the registry imports no TensorFlow
 
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument(
+        "--epochs",
+        type=_positive(float),
+        help=f"pretraining epochs (default {defaults.DIGITS_PRETRAIN_EPOCHS} for digits, "
+        f"else {defaults.PRETRAIN_EPOCHS})",
+    )
+    length.add_argument("--budget", type=_positive(float), help="pretraining minutes, instead of --epochs")
     parser.add_argument(
         "--method",
         type=str.lower,
         choices=list(METHODS),
-        default="simclr",
-        help="the self-supervised method (default simclr; listed below)",
+        help=f"the self-supervised method (default {_default('method')}; listed below)",
     )
+    parser.add_argument(
+        "--method-option",
+        dest="method_options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of the method (listed below, e.g. temperature=0.1 or queue_size=1024); repeatable",
+    )
+    with_temperature = [name for name, spec in METHODS.items() if "temperature" in spec.options]
     parser.add_argument(
         "--temperature",
         type=_positive(float),
-        default=None,
-        help="softmax temperature of the contrastive methods, simclr and moco (default 0.2)",
+        help=f"the same as --method-option temperature=T ({', '.join(with_temperature)})",
+    )
+    parser.add_argument(
+        "--config",
+        help="run again what a run's config.json records (options given here replace its values)",
     )
 
 
 def _performance_options(parser):
+    from kssl.defaults import STRATEGY_NAMES
+    from kssl.precision import PRECISIONS  # imports no TensorFlow
+
     parser.add_argument(
         "--strategy",
-        choices=["default", "mirrored", "multiworker", "tpu"],
-        default="default",
+        choices=list(STRATEGY_NAMES),
         help="tf.distribute strategy: mirrored = all local GPUs; multiworker reads TF_CONFIG (default: default)",
     )
     parser.add_argument(
         "--precision",
-        choices=["float32", "mixed_bfloat16", "mixed_float16"],
-        default=None,
+        choices=list(PRECISIONS),
         help="dtype policy (default: mixed_float16 on GPU; mixed_bfloat16 on CPUs with native bfloat16, "
         "AVX512-BF16 or AMX; float32 on other CPUs)",
     )
     parser.add_argument(
         "--jit-compile",
         action=argparse.BooleanOptionalAction,
-        default=None,
         help="compile train steps with XLA (default: on with one GPU; off on CPUs and with several replicas)",
     )
 
 
 def _output_options(parser, default="saved_models/<run-name>"):
-    parser.add_argument("--out", default=None, help=f"output folder (default {default})")
+    parser.add_argument("--out", help=f"output folder (default {default})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     parser.add_argument(
         "--checkpoint-every",
         type=_positive(int),
-        default=100,
-        help="checkpoint training every this many steps; the same command resumes a killed run (default 100)",
+        help="checkpoint training every this many steps; the same command resumes a killed run "
+        f"(default {_default('checkpoint_every')})",
     )
 
 
@@ -261,8 +290,10 @@ def _methods_epilog() -> str:
     from kssl.methods import METHODS  # the registry imports no TensorFlow
 
     width = max(len(name) for name in METHODS)
-    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in METHODS.items()]
-    return "pretraining methods (--method):\n" + "\n".join(lines)
+    lines = [
+        line for name, spec in METHODS.items() for line in [f"  {name:<{width}}  {spec.summary}", *_options_lines(spec)]
+    ]
+    return "pretraining methods (--method) and their options (--method-option KEY=VALUE):\n" + "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
+        argument_default=argparse.SUPPRESS,  # unset options take RunConfig's defaults
         help="all of the below in sequence (default data: the embedded digits)",
         epilog=_methods_epilog() + "\n\n" + _modes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -287,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pretrain = commands.add_parser(
         "pretrain",
+        argument_default=argparse.SUPPRESS,  # unset options take RunConfig's defaults
         help="pretrain an encoder on unlabeled images (see --method)",
         epilog=_methods_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -299,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     finetune = commands.add_parser(
         "finetune",
+        argument_default=argparse.SUPPRESS,  # unset options take RunConfig's defaults
         help="fine-tune a pretrained encoder on a few labels, vs. from scratch",
         epilog=_modes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -308,15 +342,16 @@ def build_parser() -> argparse.ArgumentParser:
     _finetuning_options(finetune)
     finetune.add_argument(
         "--encoder",
-        default=None,
         help="architecture of the from-scratch baseline (default: the pretrained encoder's, with fresh weights)",
     )
-    finetune.add_argument("--width", type=_positive(float), default=0.25, help="width of the from-scratch baseline")
+    finetune.add_argument("--width", type=_positive(float), help="width of the from-scratch baseline")
     _performance_options(finetune)
     _output_options(finetune)
 
     evaluate = commands.add_parser(
-        "evaluate", help="kNN and linear-probe accuracy of frozen features (and a run's classifier)"
+        "evaluate",
+        argument_default=argparse.SUPPRESS,
+        help="kNN and linear-probe accuracy of frozen features (and a run's classifier)",
     )
     evaluate.add_argument("--pretrained", required=True, help="a run folder or an encoder .keras file")
     _data_options(evaluate, labels=False)
@@ -358,17 +393,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_config(args: dict):
+    """The `RunConfig` of the command line: `--config`'s file (if given) under the options given."""
+    from kssl.app.config import RunConfig
+    from kssl.registry import split_options
+
+    for name in ("method_options", "mode_options"):
+        if name in args:
+            args[name] = split_options(args[name], "--" + name.replace("_options", "-option"))
+    recorded = args.pop("config", None)
+    if recorded is None:
+        return RunConfig(**args)
+    import dataclasses
+    import pathlib
+
+    from kssl.errors import MissingInputError
+
+    if not pathlib.Path(recorded).is_file():
+        raise MissingInputError(f"No config file at {recorded!r}: pass a run's config.json.")
+    base = RunConfig.from_json(recorded)
+    merged = {**base.method_options, **args.pop("method_options", {})}
+    return dataclasses.replace(base, **args, method_options=merged)
+
+
 def main(argv=None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
-    if not args.pop("verbose"):
+    if not args.pop("verbose", False):
         from kssl.quiet import filter_native_logs
 
         filter_native_logs()
     from kssl.errors import InputError
 
     try:
-        from kssl import runs
+        from kssl.app import jobs as runs
 
         if command == "doctor":
             from kssl.doctor import run_doctor
@@ -380,7 +438,7 @@ def main(argv=None) -> int:
             runs.export_job(args["model"], args["out"], args["model_name"], args["version"], args["overwrite"])
             return 0
         pretrained = args.pop("pretrained", None)
-        config = runs.RunConfig(**args)
+        config = _run_config(args)
         if command == "run":
             runs.run(config)
         elif command == "pretrain":

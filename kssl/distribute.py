@@ -176,7 +176,9 @@ def strategy_from_name(name: str | None):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(f"strategy must be default, mirrored, multiworker or tpu. Received: {name!r}")
+    from kssl.defaults import STRATEGY_NAMES
+
+    raise ValueError(f"strategy must be one of {', '.join(STRATEGY_NAMES)}. Received: {name!r}")
 
 
 def step_logs(metrics) -> dict:

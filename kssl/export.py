@@ -18,10 +18,9 @@ loaded model (and the server) carry on.
 
 from __future__ import annotations
 
-import os
 import pathlib
-import shutil
-import tempfile
+
+from kssl.atomic import atomic_folder
 
 
 def serving_functions(classifier):
@@ -95,14 +94,6 @@ def export_saved_model(classifier, path, overwrite: bool = False) -> pathlib.Pat
     archive.track(classifier)
     for name, function in serving_functions(classifier).items():
         archive.add_endpoint(name, function)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_folder(path) as staging:
         archive.write_out(str(staging), verbose=False)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return path

@@ -1,43 +1,103 @@
-"""The registry of pretraining methods: name -> class, with a one-line description.
+"""The registry of pretraining methods: one `MethodSpec` per method, the only description of it.
 
-Importing it imports no TensorFlow, so the command line lists the methods in `--help`
-at once; `method_class` imports a method's module when it is asked for. Adding a method
-is its file in `kssl/models/`, one line here, and its recipe in `kssl.recipes`.
+Importing it imports no TensorFlow, so the command line lists the methods and their
+options in `--help` at once; `method_class` imports a method's module when it is asked
+for. A spec names the class, its recipe (`kssl.recipes`), its default encoder and its
+own constructor options with their defaults and a line of help; registration with
+Keras (`kssl.registration`), `--method`, `--method-option`, `config.json` and the
+registry-driven contract tests (`tests/test_method_contract.py`) all read it. A
+method's views are its class's `view_augmentations(image_size, **options)`: a list of
+any length, of any sizes.
+
+Adding a method is its file in `kssl/models/` (a `SelfSupervisedModel` subclass), one
+entry here, and its tests; nothing else changes.
 
 Example:
 >>> list(METHODS)
 ['simclr', 'moco', 'byol', 'simsiam', 'barlow', 'vicreg', 'mae']
 >>> method_class("SimSiam").__name__
 'SimSiam'
+>>> method_spec("moco").parse_options(["queue_size=1024", "symmetric=false"], "--method-option")
+{'queue_size': 1024, 'symmetric': False}
 """
 
 from __future__ import annotations
 
-from kssl.registry import check_name, load_class
+import dataclasses
 
-# name: ("module:Class", what it does in one line)
+from kssl import recipes
+from kssl.registry import Option, Spec, check_name, load_class
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec(Spec):
+    """A pretraining method: its class, summary and options (`Spec`), recipe and default encoder."""
+
+    recipe: recipes.PretrainingRecipe = recipes.SIMCLR
+    encoder: str = "resnet18"
+
+
+_TEMPERATURE = Option(0.2, "softmax temperature of the contrastive loss")
+
 METHODS = {
-    "simclr": (
+    "simclr": MethodSpec(
         "kssl.models.simclr:SimCLR",
         "contrastive: each view against the batch's other images (Chen et al. 2020)",
+        {"temperature": _TEMPERATURE},
+        recipe=recipes.SIMCLR,
     ),
-    "moco": (
+    "moco": MethodSpec(
         "kssl.models.moco:MoCo",
         "contrastive against a queue of keys from a momentum encoder (MoCo v2, Chen et al. 2020)",
+        {
+            "temperature": _TEMPERATURE,
+            "queue_size": Option(4096, "keys kept from earlier batches (negatives)"),
+            "momentum": Option(0.99, "EMA rate of the key encoder"),
+            "momentum_schedule": Option(False, "raise the momentum to 1 on a cosine over training"),
+            "symmetric": Option(True, "each view is query and key in turn"),
+        },
+        recipe=recipes.LIGHTLY_CIFAR,
     ),
-    "byol": (
+    "byol": MethodSpec(
         "kssl.models.byol:BYOL",
         "predict a slowly moving (EMA) target network's projections (Grill et al. 2020)",
+        {
+            "momentum": Option(0.99, "starting EMA rate of the target network"),
+            "momentum_schedule": Option(True, "raise the momentum to 1 on a cosine over training"),
+        },
+        recipe=recipes.LIGHTLY_CIFAR,
     ),
-    "simsiam": ("kssl.models.simsiam:SimSiam", "a predictor and a stop-gradient, no negatives (Chen & He 2021)"),
-    "barlow": (
+    "simsiam": MethodSpec(
+        "kssl.models.simsiam:SimSiam",
+        "a predictor and a stop-gradient, no negatives (Chen & He 2021)",
+        recipe=recipes.LIGHTLY_CIFAR,
+    ),
+    "barlow": MethodSpec(
         "kssl.models.barlow_twins:BarlowTwins",
         "cross-correlation of the views driven to identity (Zbontar et al. 2021)",
+        {"lambda_": Option(5e-3, "weight of the off-diagonal (redundancy) terms")},
+        recipe=recipes.LIGHTLY_CIFAR,
     ),
-    "vicreg": ("kssl.models.vicreg:VICReg", "variance, invariance and covariance terms (Bardes et al. 2022)"),
-    "mae": (
+    "vicreg": MethodSpec(
+        "kssl.models.vicreg:VICReg",
+        "variance, invariance and covariance terms (Bardes et al. 2022)",
+        {
+            "invariance_weight": Option(25.0, "weight of the views' mean squared distance"),
+            "variance_weight": Option(25.0, "weight of the hinge on each dimension's standard deviation"),
+            "covariance_weight": Option(1.0, "weight of the off-diagonal covariances"),
+        },
+        recipe=recipes.LIGHTLY_CIFAR,
+    ),
+    "mae": MethodSpec(
         "kssl.models.mae:MAE",
         "masked autoencoder: reconstruct hidden patches, ViT encoders only (He et al. 2022)",
+        {
+            "mask_ratio": Option(0.75, "share of each image's patches hidden from the encoder"),
+            "normalize_targets": Option(True, "reconstruct each patch's normalised pixels"),
+            "seed": Option(0, "seed of the masks"),
+        },
+        recipe=recipes.MAE,
+        encoder="vit6",
     ),
 }
 
@@ -45,6 +105,11 @@ METHODS = {
 def check_method(name: str) -> str:
     """`name` in the registry's spelling, or an `InputError` listing the methods."""
     return check_name(METHODS, name, "pretraining method")
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The `MethodSpec` of the method called `name` (case-insensitive)."""
+    return METHODS[check_method(name)]
 
 
 def method_class(name: str):

@@ -2,8 +2,9 @@
 
 This is the only copy of the recipe: `kssl.pretrain`, the `kssl` command, the benchmarks,
 the notebooks and the README all take their optimizer from here, so what a benchmark
-measures is what a user runs. A method's recipe is one entry of `RECIPES`; change a
-field with `dataclasses.replace(recipe_for("simclr"), weight_decay=1e-4)`.
+measures is what a user runs. A method's spec (`kssl.methods.METHODS`) names its recipe
+from the presets below; change a field with
+`dataclasses.replace(recipe_for("simclr"), weight_decay=1e-4)`.
 
 Example:
 >>> recipe = recipe_for("simclr")
@@ -39,11 +40,10 @@ class PretrainingRecipe:
         beta_2: AdamW's second-moment decay (MAE: 0.95).
         warmup_fraction: share of the steps (or of a time budget) spent warming up
             linearly from 0 to the peak; a cosine decay to 0 follows.
-        encoder: the encoder the `kssl` command builds for the method when `--encoder`
-            is not given (`kssl.encoders.build_encoder` names).
 
     A method's own hyperparameters (temperature, momentum, queue size, mask ratio) are
-    its class's constructor defaults, e.g. `kssl.MoCo`'s.
+    its class's constructor options, listed with their defaults in its spec
+    (`kssl.methods.METHODS`).
     """
 
     optimizer: str = "sgd"
@@ -53,7 +53,6 @@ class PretrainingRecipe:
     nesterov: bool = True
     beta_2: float = 0.999
     warmup_fraction: float = 0.05
-    encoder: str = "resnet18"
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -99,29 +98,22 @@ class PretrainingRecipe:
         return optimizer
 
 
-# Not yet tuned in kssl beyond SimCLR: the others follow lightly's CIFAR-10 benchmark
-# (SGD, momentum 0.9, 0.06 x B/128, weight decay 5e-4, cosine), which the numbers that
-# users compare libraries by come from, until benchmarks/cifar10_methods.py tunes them.
-_LIGHTLY_CIFAR = PretrainingRecipe(learning_rate=0.12, nesterov=False)
-
-RECIPES = {
-    # SimCLR (Chen et al. 2020): LARS at 0.3 x B/256 for large batches; at the small
-    # batches kssl users train with, SGD with Nesterov momentum and the same scaling did
-    # as well in this project's CIFAR-10 runs (BENCHMARKS.md).
-    "simclr": PretrainingRecipe(),
-    "moco": _LIGHTLY_CIFAR,
-    "byol": _LIGHTLY_CIFAR,
-    "simsiam": _LIGHTLY_CIFAR,
-    "barlow": _LIGHTLY_CIFAR,
-    "vicreg": _LIGHTLY_CIFAR,
-    # MAE (He et al. 2022, table 8): AdamW, 1.5e-4 x B/256, betas (0.9, 0.95), weight
-    # decay 0.05, warmup then cosine.
-    "mae": PretrainingRecipe(optimizer="adamw", learning_rate=1.5e-4, weight_decay=0.05, beta_2=0.95, encoder="vit6"),
-}
+# SimCLR (Chen et al. 2020): LARS at 0.3 x B/256 for large batches; at the small
+# batches kssl users train with, SGD with Nesterov momentum and the same scaling did
+# as well in this project's CIFAR-10 runs (BENCHMARKS.md).
+SIMCLR = PretrainingRecipe()
+# Not yet tuned in kssl beyond SimCLR: MoCo, BYOL, SimSiam, Barlow Twins and VICReg follow
+# lightly's CIFAR-10 benchmark (SGD, momentum 0.9, 0.06 x B/128, weight decay 5e-4,
+# cosine), which the numbers that users compare libraries by come from, until
+# benchmarks/cifar10_methods.py tunes them.
+LIGHTLY_CIFAR = PretrainingRecipe(learning_rate=0.12, nesterov=False)
+# MAE (He et al. 2022, table 8): AdamW, 1.5e-4 x B/256, betas (0.9, 0.95), weight
+# decay 0.05, warmup then cosine.
+MAE = PretrainingRecipe(optimizer="adamw", learning_rate=1.5e-4, weight_decay=0.05, beta_2=0.95)
 
 
 def recipe_for(method: str) -> PretrainingRecipe:
-    """The default recipe of a pretraining method (`"simclr"`, `"barlow"`, ...)."""
-    from kssl.methods import check_method
+    """The default recipe of a pretraining method (`"simclr"`, `"barlow"`, ...): its spec's."""
+    from kssl.methods import method_spec
 
-    return RECIPES[check_method(method)]
+    return method_spec(method).recipe

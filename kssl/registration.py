@@ -22,7 +22,7 @@ import warnings
 
 REGISTERING_MODULES = (
     "kssl.layers",
-    "kssl.models",
+    "kssl.models.classifier",
     "kssl.optimizers",
     "kssl.loss_scaling",
     "kssl.encoders.applications",
@@ -30,9 +30,19 @@ REGISTERING_MODULES = (
 )
 
 
+def registering_modules() -> list[str]:
+    """The modules to import: kssl's layers and parts, and every registered method's and
+    mode's own module, read from the registries (a new method needs no line here)."""
+    from kssl.finetuning import MODES
+    from kssl.methods import METHODS
+
+    specs = [*METHODS.values(), *MODES.values()]
+    return list(dict.fromkeys([*REGISTERING_MODULES, *(spec.target.partition(":")[0] for spec in specs)]))
+
+
 def register_now() -> None:
     """Imports the modules whose classes carry `@keras.saving.register_keras_serializable`."""
-    for name in REGISTERING_MODULES:
+    for name in registering_modules():
         importlib.import_module(name)
 
 

@@ -17,6 +17,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from kssl import defaults
 from kssl.callbacks import BudgetProgress, TimeBudget, TrainingProgress
 from kssl.checkpointing import StepCheckpoint
 from kssl.cpu import warn_if_onednn_off
@@ -26,9 +27,10 @@ from kssl.data.pipeline import labeled_batches, view_pairs
 from kssl.data.sources import ImageSet
 from kssl.distribute import distribute_batches
 from kssl.errors import InputError
+from kssl.finetuning import MODES, check_mode
 from kssl.finetuning.adversarial import AdversarialTraining
 from kssl.finetuning.discriminative import LayerwiseAdam, stage_learning_rates
-from kssl.methods import method_class
+from kssl.methods import method_class, method_spec
 from kssl.models.classifier import Classifier
 from kssl.precision import has_gpu, resolve_jit_compile
 from kssl.recipes import PretrainingRecipe, recipe_for
@@ -116,9 +118,9 @@ def _fit(model, data, total_steps, checkpoint_dir, every_steps, callbacks, verbo
 def pretrain(
     image_set: ImageSet,
     encoder: keras.Model,
-    epochs: float | None = 10,
+    epochs: float | None = None,
     budget_minutes: float | TimeBudget | None = None,
-    batch_size: int = 256,
+    batch_size: int = defaults.PRETRAIN_BATCH_SIZE,
     temperature: float | None = None,
     learning_rate: float | None = None,
     augmentation: ViewAugmentation | tuple | None = None,
@@ -149,15 +151,17 @@ def pretrain(
         image_set: the images.
         encoder: the encoder to train (in place, unless a `strategy` is given that its
             variables do not belong to: then a copy is trained; use `model.encoder`).
-        epochs: passes over the images; ignored when `budget_minutes` is set.
+        epochs: passes over the images (default `kssl.defaults.PRETRAIN_EPOCHS`, 20, as
+            the command's); ignored when `budget_minutes` is set.
         budget_minutes: train for this much wall-clock time instead (or pass a
             `TimeBudget`); the learning-rate schedule then runs on elapsed time.
         batch_size: images per global batch (2x views). It need not divide evenly over
             replicas: every method's loss is exact for uneven splits too.
-        temperature: the softmax temperature of SimCLR and MoCo (default 0.2).
+        temperature: shorthand for `method_options={"temperature": t}` (the methods
+            whose spec has that option: SimCLR and MoCo).
         learning_rate: peak learning rate (default: the recipe's, scaled to the batch).
-        augmentation: view transform, or a pair of them (default: the method's own,
-            `method_class(method).view_augmentations(size)`).
+        augmentation: view transform, or a list of them, one per view (default: the
+            method's own, `method_class(method).view_augmentations(size, **method_options)`).
         probe: train an online linear probe on the labels and report its accuracy.
         seed: data order and augmentation seed.
         strategy: a `tf.distribute.Strategy` (default: the current one). Every method
@@ -171,7 +175,9 @@ def pretrain(
         recipe: optimizer and schedule (default `kssl.recipes.recipe_for(method)`).
         method: `"simclr"`, `"moco"`, `"byol"`, `"simsiam"`, `"barlow"`, `"vicreg"` or `"mae"`
             (`kssl.methods.METHODS`; MAE needs a `kssl.encoders.vit` encoder).
-        method_options: further arguments of the method's class (e.g. `{"lambda_": 0.01}`).
+        method_options: the method's own options (`kssl.methods.METHODS[method].options`,
+            e.g. `{"lambda_": 0.01}` for Barlow Twins); an unknown key or a value of the
+            wrong type is an `InputError` naming the accepted keys.
         steps_per_execution: train steps per call of the compiled train function (Keras'
             `compile` argument): fewer returns to Python, which matters most for small
             encoders and on GPUs. Checkpoints, the step count and BYOL's momentum schedule
@@ -196,15 +202,15 @@ def pretrain(
     warn_if_onednn_off()
     strategy = strategy or tf.distribute.get_strategy()
     jit_compile = resolve_jit_compile(jit_compile, strategy)
-    model_class = method_class(method)
-    options = dict(method_options or {})
+    model_class, spec = method_class(method), method_spec(method)
+    options = spec.parse_options(method_options or {}, "method_options", model_class.__name__)
     if temperature is not None:
-        options["temperature"] = temperature
-    if projection_head is not None:
-        options["projection_head"] = projection_head
+        options["temperature"] = spec.parse_options({"temperature": temperature}, "temperature")["temperature"]
     size = encoder.input_shape[1]
     image_set = image_set.at_size(size)
-    augmentation = augmentation or model_class.view_augmentations(size)
+    augmentation = augmentation or model_class.view_augmentations(size, **options)
+    if projection_head is not None:
+        options["projection_head"] = projection_head
     recipe = recipe or recipe_for(method)
     if learning_rate is not None:
         recipe = dataclasses.replace(recipe, learning_rate=learning_rate * 256 / batch_size)
@@ -214,7 +220,7 @@ def pretrain(
     elif budget_minutes is not None:
         budget = TimeBudget(budget_minutes)
     else:
-        steps = _steps_for(epochs, len(image_set), batch_size)
+        steps = _steps_for(defaults.PRETRAIN_EPOCHS if epochs is None else epochs, len(image_set), batch_size)
     if budget is not None:  # the budget drives the schedule and stops the one open-ended epoch
         budget.peak_learning_rate = recipe.peak_learning_rate(batch_size)
         budget.warmup_fraction = recipe.warmup_fraction
@@ -258,10 +264,10 @@ def finetune(
     encoder: keras.Model,
     labeled_set: ImageSet,
     mode: str = "full",
-    epochs: float = 30,
-    batch_size: int = 64,
+    epochs: float = defaults.FINETUNE_EPOCHS,
+    batch_size: int = defaults.FINETUNE_BATCH_SIZE,
     learning_rate: float | None = None,
-    trainable_stages: int = 1,
+    trainable_stages: int | None = None,
     l2_sp: float = 0.0,
     mode_options: dict | None = None,
     stage_decay: float = 1.0,
@@ -285,12 +291,13 @@ def finetune(
     `pretrain`.
 
     Args:
-        mode: a fine-tuning mode of `kssl.finetuning.STRATEGIES` ("linear", "partial",
+        mode: a fine-tuning mode of `kssl.finetuning.MODES` ("linear", "partial",
             "full", "lora", "adapter", "gradual").
         learning_rate: Adam's peak learning rate (default: the mode's
             `default_learning_rate`, 1e-3, and 3e-3 for LoRA).
-        mode_options: the mode's options, e.g. `{"rank": 4, "alpha": 8}` for LoRA or
-            `{"every_epochs": 5}` for gradual unfreezing.
+        mode_options: the mode's options (`kssl.finetuning.MODES[mode].options`), e.g.
+            `{"rank": 4, "alpha": 8}` for LoRA or `{"every_epochs": 5}` for gradual
+            unfreezing; an unknown key or a value of the wrong type is an `InputError`.
         stage_decay: discriminative learning rates: each earlier stage trains at this
             factor of the next one's rate (`kssl.finetuning.discriminative`); 1 is off.
         adversarial: train on adversarial examples (`kssl.finetuning.adversarial.
@@ -318,6 +325,7 @@ def finetune(
     labeled_set = labeled_set.at_size(size)
     validation_set = validation_set.at_size(size) if validation_set is not None else None
     encoder = _in_scope(encoder, strategy)
+    mode_options = MODES[check_mode(mode)].parse_options(mode_options or {}, "mode_options", mode)
     with strategy.scope():
         classifier = Classifier(
             encoder,
@@ -330,7 +338,7 @@ def finetune(
             adversarial=adversarial,
         )
         if learning_rate is None:
-            learning_rate = classifier.fine_tuning.default_learning_rate
+            learning_rate = classifier.fine_tuning_mode.default_learning_rate
         schedule = warmup_cosine(learning_rate, steps)
         if stage_decay != 1.0:
             rates = stage_learning_rates(classifier.encoder, stage_decay)
@@ -343,7 +351,7 @@ def finetune(
             steps_per_execution=_check_steps_per_execution(steps_per_execution),
         )
     steps_per_epoch = max(1, len(labeled_set) // batch_size)
-    callbacks = [*classifier.fine_tuning.callbacks(classifier, steps_per_epoch, steps), *callbacks]
+    callbacks = [*classifier.fine_tuning_mode.callbacks(classifier, steps_per_epoch, steps), *callbacks]
 
     def data(start_step):
         return distribute_batches(

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kssl.app.config import RunConfig
+from kssl.app.data import load_train_test
+from kssl.app.staging import file_sha256, staged_folder
 from kssl.errors import OutputExistsError
-from kssl.runs import RunConfig, file_sha256, load_train_test, staged_folder
 
 
 def write_folder(root, classes=("cat", "dog", "fox"), per_class=10, size=12):
@@ -65,8 +67,13 @@ def test_an_interrupted_run_resumes_only_with_the_same_identity(tmp_path, capsys
     assert sorted(p.name for p in out.iterdir()) == ["encoder.keras"] and not staging.exists()
 
 
-def test_file_sha256_tells_two_files_apart(tmp_path):
-    (tmp_path / "a").write_bytes(b"encoder A")
-    (tmp_path / "b").write_bytes(b"encoder B")
-    assert file_sha256(tmp_path / "a") != file_sha256(tmp_path / "b")
-    assert file_sha256(tmp_path / "a") == "311e5a638c8fde522522b6aa09e8b21390ebaed23823982077e332425f039115"
+def test_an_encoders_identity_is_its_content_not_its_path_or_time(tmp_path):
+    import os
+
+    content = bytes(range(256)) * 5000  # more than one read block
+    (tmp_path / "a").write_bytes(content)
+    (tmp_path / "copy").write_bytes(content)
+    os.utime(tmp_path / "copy", (0, 0))
+    (tmp_path / "changed").write_bytes(content[:-1] + b"x")  # one byte at the end of the last block
+    assert file_sha256(tmp_path / "a") == file_sha256(tmp_path / "copy")
+    assert file_sha256(tmp_path / "a") != file_sha256(tmp_path / "changed")

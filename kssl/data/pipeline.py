@@ -258,7 +258,7 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
 def view_pairs(
     image_set,
     batch_size: int = 256,
-    augmentation: ViewAugmentation | tuple | None = None,
+    augmentation: ViewAugmentation | tuple | list | None = None,
     seed: int = 0,
     with_labels: bool = False,
     repeat: bool = True,
@@ -267,18 +267,20 @@ def view_pairs(
     rows: tuple[int, int] | None = None,
     on_device: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of two augmented views of each image, for a pretraining model's `fit`.
+    """Batches of augmented views of each image (two, or one per given transform), for a
+    pretraining model's `fit`.
 
     Args:
         image_set: an in-memory `ImageSet`, or a streamed source (`ImageFiles`, or
             `kssl.data.tfds_stream.TFDSRecords`); labels are ignored unless `with_labels`.
-        batch_size: images per batch (each gives two views). Incomplete batches are
-            dropped, since NT-Xent's negatives depend on the batch.
-        augmentation: the view transform; default `ViewAugmentation(image_set.image_size)`.
-            A pair `(first, second)` transforms the two views differently (BYOL's
-            asymmetric views).
+        batch_size: images per batch (each gives one view per transform). Incomplete
+            batches are dropped, since NT-Xent's negatives depend on the batch.
+        augmentation: the view transform, applied twice; default
+            `ViewAugmentation(image_set.image_size)`. A tuple or list gives one view per
+            transform, of any number and sizes (BYOL's asymmetric pair; multi-crop's 2
+            global and K small crops): a method's `view_augmentations`.
         seed: shuffling and augmentation seed.
-        with_labels: yield `((views_1, views_2), labels)` for the model's online probe.
+        with_labels: yield `((views_1, views_2, ...), labels)` for the model's online probe.
         repeat: repeat forever (use `steps_per_epoch` in `fit`; one long epoch avoids
             the cost of epoch boundaries, see `kssl.training`).
         shuffle: reshuffle every pass.
@@ -295,7 +297,7 @@ def view_pairs(
     naming the batch's files and the count so far, so a long run never stops halfway.
 
     Returns:
-        A `tf.data.Dataset` of `(views_1, views_2)` float32 batches in [0, 1] (with
+        A `tf.data.Dataset` of `(views_1, views_2, ...)` float32 batches in [0, 1] (with
         `on_device`, `kssl.data.device.unfinished_views` batches).
 
     Example:
@@ -303,6 +305,9 @@ def view_pairs(
     >>> pairs = view_pairs(load_digits(image_size=16), batch_size=8)
     >>> [tuple(v.shape) for v in next(iter(pairs))]
     [(8, 16, 16, 3), (8, 16, 16, 3)]
+    >>> three = view_pairs(load_digits(image_size=16), 8, [ViewAugmentation(16)] * 2 + [ViewAugmentation(6)])
+    >>> [v.shape[1] for v in next(iter(three))]
+    [16, 16, 6]
     """
     _check_batch(image_set, batch_size, drop_remainder=True)
     if with_labels and image_set.labels is None and not getattr(image_set, "labeled", False):

@@ -10,7 +10,7 @@ from kssl.atomic import atomic_file
 
 
 def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 0, scale: int = 4, labels=None):
-    """Saves a PNG with one row per image: the original, then its two augmented views.
+    """Saves a PNG with one row per image: the original, then each of its augmented views.
 
     The rows are a seeded random sample of the images, spread over the classes when
     `labels` are given (one image of each class in turn), so the grid shows what the
@@ -20,7 +20,9 @@ def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 
         images: `(N, H, W, 3)` uint8 images, an `ImageSet`, or streamed `ImageFiles`
             (only the sampled images are decoded).
         augmentation: a `ViewAugmentation` (or any `(images, seed) -> views` callable),
-            or a pair of them for the two views.
+            shown as two views, or a list of them, one per view (a method's
+            `view_augmentations`, of any number and sizes: multi-crop's small crops are
+            shown at their own size).
         path: where to write the PNG; written atomically (temporary file, then rename).
         num_images: how many rows to show.
         seed: the sampling and augmentation seed; the same seed draws the same grid.
@@ -42,27 +44,27 @@ def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 
     """
     from PIL import Image
 
-    augment_1, augment_2 = augmentation if isinstance(augmentation, (tuple, list)) else (augmentation, augmentation)
+    augmentations = list(augmentation) if isinstance(augmentation, (tuple, list)) else [augmentation] * 2
+    size = max(view.image_size for view in augmentations)
     shapes = None
     if not isinstance(images, np.ndarray) and hasattr(images, "subset"):  # an ImageSet or a streamed source
         chosen = images.subset(np.sort(preview_indices(len(images), num_images, seed, images.labels)))
         if hasattr(chosen, "load"):  # streamed files: decode just these
-            chosen = chosen.load(augment_1.image_size, skip_bad_images=True, progress=False)
-        images, shapes, originals = chosen.images, chosen.shapes, chosen.square(augment_1.image_size)
+            chosen = chosen.load(size, skip_bad_images=True, progress=False)
+        images, shapes, originals = chosen.images, chosen.shapes, chosen.square(size)
     else:
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
             raise ValueError(f"images must be a non-empty (N, H, W, 3) array. Received shape: {images.shape}")
         images = originals = images[preview_indices(len(images), num_images, seed, labels)]
-    first = np.asarray(augment_1(images, seed=[seed, 0], **({"shapes": shapes} if shapes is not None else {})))
-    second = np.asarray(augment_2(images, seed=[seed, 1], **({"shapes": shapes} if shapes is not None else {})))
-    size = first.shape[1]
+    shape_argument = {"shapes": shapes} if shapes is not None else {}
+    views = [np.asarray(view(images, seed=[seed, i], **shape_argument)) for i, view in enumerate(augmentations)]
+    gap = np.full((size, max(1, size // 8), 3), 255, np.uint8)
     rows = []
     for i in range(len(images)):
         source = Image.fromarray(originals[i].astype(np.uint8)).resize((size, size), Image.BILINEAR)
-        tiles = [np.asarray(source), _to_uint8(first[i]), _to_uint8(second[i])]
-        gap = np.full((size, max(1, size // 8), 3), 255, np.uint8)
-        rows.append(np.concatenate([tiles[0], gap, tiles[1], gap, tiles[2]], axis=1))
+        tiles = [np.asarray(source)] + [_on_tile(_to_uint8(view[i]), size) for view in views]
+        rows.append(np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1))
     grid = np.concatenate(
         [np.concatenate([row, np.full((max(1, size // 8), row.shape[1], 3), 255, np.uint8)]) for row in rows]
     )
@@ -90,6 +92,15 @@ def preview_indices(count: int, num_images: int, seed: int = 0, labels=None) -> 
             if members[c] and len(chosen) < num_images:
                 chosen.append(members[c].pop())
     return np.asarray(chosen)
+
+
+def _on_tile(view, size):
+    """A view smaller than the tile (a multi-crop local crop) in its top-left corner, on white."""
+    if view.shape[0] == size:
+        return view
+    tile = np.full((size, size, 3), 255, np.uint8)
+    tile[: view.shape[0], : view.shape[1]] = view
+    return tile
 
 
 def _to_uint8(view):

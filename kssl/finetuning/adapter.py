@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import keras
 
-from kssl.finetuning.base import FineTuningStrategy
+from kssl.finetuning.base import FineTuningMode
 from kssl.finetuning.stages import require_stages, stage_end_layers
 from kssl.layers.adapter import ResidualAdapter
 
 
-class Adapters(FineTuningStrategy):
+class Adapters(FineTuningMode):
     """Inserts a `ResidualAdapter` after the last layer of every stage and trains only
     the adapters (and the classifier's head); the encoder stays frozen, batch norm in
     inference mode. The adapters' output projections start at zero, so the adapted

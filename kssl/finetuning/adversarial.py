@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-ATTACKS = ("fgsm", "pgd")
+from kssl.finetuning import ATTACKS  # noqa: F401  (re-exported)
 
 
 def _loss_gradient(model, images, labels):

@@ -1,19 +1,19 @@
-"""The base class of fine-tuning strategies (`kssl.finetuning.STRATEGIES`)."""
+"""The base class of fine-tuning modes (`kssl.finetuning.MODES`)."""
 
 from __future__ import annotations
 
 
-class FineTuningStrategy:
+class FineTuningMode:
     """How a `Classifier` trains its encoder: which weights train, and when.
 
-    A strategy may change the encoder (insert adapters, enable LoRA) in `adapt`, sets
+    A mode may change the encoder (insert adapters, enable LoRA) in `adapt`, sets
     the encoder's `trainable` flags in `set_trainable`, may change them during training
     through `callbacks` (a schedule), and gives the plain, deployable encoder in
     `merged`. Subclasses override what they need; options are constructor arguments,
     returned by `get_config` (they are saved with the classifier).
 
-    Example: a strategy that trains only the encoder's batch-norm layers.
-    >>> class BatchNormOnly(FineTuningStrategy):
+    Example: a mode that trains only the encoder's batch-norm layers.
+    >>> class BatchNormOnly(FineTuningMode):
     ...     def set_trainable(self, encoder):
     ...         encoder.trainable = True
     ...         for layer in encoder.layers:
@@ -33,7 +33,7 @@ class FineTuningStrategy:
             raise ValueError(f"{type(self).__name__} takes no options. Received: {sorted(options)}")
 
     def adapt(self, encoder):
-        """The encoder the classifier trains: `encoder` itself unless the strategy adds layers."""
+        """The encoder the classifier trains: `encoder` itself unless the mode adds layers."""
         return encoder
 
     def set_trainable(self, encoder) -> None:
@@ -41,7 +41,7 @@ class FineTuningStrategy:
         raise NotImplementedError
 
     def trainable_at_some_point(self, encoder) -> list:
-        """Every encoder variable this strategy ever trains (the optimizer is built for all)."""
+        """Every encoder variable this mode ever trains (the optimizer is built for all)."""
         return list(encoder.trainable_weights)
 
     def callbacks(self, classifier, steps_per_epoch: int, total_steps: int) -> list:
@@ -54,3 +54,6 @@ class FineTuningStrategy:
 
     def get_config(self) -> dict:
         return {}
+
+
+FineTuningStrategy = FineTuningMode  # the name before 2026-12-01

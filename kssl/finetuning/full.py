@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from kssl.finetuning.base import FineTuningStrategy
+from kssl.finetuning.base import FineTuningMode
 from kssl.finetuning.stages import set_unfrozen_stages
 
 
-class FullFineTuning(FineTuningStrategy):
+class FullFineTuning(FineTuningMode):
     """Every encoder layer trains (batch norm in training mode)."""
 
     def set_trainable(self, encoder):

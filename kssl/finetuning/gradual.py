@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import keras
 
-from kssl.finetuning.base import FineTuningStrategy
+from kssl.finetuning.base import FineTuningMode
 from kssl.finetuning.stages import require_stages, set_unfrozen_stages
 
 
-class GradualUnfreezing(FineTuningStrategy):
+class GradualUnfreezing(FineTuningMode):
     """Trains the head alone, then unfreezes the last stage, then the one before it,
     one more every `every_epochs` epochs, and finally the layers outside the stages
     (the stem): after `len(stages) + 1` steps of the schedule the whole encoder trains.

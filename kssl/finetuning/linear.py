@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kssl.finetuning.base import FineTuningStrategy
+from kssl.finetuning.base import FineTuningMode
 
 
-class LinearProbe(FineTuningStrategy):
+class LinearProbe(FineTuningMode):
     """Every encoder layer frozen; batch norm in inference mode, so neither weights nor
     moving statistics change. Only the head trains."""
 

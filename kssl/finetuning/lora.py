@@ -11,7 +11,7 @@ import copy
 
 import keras
 
-from kssl.finetuning.base import FineTuningStrategy
+from kssl.finetuning.base import FineTuningMode
 
 
 def lora_capable_layers(model) -> list:
@@ -63,7 +63,7 @@ def merge_lora(model):
     return plain
 
 
-class LoRA(FineTuningStrategy):
+class LoRA(FineTuningMode):
     """Low-rank adaptation of every convolution and dense kernel of the encoder.
 
     Only the low-rank factors (and the classifier's head) train; kernels, biases and

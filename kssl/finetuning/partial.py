@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from kssl.finetuning.base import FineTuningStrategy
+from kssl.finetuning.base import FineTuningMode
 from kssl.finetuning.stages import require_stages, set_unfrozen_stages
 
 
-class LastStages(FineTuningStrategy):
+class LastStages(FineTuningMode):
     """Only the last `trainable_stages` stages train (`kssl.finetuning.stages` reads the
     stages from layer names); the stem and earlier stages stay frozen.
 

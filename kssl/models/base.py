@@ -55,12 +55,16 @@ class SelfSupervisedModel(keras.Model):
       attributes holding layers that `after_step` updates and the optimizer must not
       (EMA copies: they stay `trainable` so their batch norm uses batch statistics);
     - `get_config()`: its plain constructor arguments, merged with `super().get_config()`;
-    - optionally `view_augmentations(image_size)`: a pair of view transforms (BYOL's
-      differ); `check_batch_size(batch_size)` and `check_encoder(encoder)`: refuse
-      batch sizes or encoders it cannot use.
+    - optionally `view_augmentations(image_size, **options)`: its list of view transforms,
+      of any length and sizes (default: SimCLR's, twice; BYOL's two differ; multi-crop
+      adds small crops); `options` are the method's constructor options;
+      `check_batch_size(batch_size)` and `check_encoder(encoder)`: refuse batch sizes or
+      encoders it cannot use;
+    - its entry in `kssl.methods.METHODS` (class, summary, options, recipe, encoder).
 
-    `fit` takes datasets of `(views_1, views_2)` or `((views_1, views_2), labels)`, as
-    `kssl.data.view_pairs` builds them; labels feed the online probe only.
+    `fit` takes datasets of `(views_1, views_2, ...)` or `((views_1, views_2, ...),
+    labels)` (any number of views), as `kssl.data.view_pairs` builds them; labels feed
+    the online probe only.
     `model(images)` returns the encoder's features.
 
     Args:
@@ -147,12 +151,13 @@ class SelfSupervisedModel(keras.Model):
         `kssl.pretrain` and the `kssl` command ask before training."""
 
     @classmethod
-    def view_augmentations(cls, image_size: int):
-        """The method's two view transforms at `image_size` (default: SimCLR's, twice)."""
+    def view_augmentations(cls, image_size: int, **options) -> list:
+        """The method's view transforms at `image_size`, one per view (default: SimCLR's,
+        twice), for the method built with `options` (its constructor options)."""
         from kssl.data.augment import ViewAugmentation
 
         augmentation = ViewAugmentation(image_size)
-        return augmentation, augmentation
+        return [augmentation, augmentation]
 
     # -- what every method shares ----------------------------------------------------------
 
@@ -196,6 +201,15 @@ class SelfSupervisedModel(keras.Model):
         """`keras.Model.compile`; under `mixed_float16` the optimizer's loss scaling
         decides for all replicas at once (`kssl.loss_scaling`)."""
         super().compile(optimizer=loss_scaled(optimizer, self.dtype_policy), **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips compile() on load for models that override it, and then drops the
+        # saved optimizer state; ours only wraps the optimizer, so the saved compile
+        # arguments are replayed as they are and the optimizer built, so that its saved
+        # variables load and the restored model's next step equals the original's.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        with self.distribute_strategy.scope():
+            self.optimizer.build(self.optimized_variables)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras' TF trainer traces a "symbolic build" by averaging a real batch across
@@ -251,7 +265,8 @@ def check_encoder(encoder) -> None:
 
 
 def unpack_views(data, method="This method", compute_all_branches=False):
-    """`(v1, v2)` -> `((v1, v2), None)`; `((v1, v2), labels)` and `((v1, v2),)` unpack as Keras does.
+    """`(v1, v2, ...)` -> `((v1, v2, ...), None)`; `((v1, v2, ...), labels)` and
+    `((v1, v2, ...),)` unpack as Keras does. Any number of views, two at least.
 
     A batch of `kssl.data.device.unfinished_views` (alone or with labels) is finished
     here (`finish_unfinished`), where the call runs.
@@ -260,13 +275,14 @@ def unpack_views(data, method="This method", compute_all_branches=False):
         return finish_unfinished(data, compute_all_branches), None
     if isinstance(data, (tuple, list)) and data and is_unfinished(data[0]):
         return finish_unfinished(data[0], compute_all_branches), data[1] if len(data) > 1 else None
-    if isinstance(data, (tuple, list)) and data and isinstance(data[0], (tuple, list)) and len(data[0]) == 2:
+    if isinstance(data, (tuple, list)) and data and isinstance(data[0], (tuple, list)) and len(data[0]) >= 2:
         views, labels, _ = keras.utils.unpack_x_y_sample_weight(tuple(data))
         return tuple(views), labels
-    if isinstance(data, (tuple, list)) and len(data) == 2:
+    images = isinstance(data, (tuple, list)) and all(len(getattr(view, "shape", ())) == 4 for view in data)
+    if images and len(data) >= 2:
         return tuple(data), None
     raise ValueError(
-        f"{method} expects batches of (views_1, views_2) or ((views_1, views_2), labels); "
+        f"{method} expects batches of (views_1, views_2, ...) or ((views_1, views_2, ...), labels); "
         "build them with kssl.data.view_pairs. Received a batch with structure "
         f"{tf.nest.map_structure(lambda t: getattr(t, 'shape', t), data)}"
     )

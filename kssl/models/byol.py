@@ -72,19 +72,19 @@ class BYOL(MomentumModel):
         self.make_targets()
 
     @classmethod
-    def view_augmentations(cls, image_size: int):
+    def view_augmentations(cls, image_size: int, **options):
         """BYOL's asymmetric pair (Grill et al. 2020, table 6): blur with probability 1.0
         on the first view and 0.1 on the second, solarize 0 and 0.2, where blur is on
         (images of 64 px or more; at CIFAR sizes, as SimCLR, neither)."""
         from kssl.data.augment import ViewAugmentation
 
         large = image_size >= 64
-        return (
+        return [
             ViewAugmentation(image_size, blur_probability=1.0 if large else 0.0),
             ViewAugmentation(
                 image_size, blur_probability=0.1 if large else 0.0, solarize_probability=0.2 if large else 0.0
             ),
-        )
+        ]
 
     def views_loss(self, views, training):
         batch = tf.shape(views[0])[0]

@@ -1,4 +1,4 @@
-"""A classifier that reuses a (pretrained) encoder, trained by a fine-tuning strategy."""
+"""A classifier that reuses a (pretrained) encoder, trained by a fine-tuning mode."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np  # noqa: F401  (used by the docstring example)
 import tensorflow as tf
 
 from kssl import distribute
-from kssl.finetuning import STRATEGIES, strategy_class
+from kssl.finetuning import MODES, mode_class
 from kssl.finetuning.adversarial import AdversarialTraining
 from kssl.finetuning.stages import encoder_stages  # noqa: F401  (re-exported)
 from kssl.loss_scaling import loss_scaled
 
-MODES = tuple(STRATEGIES)
+MODE_NAMES = tuple(MODES)
 
 
 @keras.saving.register_keras_serializable(package="kssl")
@@ -23,7 +23,7 @@ class Classifier(keras.Model):
 
     The classifier holds the *same* encoder object it is given (no copy; adapters wrap
     its layers in a new graph that shares them), so a `SimCLR` model's `encoder` can be
-    passed directly. The mode (`kssl.finetuning.STRATEGIES`) sets which encoder weights
+    passed directly. The mode (`kssl.finetuning.MODES`) sets which encoder weights
     train, by setting `trainable` flags (this changes the shared encoder):
 
     - `"linear"`: every encoder layer frozen; batch norm runs in inference mode, so
@@ -41,8 +41,9 @@ class Classifier(keras.Model):
     Args:
         encoder: a `keras.Model` mapping images to `(B, D)` features.
         num_classes: number of classes, >= 2.
-        mode: one of `kssl.finetuning.STRATEGIES`.
-        trainable_stages: with `mode="partial"`, how many of the last stages train.
+        mode: one of `kssl.finetuning.MODES`.
+        trainable_stages: shorthand for `mode_options={"trainable_stages": k}` of
+            `mode="partial"` (how many of the last stages train; default 1).
         dropout: dropout rate before the head.
         l2_sp: strength lambda of the L2-SP penalty `lambda * ||theta - theta_0||^2`,
             pulling the encoder weights the mode trains toward their values at
@@ -73,7 +74,7 @@ class Classifier(keras.Model):
         encoder,
         num_classes,
         mode="linear",
-        trainable_stages=1,
+        trainable_stages=None,
         dropout=0.0,
         l2_sp=0.0,
         class_names=None,
@@ -86,8 +87,8 @@ class Classifier(keras.Model):
             raise TypeError(f"encoder must be a keras.Model. Received: {type(encoder).__name__}")
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2. Received: num_classes={num_classes!r}")
-        if str(mode).lower() not in STRATEGIES:
-            raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
+        if str(mode).lower() not in MODES:
+            raise ValueError(f"mode must be one of {MODE_NAMES}. Received: mode={mode!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
         if l2_sp < 0:
@@ -96,21 +97,20 @@ class Classifier(keras.Model):
             raise ValueError(f"class_names has {len(class_names)} names for num_classes={num_classes}.")
         self.mode = str(mode).lower()
         self.mode_options = dict(mode_options or {})
-        if self.mode == "partial":
+        if trainable_stages is not None:
             self.mode_options.setdefault("trainable_stages", trainable_stages)
-        self.fine_tuning = strategy_class(self.mode)(**self.mode_options)
+        self.fine_tuning_mode = mode_class(self.mode)(**self.mode_options)
         if isinstance(adversarial, dict):
             adversarial = AdversarialTraining(**adversarial)
         self.adversarial = adversarial
-        self.trainable_stages = trainable_stages
         self.num_classes = num_classes
         self.dropout_rate = dropout
         self.l2_sp = float(l2_sp)
         self.class_names = list(class_names) if class_names is not None else None
 
-        self.encoder = self.fine_tuning.adapt(encoder)
-        self.fine_tuning.set_trainable(self.encoder)
-        self._encoder_variables = self.fine_tuning.trainable_at_some_point(self.encoder)
+        self.encoder = self.fine_tuning_mode.adapt(encoder)
+        self.fine_tuning_mode.set_trainable(self.encoder)
+        self._encoder_variables = self.fine_tuning_mode.trainable_at_some_point(self.encoder)
         self.dropout = keras.layers.Dropout(dropout)
         # float32 logits under mixed precision, so the softmax and loss stay in float32.
         self.head = keras.layers.Dense(num_classes, dtype="float32", name="head")
@@ -142,7 +142,7 @@ class Classifier(keras.Model):
     def merged(self):
         """The classifier to save and serve: `self`, or for LoRA a `mode="full"` copy
         whose kernels hold the merged low-rank updates (same outputs, plain layers)."""
-        encoder = self.fine_tuning.merged(self.encoder)
+        encoder = self.fine_tuning_mode.merged(self.encoder)
         if encoder is self.encoder:
             return self
         merged = Classifier(
@@ -227,11 +227,10 @@ class Classifier(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "num_classes": self.num_classes,
             "mode": self.mode,
-            "trainable_stages": self.trainable_stages,
             "dropout": self.dropout_rate,
             "l2_sp": self.l2_sp,
             "class_names": self.class_names,
-            "mode_options": self.fine_tuning.get_config(),
+            "mode_options": self.fine_tuning_mode.get_config(),
             "adversarial": self.adversarial.get_config() if self.adversarial else None,
         }
 
@@ -239,4 +238,9 @@ class Classifier(keras.Model):
     def from_config(cls, config):
         config = copy.deepcopy(config)  # deserializing a functional model consumes parts of its config
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        # Files saved before 2026-12-01 carry `trainable_stages` for every mode; it is a
+        # partial mode's option (in `mode_options`) now.
+        stages = config.pop("trainable_stages", None)
+        if config.get("mode") == "partial" and stages is not None:
+            config.setdefault("mode_options", {}).setdefault("trainable_stages", stages)
         return cls(**config)

@@ -152,14 +152,14 @@ class MAE(SelfSupervisedModel):
             )
 
     @classmethod
-    def view_augmentations(cls, image_size: int):
+    def view_augmentations(cls, image_size: int, **options):
         """MAE's views: random resized crop of 20-100% of the area and a flip, nothing else."""
         from kssl.data.augment import ViewAugmentation
 
         augmentation = ViewAugmentation(
             image_size, crop_area=(0.2, 1.0), jitter_probability=0.0, grayscale_probability=0.0, blur_probability=0.0
         )
-        return augmentation, augmentation
+        return [augmentation, augmentation]
 
     def _encoder_parts(self):
         parts = {"blocks": []}
@@ -172,23 +172,23 @@ class MAE(SelfSupervisedModel):
                 parts["norm"] = layer
         return parts
 
-    def _mask_noise(self, local_images):
-        """`(2 * local_images, P)` uniform noise for this replica's images (both views), cut
-        from the global batch's noise, which depends only on `seed` and the step."""
+    def _mask_noise(self, local_images, views: int = 2):
+        """`(views * local_images, P)` uniform noise for this replica's images (every view),
+        cut from the global batch's noise, which depends only on `seed` and the step."""
         optimizer = getattr(self, "optimizer", None)
         step = optimizer.iterations if optimizer is not None else 0
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
         total = distribute.global_sum(local_images)
         offset = distribute.local_offset(local_images)
         # Philox on every device (the default picks by device), so any hardware draws the same masks.
-        noise = tf.random.stateless_uniform(tf.stack([2, total, self.num_patches]), seed=seed, alg="philox")
-        return tf.reshape(noise[:, offset : offset + local_images], [2 * local_images, self.num_patches])
+        noise = tf.random.stateless_uniform(tf.stack([views, total, self.num_patches]), seed=seed, alg="philox")
+        return tf.reshape(noise[:, offset : offset + local_images], [views * local_images, self.num_patches])
 
     def views_loss(self, views, training):
         parts = self._encoder_parts()
         images = tf.concat(list(views), axis=0)
         tokens = parts["embedding"](images)
-        order = tf.argsort(self._mask_noise(tf.shape(views[0])[0]), axis=1)  # visible patches first
+        order = tf.argsort(self._mask_noise(tf.shape(views[0])[0], len(views)), axis=1)  # visible patches first
         restore = tf.argsort(order, axis=1)
         visible = tf.gather(tokens, order[:, : self.visible_patches], batch_dims=1)
         for block in parts["blocks"]:

@@ -24,7 +24,7 @@ def test_gradual_unfreezing_unfreezes_what_the_schedule_says_at_each_epoch():
     classifier.compile(optimizer=keras.optimizers.Adam(1e-2))
     record = RecordTrainable()
     before = all_weights(classifier.encoder)
-    callbacks = classifier.fine_tuning.callbacks(classifier, steps_per_epoch=2, total_steps=12)
+    callbacks = classifier.fine_tuning_mode.callbacks(classifier, steps_per_epoch=2, total_steps=12)
     data = labeled_batches(labeled, 32, training=True, repeat=True)
     classifier.fit(data, epochs=1, steps_per_epoch=12, verbose=0, callbacks=[*callbacks, record])
     # epoch 0: the head only; then stage 4; 4 and 3; ...; then the stem (0) too.
@@ -36,7 +36,7 @@ def test_gradual_unfreezing_unfreezes_what_the_schedule_says_at_each_epoch():
 
 def test_gradual_resumes_at_the_reached_step_and_spreads_over_half_of_training_by_default():
     classifier = Classifier(tiny_encoder(), num_classes=10, mode="gradual")
-    schedule = classifier.fine_tuning
+    schedule = classifier.fine_tuning_mode
     assert schedule.every_steps(classifier.encoder, steps_per_epoch=10, total_steps=100) == 10  # 5 unfreezings
     classifier.compile(optimizer=keras.optimizers.Adam(1e-2))
     classifier.optimizer.iterations.assign(25)

@@ -15,17 +15,20 @@ def train_set():
     return digits()
 
 
-def test_fit_reduces_loss_and_raises_contrastive_accuracy(train_set):
-    # Milder crops than SimCLR's 0.08 so that 40 steps of a tiny encoder learn visibly.
-    augmentation = ViewAugmentation(16, crop_area=(0.3, 1.0))
+def test_fit_learns_to_tell_a_fixed_batchs_pairs_apart(train_set):
+    # Deterministic by construction: one fixed batch of views, trained on until NT-Xent
+    # memorises it. On any CPU the loss falls from about log(2N - 1) = 4.1 and the
+    # positives come out on top for most anchors; a broken loss, gradient or head would
+    # leave the accuracy near chance (1 / 63). The margins are a wide share of the range.
+    fixed = view_pairs(train_set.subset(range(32)), 32, seed=1, repeat=False, shuffle=False).take(1).cache()
     model = SimCLR(tiny_encoder(), temperature=0.5)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    fixed = view_pairs(train_set, 128, augmentation, seed=1, repeat=False, shuffle=False).take(4).cache()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
     before = model.evaluate(fixed, return_dict=True, verbose=0)
-    model.fit(view_pairs(train_set, 64, augmentation, seed=0), epochs=1, steps_per_epoch=40, verbose=0)
+    model.fit(fixed.repeat(), epochs=1, steps_per_epoch=30, verbose=0)
     after = model.evaluate(fixed, return_dict=True, verbose=0)
-    assert after["loss"] < before["loss"] - 0.4
-    assert after["contrastive_accuracy"] > before["contrastive_accuracy"] + 0.02
+    assert after["loss"] < before["loss"] - 0.5
+    # Measured on an Intel Xeon with AVX512 (2026-12-01): loss 4.13 -> 3.21, accuracy 0.016 -> 0.56.
+    assert after["contrastive_accuracy"] > max(0.3, before["contrastive_accuracy"] + 0.25)
 
 
 def test_train_step_loss_is_nt_xent_of_the_projections(train_set):

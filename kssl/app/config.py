@@ -1,0 +1,190 @@
+"""What a run is: `RunConfig`, the one set of defaults of the command and the Python API,
+and the checks of the method's and modes' options against their specs.
+
+`config.json` is `RunConfig` as resolved for the run (every option's value, defaults
+included), so `RunConfig.from_json` reproduces it. Imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+from kssl import defaults
+from kssl.data.sources import parse_data_spec
+from kssl.methods import method_spec
+
+# RunConfig fields that do not change what a run computes: a resumed run may differ in them.
+_NOT_RESULT_FIELDS = ("out", "overwrite", "checkpoint_every", "model_name", "version", "augment_on_device")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything needed to reproduce a run (written to `config.json`)."""
+
+    data: str = "digits"
+    labels: list = dataclasses.field(default_factory=lambda: list(defaults.LABELS))
+    image_size: int | None = None
+    encoder: str | None = None
+    width: float = defaults.ENCODER_WIDTH
+    epochs: float | None = None
+    budget: float | None = None
+    batch_size: int = defaults.PRETRAIN_BATCH_SIZE
+    method: str = defaults.METHOD
+    method_options: dict = dataclasses.field(default_factory=dict)
+    temperature: float | None = None
+    finetune_epochs: float = defaults.FINETUNE_EPOCHS
+    seed: int = defaults.SEED
+    out: str | None = None
+    overwrite: bool = False
+    model_name: str = "kssl"
+    version: int = 1
+    strategy: str = "default"
+    precision: str | None = None
+    jit_compile: bool | None = None
+    checkpoint_every: int = defaults.CHECKPOINT_EVERY
+    skip_bad_images: bool = False
+    weights: str | None = None
+    modes: list = dataclasses.field(default_factory=lambda: list(defaults.MODES))
+    mode_options: dict = dataclasses.field(default_factory=dict)
+    lora_rank: int | None = None
+    stage_decay: float = 1.0
+    adversarial: str = "none"
+    epsilon: float = 8 / 255
+    attack_steps: int = 7
+    few_shot: list | None = None
+    stream: bool | None = None
+    cache_size: int | None = None
+    refresh_listing: bool = False
+    augment_on_device: bool | None = None
+
+    def resolved(self, default_encoder: bool = True) -> RunConfig:
+        """Fills the defaults that need no data read (digits are 8x8, so 16 px loses
+        nothing) and the output folder. Imports no TensorFlow: the defaults that depend
+        on the machine or the images (precision, XLA, resolution, streaming) are filled
+        once the strategy exists (`prepare`)."""
+        config = dataclasses.replace(self)
+        spec = parse_data_spec(config.data)
+        if not isinstance(config.labels, (list, tuple)):
+            config.labels = [config.labels]
+        if config.image_size is None and spec.kind == "embedded":
+            config.image_size = 16  # digits are 8x8: 16 px loses nothing
+        if config.epochs is None and config.budget is None:
+            config.epochs = defaults.pretraining_epochs(config.data)
+        if config.encoder is None and default_encoder:
+            config.encoder = method_spec(config.method).encoder
+        if config.out is None:
+            name = f"{spec.short_name}-{config.method}-{config.encoder}-seed{config.seed}"
+            config.out = str(pathlib.Path("saved_models") / name)
+        return config
+
+    @classmethod
+    def from_json(cls, path) -> RunConfig:
+        """The run recorded in a `config.json` (its `RunConfig` fields; the rest is a record).
+
+        `kssl.app.jobs.run(RunConfig.from_json(path))` (or `kssl run --config PATH`) runs it
+        again: the same data, options, recipe and seed give the same weights.
+        """
+        recorded = json.loads(pathlib.Path(path).read_text())
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in recorded.items() if key in names})
+
+    def result_fields(self) -> dict:
+        """The fields that determine what the run computes (what a resume must match)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_RESULT_FIELDS}
+
+
+def methods_with(option: str) -> list[str]:
+    """The registered methods whose spec has `option` (e.g. "temperature")."""
+    from kssl.methods import METHODS
+
+    return [name for name, spec in METHODS.items() if option in spec.options]
+
+
+def check_method_options(config):
+    """`config` with `method_options` checked against the method's spec and resolved (every
+    option's value, defaults included, as `config.json` records it), or an `InputError`."""
+    from kssl.errors import InputError
+    from kssl.methods import method_spec
+
+    spec = method_spec(config.method)
+    options = dict(config.method_options or {})
+    if config.temperature is not None:
+        if "temperature" not in spec.options:
+            raise InputError(
+                f"--temperature applies to contrastive methods ({', '.join(methods_with('temperature'))}); "
+                f"{config.method} has none. Leave it out."
+            )
+        options["temperature"] = config.temperature
+    options = spec.parse_options(options, "--method-option", config.method)
+    return dataclasses.replace(config, method_options=spec.resolved_options(options), temperature=None)
+
+
+def check_mode_options(config, modes):
+    """`config.mode_options` checked against the chosen modes' specs and resolved, or an `InputError`."""
+    from kssl.errors import InputError
+    from kssl.finetuning import MODES
+
+    given = dict(config.mode_options or {})
+    if config.lora_rank is not None:
+        given.setdefault("rank", config.lora_rank)
+    for key in given:
+        if not any(key in MODES[mode].options for mode in modes):
+            accepted = {mode: list(MODES[mode].options) for mode in modes}
+            described = "; ".join(f"{mode}: {', '.join(keys) or 'none'}" for mode, keys in accepted.items())
+            raise InputError(f"--mode-option {key}: no chosen mode has this option. Their options: {described}.")
+    resolved = {}
+    for mode in modes:
+        spec = MODES[mode]
+        mine = spec.parse_options({k: v for k, v in given.items() if k in spec.options}, "--mode-option", mode)
+        resolved.update(spec.resolved_options(mine))
+    return dataclasses.replace(config, mode_options=resolved, lora_rank=None)
+
+
+def check_finetuning(config):
+    """The fine-tuning options checked (modes in the registry's spelling), or an `InputError`."""
+    from kssl.errors import InputError
+    from kssl.finetuning import MODES, check_mode, mode_class
+    from kssl.finetuning.adversarial import ATTACKS, check_epsilon
+
+    modes = [check_mode(mode) for mode in (config.modes or [])]
+    if not modes:
+        raise InputError(f"--modes is empty: name one or more of {', '.join(MODES)}.")
+    config = check_mode_options(config, modes)
+    for mode in modes:
+        try:
+            mode_class(mode)(**mode_options_of(config, mode))
+        except ValueError as error:
+            raise InputError(f"--modes {mode}: {error}") from None
+    if config.adversarial not in ("none", *ATTACKS):
+        raise InputError(f"--adversarial must be none, fgsm or pgd. Received: {config.adversarial!r}")
+    try:
+        check_epsilon(config.epsilon)
+    except ValueError as error:
+        raise InputError(f"--epsilon: {error}") from None
+    if not 0 < config.stage_decay <= 1:
+        raise InputError(f"--stage-decay must be in (0, 1] (1 turns it off). Received: {config.stage_decay!r}")
+    return dataclasses.replace(config, modes=list(dict.fromkeys(modes)))
+
+
+def mode_options_of(config, mode) -> dict:
+    """The options of `mode` among `config.mode_options` (each key goes to the modes that have it)."""
+    from kssl.finetuning import MODES
+
+    return {key: value for key, value in config.mode_options.items() if key in MODES[mode].options}
+
+
+def recorded_config(config: RunConfig, pretraining: bool = True, **extra) -> dict:
+    """What `config.json` holds: the resolved `RunConfig`, then a record of what it resolved
+    to in this kssl version: the recipe, every view transform's parameters, the version."""
+    import kssl
+    from kssl.methods import method_class
+
+    record = {**dataclasses.asdict(config), **extra, "kssl_version": kssl.__version__}
+    if pretraining:
+        spec = method_spec(config.method)
+        views = method_class(config.method).view_augmentations(config.image_size, **config.method_options)
+        record["recipe"] = dataclasses.asdict(spec.recipe)
+        record["view_augmentations"] = [view.get_config() for view in views]
+    return record

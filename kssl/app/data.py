@@ -1,0 +1,107 @@
+"""A run's data: train and test sets from a data string, with the choices printed
+(training size, in memory or streamed) before any long decoding starts."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+
+def load_train_test(
+    spec: str,
+    image_size: int | None = None,
+    seed: int = 0,
+    skip_bad_images: bool = False,
+    stream: bool | None = None,
+    cache_size: int | None = None,
+    refresh_listing: bool = False,
+    notes: dict | None = None,
+):
+    """Train and test sets: the source's own splits, or a stratified 80/20 split.
+
+    `tfds:NAME:SPLIT` trains on SPLIT (e.g. `train[:10%]`) and tests on `test`; a folder
+    with `train/` and `test/` subfolders uses them; any other folder is split 80/20.
+    Folders and TFDS sets are decoded into memory or streamed from disk
+    (`kssl.data.planning.choose_streaming`; `stream` forces it); `image_size=None`
+    takes the data's default (`default_image_size`). `notes`, if given, receives the
+    choices and their reasons (`image_size`, `storage`, ...).
+    """
+    from sklearn.model_selection import train_test_split
+
+    from kssl.data import planning, sources
+    from kssl.data.files import cached_copies, list_folder
+
+    notes = {} if notes is None else notes
+    parsed = sources.parse_data_spec(spec)
+    if parsed.kind == "embedded":
+        reason = "as asked (--image-size)" if image_size else "digits are 8x8: 16 px loses nothing"
+        image_size = image_size or 16
+        notes.update(image_size=image_size, image_size_reason=reason, storage="in memory")
+        announce_data(notes)
+        return sources.load_digits(image_size, "train"), sources.load_digits(image_size, "test")
+    if parsed.kind == "tfds":
+        from kssl.data.tfds_stream import TFDSRecords
+
+        records = TFDSRecords.open(parsed.name, parsed.split or "train")
+        shapes = records.image_shapes(50)
+        image_size = _chosen_size(image_size, shapes, notes)
+        streaming, reason = planning.choose_streaming(len(records), shapes, image_size, stream)
+        notes.update(storage="streaming" if streaming else "in memory", storage_reason=reason)
+        announce_data(notes)
+        if streaming:
+            return records.at_size(image_size), TFDSRecords.open(parsed.name, "test").at_size(image_size)
+        train = sources.from_tfds(parsed.name, parsed.split or "train", image_size)
+        return train, sources.from_tfds(parsed.name, "test", image_size)
+    path = pathlib.Path(parsed.name)
+    splits = ("train", "test") if (path / "train").is_dir() and (path / "test").is_dir() else (None,)
+    listed = []
+    for split in splits:
+        files = list_folder(path, split, refresh=refresh_listing, skip_bad_images=skip_bad_images)
+        if cache_size:
+            files = cached_copies(files, cache_size, skip_bad_images=skip_bad_images)
+        listed.append(files)
+    shapes = listed[0].image_shapes(200, seed)
+    image_size = _chosen_size(image_size, shapes, notes)
+    streaming, reason = planning.choose_streaming(sum(map(len, listed)), shapes, image_size, stream)
+    notes.update(storage="streaming" if streaming else "in memory", storage_reason=reason)
+    announce_data(notes)
+    if streaming:
+        loaded = [files.at_size(image_size) for files in listed]
+    else:
+        loaded = [files.load(image_size, skip_bad_images) for files in listed]
+    if len(loaded) == 2:
+        return tuple(loaded)
+    everything = loaded[0]
+    indices = np.arange(len(everything))
+    train, test = train_test_split(indices, test_size=0.2, stratify=everything.labels, random_state=seed)
+    return everything.subset(np.sort(train), f"{spec} (80%)"), everything.subset(np.sort(test), f"{spec} (20%)")
+
+
+def announce_data(notes):
+    """Prints the data choices and their reasons, before any long decoding starts."""
+    print(f"image size: {notes['image_size']} px ({notes['image_size_reason']})", flush=True)
+    if "storage_reason" in notes:
+        print(f"data: {notes['storage_reason']}", flush=True)
+
+
+def _chosen_size(image_size, shapes, notes) -> int:
+    from kssl.data import planning
+
+    if image_size is None:
+        image_size, reason = planning.default_image_size(shapes, planning.has_accelerator())
+        notes.update(image_size=image_size, image_size_reason=f"{reason}; --image-size overrides")
+    else:
+        notes.update(image_size=image_size, image_size_reason="as asked (--image-size)")
+    return image_size
+
+
+def in_memory_if_it_fits(subset, config):
+    """A streamed labeled subset decoded into memory when it fits: fine-tuning reads it many times."""
+    from kssl.data.files import ImageFiles
+    from kssl.data.planning import choose_streaming
+
+    if not isinstance(subset, ImageFiles):
+        return subset
+    streaming, _ = choose_streaming(len(subset), subset.image_shapes(50), config.image_size)
+    return subset if streaming else subset.load(config.image_size, config.skip_bad_images, progress=False)

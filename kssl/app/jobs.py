@@ -1,0 +1,233 @@
+"""The jobs behind the `kssl` command: pretrain, fine-tune, evaluate, export, and run (all of them).
+
+Each job checks its input (`prepare`: exit code 2 in the command, before anything is
+written), stages its folder (`kssl.app.staging`), runs its stages (`kssl.app.stages`)
+and reports (`kssl.app.report`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+
+from kssl.app.config import RunConfig, check_finetuning, check_method_options, recorded_config
+from kssl.app.data import in_memory_if_it_fits, load_train_test
+from kssl.app.report import results_table
+from kssl.app.stages import check_few_shot, evaluate_frozen, few_shot, finetune_into, pretrain_into
+from kssl.app.staging import check_output_folder, encoder_file, file_sha256, load_encoder, staged_folder, write_json
+from kssl.errors import MissingInputError
+from kssl.methods import method_class
+
+_STRATEGIES = {}
+
+
+def start_strategy(name: str):
+    """The process's strategy for `name`, created on first use.
+
+    Call it before anything else touches TensorFlow: `MultiWorkerMirroredStrategy`
+    configures collective ops, which TensorFlow accepts only before its runtime starts
+    (loading data or building a model starts it). One object per name, since strategies
+    hold devices and collectives.
+    """
+    from kssl.distribute import strategy_from_name
+
+    if name not in _STRATEGIES:
+        _STRATEGIES[name] = strategy_from_name(name)
+    return _STRATEGIES[name]
+
+
+def prepare(config, strategy, labeled=True):
+    """Fills the machine's defaults, loads the data and takes the labeled subsets.
+
+    Returns `(config, train, test, subsets)`; bad input fails here, before any training.
+    """
+    import keras
+
+    from kssl.data.subsets import label_subset
+    from kssl.encoders import build_encoder
+    from kssl.errors import InputError
+    from kssl.precision import precision_choice, resolve_jit_compile, set_precision
+
+    model_class = method_class(config.method)  # an unknown method fails here
+    config = check_method_options(config)
+
+    if config.precision is None:
+        precision, reason = precision_choice()
+        print(f"precision: {precision} ({reason}; --precision overrides)", flush=True)
+        config = dataclasses.replace(config, precision=precision)
+    config = dataclasses.replace(config, jit_compile=resolve_jit_compile(config.jit_compile, strategy))
+    if config.augment_on_device is None:
+        config = dataclasses.replace(config, augment_on_device=_announce_augmentation_place())
+    set_precision(config.precision)
+    # An unknown name, or an encoder the method cannot train, fails before loading data.
+    if config.encoder is not None and config.image_size is not None:
+        model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width, config.weights))
+    elif config.weights is not None:
+        raise InputError("--weights needs a keras.applications backbone: add --encoder keras:ResNet50V2 (or another).")
+    config = check_finetuning(config)
+    keras.utils.set_random_seed(config.seed)
+    notes, size_was_given = {}, config.image_size is not None
+    train, test = load_train_test(
+        config.data,
+        config.image_size,
+        config.seed,
+        config.skip_bad_images,
+        config.stream,
+        config.cache_size,
+        config.refresh_listing,
+        notes,
+    )
+    if config.image_size is None:
+        config = dataclasses.replace(config, image_size=notes["image_size"])
+    config = dataclasses.replace(config, stream=notes["storage"] == "streaming")
+    if config.encoder is not None and not size_was_given:  # checked above when the size was known
+        model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width, config.weights))
+    subsets = [label_subset(train, labels, seed=config.seed) for labels in config.labels] if labeled else []
+    subsets = [in_memory_if_it_fits(subset, config) for subset in subsets]
+    model_class.check_batch_size(min(config.batch_size, len(train)))
+    line = f"data: {len(train)} train / {len(test)} test images, {train.num_classes} classes"
+    if subsets:
+        line += f"; labeled subsets of {', '.join(str(len(s)) for s in subsets)} images"
+    if strategy.num_replicas_in_sync > 1:
+        line += f"; {strategy.num_replicas_in_sync} replicas"
+    print(line, flush=True)
+    return config, train, test, subsets
+
+
+def _announce_augmentation_place() -> bool:
+    """The default of `augment_on_device` (on a GPU), printed with the reason."""
+    from kssl.precision import has_gpu
+
+    gpu = has_gpu()
+    if gpu:
+        print("augmentation: crops on the host, the rest on the GPU in the train step (--augment-on-host overrides)",
+              flush=True)  # fmt: skip
+    return gpu
+
+
+def pretrain_job(config: RunConfig, verbose="auto") -> dict:
+    """`kssl pretrain`: encoder.keras, augmentations.png, pretraining.png, metrics.json, config.json."""
+    config = config.resolved()
+    out = check_output_folder(config.out, config.overwrite)
+    strategy = start_strategy(config.strategy)
+    config, train, _, _ = prepare(dataclasses.replace(config, labels=[]), strategy, labeled=False)
+    with staged_folder(out, config.result_fields()) as folder:
+        _, metrics = pretrain_into(folder, config, strategy, train, verbose)
+        write_json(folder / "metrics.json", {"data": config.data, "pretraining": metrics})
+        write_json(folder / "config.json", recorded_config(config))
+    print(f"Pretrained encoder in {out}/encoder.keras")
+    return metrics
+
+
+def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
+    """`kssl finetune`: classifier.keras, finetuning.png, metrics.json, config.json.
+
+    The from-scratch baseline is `config.encoder` if given, else the pretrained
+    encoder's architecture with fresh weights."""
+    config = config.resolved(default_encoder=False)
+    out = check_output_folder(config.out, config.overwrite)
+    path = encoder_file(pretrained)
+    strategy = start_strategy(config.strategy)
+    encoder = load_encoder(path)
+    config = dataclasses.replace(config, image_size=encoder.input_shape[1])
+    config, _, test, subsets = prepare(config, strategy)
+    source = {"pretrained": str(pretrained), "pretrained_sha256": file_sha256(path)}
+    with staged_folder(out, {**config.result_fields(), "pretrained_sha256": source["pretrained_sha256"]}) as folder:
+        rows, _, exported = finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
+        metrics = {
+            "data": config.data,
+            "test_images": len(test),
+            **source,
+            "modes": config.modes,
+            "adversarial": config.adversarial,
+            "label_budgets": rows,
+            "exported": exported,
+        }
+        write_json(folder / "metrics.json", metrics)
+        write_json(folder / "config.json", recorded_config(config, pretraining=False, **source))
+    print(results_table(metrics))
+    print(f"Fine-tuned classifier in {out}/classifier.keras")
+    return metrics
+
+
+def evaluate_job(config: RunConfig, pretrained) -> dict:
+    """`kssl evaluate`: kNN and linear probe of an encoder's frozen features, and the test
+    accuracy of the run's classifier when the folder has one. Writes nothing."""
+    import keras
+
+    from kssl.data.pipeline import labeled_batches
+
+    path = encoder_file(pretrained)
+    strategy = start_strategy("default")
+    encoder = load_encoder(path)
+    config = dataclasses.replace(config.resolved(), image_size=encoder.input_shape[1], labels=[])
+    config, train, test, _ = prepare(config, strategy, labeled=False)
+    if config.few_shot:
+        check_few_shot(config.few_shot, test.labels)
+    results = evaluate_frozen(encoder, train, test)
+    classifier_path = pathlib.Path(pretrained) / "classifier.keras"
+    if classifier_path.is_file():
+        classifier = keras.saving.load_model(classifier_path)
+        batches = labeled_batches(test, 256)
+        results["classifier_accuracy"] = float(classifier.evaluate(batches, return_dict=True, verbose=0)["accuracy"])
+    width = max(len(name) for name in results)
+    print("\n".join(f"  {name:<{width}}  {value:6.1%}" for name, value in results.items()))
+    if config.few_shot:
+        results["few_shot"] = few_shot(encoder, test, config.few_shot, config.seed)
+    return results
+
+
+def export_job(model, out, model_name="kssl", version=1, overwrite=False) -> pathlib.Path:
+    """`kssl export`: `out/<model_name>/<version>/`, the layout TF Serving reads."""
+    import keras
+
+    from kssl.export import export_saved_model
+
+    path = pathlib.Path(model)
+    if path.is_dir():
+        path = path / "classifier.keras"
+    if not path.is_file():
+        raise MissingInputError(f"No classifier at {str(path)!r}: pass a run folder or a classifier .keras file.")
+    target = check_output_folder(pathlib.Path(out) / model_name / str(version), overwrite)
+    export_saved_model(keras.saving.load_model(path), target, overwrite=overwrite)
+    print(f"SavedModel in {target}/ (signatures: serving_default, predict_uint8, predict_bytes, embed)")
+    return target
+
+
+def run(config: RunConfig, verbose: int | str = "auto") -> dict:
+    """`kssl run`: pretrains, evaluates frozen features, fine-tunes (pretrained and from
+    scratch) for every label budget, exports, and returns the metrics of `metrics.json`."""
+    from kssl.export import export_saved_model
+
+    started = time.perf_counter()
+    config = config.resolved()
+    out = check_output_folder(config.out, config.overwrite)
+    strategy = start_strategy(config.strategy)
+    config, train, test, subsets = prepare(config, strategy)
+    with staged_folder(out, config.result_fields()) as folder:
+        print(f"[1/4] pretraining with {method_class(config.method).__name__} (labels unused)", flush=True)
+        encoder, pretraining = pretrain_into(folder, config, strategy, train, verbose)
+        print("[2/4] evaluating frozen features (kNN, linear probe, embedding map)", flush=True)
+        frozen = evaluate_frozen(encoder, train, test, folder, config.seed)
+        print("[3/4] fine-tuning: pretrained encoder vs. the same architecture from scratch", flush=True)
+        rows, classifier, exported = finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
+        print("[4/4] exporting the SavedModel for TF Serving", flush=True)
+        export_saved_model(classifier, folder / "serving" / config.model_name / str(config.version))
+        metrics = {
+            "data": config.data,
+            "method": method_class(config.method).__name__,
+            "train_images": len(train),
+            "test_images": len(test),
+            "pretraining": pretraining,
+            **frozen,
+            "modes": config.modes,
+            "adversarial": config.adversarial,
+            "label_budgets": rows,
+            "exported": exported,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        write_json(folder / "metrics.json", metrics)
+        write_json(folder / "config.json", recorded_config(config))
+    print(results_table(metrics, out))
+    return metrics

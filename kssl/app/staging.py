@@ -1,0 +1,107 @@
+"""Run folders: refusing to overwrite, staging beside `out` for resumes, and reading a
+run's artifacts back.
+
+Every job that writes a folder stages it beside `out` and renames it into place at the
+end (`kssl.atomic.atomic_folder`, the one folder writer, which `kssl export` uses too),
+so an interrupted job leaves no half-written model, and an existing folder is never
+replaced unless `overwrite=True`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import pathlib
+import shutil
+import tempfile
+
+from kssl.atomic import atomic_file, atomic_folder
+from kssl.errors import MissingInputError, OutputExistsError, UnwritableOutputError
+
+
+def check_output_folder(out, overwrite: bool) -> pathlib.Path:
+    """Fails early, before any training, if `out` exists or cannot be written."""
+    out = pathlib.Path(out).expanduser()
+    if out.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{str(out)!r} already exists; pass --overwrite to replace it, or choose another --out."
+        )
+    existing = out.parent
+    while not existing.exists():
+        existing = existing.parent
+    try:  # the real test of writability: root passes os.access checks on read-only mounts
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError:
+        raise UnwritableOutputError(f"Cannot write to {str(out.parent)!r}: choose a writable --out.") from None
+    return out
+
+
+@contextlib.contextmanager
+def staged_folder(out: pathlib.Path, identity: dict | None = None):
+    """Yields the staging folder `.<name>.partial` beside `out`; on success it replaces `out`.
+
+    A run that dies leaves its staging folder, with training checkpoints in
+    `checkpoints/` and, in `run.json`, `identity`: what determines the run's result
+    (`RunConfig.result_fields()`, and the hash of the pretrained encoder it fine-tunes).
+    The same command started again resumes from the checkpoints. A staging folder left
+    by a run with another identity is an error naming what differs, never reused.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial"
+    recorded = staging / "run.json"
+    identity = json.loads(json.dumps(identity or {}, default=str))  # as it reads back from JSON
+    if staging.exists():
+        previous = json.loads(recorded.read_text()) if recorded.exists() else None
+        if previous != identity:
+            if previous is None:
+                what = "an unknown configuration (it has no run.json)"
+            else:
+                keys = sorted(k for k in {*previous, *identity} if previous.get(k) != identity.get(k))
+                what = "; ".join(f"{k}: {previous.get(k)!r} then, {identity.get(k)!r} now" for k in keys)
+            raise OutputExistsError(
+                f"{str(staging)!r} holds an interrupted run that differs from this one ({what}). "
+                "Run that command again to resume it, or delete the folder to start afresh."
+            )
+        print(f"resuming the interrupted run in {staging}", flush=True)
+    with atomic_folder(out, staging, keep_on_error=True):
+        write_json(recorded, identity)
+        try:
+            yield staging
+        except BaseException:
+            print(f"kssl: the unfinished run is kept in {staging}; the same command resumes it.", flush=True)
+            raise
+        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+        recorded.unlink(missing_ok=True)
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 of a file's bytes: the identity of a saved encoder."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path, payload):
+    with atomic_file(path, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=str))
+
+
+def encoder_file(path) -> pathlib.Path:
+    """The encoder `.keras` file of `path`: the file itself, or a run folder's `encoder.keras`."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        path = path / "encoder.keras"
+    if not path.is_file():
+        raise MissingInputError(f"No encoder at {str(path)!r}: pass a run folder of `kssl pretrain` or a .keras file.")
+    return path
+
+
+def load_encoder(path):
+    """An encoder from a `.keras` file, or from a run folder holding `encoder.keras`."""
+    import keras
+
+    model = keras.saving.load_model(encoder_file(path))
+    return getattr(model, "encoder", model)  # a pretraining model's or a Classifier's file holds its encoder

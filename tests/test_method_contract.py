@@ -1,0 +1,148 @@
+"""The contract of every registered pretraining method, driven by `kssl.methods.METHODS`.
+
+For each method: its spec's options are its constructor's, with the same defaults; one
+step on 2 replicas equals one step on 1 device; N steps per execution equal N single
+steps; a `.keras` round trip keeps *all* state (the restored model's next step equals
+the original's: momentum networks, MoCo's queue, heads, optimizer); a mixed-precision
+step is finite. A registered method without a case here fails
+`test_every_registered_method_has_a_case`.
+"""
+
+import inspect
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import digits, two_replicas
+
+from kssl.data.pipeline import view_pairs
+from kssl.encoders import resnet, vit
+from kssl.methods import METHODS, method_class
+
+SIZE = 8
+
+
+def resnet_case(**options):
+    return lambda: (resnet(18, width=0.125, image_size=SIZE, stem="cifar"), options)
+
+
+def vit_case(**options):
+    return lambda: (vit(depth=1, width=1 / 12, image_size=SIZE, patch_size=4), options)
+
+
+# How each method is built at test scale: its encoder and any options the scale needs.
+CASES = {
+    "simclr": resnet_case(temperature=0.3),
+    "moco": resnet_case(queue_size=64),
+    "byol": resnet_case(),
+    "simsiam": resnet_case(),
+    "barlow": resnet_case(),
+    "vicreg": resnet_case(),
+    "mae": vit_case(mask_ratio=0.5),
+}
+# Constructor arguments that are layers (serialized as nested objects), not options.
+LAYER_ARGUMENTS = {"encoder", "projector", "predictor", "projection_head", "decoder", "probe_classes", "kwargs"}
+
+
+def test_every_registered_method_has_a_case():
+    assert set(CASES) == set(METHODS)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_the_specs_options_are_the_constructors_with_its_defaults(name):
+    parameters = inspect.signature(method_class(name).__init__).parameters
+    constructor = {key: p.default for key, p in parameters.items() if key != "self" and key not in LAYER_ARGUMENTS}
+    assert {key: option.default for key, option in METHODS[name].options.items()} == constructor
+
+
+@pytest.fixture(scope="module")
+def batches():
+    pairs = view_pairs(digits(image_size=SIZE), batch_size=16, seed=0)
+    return [next(iter(pairs.skip(i))) for i in range(3)]
+
+
+def build(name, strategy=None, steps_per_execution=1):
+    strategy = strategy or tf.distribute.get_strategy()
+    encoder_factory = CASES[name]
+    with strategy.scope():
+        keras.utils.set_random_seed(7)
+        encoder, options = encoder_factory()
+        model = method_class(name)(encoder, **options)
+        # Barlow Twins' and VICReg's losses are sums over D x D matrices: their gradients
+        # are large, so a small rate keeps one step's update (and its round-off) moderate.
+        model.compile(optimizer=keras.optimizers.SGD(0.001, momentum=0.9), steps_per_execution=steps_per_execution)
+    return model
+
+
+def fit(model, batches):
+    history = model.fit(tf.data.Dataset.from_tensor_slices(stack(batches)), epochs=1, verbose=0, shuffle=False)
+    return history.history
+
+
+def stack(batches):
+    return tuple(np.stack([np.asarray(batch[v]) for batch in batches]) for v in range(len(batches[0])))
+
+
+def state(model):
+    """Every variable, trainable or not (momentum networks, queues, batch-norm statistics,
+    optimizer slots), keyed by path and, for paths that repeat (a momentum copy's
+    layers), by occurrence: a loaded model may create its variables in another order."""
+    seen, named = {}, {}
+    for variable in model.weights:
+        path = re.sub(r"^([^/]+)_\d+/", r"\1/", variable.path)  # Keras numbers a second "byol" "byol_1"
+        seen[path] = seen.get(path, -1) + 1
+        named[f"{path}#{seen[path]}"] = np.array(variable.numpy())
+    for i, variable in enumerate(model.optimizer.variables):  # slot names embed numbered paths: by position
+        named[f"optimizer#{i}"] = np.array(variable.numpy())
+    return named
+
+
+def assert_same_state(a, b, rtol=1e-5, atol=1e-5):
+    # Float32 round-off of a reordered sum reaches ~1e-6 on weights of order 0.1-1 after a
+    # step; a wrong gradient scale, a missed replica or a lost queue moves them by far more.
+    assert a.keys() == b.keys()
+    for path in a:
+        np.testing.assert_allclose(a[path], b[path], rtol=rtol, atol=atol, err_msg=path)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_a_step_on_two_replicas_equals_one_device(name, batches):
+    uneven = [tuple(view[:15] for view in batches[0])]  # 15 images: 8 on one replica, 7 on the other
+    single = build(name, tf.distribute.OneDeviceStrategy("/cpu:0"))
+    single_logs = fit(single, uneven)
+    mirrored = build(name, two_replicas())
+    mirrored_logs = fit(mirrored, uneven)
+    for key, value in single_logs.items():
+        # abs: SimSiam's loss is a mean of negative cosines that nearly cancel (-0.0085);
+        # round-off reached 1.05e-6 on two threads. A wrong split moves it by ~1e-2.
+        assert mirrored_logs[key][0] == pytest.approx(value[0], rel=1e-5, abs=5e-6), key
+    assert_same_state(state(mirrored), state(single))
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_steps_per_execution_and_a_keras_round_trip_keep_every_state(name, batches, tmp_path):
+    several = build(name, steps_per_execution=2)
+    fit(several, batches[:2])
+    single = build(name)
+    fit(single, batches[:2])
+    assert int(several.optimizer.iterations.numpy()) == int(single.optimizer.iterations.numpy()) == 2
+    assert_same_state(state(several), state(single))
+
+    single.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    assert type(restored) is type(single)
+    assert_same_state(state(restored), state(single), rtol=0, atol=0)
+    expected, after = fit(single, batches[2:]), fit(restored, batches[2:])
+    assert after == expected
+    assert_same_state(state(restored), state(single), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_a_mixed_precision_step_is_finite(name, batches):
+    keras.mixed_precision.set_global_policy("mixed_float16")  # conftest restores float32
+    model = build(name)
+    logs = fit(model, batches[:1])
+    assert all(np.isfinite(value[0]) for value in logs.values()), logs
+    assert all(np.isfinite(v).all() for v in state(model))
