@@ -304,6 +304,7 @@ def test_method_errors_name_the_value(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_kssl_doctor_compares_one_device_with_all_and_says_ok():
     # In its own process, as users run it: a second MirroredStrategy over the same devices
     # in one process can reuse the first one's collective keys and abort its collectives.
@@ -322,3 +323,44 @@ def test_kssl_doctor_compares_one_device_with_all_and_says_ok():
     views = [line for line in printed.splitlines() if line.startswith("views finished on")]
     assert len(views) == 1 and "CPU:1" in views[0] and views[0].rstrip().endswith("ok")
     assert float(views[0].split()[-2]) < 1e-5  # the same ops on the same kind of device
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method-option", "queue=5"], "simclr has no option 'queue'. Its options: temperature"),
+        (["--method", "moco", "--method-option", "queue_size=big"], "queue_size takes int values"),
+        (["--method", "byol", "--method-option", "momentum_schedule=maybe"], "momentum_schedule takes bool"),
+        (["--method-option", "temperature"], "--method-option takes KEY=VALUE"),
+        (["--modes", "full,lora", "--mode-option", "rank=2", "--mode-option", "depth=3"], "full: none; lora: rank"),
+        (["--modes", "lora", "--mode-option", "rank=2.5"], "rank takes int values"),
+        (["--config", "/no/such/config.json"], "No config file at"),
+    ],
+)
+def test_bad_method_and_mode_options_are_one_line_and_exit_code_2(tmp_path, capsys, args, message):
+    assert main(["run", *TINY, "--out", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("kssl: error:") and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_options_reach_the_method_and_config_json_alone_reruns_to_the_same_weights(tmp_path, capsys):
+    import keras
+
+    args = ["pretrain", "--image-size", "8", "--width", "0.125", "--epochs", "0.1", "--batch-size", "32",
+            "--method", "moco", "--method-option", "queue_size=128", "--method-option", "temperature=0.3"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "first")]) == 0
+    config = json.loads((tmp_path / "first" / "config.json").read_text())
+    assert config["method_options"] == {
+        "temperature": 0.3, "queue_size": 128, "momentum": 0.99, "momentum_schedule": False, "symmetric": True,
+    }  # fmt: skip
+    assert config["recipe"]["learning_rate"] == 0.12 and config["view_augmentations"][0]["image_size"] == 8
+    assert config["kssl_version"] and config["epochs"] == 0.1
+    again = tmp_path / "again"
+    assert main(["pretrain", "--config", str(tmp_path / "first" / "config.json"), "--out", str(again)]) == 0
+    expected = keras.saving.load_model(tmp_path / "first" / "encoder.keras").get_weights()
+    actual = keras.saving.load_model(again / "encoder.keras").get_weights()
+    for a, b in zip(actual, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    rerun = json.loads((again / "config.json").read_text())
+    assert {k: v for k, v in rerun.items() if k != "out"} == {k: v for k, v in config.items() if k != "out"}

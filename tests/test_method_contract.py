@@ -18,14 +18,29 @@ import tensorflow as tf
 from helpers import digits, two_replicas
 
 from kssl.data.pipeline import view_pairs
-from kssl.encoders import resnet, vit
+from kssl.encoders import vit
 from kssl.methods import METHODS, method_class
 
 SIZE = 8
 
 
-def resnet_case(**options):
-    return lambda: (resnet(18, width=0.125, image_size=SIZE, stem="cifar"), options)
+def small_encoder():
+    """Two convolutions with kssl's batch norm (synchronized across replicas, as in its
+    ResNets) and pooling: every part a method's step depends on, a fraction of a
+    ResNet-18's graph to trace."""
+    from kssl.layers import FusedBatchNormalization
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = inputs
+    for index, filters in enumerate((8, 16)):
+        x = keras.layers.Conv2D(filters, 3, strides=1 + index, padding="same", use_bias=False)(x)
+        x = FusedBatchNormalization(synchronized=True, momentum=0.9)(x)
+        x = keras.layers.ReLU()(x)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="small_encoder")
+
+
+def conv_case(**options):
+    return lambda: (small_encoder(), options)
 
 
 def vit_case(**options):
@@ -34,12 +49,12 @@ def vit_case(**options):
 
 # How each method is built at test scale: its encoder and any options the scale needs.
 CASES = {
-    "simclr": resnet_case(temperature=0.3),
-    "moco": resnet_case(queue_size=64),
-    "byol": resnet_case(),
-    "simsiam": resnet_case(),
-    "barlow": resnet_case(),
-    "vicreg": resnet_case(),
+    "simclr": conv_case(temperature=0.3),
+    "moco": conv_case(queue_size=64),
+    "byol": conv_case(),
+    "simsiam": conv_case(),
+    "barlow": conv_case(),
+    "vicreg": conv_case(),
     "mae": vit_case(mask_ratio=0.5),
 }
 # Constructor arguments that are layers (serialized as nested objects), not options.
@@ -145,4 +160,4 @@ def test_a_mixed_precision_step_is_finite(name, batches):
     model = build(name)
     logs = fit(model, batches[:1])
     assert all(np.isfinite(value[0]) for value in logs.values()), logs
-    assert all(np.isfinite(v).all() for v in state(model))
+    assert all(np.isfinite(v).all() for v in state(model).values())

@@ -16,8 +16,9 @@ SCRIPT = textwrap.dedent(
     import json, pathlib, sys
     import keras, numpy as np, tensorflow as tf
     from PIL import Image
-    import kssl.data.pipeline as pipeline
+    import kssl.data.readers as readers
     from kssl.data.files import list_folder
+    from kssl.data.pipeline import view_pairs
     from kssl.data.sources import load_digits
     from kssl.distribute import distribute_batches, strategy_from_name
     from kssl.encoders import resnet
@@ -42,7 +43,7 @@ SCRIPT = textwrap.dedent(
         with tf.control_dependencies([tf.py_function(count, [path], tf.int32)]):
             return tf.io.read_file(path)
 
-    pipeline._read_file = counting_read
+    readers._read_file = counting_read
     with strategy.scope():  # build in the scope, as users should: no copy is needed then
         encoder = resnet(18, width=0.125, image_size=8)
     model, _ = pretrain(files, encoder, epochs=0.5, batch_size=32, strategy=strategy, verbose=0)  # 2 steps
@@ -50,7 +51,7 @@ SCRIPT = textwrap.dedent(
     # One full pass over the 4 batches of 32, as training reads them: count the reads.
     del read[:]
     passes = distribute_batches(
-        strategy, lambda rows: pipeline.view_pairs(files.at_size(8), 32, repeat=False, rows=rows), 32
+        strategy, lambda rows: view_pairs(files.at_size(8), 32, repeat=False, rows=rows), 32
     )
     for _ in passes:
         pass
@@ -147,22 +148,16 @@ TINY = ["--image-size", "8", "--width", "0.125", "--batch-size", "32"]
 
 
 @pytest.mark.slow
-def test_the_readme_two_worker_commands_pretrain_and_finetune_to_identical_weights(tmp_path):
+def test_the_readme_two_worker_command_pretrains_on_a_budget_and_finetunes_to_identical_weights(tmp_path):
+    # One cluster for the command's whole path: pretraining under a time budget (both
+    # workers stop after the same step), fine-tuning, and the saved files.
     outputs = run_command_on_two_workers(
-        lambda i: ["pretrain", *TINY, "--epochs", "0.1", "--out", str(tmp_path / f"worker{i}" / "pre")]
-    )
-    assert all("2 replicas" in out for out in outputs)
-    assert_identical(*(tmp_path / f"worker{i}" / "pre" / "encoder.keras" for i in range(2)))
-    run_command_on_two_workers(
-        lambda i: ["finetune", "--pretrained", str(tmp_path / f"worker{i}" / "pre"), "--labels", "2",
-                   "--finetune-epochs", "2", "--width", "0.125", "--out", str(tmp_path / f"worker{i}" / "fine")]
+        lambda i: ["run", *TINY, "--budget", "0.15", "--labels", "2", "--finetune-epochs", "2",
+                   "--out", str(tmp_path / f"worker{i}")]
     )  # fmt: skip
-    assert_identical(*(tmp_path / f"worker{i}" / "fine" / "classifier.keras" for i in range(2)))
-
-
-@pytest.mark.slow
-def test_a_time_budget_on_two_workers_stops_both_after_the_same_step(tmp_path):
-    run_command_on_two_workers(lambda i: ["pretrain", *TINY, "--budget", "0.15", "--out", str(tmp_path / f"worker{i}")])
-    steps = [json.loads((tmp_path / f"worker{i}" / "metrics.json").read_text())["pretraining"]["steps"] for i in (0, 1)]
-    assert steps[0] == steps[1] > 1
-    assert_identical(*(tmp_path / f"worker{i}" / "encoder.keras" for i in range(2)))
+    assert all("2 replicas" in out for out in outputs)
+    metrics = [json.loads((tmp_path / f"worker{i}" / "metrics.json").read_text()) for i in (0, 1)]
+    assert metrics[0]["pretraining"]["steps"] == metrics[1]["pretraining"]["steps"] > 1
+    assert metrics[0]["label_budgets"] == metrics[1]["label_budgets"]
+    for name in ("encoder.keras", "classifier.keras"):
+        assert_identical(*(tmp_path / f"worker{i}" / name for i in range(2)))

@@ -27,32 +27,48 @@ def load_train_test(
     takes the data's default (`default_image_size`). `notes`, if given, receives the
     choices and their reasons (`image_size`, `storage`, ...).
     """
-    from sklearn.model_selection import train_test_split
-
-    from kssl.data import planning, sources
-    from kssl.data.files import cached_copies, list_folder
+    from kssl.data import sources
 
     notes = {} if notes is None else notes
     parsed = sources.parse_data_spec(spec)
-    if parsed.kind == "embedded":
-        reason = "as asked (--image-size)" if image_size else "digits are 8x8: 16 px loses nothing"
-        image_size = image_size or 16
-        notes.update(image_size=image_size, image_size_reason=reason, storage="in memory")
-        announce_data(notes)
-        return sources.load_digits(image_size, "train"), sources.load_digits(image_size, "test")
-    if parsed.kind == "tfds":
-        from kssl.data.tfds_stream import TFDSRecords
+    options = dict(seed=seed, skip_bad_images=skip_bad_images, stream=stream, cache_size=cache_size,
+                   refresh_listing=refresh_listing)  # fmt: skip
+    return TRAIN_TEST[parsed.kind](parsed, image_size, notes, **options)
 
-        records = TFDSRecords.open(parsed.name, parsed.split or "train")
-        shapes = records.image_shapes(50)
-        image_size = _chosen_size(image_size, shapes, notes)
-        streaming, reason = planning.choose_streaming(len(records), shapes, image_size, stream)
-        notes.update(storage="streaming" if streaming else "in memory", storage_reason=reason)
-        announce_data(notes)
-        if streaming:
-            return records.at_size(image_size), TFDSRecords.open(parsed.name, "test").at_size(image_size)
-        train = sources.from_tfds(parsed.name, parsed.split or "train", image_size)
-        return train, sources.from_tfds(parsed.name, "test", image_size)
+
+def _embedded(parsed, image_size, notes, **options):
+    from kssl.data import sources
+
+    reason = "as asked (--image-size)" if image_size else "digits are 8x8: 16 px loses nothing"
+    image_size = image_size or 16
+    notes.update(image_size=image_size, image_size_reason=reason, storage="in memory")
+    announce_data(notes)
+    return sources.load_digits(image_size, "train"), sources.load_digits(image_size, "test")
+
+
+def _tfds(parsed, image_size, notes, stream=None, **options):
+    from kssl.data import planning, sources
+    from kssl.data.tfds_stream import TFDSRecords
+
+    records = TFDSRecords.open(parsed.name, parsed.split or "train")
+    shapes = records.image_shapes(50)
+    image_size = _chosen_size(image_size, shapes, notes)
+    streaming, reason = planning.choose_streaming(len(records), shapes, image_size, stream)
+    notes.update(storage="streaming" if streaming else "in memory", storage_reason=reason)
+    announce_data(notes)
+    if streaming:
+        return records.at_size(image_size), TFDSRecords.open(parsed.name, "test").at_size(image_size)
+    train = sources.from_tfds(parsed.name, parsed.split or "train", image_size)
+    return train, sources.from_tfds(parsed.name, "test", image_size)
+
+
+def _folder(parsed, image_size, notes, seed=0, skip_bad_images=False, stream=None, cache_size=None,
+            refresh_listing=False):  # fmt: skip
+    from sklearn.model_selection import train_test_split
+
+    from kssl.data import planning
+    from kssl.data.files import cached_copies, list_folder
+
     path = pathlib.Path(parsed.name)
     splits = ("train", "test") if (path / "train").is_dir() and (path / "test").is_dir() else (None,)
     listed = []
@@ -75,7 +91,13 @@ def load_train_test(
     everything = loaded[0]
     indices = np.arange(len(everything))
     train, test = train_test_split(indices, test_size=0.2, stratify=everything.labels, random_state=seed)
+    spec = parsed.name
     return everything.subset(np.sort(train), f"{spec} (80%)"), everything.subset(np.sort(test), f"{spec} (20%)")
+
+
+# The train and test sets of each kind of data string (`DataSpec.kind`): a new kind is
+# its function and one entry here (and one in `kssl.data.sources.LOADERS`).
+TRAIN_TEST = {"embedded": _embedded, "tfds": _tfds, "folder": _folder}
 
 
 def announce_data(notes):
@@ -87,9 +109,10 @@ def announce_data(notes):
 
 def _chosen_size(image_size, shapes, notes) -> int:
     from kssl.data import planning
+    from kssl.precision import has_accelerator
 
     if image_size is None:
-        image_size, reason = planning.default_image_size(shapes, planning.has_accelerator())
+        image_size, reason = planning.default_image_size(shapes, has_accelerator())
         notes.update(image_size=image_size, image_size_reason=f"{reason}; --image-size overrides")
     else:
         notes.update(image_size=image_size, image_size_reason="as asked (--image-size)")

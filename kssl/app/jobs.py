@@ -85,7 +85,7 @@ def prepare(config, strategy, labeled=True):
         model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width, config.weights))
     subsets = [label_subset(train, labels, seed=config.seed) for labels in config.labels] if labeled else []
     subsets = [in_memory_if_it_fits(subset, config) for subset in subsets]
-    model_class.check_batch_size(min(config.batch_size, len(train)))
+    model_class.check_batch_size(min(config.batch_size, len(train)), **config.method_options)
     line = f"data: {len(train)} train / {len(test)} test images, {train.num_classes} classes"
     if subsets:
         line += f"; labeled subsets of {', '.join(str(len(s)) for s in subsets)} images"

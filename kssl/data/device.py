@@ -56,11 +56,6 @@ def finish_unfinished(batch, compute_all_branches: bool = False) -> tuple:
     )
 
 
-def accelerators() -> list[str]:
-    """The names of this machine's GPUs (empty on a CPU-only machine)."""
-    return [device.name for device in tf.config.list_logical_devices("GPU")]
-
-
 def to_device(dataset, strategy, device: str | None = None):
     """`dataset` prefetched to `device` by a `OneDeviceStrategy`, when `strategy` has no devices of its own.
 
@@ -74,7 +69,9 @@ def to_device(dataset, strategy, device: str | None = None):
     if not default or isinstance(dataset, tf.distribute.DistributedDataset):
         return dataset
     if device is None:
-        gpus = accelerators()
+        from kssl.precision import gpu_devices
+
+        gpus = gpu_devices()
         if not gpus:
             return dataset
         device = gpus[0]

@@ -31,6 +31,7 @@ import numpy as np
 
 from kssl.atomic import atomic_file
 from kssl.data.collection import ImageCollection
+from kssl.data.image_set import ImageSet, padded_image_set
 from kssl.errors import DataError
 
 logger = logging.getLogger("kssl")
@@ -162,9 +163,13 @@ class ImageFiles(ImageCollection):
         `stored_side(image_size)` (never enlarged), so random crops are cut from a copy
         larger than the training size.
         """
-        from kssl.data.sources import decode_files
-
         return decode_files(self, image_size, skip_bad_images, workers, progress)
+
+    def reader(self):
+        """How the pipelines read these files: each decoded inside `tf.data`, only the region its views need."""
+        from kssl.data.readers import FileReader
+
+        return FileReader(self)
 
 
 def stored_side(image_size: int) -> int:
@@ -188,8 +193,6 @@ def list_folder(
     `skip_bad_images`. The listing is cached (`cache_root()/listings`) and reused while
     no listed folder has changed; `refresh=True` lists again.
     """
-    from kssl.data.sources import class_root
-
     root = pathlib.Path(root).expanduser()
     if not root.exists():
         raise DataError(f"No folder at {str(root)!r}: check the path passed as data.")
@@ -315,3 +318,54 @@ def cached_copies(files: ImageFiles, shorter_side: int, skip_bad_images: bool = 
     return dataclasses.replace(
         files.subset(keep), paths=np.asarray([results[i] for i in keep], dtype=object), sizes=None
     )
+
+
+def class_root(root: pathlib.Path, split: str | None) -> pathlib.Path:
+    """The folder holding the class folders: `root`, or its `split` (default `train`) folder."""
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if split is not None:
+        if not (root / split).is_dir():
+            names = ", ".join(p.name for p in subdirs) or "none"
+            raise DataError(f"No split folder {split!r} in {str(root)!r}; its subfolders are: {names}.")
+        return class_root(root / split, None)
+    if not subdirs:
+        has_images = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir() if p.is_file())
+        if has_images:
+            raise DataError(
+                f"{str(root)!r} holds images but no class subfolders. kssl reads root/<class>/<image>; "
+                "for unlabeled images, move them into one subfolder (e.g. root/unlabeled/)."
+            )
+        raise DataError(f"{str(root)!r} is empty: expected class subfolders root/<class>/<image>.")
+    # A split layout: the subfolders hold class folders rather than images.
+    nested = all(
+        not any(f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS for f in d.iterdir())
+        and any(c.is_dir() for c in d.iterdir())
+        for d in subdirs
+    )
+    if nested:
+        if (root / "train").is_dir():
+            return root / "train"
+        raise DataError(
+            f"{str(root)!r} looks like root/<split>/<class>/<image> with splits "
+            f"{', '.join(p.name for p in subdirs)}; pass split=... to choose one."
+        )
+    return root
+
+
+def decode_files(files, image_size, skip_bad_images=False, workers=None, progress=True) -> ImageSet:
+    """Decodes `ImageFiles` into memory, aspect kept, shorter side at `stored_side(image_size)`."""
+    side = stored_side(image_size)
+    results = map_files(
+        lambda path: np.asarray(open_scaled(path, side), dtype=np.uint8),
+        files.paths,
+        f"Decoding {pathlib.Path(files.source).name}",
+        progress,
+        workers,
+    )
+    check_unreadable([r for r in results if isinstance(r, Unreadable)], skip_bad_images)
+    ok = np.array([not isinstance(r, Unreadable) for r in results])
+    if not ok.any():
+        raise DataError("None of the image files could be read.")
+    images = [r for r in results if not isinstance(r, Unreadable)]
+    labels = None if files.labels is None else files.labels[ok]
+    return padded_image_set(images, labels, list(files.class_names), files.source, view_size=image_size)

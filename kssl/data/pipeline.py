@@ -27,8 +27,8 @@ import tensorflow as tf
 from kssl.data.augment import ViewAugmentation, as_uint8, crop_windows, finish_views
 from kssl.data.device import unfinished_views
 from kssl.data.evaluation_view import EvaluationView
-from kssl.data.files import ImageFiles
-from kssl.data.sources import DataError, ImageSet
+from kssl.data.readers import SourceReader  # noqa: F401  (re-exported: the seam for a new kind of source)
+from kssl.errors import DataError
 
 
 def _check_batch(source, batch_size: int, drop_remainder: bool):
@@ -39,11 +39,6 @@ def _check_batch(source, batch_size: int, drop_remainder: bool):
             f"The dataset has {len(source)} images, fewer than one batch of {batch_size}: "
             f"lower batch_size to at most {len(source)} or add images."
         )
-
-
-def _read_file(path):
-    """The bytes of one file (a seam for tests that count reads)."""
-    return tf.io.read_file(path)
 
 
 _MARGIN = 8
@@ -90,82 +85,11 @@ def _decode_region(contents, make_windows):
     return region, windows
 
 
-class SourceReader:
-    """How a source's keys become batches of crops; one subclass per kind of source.
-
-    `key_batches` yields `(keys, labels)` batches; an in-memory reader (`streaming =
-    False`) has `crops(keys, views, parameters)`, a streaming one `contents(key)` (the
-    encoded image) and `names(keys)` (for warnings). A new kind of source is one
-    subclass, returned by the source's `reader()` method.
-    """
-
-    streaming = False
-
-    def __init__(self, source):
-        self.source = source
-
-    def key_batches(self, batch_size, seed, repeat, shuffle, drop_remainder):
-        """`(keys, labels)` batches: keys are indices here, records for TFDS."""
-        size = len(self.source)
-        keys = tf.data.Dataset.range(size)
-        if shuffle:
-            keys = keys.shuffle(size, seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            keys = keys.repeat()
-        labels = self.labels()
-        return keys.batch(batch_size, drop_remainder=drop_remainder).map(lambda k: (k, tf.gather(labels, k)))
-
-    def labels(self):
-        labels = self.source.labels
-        with tf.device("/cpu:0"):
-            return tf.constant(labels if labels is not None else np.zeros(len(self.source), np.int64))
-
-
-class _MemoryReader(SourceReader):
-    def __init__(self, source: ImageSet):
-        super().__init__(source)
-        with tf.device("/cpu:0"):  # whole-dataset constants stay on the host
-            self.images = tf.constant(source.images)
-            self.shapes = None if source.shapes is None else tf.constant(source.shapes.astype(np.int32))
-
-    def crops(self, keys, views, drawn):
-        batch = tf.gather(self.images, keys)
-        if self.shapes is None:
-            count = keys.shape[0] if keys.shape[0] is not None else tf.shape(keys)[0]
-            heights, widths = tf.fill([count], tf.shape(batch)[1]), tf.fill([count], tf.shape(batch)[2])
-        else:
-            shapes = tf.gather(self.shapes, keys)
-            heights, widths = shapes[:, 0], shapes[:, 1]
-        return tuple(
-            crop_windows(batch, view.windows(parameters, heights, widths), view.image_size)
-            for view, parameters in zip(views, drawn)
-        )
-
-
-class _FileReader(SourceReader):
-    streaming = True
-
-    def __init__(self, source: ImageFiles):
-        super().__init__(source)
-        with tf.device("/cpu:0"):
-            self.paths = tf.constant(source.paths.astype(str))
-
-    def names(self, keys):
-        return tf.gather(self.paths, keys)
-
-    def contents(self, key):
-        return _read_file(tf.gather(self.paths, key))
-
-
-def reader_for(source) -> SourceReader:
-    """The reader of an `ImageSet`, `ImageFiles` or `kssl.data.tfds_stream.TFDSRecords`."""
-    if isinstance(source, ImageSet):
-        return _MemoryReader(source)
-    if isinstance(source, ImageFiles):
-        return _FileReader(source)
+def reader_for(source):
+    """The reader of any source: its `reader()` (`kssl.data.readers.SourceReader`)."""
     reader = getattr(source, "reader", None)
     if reader is None:
-        raise DataError(f"Cannot read images from a {type(source).__name__}; pass an ImageSet or ImageFiles.")
+        raise DataError(f"Cannot read images from a {type(source).__name__}: a source needs a reader() method.")
     return reader()
 
 

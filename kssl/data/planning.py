@@ -39,12 +39,6 @@ def default_image_size(shapes, accelerator: bool) -> tuple[int, str]:
     return cap, f"the images are {own} px (median shorter side); {cap} px is affordable on {device}"
 
 
-def has_accelerator() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
-
-
 def memory_bytes() -> int:
     import psutil
 
@@ -56,7 +50,7 @@ def decoded_bytes(count: int, shapes, image_size: int) -> int:
 
     Each image is stored with its shorter side at `stored_side(image_size)` (never
     enlarged) in one array padded to the largest stored height and width, as
-    `kssl.data.sources.decode_files` does; `shapes` is a sample of the images' shapes.
+    `kssl.data.files.decode_files` does; `shapes` is a sample of the images' shapes.
     """
     from kssl.data.files import stored_side
 

@@ -23,8 +23,8 @@ import pathlib
 
 import numpy as np
 
-from kssl.data.collection import ImageCollection
-from kssl.data.files import IMAGE_EXTENSIONS
+from kssl.data.files import class_root, decode_files  # noqa: F401  (re-exported: folders live in files)
+from kssl.data.image_set import ImageSet, padded_image_set  # noqa: F401  (re-exported)
 from kssl.errors import DataError
 
 logger = logging.getLogger("kssl")
@@ -80,66 +80,6 @@ def parse_data_spec(spec) -> DataSpec:
     )
 
 
-@dataclasses.dataclass
-class ImageSet(ImageCollection):
-    """Decoded images held in memory.
-
-    Attributes:
-        images: `(N, H, W, 3)` uint8 array; images of different shapes sit in the
-            top-left corner of a zero-padded array.
-        labels: `(N,)` int64 array of class ids, or None for unlabeled images.
-        class_names: the name of each class id.
-        source: where the images came from, for messages and reports.
-        shapes: `(N, 2)` height and width of each image when they differ, else None.
-        view_size: the training size the images are for (default: their side).
-    """
-
-    images: np.ndarray
-    labels: np.ndarray | None = None
-    class_names: list[str] = dataclasses.field(default_factory=list)
-    source: str = ""
-    shapes: np.ndarray | None = None
-    view_size: int | None = None
-    PER_IMAGE = ("images", "labels", "shapes")
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def image_size(self) -> int:
-        """The training size the images are for: `view_size`, else their (square) side."""
-        return int(self.view_size or self.images.shape[1])
-
-    def square(self, size: int | None = None) -> np.ndarray:
-        """`(N, size, size, 3)` uint8 centre crops (the evaluation view) of every image.
-
-        Images that already are `size` x `size` squares are returned as they are.
-        """
-        size = size or self.image_size
-        if self.shapes is None and self.images.shape[1:3] == (size, size):
-            return self.images
-        import tensorflow as tf
-
-        from kssl.data.augment import as_uint8, crop_windows
-        from kssl.data.evaluation_view import EvaluationView
-
-        view = EvaluationView(size)
-        squares = []
-        for start in range(0, len(self), 1024):
-            images = self.images[start : start + 1024]
-            shapes = self.shape_array()[start : start + 1024]
-            windows = view.windows(None, shapes[:, 0], shapes[:, 1])
-            crops = crop_windows(tf.constant(images), windows, size)
-            squares.append(as_uint8(crops).numpy())
-        return np.concatenate(squares)
-
-    def shape_array(self) -> np.ndarray:
-        """`(N, 2)` height and width of every image (padding excluded)."""
-        if self.shapes is not None:
-            return self.shapes
-        return np.tile(np.asarray(self.images.shape[1:3], np.int64), (len(self), 1))
-
-
 def load(spec: str, image_size: int = 32, split: str | None = None, **kwargs) -> ImageSet:
     """Loads images from a folder path, `tfds:NAME[:SPLIT]`, or an embedded dataset name.
 
@@ -148,11 +88,7 @@ def load(spec: str, image_size: int = 32, split: str | None = None, **kwargs) ->
     (360, 16, 16, 3)
     """
     parsed = parse_data_spec(spec)
-    if parsed.kind == "embedded":
-        return load_digits(image_size=image_size, split=split or "train")
-    if parsed.kind == "tfds":
-        return from_tfds(parsed.name, split=split or parsed.split or "train", image_size=image_size, **kwargs)
-    return from_folder(parsed.name, image_size=image_size, split=split, **kwargs)
+    return LOADERS[parsed.kind](parsed, image_size, split, **kwargs)
 
 
 def from_folder(
@@ -189,71 +125,6 @@ def from_folder(
 
     files = list_folder(root, split, skip_bad_images=skip_bad_images, progress=progress)
     return files.load(image_size, skip_bad_images, workers, progress)
-
-
-def class_root(root: pathlib.Path, split: str | None) -> pathlib.Path:
-    """The folder holding the class folders: `root`, or its `split` (default `train`) folder."""
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if split is not None:
-        if not (root / split).is_dir():
-            names = ", ".join(p.name for p in subdirs) or "none"
-            raise DataError(f"No split folder {split!r} in {str(root)!r}; its subfolders are: {names}.")
-        return class_root(root / split, None)
-    if not subdirs:
-        has_images = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir() if p.is_file())
-        if has_images:
-            raise DataError(
-                f"{str(root)!r} holds images but no class subfolders. kssl reads root/<class>/<image>; "
-                "for unlabeled images, move them into one subfolder (e.g. root/unlabeled/)."
-            )
-        raise DataError(f"{str(root)!r} is empty: expected class subfolders root/<class>/<image>.")
-    # A split layout: the subfolders hold class folders rather than images.
-    nested = all(
-        not any(f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS for f in d.iterdir())
-        and any(c.is_dir() for c in d.iterdir())
-        for d in subdirs
-    )
-    if nested:
-        if (root / "train").is_dir():
-            return root / "train"
-        raise DataError(
-            f"{str(root)!r} looks like root/<split>/<class>/<image> with splits "
-            f"{', '.join(p.name for p in subdirs)}; pass split=... to choose one."
-        )
-    return root
-
-
-def decode_files(files, image_size, skip_bad_images=False, workers=None, progress=True) -> ImageSet:
-    """Decodes `ImageFiles` into memory, aspect kept, shorter side at `stored_side(image_size)`."""
-    from kssl.data.files import Unreadable, check_unreadable, map_files, open_scaled, stored_side
-
-    side = stored_side(image_size)
-    results = map_files(
-        lambda path: np.asarray(open_scaled(path, side), dtype=np.uint8),
-        files.paths,
-        f"Decoding {pathlib.Path(files.source).name}",
-        progress,
-        workers,
-    )
-    check_unreadable([r for r in results if isinstance(r, Unreadable)], skip_bad_images)
-    ok = np.array([not isinstance(r, Unreadable) for r in results])
-    if not ok.any():
-        raise DataError("None of the image files could be read.")
-    images = [r for r in results if not isinstance(r, Unreadable)]
-    labels = None if files.labels is None else files.labels[ok]
-    return padded_image_set(images, labels, list(files.class_names), files.source, view_size=image_size)
-
-
-def padded_image_set(images, labels, class_names, source, view_size=None) -> ImageSet:
-    """An `ImageSet` of uint8 `(H_i, W_i, 3)` images of any shapes (one zero-padded array when they differ)."""
-    shapes = np.asarray([image.shape[:2] for image in images], np.int64)
-    if (shapes == shapes[0]).all():
-        canvas, shapes = np.stack(images), None
-    else:
-        canvas = np.zeros((len(images), *shapes.max(axis=0), 3), np.uint8)
-        for i, image in enumerate(images):
-            canvas[i, : image.shape[0], : image.shape[1]] = image
-    return ImageSet(canvas, labels, list(class_names), source=source, shapes=shapes, view_size=view_size)
 
 
 def shorter_side_to(image, side: int):
@@ -428,3 +299,14 @@ def load_digits(image_size: int = 32, split: str = "train") -> ImageSet:
         image_size=image_size,
         source=f"digits:{split}",
     )
+
+
+# How `load` reads each kind of data string (`DataSpec.kind`): a new kind is its loader
+# and one entry here (and one in `kssl.app.data.TRAIN_TEST` for the command's runs).
+LOADERS = {
+    "embedded": lambda spec, image_size, split, **kwargs: load_digits(image_size, split or "train"),
+    "tfds": lambda spec, image_size, split, **kwargs: from_tfds(
+        spec.name, split=split or spec.split or "train", image_size=image_size, **kwargs
+    ),
+    "folder": lambda spec, image_size, split, **kwargs: from_folder(spec.name, image_size, split, **kwargs),
+}

@@ -124,7 +124,7 @@ class TFDSRecords(ImageCollection):
         return dataset.map(lambda example: (example["image"], tf.cast(example["label"], tf.int64)))
 
     def reader(self):
-        from kssl.data.pipeline import SourceReader
+        from kssl.data.readers import SourceReader
 
         records = self
 

@@ -8,6 +8,7 @@ from helpers import two_replicas
 
 import kssl
 import kssl.data.device
+import kssl.precision
 import kssl.training
 from kssl.data.augment import ViewAugmentation, finish_views
 from kssl.data.device import finish_unfinished, is_unfinished, to_device
@@ -79,7 +80,7 @@ def test_one_gpus_defaults_simulated_on_a_cpu_device_train_as_the_cpu_path(rng, 
     # (so every branch is computed), and several steps per call.
     images = _images(rng)
     host = _trained_weights(images, on_device=False, steps=2)
-    monkeypatch.setattr(kssl.data.device, "accelerators", lambda: ["/device:CPU:1"])
+    monkeypatch.setattr(kssl.precision, "gpu_devices", lambda: ["/device:CPU:1"])
     monkeypatch.setattr(kssl.training, "has_gpu", lambda: True)
     device = _trained_weights(images, on_device=None, jit_compile=True, steps=2, steps_per_execution=2)
     for a, b in zip(host, device):

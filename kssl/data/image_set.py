@@ -1,0 +1,87 @@
+"""`ImageSet`: decoded images held in memory, with their labels (what every in-memory source returns)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from kssl.data.collection import ImageCollection
+
+
+@dataclasses.dataclass
+class ImageSet(ImageCollection):
+    """Decoded images held in memory.
+
+    Attributes:
+        images: `(N, H, W, 3)` uint8 array; images of different shapes sit in the
+            top-left corner of a zero-padded array.
+        labels: `(N,)` int64 array of class ids, or None for unlabeled images.
+        class_names: the name of each class id.
+        source: where the images came from, for messages and reports.
+        shapes: `(N, 2)` height and width of each image when they differ, else None.
+        view_size: the training size the images are for (default: their side).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray | None = None
+    class_names: list[str] = dataclasses.field(default_factory=list)
+    source: str = ""
+    shapes: np.ndarray | None = None
+    view_size: int | None = None
+    PER_IMAGE = ("images", "labels", "shapes")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_size(self) -> int:
+        """The training size the images are for: `view_size`, else their (square) side."""
+        return int(self.view_size or self.images.shape[1])
+
+    def square(self, size: int | None = None) -> np.ndarray:
+        """`(N, size, size, 3)` uint8 centre crops (the evaluation view) of every image.
+
+        Images that already are `size` x `size` squares are returned as they are.
+        """
+        size = size or self.image_size
+        if self.shapes is None and self.images.shape[1:3] == (size, size):
+            return self.images
+        import tensorflow as tf
+
+        from kssl.data.augment import as_uint8, crop_windows
+        from kssl.data.evaluation_view import EvaluationView
+
+        view = EvaluationView(size)
+        squares = []
+        for start in range(0, len(self), 1024):
+            images = self.images[start : start + 1024]
+            shapes = self.shape_array()[start : start + 1024]
+            windows = view.windows(None, shapes[:, 0], shapes[:, 1])
+            crops = crop_windows(tf.constant(images), windows, size)
+            squares.append(as_uint8(crops).numpy())
+        return np.concatenate(squares)
+
+    def shape_array(self) -> np.ndarray:
+        """`(N, 2)` height and width of every image (padding excluded)."""
+        if self.shapes is not None:
+            return self.shapes
+        return np.tile(np.asarray(self.images.shape[1:3], np.int64), (len(self), 1))
+
+    def reader(self):
+        """How the pipelines read this set: one `tf.gather` and crop per batch."""
+        from kssl.data.readers import MemoryReader
+
+        return MemoryReader(self)
+
+
+def padded_image_set(images, labels, class_names, source, view_size=None) -> ImageSet:
+    """An `ImageSet` of uint8 `(H_i, W_i, 3)` images of any shapes (one zero-padded array when they differ)."""
+    shapes = np.asarray([image.shape[:2] for image in images], np.int64)
+    if (shapes == shapes[0]).all():
+        canvas, shapes = np.stack(images), None
+    else:
+        canvas = np.zeros((len(images), *shapes.max(axis=0), 3), np.uint8)
+        for i, image in enumerate(images):
+            canvas[i, : image.shape[0], : image.shape[1]] = image
+    return ImageSet(canvas, labels, list(class_names), source=source, shapes=shapes, view_size=view_size)
