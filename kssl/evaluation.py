@@ -19,9 +19,17 @@ def extract_features(encoder, images, batch_size: int = 512, verbose: int = 0) -
 
     if isinstance(images, np.ndarray):
         images = from_arrays(images)
+    import keras
+
     size = encoder.input_shape[1] or images.image_size
     dataset = evaluation_images(images, batch_size, size).prefetch(tf.data.AUTOTUNE)
-    return np.asarray(encoder.predict(dataset, verbose=verbose), dtype=np.float32)
+    # Features leave the model as float32: under mixed_bfloat16, MultiWorkerMirroredStrategy's
+    # predict gathers the replicas' outputs with a collective that has no bfloat16 kernel.
+    with encoder.distribute_strategy.scope():
+        as_float32 = keras.Sequential(
+            [keras.Input(encoder.input_shape[1:]), encoder, keras.layers.Activation("linear", dtype="float32")]
+        )
+    return np.asarray(as_float32.predict(dataset, verbose=verbose), dtype=np.float32)
 
 
 def knn_accuracy(
