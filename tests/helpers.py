@@ -1,5 +1,7 @@
 """Small builders shared by the tests: tiny encoders and tiny real data."""
 
+import re
+
 import numpy as np
 import tensorflow as tf
 
@@ -99,3 +101,25 @@ def write_image_folder(root, classes=2, per_class=10, shapes=((12, 12),), format
             (folder / f"{index:05d}.{extension}").write_bytes(encoded[key])
             index += 1
     return pathlib.Path(root)
+
+
+def model_state(model):
+    """Every variable, trainable or not (momentum networks, queues, batch-norm statistics,
+    optimizer slots), keyed by path and, for paths that repeat (a momentum copy's
+    layers), by occurrence: a loaded model may create its variables in another order."""
+    seen, named = {}, {}
+    for variable in model.weights:
+        path = re.sub(r"^([^/]+)_\d+/", r"\1/", variable.path)  # Keras numbers a second "byol" "byol_1"
+        seen[path] = seen.get(path, -1) + 1
+        named[f"{path}#{seen[path]}"] = np.array(variable.numpy())
+    for i, variable in enumerate(model.optimizer.variables):  # slot names embed numbered paths: by position
+        named[f"optimizer#{i}"] = np.array(variable.numpy())
+    return named
+
+
+def assert_same_state(a, b, rtol=1e-5, atol=1e-5):
+    # Float32 round-off of a reordered sum reaches ~1e-6 on weights of order 0.1-1 after a
+    # step; a wrong gradient scale, a missed replica or a lost queue moves them by far more.
+    assert a.keys() == b.keys()
+    for path in a:
+        np.testing.assert_allclose(a[path], b[path], rtol=rtol, atol=atol, err_msg=path)

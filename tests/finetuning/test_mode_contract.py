@@ -8,13 +8,13 @@ step equals the original's). A registered mode without a case fails
 """
 
 import inspect
-import re
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import digits, two_replicas
+from helpers import assert_same_state, digits, two_replicas
+from helpers import model_state as state
 
 from kssl.data.pipeline import labeled_batches
 from kssl.encoders import resnet
@@ -78,28 +78,6 @@ def fit(classifier, batches):
     labels = np.concatenate([np.asarray(b[1]) for b in batches])
     data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
     return classifier.fit(data, epochs=1, verbose=0, shuffle=False).history
-
-
-def state(model):
-    """Every variable, trainable or not (momentum networks, queues, batch-norm statistics,
-    optimizer slots), keyed by path and, for paths that repeat (a momentum copy's
-    layers), by occurrence: a loaded model may create its variables in another order."""
-    seen, named = {}, {}
-    for variable in model.weights:
-        path = re.sub(r"^([^/]+)_\d+/", r"\1/", variable.path)  # Keras numbers a second "byol" "byol_1"
-        seen[path] = seen.get(path, -1) + 1
-        named[f"{path}#{seen[path]}"] = np.array(variable.numpy())
-    for i, variable in enumerate(model.optimizer.variables):  # slot names embed numbered paths: by position
-        named[f"optimizer#{i}"] = np.array(variable.numpy())
-    return named
-
-
-def assert_same_state(a, b, rtol=1e-5, atol=1e-5):
-    # Float32 round-off of a reordered sum reaches ~1e-6 after a step; a wrong gradient
-    # scale or a missed replica moves weights by about the learning rate times the gradient.
-    assert a.keys() == b.keys()
-    for path in a:
-        np.testing.assert_allclose(a[path], b[path], rtol=rtol, atol=atol, err_msg=path)
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
