@@ -11,7 +11,7 @@ Example: an encoder saved as `.keras` loads back with Keras alone once kssl is i
     >>> import os, tempfile
     >>> import kssl, keras
     >>> path = os.path.join(tempfile.mkdtemp(), "encoder.keras")
-    >>> kssl.resnet(18, width=0.125, image_size=8).save(path)
+    >>> kssl.resnet(10, width=0.125, image_size=8).save(path)
     >>> [type(layer).__name__ for layer in keras.saving.load_model(path).layers][1:3]
     ['Conv2D', 'FusedBatchNormalization']
 """

@@ -121,7 +121,7 @@ class TrainingProgress(keras.callbacks.Callback):
 
     Example:
     >>> import kssl
-    >>> model = kssl.BYOL(kssl.resnet(18, width=0.125, image_size=8))
+    >>> model = kssl.BYOL(kssl.resnet(10, width=0.125, image_size=8))
     >>> callback = TrainingProgress(total_steps=8)
     >>> callback.set_model(model)
     >>> callback.on_train_begin()

@@ -194,7 +194,7 @@ def pretrain(
     Example:
     >>> import kssl
     >>> images = kssl.load_digits(image_size=8).subset(range(64))
-    >>> model, history = pretrain(images, kssl.resnet(18, width=0.125, image_size=8),
+    >>> model, history = pretrain(images, kssl.resnet(10, width=0.125, image_size=8),
     ...                           epochs=1, batch_size=32, verbose=0, method="barlow")
     >>> type(model).__name__, model.optimizer.iterations.numpy(), sorted(history.history)
     ('BarlowTwins', np.int64(2), ['embedding_std', 'loss'])
@@ -310,7 +310,7 @@ def finetune(
     Example:
     >>> import kssl
     >>> labeled = kssl.load_digits(image_size=8).subset(range(40))
-    >>> classifier, _ = finetune(kssl.resnet(18, width=0.125, image_size=8), labeled, mode="lora",
+    >>> classifier, _ = finetune(kssl.resnet(10, width=0.125, image_size=8), labeled, mode="lora",
     ...                          mode_options={"rank": 2}, epochs=1, batch_size=20, verbose=0)
     >>> classifier.optimizer.iterations.numpy(), classifier.mode
     (np.int64(2), 'lora')

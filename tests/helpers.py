@@ -9,9 +9,11 @@ from kssl.data.sources import load_digits
 from kssl.encoders import resnet
 
 IMAGE_SIZE = 16
+# The smallest encoder the `kssl` command builds: what command-line tests train.
+TINY_MODEL = ["--encoder", "resnet10", "--width", "0.125"]
 
 
-def tiny_encoder(image_size=IMAGE_SIZE, depth=18):
+def tiny_encoder(image_size=IMAGE_SIZE, depth=10):
     return resnet(depth, width=0.125, image_size=image_size, stem="cifar")
 
 
@@ -38,7 +40,9 @@ def two_replicas():
 
 def assert_serializable(obj, inputs, tmp_path, call=None):
     """keras-hub's shared checks, for any kssl layer or model: `from_config(get_config())`
-    rebuilds an equal object, and a `.keras` round trip keeps its outputs.
+    rebuilds an equal object, and a `.keras` round trip keeps its outputs and the value
+    of every variable (momentum networks, queues, heads and batch-norm statistics too;
+    that training continues alike, optimizer included, is `test_method_contract`'s).
 
     `call(obj, inputs)` computes the outputs compared (default `obj(inputs)`, inference mode).
     """
@@ -68,6 +72,9 @@ def assert_serializable(obj, inputs, tmp_path, call=None):
     restored = loaded if isinstance(obj, keras.Model) else [x for x in loaded.layers if type(x) is type(obj)][0]
     assert type(restored) is type(obj)
     np.testing.assert_array_equal(np.asarray(call(restored, inputs)), expected)
+    assert len(restored.weights) == len(obj.weights)  # by position: a target network repeats its online paths
+    for variable, restored_variable in zip(obj.weights, restored.weights):
+        np.testing.assert_array_equal(restored_variable.numpy(), variable.numpy(), err_msg=variable.path)
 
 
 def write_image_folder(root, classes=2, per_class=10, shapes=((12, 12),), formats=("png",), seed=0, distinct=True):

@@ -24,7 +24,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
 
     def run(checkpoint_dir=None, callbacks=()):
         keras.utils.set_random_seed(0)
-        model, history = pretrain(images, resnet(18, width=0.125, image_size=8), epochs=2, batch_size=32,
+        model, history = pretrain(images, resnet(10, width=0.125, image_size=8), epochs=2, batch_size=32,
                                   checkpoint_dir=checkpoint_dir, checkpoint_every=2, callbacks=list(callbacks),
                                   verbose=0)  # fmt: skip
         return model, history

@@ -4,10 +4,11 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import TINY_MODEL, write_image_folder
 
 from kssl.cli import main
 
-TINY = ["--image-size", "8", "--width", "0.125", "--epochs", "1", "--finetune-epochs", "1", "--labels", "3"]
+TINY = ["--image-size", "8", *TINY_MODEL, "--epochs", "1", "--finetune-epochs", "1", "--labels", "3"]
 
 
 def test_help_lists_every_command():
@@ -38,7 +39,7 @@ def test_help_lists_every_method_on_a_line_of_its_own(command):
         assert [line.split()[0] for line in modes if not line.startswith("      ")] == list(MODES)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the README's run at tiny scale; test_served_equals_measured runs `kssl run` by default
 def test_tiny_run_end_to_end_writes_every_artifact(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", *TINY, "--out", str(out)]) == 0
@@ -131,14 +132,13 @@ def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys, where):
     assert "Cannot write to" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys):
     pretrained, finetuned, serving = tmp_path / "pre", tmp_path / "fine", tmp_path / "serving"
-    tiny_model = ["--image-size", "8", "--width", "0.125"]
+    tiny_model = ["--image-size", "8", *TINY_MODEL]
     assert main(["pretrain", *tiny_model, "--epochs", "1", "--out", str(pretrained)]) == 0
     assert (pretrained / "encoder.keras").is_file() and (pretrained / "pretraining.png").is_file()
     assert main(["finetune", "--pretrained", str(pretrained), "--labels", "2,4", "--finetune-epochs", "1",
-                 "--width", "0.125", "--out", str(finetuned)]) == 0  # fmt: skip
+                 "--modes", "linear", "--width", "0.125", "--out", str(finetuned)]) == 0  # fmt: skip
     rows = json.loads((finetuned / "metrics.json").read_text())["label_budgets"]
     assert [r["labeled_images"] for r in rows] == [20, 40] and (finetuned / "label_efficiency.png").is_file()
     assert main(["evaluate", "--pretrained", str(pretrained), "--few-shot", "5x5"]) == 0
@@ -163,7 +163,6 @@ def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys
     assert "No encoder at" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_killed_cli_run_resumes_with_the_same_command(tmp_path):
     import os
     import signal
@@ -172,7 +171,7 @@ def test_killed_cli_run_resumes_with_the_same_command(tmp_path):
     import numpy as np
 
     env = dict(os.environ, TF_DETERMINISTIC_OPS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    args = ["pretrain", "--image-size", "8", "--width", "0.125", "--epochs", "4", "--batch-size", "64",
+    args = ["pretrain", "--image-size", "8", *TINY_MODEL, "--epochs", "1", "--batch-size", "64",
             "--checkpoint-every", "5"]  # fmt: skip
 
     def command(out):
@@ -212,10 +211,7 @@ def test_a_bug_keeps_its_traceback_and_is_not_blamed_on_the_input(tmp_path, caps
 
 
 def test_pretrain_prints_only_what_applies_to_it(tmp_path, capsys):
-    assert (
-        main(["pretrain", "--image-size", "8", "--width", "0.125", "--epochs", "0.1", "--out", str(tmp_path / "p")])
-        == 0
-    )
+    assert main(["pretrain", "--image-size", "8", *TINY_MODEL, "--epochs", "0.1", "--out", str(tmp_path / "p")]) == 0
     out = capsys.readouterr().out
     data_line = next(line for line in out.splitlines() if line.startswith("data:"))
     assert data_line == "data: 1437 train / 360 test images, 10 classes"
@@ -223,13 +219,8 @@ def test_pretrain_prints_only_what_applies_to_it(tmp_path, capsys):
 
 
 def write_images(root, classes=2, per_class=12, bad=None):
-    from PIL import Image
 
-    rng = np.random.default_rng(0)
-    for c in range(classes):
-        (root / f"class{c}").mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(root / f"class{c}" / f"{i}.png")
+    write_image_folder(root, [f"class{c}" for c in range(classes)], per_class, shapes=((10, 10),))
     if bad:
         (root / "class0" / bad).write_bytes(b"not a jpeg at all")
     return root
@@ -237,7 +228,7 @@ def write_images(root, classes=2, per_class=12, bad=None):
 
 def test_an_unreadable_image_names_the_commands_own_option(tmp_path, capsys):
     data = write_images(tmp_path / "photos", bad="broken.jpg")
-    args = ["pretrain", "--data", str(data), "--image-size", "8", "--width", "0.125", "--epochs", "1",
+    args = ["pretrain", "--data", str(data), "--image-size", "8", *TINY_MODEL, "--epochs", "1",
             "--batch-size", "8"]  # fmt: skip
     assert main([*args, "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
@@ -255,7 +246,7 @@ def test_finetune_resumes_only_the_encoder_it_started_with(tmp_path, capsys, mon
 
     for name, seed in (("a", 1), ("b", 2)):
         keras.utils.set_random_seed(seed)
-        resnet(18, width=0.125, image_size=8).save(tmp_path / f"{name}.keras")
+        resnet(10, width=0.125, image_size=8).save(tmp_path / f"{name}.keras")
     out = tmp_path / "fine"
     args = ["finetune", "--labels", "2", "--finetune-epochs", "1", "--width", "0.125", "--out", str(out)]
     real = kssl.app.jobs.finetune_into
@@ -279,7 +270,7 @@ def test_finetune_resumes_only_the_encoder_it_started_with(tmp_path, capsys, mon
 def test_mirrored_strategy_from_the_command_line(tmp_path):
     # In its own process, as a user runs it: a second MirroredStrategy in the test process
     # would share collective keys with the one the distribution tests use.
-    args = ["pretrain", "--strategy", "mirrored", "--image-size", "8", "--width", "0.125", "--epochs", "0.1"]
+    args = ["pretrain", "--strategy", "mirrored", "--image-size", "8", *TINY_MODEL, "--epochs", "0.1"]
     result = subprocess.run([sys.executable, "-m", "kssl", *args, "--out", str(tmp_path / "m")],
                             capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -288,7 +279,7 @@ def test_mirrored_strategy_from_the_command_line(tmp_path):
 
 def test_pretrain_with_another_method_reports_its_own_metrics(tmp_path, capsys):
     out = tmp_path / "barlow"
-    args = ["pretrain", "--method", "Barlow", "--image-size", "8", "--width", "0.125", "--epochs", "1"]
+    args = ["pretrain", "--method", "Barlow", "--image-size", "8", *TINY_MODEL, "--epochs", "1"]
     assert main([*args, "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())["pretraining"]
     assert {"final_loss", "final_embedding_std"} <= set(metrics) and "final_contrastive_accuracy" not in metrics
@@ -347,7 +338,7 @@ def test_bad_method_and_mode_options_are_one_line_and_exit_code_2(tmp_path, caps
 def test_options_reach_the_method_and_config_json_alone_reruns_to_the_same_weights(tmp_path, capsys):
     import keras
 
-    args = ["pretrain", "--image-size", "8", "--width", "0.125", "--epochs", "0.1", "--batch-size", "32",
+    args = ["pretrain", "--image-size", "8", *TINY_MODEL, "--epochs", "0.1", "--batch-size", "32",
             "--method", "moco", "--method-option", "queue_size=128", "--method-option", "temperature=0.3"]  # fmt: skip
     assert main([*args, "--out", str(tmp_path / "first")]) == 0
     config = json.loads((tmp_path / "first" / "config.json").read_text())

@@ -10,28 +10,24 @@ import textwrap
 
 import numpy as np
 import pytest
+from helpers import TINY_MODEL
 
 SCRIPT = textwrap.dedent(
     """
     import json, pathlib, sys
     import keras, numpy as np, tensorflow as tf
-    from PIL import Image
     import kssl.data.readers as readers
     from kssl.data.files import list_folder
     from kssl.data.pipeline import view_pairs
-    from kssl.data.sources import load_digits
+    from kssl.data.subsets import label_subset
     from kssl.distribute import distribute_batches, strategy_from_name
     from kssl.encoders import resnet
-    from kssl.training import pretrain
+    from kssl.evaluation import extract_features
+    from kssl.training import finetune, pretrain
 
-    strategy_name, out = sys.argv[1], sys.argv[2]
-    strategy = strategy_from_name(strategy_name)  # "multiworker" reads TF_CONFIG
+    folder, out = sys.argv[1], sys.argv[2]
+    strategy = strategy_from_name("multiworker")  # reads TF_CONFIG
     keras.utils.set_random_seed(0)
-    digits = load_digits(image_size=8).subset(range(128))
-    folder = pathlib.Path(out).with_suffix("") / "digits"  # each process streams its own copy
-    for i, (image, label) in enumerate(zip(digits.images, digits.labels)):
-        (folder / str(label)).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / str(label) / f"{i}.png")
     files = list_folder(folder, progress=False)
     read = []  # every file this process reads, counted as it is read
 
@@ -44,10 +40,11 @@ SCRIPT = textwrap.dedent(
             return tf.io.read_file(path)
 
     readers._read_file = counting_read
+    # 1. Two fixed steps, to compare with one process (the test's own).
     with strategy.scope():  # build in the scope, as users should: no copy is needed then
-        encoder = resnet(18, width=0.125, image_size=8)
+        encoder = resnet(10, width=0.125, image_size=8)
     model, _ = pretrain(files, encoder, epochs=0.5, batch_size=32, strategy=strategy, verbose=0)  # 2 steps
-    np.savez(out, *[np.asarray(w.numpy()) for w in model.weights])
+    np.savez(out + ".fixed.npz", *[np.asarray(w.numpy()) for w in model.weights])
     # One full pass over the 4 batches of 32, as training reads them: count the reads.
     del read[:]
     passes = distribute_batches(
@@ -55,7 +52,21 @@ SCRIPT = textwrap.dedent(
     )
     for _ in passes:
         pass
-    pathlib.Path(out + ".reads").write_text(json.dumps(len(read)))
+    reads = len(read)
+    # 2. A time budget (both workers must stop after the same step, whatever their clocks
+    # say), then fine-tuning and bfloat16 features, as `kssl run --budget` does.
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(1)
+    with strategy.scope():
+        encoder = resnet(10, width=0.125, image_size=8)
+    budgeted, _ = pretrain(files, encoder, budget_minutes=0.1, batch_size=32, strategy=strategy, verbose=0)
+    images = files.load(8, progress=False)
+    classifier, _ = finetune(encoder, label_subset(images, 2, seed=0), epochs=2, batch_size=8, strategy=strategy,
+                             verbose=0)
+    features = extract_features(encoder, images.subset(range(20)))
+    np.savez(out + ".budget.npz", *[np.asarray(w.numpy()) for w in classifier.weights], features=features)
+    steps = int(budgeted.optimizer.iterations.numpy())
+    pathlib.Path(out + ".json").write_text(json.dumps({"reads": reads, "steps": steps}))
     """
 )
 
@@ -70,8 +81,20 @@ def free_ports(count):
     return ports
 
 
-@pytest.mark.slow
-def test_two_workers_on_loopback_match_a_single_process(tmp_path):
+def test_one_two_worker_cluster_matches_one_process_stops_together_on_a_budget_and_finetunes(tmp_path):
+    import keras
+    from PIL import Image
+
+    from kssl.data.files import list_folder
+    from kssl.data.sources import load_digits
+    from kssl.encoders import resnet
+    from kssl.training import pretrain
+
+    folder = tmp_path / "digits"
+    digits = load_digits(image_size=8).subset(range(128))
+    for i, (image, label) in enumerate(zip(digits.images, digits.labels)):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / str(label) / f"{i}.png")
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = []
     for index in range(2):
@@ -82,31 +105,39 @@ def test_two_workers_on_loopback_match_a_single_process(tmp_path):
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-c", SCRIPT, "multiworker", str(tmp_path / f"worker{index}.npz")],
+                [sys.executable, "-c", SCRIPT, str(folder), str(tmp_path / f"worker{index}")],
                 env=env,
                 stderr=subprocess.PIPE,
             )  # fmt: skip
         )
-    single = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, "default", str(tmp_path / "single.npz")], stderr=subprocess.PIPE
-    )
-    for process in [*processes, single]:
+    # The reference: the same two steps in this process, on one device, while they run.
+    keras.utils.set_random_seed(0)
+    reference, _ = pretrain(list_folder(folder, progress=False), resnet(10, width=0.125, image_size=8), epochs=0.5,
+                            batch_size=32, verbose=0)  # fmt: skip
+    reference = [np.asarray(w.numpy()) for w in reference.weights]
+    for process in processes:
         try:
             _, err = process.communicate(timeout=400)
         finally:
             process.kill()
         assert process.returncode == 0, err.decode()[-3000:]
-    reads = [json.loads((tmp_path / f"{n}.npz.reads").read_text()) for n in ("worker0", "worker1", "single")]
-    assert reads == [64, 64, 128]  # each worker reads and decodes half the images: its replicas' rows
-    worker0, worker1, reference = (np.load(tmp_path / f"{n}.npz") for n in ("worker0", "worker1", "single"))
-    assert len(reference.files) > 50
-    for name in reference.files:
-        np.testing.assert_array_equal(worker0[name], worker1[name], err_msg=name)
+    notes = [json.loads((tmp_path / f"worker{i}.json").read_text()) for i in (0, 1)]
+    assert [n["reads"] for n in notes] == [64, 64]  # each worker reads and decodes half the images: its rows
+    fixed = [np.load(tmp_path / f"worker{i}.fixed.npz") for i in (0, 1)]
+    assert len(reference) > 30
+    for index, expected in enumerate(reference):
+        name = f"arr_{index}"
+        np.testing.assert_array_equal(fixed[0][name], fixed[1][name], err_msg=name)
         # Float rounding only: two half-batch gradients summed vs one whole-batch gradient.
         # On one thread, one channel of the first convolution (an almost constant channel
         # of the 8-px digits, which batch norm amplifies) differed by 4e-5 after two steps;
         # a wrong shard would train on other images and move every weight.
-        np.testing.assert_allclose(worker0[name], reference[name], rtol=1e-4, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(fixed[0][name], expected, rtol=1e-4, atol=1e-4, err_msg=name)
+    assert notes[0]["steps"] == notes[1]["steps"] >= 1  # one decision to stop, shared by both
+    budget = [np.load(tmp_path / f"worker{i}.budget.npz") for i in (0, 1)]
+    assert len(budget[0].files) > 30 and np.isfinite(budget[0]["features"]).all()
+    for name in budget[0].files:
+        np.testing.assert_array_equal(budget[0][name], budget[1][name], err_msg=name)
 
 
 def run_command_on_two_workers(make_args, timeout=600):
@@ -144,10 +175,10 @@ def assert_identical(path_0, path_1):
         np.testing.assert_array_equal(a, b)
 
 
-TINY = ["--image-size", "8", "--width", "0.125", "--batch-size", "32"]
+TINY = ["--image-size", "8", *TINY_MODEL, "--batch-size", "32"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the whole `kssl run` on two workers; the cluster test above covers its parts
 def test_the_readme_two_worker_command_pretrains_on_a_budget_and_finetunes_to_identical_weights(tmp_path):
     # One cluster for the command's whole path: pretraining under a time budget (both
     # workers stop after the same step), fine-tuning, and the saved files.

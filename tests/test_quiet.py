@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import pytest
+from helpers import TINY_MODEL
 
 from kssl.quiet import is_native_log_line
 
@@ -64,7 +65,7 @@ def test_the_command_prints_no_native_log_lines_unless_verbose(tmp_path):
     # oneDNN on (kssl turns it on) makes TensorFlow log "oneDNN custom operations are on"
     # on every CPU: there is always a native line to hide.
     environment["TF_ENABLE_ONEDNN_OPTS"] = "1"
-    args = ["pretrain", "--image-size", "8", "--width", "0.125", "--epochs", "0.1", "--batch-size", "32"]
+    args = ["pretrain", "--image-size", "8", *TINY_MODEL, "--epochs", "0.1", "--batch-size", "32"]
 
     def stderr_of(*extra, out):
         command = [sys.executable, "-m", "kssl", *args, *extra, "--out", str(tmp_path / out)]

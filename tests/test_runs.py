@@ -2,9 +2,8 @@
 
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
+from helpers import write_image_folder
 
 from kssl.app.config import RunConfig
 from kssl.app.data import load_train_test
@@ -13,13 +12,7 @@ from kssl.errors import OutputExistsError
 
 
 def write_folder(root, classes=("cat", "dog", "fox"), per_class=10, size=12):
-    rng = np.random.default_rng(0)
-    for name in classes:
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{i}.png")
-    return root
+    return write_image_folder(root, classes, per_class, shapes=((size, size),))
 
 
 def test_a_folder_without_splits_is_divided_80_20_stratified_and_disjoint(tmp_path):

@@ -9,8 +9,7 @@ import textwrap
 
 import keras
 import numpy as np
-import pytest
-from helpers import write_image_folder
+from helpers import TINY_MODEL, write_image_folder
 from PIL import Image
 
 from kssl.cli import main
@@ -41,15 +40,27 @@ SERVE = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_path):
+def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_path, capsys):
+    # Also the suite's one end-to-end `kssl run` (the README's digits run is `-m slow`):
+    # every artifact, the report, and nothing left behind.
     root = tmp_path / "photos"
     for split, per_class in (("train", 12), ("test", 8)):
         write_image_folder(root / split, ("ant", "bee"), per_class, shapes=(WIDE, TALL), formats=("png", "bmp"))
     out = tmp_path / "run"
-    args = ["run", "--data", str(root), "--image-size", str(SIZE), "--width", "0.125", "--epochs", "1"]
+    args = ["run", "--data", str(root), "--image-size", str(SIZE), *TINY_MODEL, "--epochs", "1"]
     args += ["--finetune-epochs", "2", "--labels", "6", "--modes", "linear", "--out", str(out)]
     assert main(args) == 0
+    names = {p.name for p in out.iterdir()}
+    assert names == {
+        "encoder.keras", "classifier.keras", "metrics.json", "config.json", "serving",
+        "augmentations.png", "pretraining.png", "finetuning.png", "embeddings.png",
+    }  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "run"]  # no staging folder left behind
+    printed = capsys.readouterr().out
+    assert "from scratch" in printed and "frozen features of the SimCLR encoder" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "SimCLR" and metrics["label_budgets"][0]["labeled_images"] == 12
+    assert metrics["test_images"] == 16 and json.loads((out / "config.json").read_text())["image_size"] == SIZE
 
     files = list_folder(root, "test", progress=False)
     assert {np.asarray(Image.open(p)).shape[:2] for p in files.paths} == {WIDE, TALL}
@@ -67,7 +78,6 @@ def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_
     measured = classifier.predict(labeled_batches(test, 256).map(lambda x, y: x), verbose=0).argmax(1)
     np.testing.assert_array_equal(served["uint8"], measured)
     np.testing.assert_array_equal(served["bytes"], measured)
-    metrics = json.loads((out / "metrics.json").read_text())
     assert np.mean(served["uint8"] == test.labels) == metrics["exported"]["accuracy"]
 
     # The linear mode keeps the pretrained encoder: `embed` gives the features kNN used.

@@ -1,7 +1,7 @@
 """Image encoders: models mapping images to one feature vector each.
 
 `build_encoder(name, ...)` builds one from its name, as the `kssl` command's `--encoder`
-does: `resnet18`, `resnet34`, `resnet50` (`kssl.encoders.resnet`), `vit<depth>`, e.g.
+does: `resnet10`, `resnet18`, `resnet34`, `resnet50` (`kssl.encoders.resnet`), `vit<depth>`, e.g.
 `vit6` or `vit12` (`kssl.encoders.vit`), or `keras:<Backbone>`, e.g. `keras:ResNet50V2`
 or `keras:EfficientNetB0` (`kssl.encoders.applications`, optionally ImageNet weights).
 """

@@ -16,6 +16,7 @@ from kssl.layers.batch_norm import FusedBatchNormalization
 
 # (block type, blocks per stage) - He et al. 2016, table 1.
 _ARCHITECTURES = {
+    10: ("basic", (1, 1, 1, 1)),  # the smallest: one block per stage (a fast CPU or test encoder)
     18: ("basic", (2, 2, 2, 2)),
     34: ("basic", (3, 4, 6, 3)),
     50: ("bottleneck", (3, 4, 6, 3)),
@@ -39,7 +40,7 @@ def resnet(
     """Builds a ResNet encoder: `(B, image_size, image_size, 3)` images in [0, 1] -> `(B, D)`.
 
     Args:
-        depth: 18, 34 or 50.
+        depth: 10, 18, 34 or 50 (10: one basic block per stage).
         width: width multiplier; stage widths are `64, 128, 256, 512` times `width`
             (bottleneck outputs four times that). 0.25 gives a fast CPU encoder.
         image_size: side of the square input images.

@@ -56,7 +56,7 @@ class Classifier(keras.Model):
 
     Example:
     >>> from kssl.encoders import resnet
-    >>> classifier = Classifier(resnet(18, width=0.125, image_size=8), num_classes=3,
+    >>> classifier = Classifier(resnet(10, width=0.125, image_size=8), num_classes=3,
     ...                         mode="lora", mode_options={"rank": 2})
     >>> classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     >>> classifier.predict(np.zeros((2, 8, 8, 3)), verbose=0).shape

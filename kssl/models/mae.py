@@ -111,7 +111,7 @@ class MAE(SelfSupervisedModel):
     >>> model = MAE(vit(depth=1, width=1 / 12, image_size=16))
     >>> model.compile(optimizer="adamw")
     >>> views = np.random.rand(2, 4, 16, 16, 3).astype("float32")
-    >>> sorted(model.fit(tuple(views), batch_size=4, verbose=0).history)
+    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
     ['loss']
 
     Reference:

@@ -50,10 +50,10 @@ class MoCo(MomentumModel):
     Example:
     >>> import numpy as np
     >>> from kssl.encoders import resnet
-    >>> model = MoCo(resnet(18, width=0.125, image_size=8), queue_size=32)
+    >>> model = MoCo(resnet(10, width=0.125, image_size=8), queue_size=32)
     >>> model.compile(optimizer="sgd")
     >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
-    >>> sorted(model.fit(tuple(views), batch_size=8, verbose=0).history)
+    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
     ['contrastive_accuracy', 'loss', 'momentum']
 
     Reference:

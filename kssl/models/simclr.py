@@ -40,11 +40,10 @@ class SimCLR(SelfSupervisedModel):
     Example:
     >>> import numpy as np
     >>> from kssl.encoders import resnet
-    >>> model = SimCLR(resnet(18, width=0.125, image_size=8), temperature=0.2)
+    >>> model = SimCLR(resnet(10, width=0.125, image_size=8), temperature=0.2)
     >>> model.compile(optimizer="adam")
     >>> views = np.random.rand(2, 4, 8, 8, 3).astype("float32")
-    >>> history = model.fit(tuple(views), epochs=1, batch_size=4, verbose=0)
-    >>> sorted(history.history)
+    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
     ['contrastive_accuracy', 'loss']
 
     Reference:

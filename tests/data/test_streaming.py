@@ -12,6 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import TINY_MODEL, write_image_folder
 from PIL import Image
 
 from kssl.data.augment import ViewAugmentation
@@ -20,16 +21,13 @@ from kssl.data.pipeline import evaluation_images, labeled_batches, view_pairs
 from kssl.data.sources import DataError, from_folder
 
 
-def write_folder(root, count=24, classes=3, low=10, high=20, seed=0):
-    """Random images of random shapes (height, width in [low, high)), JPEG and PNG alternately."""
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        folder = root / f"c{i % classes:04d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        height, width = rng.integers(low, high, size=2)
-        image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
-        image.save(folder / f"{i:05d}.{'png' if i % 2 else 'jpg'}")
-    return root
+def write_folder(root, count=24, classes=3, low=10, high=20, seed=0, distinct=True):
+    """Random images of random shapes (height, width in [low, high)), JPEG and PNG alternately,
+    in classes `c0000`, `c0001`, ... (`helpers.write_image_folder`)."""
+    shapes = np.random.default_rng(seed).integers(low, high, size=(count, 2))
+    names = [f"c{c:04d}" for c in range(classes)]
+    return write_image_folder(root, names, count // classes, shapes=shapes, formats=("jpg", "png"), seed=seed,
+                              distinct=distinct)  # fmt: skip
 
 
 def assert_same_uint8_crops(a, b):
@@ -145,10 +143,10 @@ RSS_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_streaming_memory_does_not_grow_with_the_folder(tmp_path):
-    small = write_folder(tmp_path / "small", count=400, classes=4, low=48, high=64)
-    large = write_folder(tmp_path / "large", count=4000, classes=4, low=48, high=64)
+    # distinct=False writes each shape's encoded bytes again: 4,400 files in a second.
+    small = write_folder(tmp_path / "small", count=400, classes=4, low=48, high=64, distinct=False)
+    large = write_folder(tmp_path / "large", count=4000, classes=4, low=48, high=64, distinct=False)
     peaks = []
     for folder in (small, large):
         out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(folder)], capture_output=True, text=True)
@@ -163,7 +161,7 @@ def test_kssl_streams_a_folder_and_records_the_choice(tmp_path, capsys):
 
     root = write_folder(tmp_path / "photos", count=40, classes=2, low=20, high=28)
     out = tmp_path / "run"
-    args = ["pretrain", "--data", str(root), "--width", "0.125", "--epochs", "1", "--batch-size", "16"]
+    args = ["pretrain", "--data", str(root), *TINY_MODEL, "--epochs", "1", "--batch-size", "16"]
     assert main([*args, "--stream", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     size = int(re.search(r"image size: (\d+) px \(the images are \1 px \(median shorter side\)", printed).group(1))

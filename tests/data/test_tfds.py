@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from helpers import TINY_MODEL
 
 from kssl.cli import main
 from kssl.data.sources import from_tfds, load
@@ -57,15 +58,15 @@ def test_load_reads_the_split_from_the_spec(data_dir, monkeypatch):
     assert len(load("tfds:kssl_tiny_shapes", image_size=8)) == 40
 
 
-def test_kssl_run_keeps_the_tfds_split(data_dir, monkeypatch, tmp_path):
+def test_a_run_trains_on_the_specs_split_and_tests_on_test(data_dir, monkeypatch):
+    # What `kssl run --data tfds:NAME:SPLIT` trains and tests on (kssl.app.data, its one loader).
+    from kssl.app.data import load_train_test
+
     monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))
-    out = tmp_path / "run"
-    tiny = ["--image-size", "8", "--width", "0.125", "--epochs", "1", "--batch-size", "16"]
-    args = ["run", "--data", "tfds:kssl_tiny_shapes:train[:50%]", *tiny, "--finetune-epochs", "1", "--labels", "2"]
-    assert main([*args, "--out", str(out)]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["train_images"], metrics["test_images"]) == (20, 10)
-    assert metrics["data"] == "tfds:kssl_tiny_shapes:train[:50%]"
+    notes = {}
+    train, test = load_train_test("tfds:kssl_tiny_shapes:train[:50%]", image_size=8, notes=notes)
+    assert (len(train), len(test)) == (20, 10) and notes["image_size"] == 8
+    assert train.class_names == test.class_names == ["dark", "light"]
 
 
 def test_a_split_streams_from_its_record_files_through_the_crop_path(data_dir):
@@ -92,7 +93,7 @@ def test_a_split_streams_from_its_record_files_through_the_crop_path(data_dir):
 def test_kssl_streams_a_tfds_split_and_records_the_choice(data_dir, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))
     out = tmp_path / "run"
-    tiny = ["--width", "0.125", "--epochs", "1", "--batch-size", "16"]
+    tiny = [*TINY_MODEL, "--epochs", "1", "--batch-size", "16"]
     assert main(["pretrain", "--data", "tfds:kssl_tiny_shapes", "--stream", *tiny, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "image size: 12 px (the images are 12 px" in printed and "streaming from disk" in printed

@@ -65,7 +65,7 @@ def test_bad_backbones_and_weights_are_clear_errors(weights_file, tmp_path):
         build_encoder("resnet18", weights="imagenet")
 
 
-def test_partial_mode_and_every_method_continue_from_a_keras_backbone(weights_file):
+def test_partial_mode_and_a_momentum_method_continue_from_a_keras_backbone(weights_file):
     from kssl.training import pretrain
 
     encoder = build_encoder("keras:MobileNetV3Small", image_size=32, weights=str(weights_file[0]))
@@ -74,7 +74,9 @@ def test_partial_mode_and_every_method_continue_from_a_keras_backbone(weights_fi
     trained = {v.path.split("/")[0] for v in classifier.encoder.trainable_weights}
     assert trained and all(name.startswith(("expanded_conv_9", "expanded_conv_10")) for name in trained)
     images = digits(image_size=32).subset(range(16))
-    for method in ("simclr", "byol"):
+    # BYOL: its target network is a clone of the backbone, the hardest case for a
+    # keras.applications model (plain methods train the encoder as it is).
+    for method in ("byol",):
         start = build_encoder("keras:MobileNetV3Small", image_size=32, weights=str(weights_file[0]))
         before = start.get_layer("conv").get_weights()[0].copy()
         model, _ = pretrain(images, start, epochs=1, batch_size=8, method=method, verbose=0)

@@ -10,11 +10,20 @@ def _conv_filters(encoder, prefix):
     return {layer.filters for layer in encoder.layers if layer.name.startswith(prefix) and hasattr(layer, "filters")}
 
 
-@pytest.mark.parametrize(("depth", "width", "features"), [(18, 0.125, 64), (34, 0.125, 64), (50, 0.125, 256)])
+@pytest.mark.parametrize(
+    ("depth", "width", "features"), [(10, 0.125, 64), (18, 0.125, 64), (34, 0.125, 64), (50, 0.125, 256)]
+)
 def test_feature_size_follows_depth_and_width(depth, width, features):
     encoder = resnet(depth, width=width, image_size=16)
     assert encoder.output_shape == (None, features)
     assert encoder(np.zeros((2, 16, 16, 3), "float32")).shape == (2, features)
+
+
+@pytest.mark.parametrize(("depth", "blocks"), [(10, 1), (18, 2)])
+def test_each_stage_has_the_depths_number_of_basic_blocks(depth, blocks):
+    names = {layer.name.split("_")[1] for layer in resnet(depth, width=0.125, image_size=8).layers if
+             layer.name.startswith("stage")}  # fmt: skip
+    assert names == {f"block{i + 1}" for i in range(blocks)}
 
 
 def test_cifar_stem_keeps_resolution_and_imagenet_stem_downsamples_four_times():
@@ -62,5 +71,5 @@ def test_bad_arguments_name_the_problem(kwargs, message):
 
 def test_build_encoder_by_name_and_unknown_names():
     assert build_encoder("ResNet18", image_size=16, width=0.125).output_shape == (None, 64)
-    with pytest.raises(ValueError, match="Available encoders: resnet18, resnet34, resnet50"):
+    with pytest.raises(ValueError, match="Available encoders: resnet10, resnet18, resnet34, resnet50"):
         build_encoder("vgg16")

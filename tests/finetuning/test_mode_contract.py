@@ -62,7 +62,7 @@ def build(mode, strategy=None, steps_per_execution=1):
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         keras.utils.set_random_seed(3)
-        encoder = resnet(18, width=0.125, image_size=SIZE, stem="cifar")
+        encoder = resnet(10, width=0.125, image_size=SIZE, stem="cifar")
         for weight in encoder.weights:  # open the residual branches, as a pretrained encoder has them
             if weight.path.endswith("gamma"):
                 weight.assign(np.ones(weight.shape, "float32"))

@@ -15,5 +15,5 @@ def test_stage_names_of_kssl_and_keras_applications_families():
 def test_stages_and_their_last_layers():
     encoder = tiny_encoder()
     assert encoder_stages(encoder) == [1, 2, 3, 4]
-    assert stage_end_layers(encoder) == {n: f"stage{n}_block2_out" for n in (1, 2, 3, 4)}
+    assert stage_end_layers(encoder) == {n: f"stage{n}_block1_out" for n in (1, 2, 3, 4)}
     assert encoder_stages(vit(3, width=0.125, image_size=16)) == [1, 2, 3]
