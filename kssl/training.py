@@ -43,9 +43,17 @@ def _steps_for(epochs, size, batch_size):
     return max(1, int(round(epochs * size / batch_size)))
 
 
-def _check_steps_per_execution(value):
+def _check_steps_per_execution(value, strategy):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"steps_per_execution must be a positive integer. Received: {value!r}")
+    if value > 1 and strategy.num_replicas_in_sync > 1:
+        # Keras 3's multi-step loop feeds no value to a placeholder of its `tf.cond` under
+        # MirroredStrategy ("You must feed a value for placeholder tensor 'while/cond/...'",
+        # keras-team/keras#19246, open; reproduced with a plain Dense model, Keras 3.15).
+        raise ValueError(
+            f"steps_per_execution={value} does not run on {strategy.num_replicas_in_sync} replicas in Keras 3 "
+            "(keras-team/keras#19246). Use steps_per_execution=1 with a multi-replica strategy."
+        )
     return value
 
 
@@ -234,7 +242,7 @@ def pretrain(
         model.compile(
             optimizer=recipe.build_optimizer(batch_size, steps),
             jit_compile=jit_compile,
-            steps_per_execution=_check_steps_per_execution(steps_per_execution),
+            steps_per_execution=_check_steps_per_execution(steps_per_execution, strategy),
         )
 
     on_device = has_gpu() if augment_on_device is None else bool(augment_on_device)
@@ -348,7 +356,7 @@ def finetune(
         classifier.compile(
             optimizer=optimizer,
             jit_compile=jit_compile,
-            steps_per_execution=_check_steps_per_execution(steps_per_execution),
+            steps_per_execution=_check_steps_per_execution(steps_per_execution, strategy),
         )
     steps_per_epoch = max(1, len(labeled_set) // batch_size)
     callbacks = [*classifier.fine_tuning_mode.callbacks(classifier, steps_per_epoch, steps), *callbacks]

@@ -51,3 +51,12 @@ def _float32_policy():
     keras.mixed_precision.set_global_policy("float32")
     yield
     keras.mixed_precision.set_global_policy("float32")
+
+
+# The longest tests start first: under `-n 2`, one of them started last would leave the
+# other worker idle at the end of the run (pytest-xdist's worksteal balances the rest).
+LONGEST_FIRST = ("test_multiworker.py", "test_cli.py", "test_notebooks.py", "test_streaming.py", "test_device.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: the rest keep their order
