@@ -199,8 +199,7 @@ def _model_options(parser):
     parser.add_argument(
         "--encoder",
         help="resnet10 (the smallest), resnet18, resnet34, resnet50, vit<depth> such as vit6, or a keras.applications "
-        "backbone such as "
-        "keras:ResNet50V2 or keras:EfficientNetB0 (default: the method's, resnet18, or vit6 for mae)",
+        "backbone such as keras:ResNet50V2 or keras:EfficientNetB0 (default: the method's, resnet18, or vit6 for mae)",
     )
     parser.add_argument(
         "--weights",
