@@ -359,8 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--few-shot",
         type=_few_shot,
         default=None,
-        help="also N-way K-shot accuracy on the test split, e.g. 5x1,5x5 (600 episodes each, nearest class mean "
-        "and logistic regression, with 95%% intervals)",
+        help="also N-way K-shot accuracy on the test split, e.g. 5x1,5x5 (nearest class mean and logistic "
+        "regression, with 95%% intervals)",
+    )
+    evaluate.add_argument(
+        "--few-shot-episodes",
+        type=_positive(int),
+        help=f"episodes of each --few-shot setting (default {_default('few_shot_episodes')}, the usual count; "
+        "fewer widen the interval)",
     )
 
     export = commands.add_parser("export", help="export a classifier as a SavedModel for TF Serving")

@@ -13,7 +13,28 @@ IMAGE_SIZE = 16
 TINY_MODEL = ["--encoder", "resnet10", "--width", "0.125"]
 
 
-def tiny_encoder(image_size=IMAGE_SIZE, depth=10):
+def tiny_encoder(image_size=IMAGE_SIZE, widths=(8, 8, 16, 16, 32)):
+    """A stem and four stages of one convolution, batch norm and ReLU each, named as kssl's
+    ResNets name theirs (`stem_*`, `stage{n}_block1_1_*`): what stage-wise fine-tuning
+    needs, at less than half the graph of a ResNet-10 (tracing is most of a small test's
+    time). Tests of the ResNet itself, or of its block structure, use `tiny_resnet`."""
+    import keras
+
+    from kssl.layers import FusedBatchNormalization
+
+    inputs = keras.Input((image_size, image_size, 3), name="images")
+    x = inputs
+    for index, filters in enumerate(widths):
+        name = "stem" if index == 0 else f"stage{index}_block1_1"
+        strides = 2 if index > 1 else 1
+        x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = FusedBatchNormalization(synchronized=True, momentum=0.9, name=f"{name}_bn")(x)
+        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="features")(x), name="tiny_encoder")
+
+
+def tiny_resnet(image_size=IMAGE_SIZE, depth=10):
+    """kssl's smallest ResNet, as the `kssl` command builds it (`TINY_MODEL`)."""
     return resnet(depth, width=0.125, image_size=image_size, stem="cifar")
 
 

@@ -10,9 +10,9 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
     # the command and its resume: tests/test_cli.py). Started again with the same
     # checkpoint folder, it trains only the steps left and ends with the same weights.
     import keras
+    from helpers import tiny_encoder
 
     from kssl.data.sources import load_digits
-    from kssl.encoders import resnet
     from kssl.training import pretrain
 
     images = load_digits(image_size=8).subset(range(128))
@@ -24,7 +24,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
 
     def run(checkpoint_dir=None, callbacks=()):
         keras.utils.set_random_seed(0)
-        model, history = pretrain(images, resnet(10, width=0.125, image_size=8), epochs=2, batch_size=32,
+        model, history = pretrain(images, tiny_encoder(8), epochs=2, batch_size=32,
                                   checkpoint_dir=checkpoint_dir, checkpoint_every=2, callbacks=list(callbacks),
                                   verbose=0)  # fmt: skip
         return model, history
@@ -35,7 +35,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
     resumed, history = run(tmp_path / "checkpoints")
     assert int(resumed.optimizer.iterations.numpy()) == 8 and history.params["steps"] == 4  # 4 steps were left
     expected, actual = reference.get_weights(), resumed.get_weights()
-    assert len(expected) == len(actual) > 50
+    assert len(expected) == len(actual) > 25
     for a, b in zip(actual, expected):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 

@@ -142,9 +142,10 @@ def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys
                  "--modes", "linear", "--width", "0.125", "--out", str(finetuned)]) == 0  # fmt: skip
     rows = json.loads((finetuned / "metrics.json").read_text())["label_budgets"]
     assert [r["labeled_images"] for r in rows] == [20, 40] and (finetuned / "label_efficiency.png").is_file()
-    assert main(["evaluate", "--pretrained", str(pretrained), "--few-shot", "5x5"]) == 0
+    assert main(["evaluate", "--pretrained", str(pretrained), "--few-shot", "5x5", "--few-shot-episodes", "50"]) == 0
     printed = capsys.readouterr().out
     assert "knn_accuracy" in printed and "5-way 5-shot, logistic" in printed and "+-" in printed
+    assert "(50 episodes, 95% interval)" in printed
     assert main(["evaluate", "--pretrained", str(pretrained), "--few-shot", "5x40"]) == 2
     assert "5-way 40-shot needs 5 classes with more than 40 images" in capsys.readouterr().err
     modes = tmp_path / "modes"

@@ -1,4 +1,5 @@
-"""kssl turns on TensorFlow's oneDNN CPU kernels when imported first, and says so when they are off."""
+"""kssl turns on TensorFlow's oneDNN CPU kernels when imported first, and says so when they are off;
+in any import order, Keras knows kssl's classes."""
 
 import os
 import platform
@@ -20,17 +21,30 @@ def run(code, **env):
     return result.stdout.split()
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="oneDNN opts are an x86 TensorFlow feature")
-def test_importing_kssl_before_tensorflow_turns_onednn_on():
-    assert run("import kssl, tensorflow; " + REPORT) == ["1", "True"]
+# Which oneDNN setting each import order leaves, in the same fresh processes that check
+# kssl's Keras registration (one TensorFlow start-up per order).
+ORDERS = {
+    # name: (code, environment, expected (TF_ENABLE_ONEDNN_OPTS, oneDNN on), registered class)
+    "kssl first turns oneDNN on": ("import kssl, keras", {}, ["1", "True"], "FusedBatchNormalization"),
+    "tensorflow first is left alone": ("import keras, kssl", {}, ["None"], "SimCLR"),
+    # TensorFlow calls importlib.util.find_spec("keras") when it is imported, without importing Keras.
+    "an explicit choice is kept, a find_spec of keras first": (
+        "import importlib.util, kssl\nimportlib.util.find_spec('keras')\nimport tensorflow, keras",
+        {"TF_ENABLE_ONEDNN_OPTS": "0"},
+        ["0", "False"],
+        "ProjectionHead",
+    ),
+}
 
 
-def test_an_explicit_user_choice_is_kept():
-    assert run("import kssl, tensorflow; " + REPORT, TF_ENABLE_ONEDNN_OPTS="0") == ["0", "False"]
-
-
-def test_tensorflow_imported_first_is_left_alone():
-    assert run("import tensorflow, kssl; " + REPORT)[0] == "None"
+@pytest.mark.parametrize("order", ORDERS)
+def test_each_import_order_sets_onednn_as_documented_and_keeps_kssls_keras_classes(order):
+    code, env, onednn, registered = ORDERS[order]
+    if onednn[0] == "1" and platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("oneDNN opts are an x86 TensorFlow feature")
+    report = REPORT + f"; print(keras.saving.get_registered_object('kssl>{registered}').__name__)"
+    printed = run(f"{code}\n{report}", **env)
+    assert printed[: len(onednn)] == onednn and printed[-1] == registered, printed
 
 
 def test_warns_once_when_onednn_is_off_on_a_cpu(monkeypatch):

@@ -103,7 +103,7 @@ def test_gradual_unfreezing_on_two_replicas_equals_one_device():
             classifier.compile(optimizer=keras.optimizers.SGD(0.1))
         callbacks = classifier.fine_tuning_mode.callbacks(classifier, steps_per_epoch=1, total_steps=3)
         data = tf.data.Dataset.from_tensors(batch).repeat(3)
-        kernels = [classifier.encoder.get_layer(f"stage{n}_block1_shortcut_conv").kernel for n in (2, 3)]
+        kernels = [classifier.encoder.get_layer(f"stage{n}_block1_1_conv").kernel for n in (2, 3)]
         before = [k.numpy() for k in kernels]
         history = classifier.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
         moved = [not np.array_equal(b, k.numpy()) for b, k in zip(before, kernels)]

@@ -20,6 +20,7 @@ from helpers import model_state as state
 from kssl.data.pipeline import view_pairs
 from kssl.encoders import vit
 from kssl.methods import METHODS, method_class
+from kssl.models.mae import MAEDecoder
 
 SIZE = 8
 
@@ -43,8 +44,12 @@ def conv_case(**options):
     return lambda: (small_encoder(), options)
 
 
-def vit_case(**options):
-    return lambda: (vit(depth=1, width=1 / 12, image_size=SIZE, patch_size=4), options)
+def mae_case(**options):
+    def build():
+        encoder = vit(depth=1, width=1 / 12, image_size=SIZE, patch_size=4)  # 4 patches of 48 pixels
+        return encoder, {"decoder": MAEDecoder(4, 48, width=16, depth=1, heads=2), **options}
+
+    return build
 
 
 # How each method is built at test scale: its encoder and any options the scale needs.
@@ -55,7 +60,7 @@ CASES = {
     "simsiam": conv_case(),
     "barlow": conv_case(),
     "vicreg": conv_case(),
-    "mae": vit_case(mask_ratio=0.5),
+    "mae": mae_case(mask_ratio=0.5),
 }
 # Constructor arguments that are layers (serialized as nested objects), not options.
 LAYER_ARGUMENTS = {"encoder", "projector", "predictor", "projection_head", "decoder", "probe_classes", "kwargs"}

@@ -3,6 +3,7 @@ each reading and decoding only its own half of every global batch."""
 
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -10,7 +11,9 @@ import textwrap
 
 import numpy as np
 import pytest
-from helpers import TINY_MODEL
+from helpers import TINY_MODEL, tiny_encoder
+
+TESTS = pathlib.Path(__file__).parent
 
 SCRIPT = textwrap.dedent(
     """
@@ -21,11 +24,12 @@ SCRIPT = textwrap.dedent(
     from kssl.data.pipeline import view_pairs
     from kssl.data.subsets import label_subset
     from kssl.distribute import distribute_batches, strategy_from_name
-    from kssl.encoders import resnet
     from kssl.evaluation import extract_features
     from kssl.training import finetune, pretrain
 
     folder, out = sys.argv[1], sys.argv[2]
+    sys.path.insert(0, sys.argv[3])  # the tests' folder
+    from helpers import tiny_encoder
     strategy = strategy_from_name("multiworker")  # reads TF_CONFIG
     keras.utils.set_random_seed(0)
     files = list_folder(folder, progress=False)
@@ -42,7 +46,7 @@ SCRIPT = textwrap.dedent(
     readers._read_file = counting_read
     # 1. Two fixed steps, to compare with one process (the test's own).
     with strategy.scope():  # build in the scope, as users should: no copy is needed then
-        encoder = resnet(10, width=0.125, image_size=8)
+        encoder = tiny_encoder(8)
     model, _ = pretrain(files, encoder, epochs=0.5, batch_size=32, strategy=strategy, verbose=0)  # 2 steps
     np.savez(out + ".fixed.npz", *[np.asarray(w.numpy()) for w in model.weights])
     # One full pass over the 4 batches of 32, as training reads them: count the reads.
@@ -58,10 +62,10 @@ SCRIPT = textwrap.dedent(
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(1)
     with strategy.scope():
-        encoder = resnet(10, width=0.125, image_size=8)
-    budgeted, _ = pretrain(files, encoder, budget_minutes=0.1, batch_size=32, strategy=strategy, verbose=0)
+        encoder = tiny_encoder(8)
+    budgeted, _ = pretrain(files, encoder, budget_minutes=0.05, batch_size=32, strategy=strategy, verbose=0)
     images = files.load(8, progress=False)
-    classifier, _ = finetune(encoder, label_subset(images, 2, seed=0), epochs=2, batch_size=8, strategy=strategy,
+    classifier, _ = finetune(encoder, label_subset(images, 2, seed=0), epochs=1, batch_size=8, strategy=strategy,
                              verbose=0)
     features = extract_features(encoder, images.subset(range(20)))
     np.savez(out + ".budget.npz", *[np.asarray(w.numpy()) for w in classifier.weights], features=features)
@@ -87,7 +91,6 @@ def test_one_two_worker_cluster_matches_one_process_stops_together_on_a_budget_a
 
     from kssl.data.files import list_folder
     from kssl.data.sources import load_digits
-    from kssl.encoders import resnet
     from kssl.training import pretrain
 
     folder = tmp_path / "digits"
@@ -105,14 +108,14 @@ def test_one_two_worker_cluster_matches_one_process_stops_together_on_a_budget_a
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-c", SCRIPT, str(folder), str(tmp_path / f"worker{index}")],
+                [sys.executable, "-c", SCRIPT, str(folder), str(tmp_path / f"worker{index}"), str(TESTS)],
                 env=env,
                 stderr=subprocess.PIPE,
             )  # fmt: skip
         )
     # The reference: the same two steps in this process, on one device, while they run.
     keras.utils.set_random_seed(0)
-    reference, _ = pretrain(list_folder(folder, progress=False), resnet(10, width=0.125, image_size=8), epochs=0.5,
+    reference, _ = pretrain(list_folder(folder, progress=False), tiny_encoder(8), epochs=0.5,
                             batch_size=32, verbose=0)  # fmt: skip
     reference = [np.asarray(w.numpy()) for w in reference.weights]
     for process in processes:
@@ -124,7 +127,7 @@ def test_one_two_worker_cluster_matches_one_process_stops_together_on_a_budget_a
     notes = [json.loads((tmp_path / f"worker{i}.json").read_text()) for i in (0, 1)]
     assert [n["reads"] for n in notes] == [64, 64]  # each worker reads and decodes half the images: its rows
     fixed = [np.load(tmp_path / f"worker{i}.fixed.npz") for i in (0, 1)]
-    assert len(reference) > 30
+    assert len(reference) > 25
     for index, expected in enumerate(reference):
         name = f"arr_{index}"
         np.testing.assert_array_equal(fixed[0][name], fixed[1][name], err_msg=name)
@@ -135,7 +138,7 @@ def test_one_two_worker_cluster_matches_one_process_stops_together_on_a_budget_a
         np.testing.assert_allclose(fixed[0][name], expected, rtol=1e-4, atol=1e-4, err_msg=name)
     assert notes[0]["steps"] == notes[1]["steps"] >= 1  # one decision to stop, shared by both
     budget = [np.load(tmp_path / f"worker{i}.budget.npz") for i in (0, 1)]
-    assert len(budget[0].files) > 30 and np.isfinite(budget[0]["features"]).all()
+    assert len(budget[0].files) > 20 and np.isfinite(budget[0]["features"]).all()
     for name in budget[0].files:
         np.testing.assert_array_equal(budget[0][name], budget[1][name], err_msg=name)
 

@@ -54,6 +54,7 @@ class RunConfig:
     epsilon: float = 8 / 255
     attack_steps: int = 7
     few_shot: list | None = None
+    few_shot_episodes: int = 600
     stream: bool | None = None
     cache_size: int | None = None
     refresh_listing: bool = False

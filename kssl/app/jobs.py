@@ -174,7 +174,7 @@ def evaluate_job(config: RunConfig, pretrained) -> dict:
     width = max(len(name) for name in results)
     print("\n".join(f"  {name:<{width}}  {value:6.1%}" for name, value in results.items()))
     if config.few_shot:
-        results["few_shot"] = few_shot(encoder, test, config.few_shot, config.seed)
+        results["few_shot"] = few_shot(encoder, test, config.few_shot, config.seed, config.few_shot_episodes)
     return results
 
 

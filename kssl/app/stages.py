@@ -166,17 +166,19 @@ def finetune_into(folder, config, strategy, encoder, subsets, test, verbose):
     return rows, kept, exported
 
 
-def few_shot(encoder, test, settings, seed) -> list[dict]:
+def few_shot(encoder, test, settings, seed, episodes=600) -> list[dict]:
     """N-way K-shot accuracy of the test split's frozen features, both classifiers, printed."""
     from kssl.evaluation import extract_features
     from kssl.few_shot import CLASSIFIERS, few_shot_accuracy
 
     features = extract_features(encoder, test)
-    print(f"  few-shot on the {len(test)} test images (600 episodes, 95% interval):")
+    print(f"  few-shot on the {len(test)} test images ({episodes} episodes, 95% interval):")
     results = []
     for ways, shots in settings:
         for classifier in CLASSIFIERS:
-            result = few_shot_accuracy(features, test.labels, ways, shots, classifier=classifier, seed=seed)
+            result = few_shot_accuracy(
+                features, test.labels, ways, shots, episodes=episodes, classifier=classifier, seed=seed
+            )
             results.append(result)
             print(
                 f"    {ways}-way {shots}-shot, {classifier.replace('_', ' '):<12}  "

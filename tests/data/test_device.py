@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import two_replicas
+from helpers import tiny_encoder, two_replicas
 
 import kssl
 import kssl.data.device
@@ -56,7 +56,7 @@ def test_under_xla_every_branch_is_computed_and_gives_the_same_views(rng):
 def _trained_weights(images, on_device, strategy=None, jit_compile=False, steps=2, steps_per_execution=1):
     keras.utils.set_random_seed(0)
     with (strategy or tf.distribute.get_strategy()).scope():  # no copy, so the heads draw the same weights
-        encoder = kssl.resnet(10, width=0.125, image_size=16)
+        encoder = tiny_encoder(16)
     model, _ = kssl.pretrain(
         images,
         encoder,
@@ -121,7 +121,7 @@ def test_without_a_strategy_batches_are_prefetched_to_the_device(rng):
 
     def trained(dataset):  # fit takes the prefetched dataset, and trains on the same batches
         keras.utils.set_random_seed(0)
-        model = SimCLR(kssl.resnet(10, width=0.125, image_size=16))
+        model = SimCLR(tiny_encoder(16))
         model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
         model.fit(dataset, steps_per_epoch=2, verbose=0)
         return model.get_weights()

@@ -40,7 +40,7 @@ def test_layerwise_adam_matches_adam_with_a_learning_rate_per_layer(rng):
 def test_stage_rates_decay_from_the_last_stage_to_the_stem():
     rates = stage_learning_rates(tiny_encoder(), 0.5)
     assert rates["stage4_block1_1_conv"] == 0.5 and rates["stage3_block1_1_conv"] == 0.25
-    assert rates["stage1_block1_2_bn"] == 0.0625 and rates["stem_conv"] == 0.03125
+    assert rates["stage1_block1_1_bn"] == 0.0625 and rates["stem_conv"] == 0.03125
     with pytest.raises(ValueError, match="stage_decay"):
         stage_learning_rates(tiny_encoder(), 1.5)
 

@@ -1,4 +1,4 @@
-from helpers import tiny_encoder
+from helpers import tiny_resnet
 
 from kssl.encoders import vit
 from kssl.finetuning.stages import encoder_stages, stage_end_layers, stage_of
@@ -13,7 +13,7 @@ def test_stage_names_of_kssl_and_keras_applications_families():
 
 
 def test_stages_and_their_last_layers():
-    encoder = tiny_encoder()
+    encoder = tiny_resnet()
     assert encoder_stages(encoder) == [1, 2, 3, 4]
     assert stage_end_layers(encoder) == {n: f"stage{n}_block1_out" for n in (1, 2, 3, 4)}
     assert encoder_stages(vit(3, width=0.125, image_size=16)) == [1, 2, 3]
