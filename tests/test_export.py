@@ -1,5 +1,4 @@
 import io
-import pathlib
 import subprocess
 import sys
 import textwrap
@@ -34,12 +33,15 @@ def keras_reference(classifier, images_0_255):
     return tf.nn.softmax(logits).numpy(), features / np.linalg.norm(features, axis=1, keepdims=True)
 
 
-def test_saved_model_cli_lists_every_signature_with_dtypes_and_shapes(exported):
+def test_saved_model_cli_lists_every_signature_with_dtypes_and_shapes(exported, capsys):
     _, path, _ = exported
-    cli = pathlib.Path(sys.executable).with_name("saved_model_cli")
-    result = subprocess.run([str(cli), "show", "--dir", str(path), "--all"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    text = result.stdout
+    # What `saved_model_cli show --dir PATH --all` prints, by the function that command
+    # calls (TensorFlow's private `_show_all`), in this process: a subprocess would spend
+    # seconds importing TensorFlow again.
+    from tensorflow.python.tools import saved_model_cli
+
+    saved_model_cli._show_all(str(path))
+    text = capsys.readouterr().out
     for name in ("serving_default", "predict_uint8", "predict_bytes", "embed"):
         assert f"signature_def['{name}']" in text
     block = text.split("signature_def['predict_bytes']")[1].split("signature_def[")[0]
@@ -50,8 +52,13 @@ def test_saved_model_cli_lists_every_signature_with_dtypes_and_shapes(exported):
     assert "outputs['class_id'] tensor_info:\n        dtype: DT_INT64" in block
 
 
-def test_fresh_process_with_only_tensorflow_predicts_like_keras(exported, tmp_path):
+def test_fresh_process_with_only_tensorflow_predicts_like_keras_and_plain_import_kssl_loads_its_keras_files(
+    exported, tmp_path
+):
     classifier, path, images = exported
+    keras_files = [str(tmp_path / "classifier.keras"), str(tmp_path / "encoder.keras")]
+    classifier.save(keras_files[0])
+    classifier.encoder.save(keras_files[1])
     wide = tf.cast(tf.image.resize(images, (24, 40)), tf.uint8).numpy()  # any shape: the centred square in the graph
     encoded = []
     for image in images:
@@ -83,6 +90,10 @@ def test_fresh_process_with_only_tensorflow_predicts_like_keras(exported, tmp_pa
             out["malformed"] = "rejected"
         out["after"] = sig["predict_bytes"](image_bytes=good)["probabilities"].numpy()
         out["kssl_imported"] = any(m.startswith("kssl") for m in sys.modules)
+        # Then, in the same process, `import kssl` alone is enough to load its .keras files
+        # (its classes register themselves with Keras; no kssl.models import needed).
+        import kssl, keras
+        out["loaded"] = [type(keras.saving.load_model(p)).__name__ for p in {keras_files!r}]
         np.savez({str(tmp_path / "out.npz")!r}, **out)
         """
     )
@@ -99,6 +110,7 @@ def test_fresh_process_with_only_tensorflow_predicts_like_keras(exported, tmp_pa
     assert str(out["malformed"]) == "rejected"
     np.testing.assert_array_equal(out["after"], out["bytes"])
     assert not bool(out["kssl_imported"])
+    assert list(out["loaded"]) == ["Classifier", "Functional"]
 
 
 def test_export_refuses_to_overwrite(exported):

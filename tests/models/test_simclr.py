@@ -94,18 +94,3 @@ def test_training_with_a_lower_view_resolution_than_stored_images(train_set):
     assert train_set.image_size == 16 and next(iter(pairs))[0].shape == (16, 12, 12, 3)
     history = model.fit(pairs, epochs=1, steps_per_epoch=2, verbose=0)
     assert np.isfinite(history.history["loss"][0]) and int(model.optimizer.iterations.numpy()) == 2
-
-
-def test_plain_import_kssl_is_enough_to_load_saved_models_in_a_fresh_process(tmp_path, train_set):
-    import subprocess
-    import sys
-
-    model = SimCLR(tiny_encoder())
-    model.project(train_set.images[:2].astype("float32") / 255.0)  # builds encoder and head
-    model.save(tmp_path / "simclr.keras")
-    model.encoder.save(tmp_path / "encoder.keras")
-    paths = [str(tmp_path / "simclr.keras"), str(tmp_path / "encoder.keras")]
-    code = f"import kssl, keras; print(*[type(keras.saving.load_model(p)).__name__ for p in {paths!r}])"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split()[-2:] == ["SimCLR", "Functional"]
