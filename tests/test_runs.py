@@ -31,6 +31,15 @@ def test_a_folder_with_train_and_test_uses_them(tmp_path):
     assert (len(train), len(test)) == (12, 6)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_test_split_lacking_a_class_is_labeled_by_the_training_splits_names(tmp_path, stream):
+    write_folder(tmp_path / "data" / "train", per_class=4)
+    write_folder(tmp_path / "data" / "test", classes=("cat", "fox"), per_class=2)  # no dog
+    train, test = load_train_test(str(tmp_path / "data"), image_size=8, stream=stream)
+    assert train.class_names == test.class_names == ["cat", "dog", "fox"]
+    assert test.labels.tolist() == [0, 0, 2, 2]  # fox keeps id 2 (it was 1: every accuracy was wrong)
+
+
 def test_settings_that_do_not_change_results_do_not_block_a_resume():
     first = RunConfig(epochs=3).resolved()
     again = RunConfig(epochs=3, overwrite=True, checkpoint_every=7, model_name="pets", version=2).resolved()
@@ -70,3 +79,24 @@ def test_an_encoders_identity_is_its_content_not_its_path_or_time(tmp_path):
     (tmp_path / "changed").write_bytes(content[:-1] + b"x")  # one byte at the end of the last block
     assert file_sha256(tmp_path / "a") == file_sha256(tmp_path / "copy")
     assert file_sha256(tmp_path / "a") != file_sha256(tmp_path / "changed")
+
+
+def test_a_classifier_is_evaluated_by_class_name_and_refuses_classes_it_never_saw(tmp_path):
+    from helpers import tiny_encoder
+
+    from kssl.app.jobs import labeled_as_classifier
+    from kssl.errors import InputError
+    from kssl.models import Classifier
+
+    classifier = Classifier(tiny_encoder(8), 3, class_names=["cat", "dog", "fox"])
+    write_folder(tmp_path / "two", classes=("cat", "fox"), per_class=5)
+    _, test = load_train_test(str(tmp_path / "two"), image_size=8)  # its own ids: cat 0, fox 1
+    relabeled = labeled_as_classifier(classifier, test, "two")
+    assert relabeled.class_names == ["cat", "dog", "fox"] and sorted(set(relabeled.labels.tolist())) == [0, 2]
+    write_folder(tmp_path / "other", classes=("cat", "owl"), per_class=5)
+    _, other = load_train_test(str(tmp_path / "other"), image_size=8)
+    with pytest.raises(InputError, match="class\\(es\\) 'owl' that the classifier was not trained on"):
+        labeled_as_classifier(classifier, other, "other")
+    unnamed = Classifier(tiny_encoder(8), 4)
+    with pytest.raises(InputError, match="predicts 4 classes and 'other' has 2"):
+        labeled_as_classifier(unnamed, other, "other")

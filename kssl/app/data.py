@@ -73,7 +73,10 @@ def _folder(parsed, image_size, notes, seed=0, skip_bad_images=False, stream=Non
     splits = ("train", "test") if (path / "train").is_dir() and (path / "test").is_dir() else (None,)
     listed = []
     for split in splits:
-        files = list_folder(path, split, refresh=refresh_listing, skip_bad_images=skip_bad_images)
+        # Class ids are the training split's: a test split that lacks a class keeps the others' ids.
+        class_names = listed[0].class_names if listed else None
+        files = list_folder(path, split, refresh=refresh_listing, skip_bad_images=skip_bad_images,
+                            class_names=class_names)  # fmt: skip
         if cache_size:
             files = cached_copies(files, cache_size, skip_bad_images=skip_bad_images)
         listed.append(files)

@@ -11,12 +11,14 @@ import dataclasses
 import pathlib
 import time
 
+import numpy as np
+
 from kssl.app.config import RunConfig, check_finetuning, check_method_options, recorded_config
 from kssl.app.data import in_memory_if_it_fits, load_train_test
 from kssl.app.report import results_table
 from kssl.app.stages import check_few_shot, evaluate_frozen, few_shot, finetune_into, pretrain_into
 from kssl.app.staging import check_output_folder, encoder_file, file_sha256, load_encoder, staged_folder, write_json
-from kssl.errors import MissingInputError
+from kssl.errors import InputError, MissingInputError
 from kssl.methods import method_class
 
 _STRATEGIES = {}
@@ -165,17 +167,43 @@ def evaluate_job(config: RunConfig, pretrained) -> dict:
     config, train, test, _ = prepare(config, strategy, labeled=False)
     if config.few_shot:
         check_few_shot(config.few_shot, test.labels)
-    results = evaluate_frozen(encoder, train, test)
     classifier_path = pathlib.Path(pretrained) / "classifier.keras"
-    if classifier_path.is_file():
+    if classifier_path.is_file():  # checked before any work: its classes must be the data's
         classifier = keras.saving.load_model(classifier_path)
-        batches = labeled_batches(test, 256)
+        classifier_test = labeled_as_classifier(classifier, test, config.data)
+    results = evaluate_frozen(encoder, train, test)
+    if classifier_path.is_file():
+        batches = labeled_batches(classifier_test, 256)
         results["classifier_accuracy"] = float(classifier.evaluate(batches, return_dict=True, verbose=0)["accuracy"])
     width = max(len(name) for name in results)
     print("\n".join(f"  {name:<{width}}  {value:6.1%}" for name, value in results.items()))
     if config.few_shot:
         results["few_shot"] = few_shot(encoder, test, config.few_shot, config.seed, config.few_shot_episodes)
     return results
+
+
+def labeled_as_classifier(classifier, test, data):
+    """`test` with the classifier's class ids (matched by class name), or an `InputError`
+    when the data holds a class the classifier does not know: an accuracy over other
+    classes' ids would be meaningless."""
+    names = classifier.class_names
+    if names is None:
+        if classifier.num_classes != test.num_classes:
+            raise InputError(
+                f"The classifier predicts {classifier.num_classes} classes and {data!r} has {test.num_classes}: "
+                "evaluate it on data with its classes."
+            )
+        return test
+    unknown = [name for name in test.class_names if name not in names]
+    if unknown:
+        raise InputError(
+            f"{data!r} has class(es) {', '.join(map(repr, unknown))} that the classifier was not trained on "
+            f"(its classes: {', '.join(names)}): evaluate it on data with its classes."
+        )
+    if list(test.class_names) == list(names):
+        return test
+    position = np.asarray([names.index(name) for name in test.class_names], np.int64)
+    return dataclasses.replace(test, labels=position[test.labels], class_names=list(names))
 
 
 def export_job(model, out, model_name="kssl", version=1, overwrite=False) -> pathlib.Path:

@@ -184,7 +184,12 @@ def stored_side(image_size: int) -> int:
 
 
 def list_folder(
-    root, split: str | None = None, refresh: bool = False, skip_bad_images: bool = False, progress: bool = True
+    root,
+    split: str | None = None,
+    refresh: bool = False,
+    skip_bad_images: bool = False,
+    progress: bool = True,
+    class_names=None,
 ) -> ImageFiles:
     """Lists `root/<class>/<image>` (or `root/<split>/<class>/<image>`) without decoding.
 
@@ -192,6 +197,11 @@ def list_folder(
     zero-byte image file is an error naming it, or skipped with a warning when
     `skip_bad_images`. The listing is cached (`cache_root()/listings`) and reused while
     no listed folder has changed; `refresh=True` lists again.
+
+    Class ids are positions in `class_names`, the training split's class names: by
+    default the sorted class folders of `root/train` when `root` holds a `train` split,
+    else of the folder listed. So a test split that lacks a class keeps every other
+    class's id; a class folder that is not among `class_names` is an error naming it.
     """
     root = pathlib.Path(root).expanduser()
     if not root.exists():
@@ -199,6 +209,8 @@ def list_folder(
     if not root.is_dir():
         raise DataError(f"{str(root)!r} is a file, not a folder of class subfolders.")
     folder = class_root(root, split).resolve()
+    if class_names is None and split not in (None, "train") and (root / "train").is_dir():
+        class_names = list_folder(root, "train", refresh, skip_bad_images, progress=False).class_names
     cache = cache_root() / "listings" / (hashlib.sha256(str(folder).encode()).hexdigest()[:24] + ".json")
     listing = None if refresh else _cached_listing(cache)
     if listing is None:
@@ -229,11 +241,38 @@ def list_folder(
     if len(empty):
         keep = sizes > 0
         paths, labels, sizes = paths[keep], labels[keep], sizes[keep]
-    return ImageFiles(paths, labels, listing["class_names"], source=str(folder), sizes=sizes)
+    names = listing["class_names"]
+    if class_names is None:  # the training split: its classes are the folders that hold images
+        counts = np.bincount(labels, minlength=len(names))
+        if not counts.all():
+            empty = [name for name, count in zip(names, counts) if not count]
+            logger.warning("Left out %d class folder(s) without images in %s: %s", len(empty), folder, ", ".join(empty))
+            class_names = [name for name, count in zip(names, counts) if count]
+    if class_names is not None and list(class_names) != names:
+        labels, names = _renumbered(labels, names, list(class_names), folder)
+    return ImageFiles(paths, labels, names, source=str(folder), sizes=sizes)
+
+
+def class_folders(folder) -> list[str]:
+    """The sorted class folder names of `folder` (hidden folders left out)."""
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def _renumbered(labels, names, class_names, folder):
+    """Labels numbered by `class_names` (the training split's) instead of the folder's own `names`."""
+    counts = np.bincount(labels, minlength=len(names))
+    unknown = [name for name, count in zip(names, counts) if count and name not in class_names]
+    if unknown:
+        raise DataError(
+            f"{str(folder)!r} has class folder(s) {', '.join(map(repr, unknown))} that the training split lacks "
+            f"(its classes: {', '.join(class_names)}). Give every class training images, or remove the folder."
+        )
+    position = np.asarray([class_names.index(name) if name in class_names else -1 for name in names], np.int64)
+    return position[labels], class_names  # -1 only for folders without images: no label takes it
 
 
 def _scan(folder: pathlib.Path, progress: bool) -> dict:
-    class_dirs = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    class_dirs = class_folders(folder)
     paths, labels, sizes, folders = [], [], [], {".": os.stat(folder).st_mtime_ns}
     others, other_example = 0, ""
     with progress_bar(len(class_dirs), f"Listing {folder.name}", progress, unit="folder") as bar:
@@ -278,8 +317,7 @@ def _cached_listing(cache: pathlib.Path) -> dict | None:
         for relative, mtime in listing["folders"].items():
             if os.stat(root / relative).st_mtime_ns != mtime:
                 return None
-        current = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-        return listing if current == listing["class_names"] else None
+        return listing if class_folders(root) == listing["class_names"] else None
     except (OSError, ValueError, KeyError):
         return None
 

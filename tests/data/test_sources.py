@@ -53,6 +53,32 @@ def test_split_layout_defaults_to_train_and_takes_a_split(tmp_path):
         from_folder(tmp_path, 8, split="val")
 
 
+def test_a_test_split_lacking_a_class_keeps_the_training_splits_class_ids(tmp_path):
+    for name in ("a", "b", "c"):
+        write_image(tmp_path / "train" / name / "x.png")
+    for name in ("a", "c"):  # no test images of b
+        write_image(tmp_path / "test" / name / "y.png")
+    test = from_folder(tmp_path, 8, split="test")
+    assert test.class_names == ["a", "b", "c"] and test.labels.tolist() == [0, 2]  # c keeps id 2, not b's 1
+    write_image(tmp_path / "test" / "d" / "z.png")  # a class training never saw
+    with pytest.raises(DataError, match="class folder\\(s\\) 'd' that the training split lacks.*a, b, c"):
+        from_folder(tmp_path, 8, split="test")
+
+
+def test_an_empty_class_folder_is_left_out_with_a_warning(tmp_path, caplog):
+    write_image(tmp_path / "train" / "a" / "x.png")
+    (tmp_path / "train" / "b").mkdir()  # no images: not a class the classifier could predict
+    write_image(tmp_path / "train" / "c" / "y.png")
+    (tmp_path / "test" / "b").mkdir(parents=True)
+    write_image(tmp_path / "test" / "c" / "z.png")
+    with caplog.at_level(logging.WARNING, logger="kssl"):
+        train = from_folder(tmp_path, 8)
+    assert train.class_names == ["a", "c"] and train.labels.tolist() == [0, 1] and train.num_classes == 2
+    assert "Left out 1 class folder(s) without images" in caplog.text and ": b" in caplog.text
+    test = from_folder(tmp_path, 8, split="test")
+    assert test.class_names == ["a", "c"] and test.labels.tolist() == [1]
+
+
 def test_missing_empty_and_flat_folders_are_clear_errors(tmp_path):
     with pytest.raises(DataError, match="No folder at"):
         from_folder(tmp_path / "nope")
