@@ -100,3 +100,33 @@ def test_a_classifier_is_evaluated_by_class_name_and_refuses_classes_it_never_sa
     unnamed = Classifier(tiny_encoder(8), 4)
     with pytest.raises(InputError, match="predicts 4 classes and 'other' has 2"):
         labeled_as_classifier(unnamed, other, "other")
+
+
+def test_an_out_inside_the_data_folder_or_holding_it_or_a_file_is_refused_before_any_work(tmp_path):
+    from kssl.app.staging import check_output_folder
+    from kssl.errors import InputError
+
+    data = write_folder(tmp_path / "photos")
+    with pytest.raises(InputError, match="is inside --data"):
+        check_output_folder(data / "results", overwrite=False, data=str(data))
+    with pytest.raises(InputError, match="is inside --out"):
+        check_output_folder(tmp_path, overwrite=True, data=str(data))
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(InputError, match="is a file, not a run folder"):
+        check_output_folder(tmp_path / "a-file", overwrite=True, data=str(data))
+    assert (tmp_path / "a-file").read_text() == "mine"
+    assert check_output_folder(tmp_path / "elsewhere", overwrite=False, data=str(data)) == tmp_path / "elsewhere"
+
+
+def test_a_run_folder_left_inside_a_data_folder_is_not_read_as_a_class(tmp_path, caplog):
+    import logging
+
+    data = write_folder(tmp_path / "photos")
+    run = data / "results"  # an earlier run's output, with its plots
+    write_image_folder(run, ["plots"], per_class=2)
+    (run / "config.json").write_text("{}")
+    (run / "metrics.json").write_text("{}")
+    with caplog.at_level(logging.WARNING, logger="kssl"):
+        train, test = load_train_test(str(data), image_size=8)
+    assert train.class_names == ["cat", "dog", "fox"] and len(train) + len(test) == 30
+    assert "hold a kssl run" in caplog.text

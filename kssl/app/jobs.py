@@ -111,7 +111,7 @@ def _announce_augmentation_place() -> bool:
 def pretrain_job(config: RunConfig, verbose="auto") -> dict:
     """`kssl pretrain`: encoder.keras, augmentations.png, pretraining.png, metrics.json, config.json."""
     config = config.resolved()
-    out = check_output_folder(config.out, config.overwrite)
+    out = check_output_folder(config.out, config.overwrite, config.data)
     strategy = start_strategy(config.strategy)
     config, train, _, _ = prepare(dataclasses.replace(config, labels=[]), strategy, labeled=False)
     with staged_folder(out, config.result_fields()) as folder:
@@ -128,7 +128,7 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
     The from-scratch baseline is `config.encoder` if given, else the pretrained
     encoder's architecture with fresh weights."""
     config = config.resolved(default_encoder=False)
-    out = check_output_folder(config.out, config.overwrite)
+    out = check_output_folder(config.out, config.overwrite, config.data)
     path = encoder_file(pretrained)
     strategy = start_strategy(config.strategy)
     encoder = load_encoder(path)
@@ -230,7 +230,7 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
 
     started = time.perf_counter()
     config = config.resolved()
-    out = check_output_folder(config.out, config.overwrite)
+    out = check_output_folder(config.out, config.overwrite, config.data)
     strategy = start_strategy(config.strategy)
     config, train, test, subsets = prepare(config, strategy)
     with staged_folder(out, config.result_fields()) as folder:

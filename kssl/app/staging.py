@@ -17,16 +17,23 @@ import shutil
 import tempfile
 
 from kssl.atomic import atomic_file, atomic_folder
-from kssl.errors import MissingInputError, OutputExistsError, UnwritableOutputError
+from kssl.errors import InputError, MissingInputError, OutputExistsError, UnwritableOutputError
 
 
-def check_output_folder(out, overwrite: bool) -> pathlib.Path:
-    """Fails early, before any training, if `out` exists or cannot be written."""
+def check_output_folder(out, overwrite: bool, data: str | None = None) -> pathlib.Path:
+    """Fails early, before any training, if `out` exists, is a file, cannot be written,
+    or lies inside the `data` folder (or holds it)."""
     out = pathlib.Path(out).expanduser()
     if out.exists() and not overwrite:
         raise OutputExistsError(
             f"{str(out)!r} already exists; pass --overwrite to replace it, or choose another --out."
         )
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(
+            f"--out {str(out)!r} is a file, not a run folder; --overwrite replaces run folders only. "
+            "Choose another --out, or remove the file."
+        )
+    _check_apart(out, data)
     existing = out.parent
     while not existing.exists():
         existing = existing.parent
@@ -35,6 +42,24 @@ def check_output_folder(out, overwrite: bool) -> pathlib.Path:
     except OSError:
         raise UnwritableOutputError(f"Cannot write to {str(out.parent)!r}: choose a writable --out.") from None
     return out
+
+
+def _check_apart(out: pathlib.Path, data: str | None) -> None:
+    """A run folder inside the data folder would be read as a class by the next run on it."""
+    from kssl.data.sources import parse_data_spec
+
+    if data is None or parse_data_spec(data).kind != "folder":
+        return
+    folder, target = pathlib.Path(data).expanduser().resolve(), out.resolve()
+    if target == folder or folder in target.parents:
+        raise InputError(
+            f"--out {str(out)!r} is inside --data {data!r}: the next run on that folder would train on this "
+            "run's files as a class. Choose an --out outside the data folder."
+        )
+    if target in folder.parents:
+        raise InputError(
+            f"--data {data!r} is inside --out {str(out)!r}, which --overwrite would replace. Choose another --out."
+        )
 
 
 @contextlib.contextmanager

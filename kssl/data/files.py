@@ -254,8 +254,16 @@ def list_folder(
 
 
 def class_folders(folder) -> list[str]:
-    """The sorted class folder names of `folder` (hidden folders left out)."""
-    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    """The sorted class folder names of `folder` (hidden folders and kssl run folders left out)."""
+    return sorted(
+        e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".") and not holds_run(e.path)
+    )
+
+
+def holds_run(path) -> bool:
+    """Whether `path` is a kssl run folder (its `config.json` and `metrics.json`): its plots
+    are no class of the user's images."""
+    return os.path.isfile(os.path.join(path, "config.json")) and os.path.isfile(os.path.join(path, "metrics.json"))
 
 
 def _renumbered(labels, names, class_names, folder):
@@ -273,6 +281,9 @@ def _renumbered(labels, names, class_names, folder):
 
 def _scan(folder: pathlib.Path, progress: bool) -> dict:
     class_dirs = class_folders(folder)
+    runs = [e.path for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".") and holds_run(e.path)]
+    if runs:
+        logger.warning("Skipped %d folder(s) that hold a kssl run, not a class: %s", len(runs), ", ".join(runs))
     paths, labels, sizes, folders = [], [], [], {".": os.stat(folder).st_mtime_ns}
     others, other_example = 0, ""
     with progress_bar(len(class_dirs), f"Listing {folder.name}", progress, unit="folder") as bar:
@@ -286,7 +297,10 @@ def _scan(folder: pathlib.Path, progress: bool) -> dict:
                     if entry.name.startswith("."):
                         continue
                     if entry.is_dir():
-                        stack.append(f"{relative}/{entry.name}")
+                        if holds_run(entry.path):
+                            logger.warning("Skipped %s: it holds a kssl run, not images of its class", entry.path)
+                        else:
+                            stack.append(f"{relative}/{entry.name}")
                     elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
                         paths.append(f"{relative}/{entry.name}")
                         labels.append(label)
@@ -360,7 +374,7 @@ def cached_copies(files: ImageFiles, shorter_side: int, skip_bad_images: bool = 
 
 def class_root(root: pathlib.Path, split: str | None) -> pathlib.Path:
     """The folder holding the class folders: `root`, or its `split` (default `train`) folder."""
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and not holds_run(p))
     if split is not None:
         if not (root / split).is_dir():
             names = ", ".join(p.name for p in subdirs) or "none"
