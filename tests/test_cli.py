@@ -84,13 +84,14 @@ def test_existing_output_is_refused_and_left_untouched(tmp_path, capsys):
         (["--weights", "imagenet"], "--weights applies to keras.applications backbones"),
         (["--encoder", "keras:MobileNetV3Small", "--image-size", "32", "--weights", "/no/such.h5"], "No weights file"),
         (["--stage-decay", "2"], "--stage-decay must be in (0, 1]"),
+        (["--batch-size", "1"], "A batch of 1 image(s) is too small for SimCLR"),  # it trained at loss 0
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
     assert main(["run", *TINY, "--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("kssl: error:")
-    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "x").exists() and not (tmp_path / ".x.partial").exists()
 
 
 def test_weights_that_do_not_fit_the_backbone_stop_before_anything_is_written(tmp_path, capsys):

@@ -77,6 +77,18 @@ def test_the_specs_options_are_the_constructors_with_its_defaults(name):
     assert {key: option.default for key, option in METHODS[name].options.items()} == constructor
 
 
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_a_batch_smaller_than_the_method_learns_from_is_refused(name):
+    from kssl.errors import InputError
+
+    model_class = method_class(name)
+    assert model_class.min_batch == (1 if name == "mae" else 2)  # MAE's loss is per image
+    model_class.check_batch_size(model_class.min_batch)
+    if model_class.min_batch > 1:
+        with pytest.raises(InputError, match=f"too small for {model_class.__name__}"):
+            model_class.check_batch_size(model_class.min_batch - 1)
+
+
 @pytest.fixture(scope="module")
 def batches():
     pairs = view_pairs(digits(image_size=SIZE), batch_size=16, seed=0)

@@ -144,11 +144,26 @@ class SelfSupervisedModel(keras.Model):
         MAE also needs a ViT). The `kssl` command asks before loading any data."""
         check_encoder(encoder)
 
+    # The smallest global batch the method learns from: a contrastive loss needs another
+    # image as a negative, and batch statistics (batch norm in the heads, Barlow Twins'
+    # correlations, VICReg's variances) need two images; on one image the loss is
+    # constant and nothing is learned. Batch norm is synchronised over the replicas, so
+    # the global batch is what counts. MAE's loss is per image (1).
+    min_batch = 2
+
     @classmethod
     def check_batch_size(cls, batch_size: int, **options) -> None:
         """Raises `kssl.errors.InputError` if the method, built with `options`, cannot train
-        on global batches of `batch_size` images (MoCo's queue must hold a step's keys).
-        `kssl.pretrain` and the `kssl` command ask before training."""
+        on global batches of `batch_size` images (fewer than `min_batch`; MoCo's queue
+        must hold a step's keys). `kssl.pretrain` and the `kssl` command ask before training."""
+        from kssl.errors import InputError
+
+        if batch_size < cls.min_batch:
+            raise InputError(
+                f"A batch of {batch_size} image(s) is too small for {cls.__name__}: it learns nothing from fewer "
+                f"than {cls.min_batch} images a step (the loss stays constant). Use a batch size of at least "
+                f"{cls.min_batch} (--batch-size; 256 is typical), on a data set of at least as many images."
+            )
 
     @classmethod
     def view_augmentations(cls, image_size: int, **options) -> list:

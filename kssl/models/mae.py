@@ -119,6 +119,7 @@ class MAE(SelfSupervisedModel):
     """
 
     nested_layers = ("decoder",)
+    min_batch = 1  # the loss is each image's own reconstruction
 
     def __init__(
         self, encoder, decoder=None, mask_ratio=0.75, normalize_targets=True, seed=0, probe_classes=None, **kwargs

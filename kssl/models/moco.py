@@ -97,6 +97,7 @@ class MoCo(MomentumModel):
 
     @classmethod
     def check_batch_size(cls, batch_size: int, queue_size: int = 4096, symmetric: bool = True, **options) -> None:
+        super().check_batch_size(batch_size)
         keys = batch_size * (2 if symmetric else 1)
         if queue_size < keys:
             raise InputError(
