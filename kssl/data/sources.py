@@ -215,11 +215,10 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
+    from kssl.data.tfds_stream import tfds_builder
+
     data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError:
-        raise DataError(f"TFDS has no dataset named {name!r}; see tfds.list_builders().") from None
+    builder = tfds_builder(name, data_dir)
     try:
         if download:
             builder.download_and_prepare()

@@ -49,11 +49,10 @@ class TFDSRecords(ImageCollection):
     @classmethod
     def open(cls, name: str, split: str = "train", data_dir=None) -> TFDSRecords:
         """The split of a prepared dataset; a clear `DataError` when it is not there."""
-        import tensorflow_datasets as tfds
 
         data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
+        builder = tfds_builder(name, data_dir)
         try:
-            builder = tfds.builder(name, data_dir=data_dir)
             info = builder.info
             count = int(info.splits[split].num_examples)
         except Exception as error:  # noqa: BLE001 - TFDS raises many types for these
@@ -146,3 +145,18 @@ class TFDSRecords(ImageCollection):
                 return key
 
         return _RecordReader(self)
+
+
+def tfds_builder(name: str, data_dir=None):
+    """TFDS's builder of `name`; an unknown name is a one-line `DataError` with the
+    closest registered names (TFDS's own error lists its whole catalogue, 460 lines)."""
+    import difflib
+
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        close = difflib.get_close_matches(name, tfds.list_builders(), n=3)
+        hint = f"did you mean {' or '.join(map(repr, close))}?" if close else "tfds.list_builders() lists them."
+        raise DataError(f"Unknown TFDS dataset {name!r}; {hint}") from None

@@ -100,3 +100,14 @@ def test_kssl_streams_a_tfds_split_and_records_the_choice(data_dir, monkeypatch,
     config = json.loads((out / "config.json").read_text())
     assert (config["image_size"], config["stream"]) == (12, True)
     assert json.loads((out / "metrics.json").read_text())["pretraining"]["steps"] == 40 // 16
+
+
+def test_an_unknown_tfds_name_is_one_line_with_the_closest_names():
+    from kssl.data.sources import DataError, from_tfds
+    from kssl.data.tfds_stream import TFDSRecords
+
+    for load in (lambda: from_tfds("cifar1O", "train", 8), lambda: TFDSRecords.open("cifar1O")):
+        with pytest.raises(DataError) as error:
+            load()
+        message = str(error.value)
+        assert message.startswith("Unknown TFDS dataset 'cifar1O'; did you mean 'cifar10'") and "\n" not in message
