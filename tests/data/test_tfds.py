@@ -106,8 +106,8 @@ def test_an_unknown_tfds_name_is_one_line_with_the_closest_names():
     from kssl.data.sources import DataError, from_tfds
     from kssl.data.tfds_stream import TFDSRecords
 
-    for load in (lambda: from_tfds("cifar1O", "train", 8), lambda: TFDSRecords.open("cifar1O")):
+    for open_unknown in (lambda: from_tfds("cifar1O", "train", 8), lambda: TFDSRecords.open("cifar1O")):
         with pytest.raises(DataError) as error:
-            load()
+            open_unknown()
         message = str(error.value)
         assert message.startswith("Unknown TFDS dataset 'cifar1O'; did you mean 'cifar10'") and "\n" not in message
