@@ -139,5 +139,5 @@ def test_load_dispatches_and_rejects_unknown_names(folder):
     assert load("digits", 8, split="test").source == "digits:test"
     with pytest.raises(DataError, match="Unknown dataset 'imagenet-9000'"):
         load("imagenet-9000")
-    with pytest.raises(DataError, match="no dataset named"):
+    with pytest.raises(DataError, match="Unknown TFDS dataset .surely_not_a_dataset.; tfds.list_builders"):
         load("tfds:surely_not_a_dataset")
