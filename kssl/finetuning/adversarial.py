@@ -143,7 +143,14 @@ def evaluate_robustness(
     epsilon = check_epsilon(epsilon)
     batches = labeled_batches(data, batch_size) if hasattr(data, "images") else data
 
-    @tf.function
+    # One trace for every batch: the batch index is a tensor and the batch dimension is
+    # left open, so neither the index nor a smaller last batch traces the attack again.
+    def open_batch(spec):
+        return tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)
+
+    signature = [*map(open_batch, batches.element_spec), tf.TensorSpec([], tf.int64)]
+
+    @tf.function(input_signature=signature)
     def attack(images, labels, index):
         seed_pair = tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
         adversarial = pgd(model, images, labels, epsilon, steps, step_size, seed=seed_pair)
@@ -154,7 +161,7 @@ def evaluate_robustness(
 
     clean = robust = total = 0
     for index, (images, labels) in enumerate(batches):
-        batch_clean, batch_robust = attack(images, labels, index)
+        batch_clean, batch_robust = attack(images, labels, tf.constant(index, tf.int64))
         clean += int(batch_clean)
         robust += int(batch_robust)
         total += int(np.shape(labels)[0])

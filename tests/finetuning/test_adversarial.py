@@ -106,3 +106,21 @@ def test_epsilon_and_attack_are_checked():
         AdversarialTraining(epsilon=1.5)
     with pytest.raises(ValueError, match="attack"):
         AdversarialTraining(attack="cw")
+
+
+def test_the_robustness_attack_traces_once_for_every_batch_and_a_smaller_last_one(rng, monkeypatch):
+    import kssl.finetuning.adversarial as adversarial
+
+    traces = []
+
+    def counting_pgd(*args, **kwargs):
+        traces.append(1)  # Python runs only while tracing
+        return pgd(*args, **kwargs)
+
+    monkeypatch.setattr(adversarial, "pgd", counting_pgd)
+    images = rng.random((10, 6, 6, 3)).astype("float32")
+    labels = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+    batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)  # 4, 4 and 2 images
+    results = evaluate_robustness(small_model(), batches, epsilon=8 / 255, steps=2)
+    assert len(traces) == 1
+    assert 0 <= results["robust_accuracy"] <= 1 and 0 <= results["clean_accuracy"] <= 1
