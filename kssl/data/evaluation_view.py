@@ -26,6 +26,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from kssl.data.augment import as_uint8, center_windows, crop_windows
+from kssl.data.orientation import decode_image
 
 
 class EvaluationView:
@@ -66,10 +67,10 @@ class EvaluationView:
         return as_uint8(crop_windows(images, windows, self.image_size))
 
     def decode_and_crop(self, encoded):
-        """The uint8 `(S, S, 3)` view of one encoded JPEG/PNG/BMP/GIF (first frame)."""
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
-        return self.crop(image[None])[0]
+        """The uint8 `(S, S, 3)` view of one encoded JPEG/PNG/BMP/GIF (first frame), a
+        JPEG decoded as in memory and turned as its EXIF orientation says
+        (`kssl.data.orientation.decode_image`)."""
+        return self.crop(decode_image(encoded)[None])[0]
 
     @staticmethod
     def finish(views):

@@ -32,6 +32,7 @@ import numpy as np
 from kssl.atomic import atomic_file
 from kssl.data.collection import ImageCollection
 from kssl.data.image_set import ImageSet, padded_image_set
+from kssl.data.orientation import orient_pil, pil_orientation
 from kssl.errors import DataError
 
 logger = logging.getLogger("kssl")
@@ -56,8 +57,9 @@ def open_scaled(path, shorter_side: int):
     """The first frame of an image file as RGB, its shorter side at most `shorter_side`.
 
     The aspect ratio is kept and small images are not enlarged. A JPEG is decoded at a
-    reduced DCT scale where that suffices (several times faster); the resize is PIL's
-    bilinear filter, which antialiases. Raises what PIL raises for unreadable files.
+    reduced DCT scale where that suffices (several times faster), and turned as its EXIF
+    orientation says (`kssl.data.orientation`); the resize is PIL's bilinear filter,
+    which antialiases. Raises what PIL raises for unreadable files.
     """
     from PIL import Image
 
@@ -68,8 +70,24 @@ def open_scaled(path, shorter_side: int):
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         if image.format == "JPEG" and scale < 1.0:
             image.draft("RGB", size)
-        rgb = image.convert("RGB")
+        orientation = pil_orientation(image)
+        rgb = orient_pil(as_rgb(image), orientation)  # turned before the resize, as streaming does
+    size = size[::-1] if orientation >= 5 else size
     return rgb if rgb.size == size else rgb.resize(size, Image.BILINEAR)
+
+
+def as_rgb(image):
+    """A PIL image as 8-bit RGB, as TensorFlow's decoders give it.
+
+    16-bit grayscale PNGs (PIL's modes `I;16*`, or `I`) keep their high byte, as
+    `tf.io.decode_png` does; PIL's own `convert("RGB")` clips them at 255 (white).
+    """
+    from PIL import Image
+
+    if image.mode.startswith("I;16") or image.mode == "I":
+        high_byte = np.asarray(image).astype(np.int64) >> 8
+        image = Image.fromarray(np.clip(high_byte, 0, 255).astype(np.uint8), "L")
+    return image.convert("RGB")
 
 
 class Unreadable(str):
@@ -149,7 +167,8 @@ class ImageFiles(ImageCollection):
         for index in chosen:
             try:
                 with Image.open(self.paths[index]) as image:
-                    shapes.append((image.height, image.width))
+                    sideways = pil_orientation(image) >= 5  # stored turned by a quarter
+                    shapes.append((image.width, image.height) if sideways else (image.height, image.width))
             except Exception:  # noqa: BLE001 - an unreadable file is reported when it is read
                 continue
         if not shapes:

@@ -27,6 +27,7 @@ import tensorflow as tf
 from kssl.data.augment import ViewAugmentation, as_uint8, crop_windows, finish_views
 from kssl.data.device import unfinished_views
 from kssl.data.evaluation_view import EvaluationView
+from kssl.data.orientation import jpeg_orientation, orient, stored_box, turns_sideways
 from kssl.data.readers import SourceReader  # noqa: F401  (re-exported: the seam for a new kind of source)
 from kssl.errors import DataError
 
@@ -74,13 +75,27 @@ def _decode_region(contents, make_windows):
         region = tf.io.decode_and_crop_jpeg(contents, union, channels=3, dct_method="INTEGER_ACCURATE")
         return region, windows
 
-    def other():
+    def turned_jpeg(orientation):
+        # The windows are drawn on the image as its EXIF orientation turns it: their box
+        # is mapped back to the stored pixels, decoded, and turned.
+        stored = tf.io.extract_jpeg_shape(contents, output_type=tf.int32)
+        sideways = turns_sideways(orientation)
+        windows, union = around(tf.where(sideways, stored[1], stored[0]), tf.where(sideways, stored[0], stored[1]))
+        box = stored_box(union, orientation, stored[0], stored[1])
+        region = tf.io.decode_and_crop_jpeg(contents, box, channels=3, dct_method="INTEGER_ACCURATE")
+        return orient(region, orientation), windows
+
+    def any_jpeg():
+        orientation = jpeg_orientation(contents)
+        return tf.cond(orientation == 1, jpeg, lambda: turned_jpeg(orientation))
+
+    def other():  # PNG, BMP, GIF: used as stored
         image = tf.io.decode_image(contents, channels=3, expand_animations=False)
         shape = tf.shape(image)
         windows, union = around(shape[0], shape[1])
         return image[union[0] : union[0] + union[2], union[1] : union[1] + union[3]], windows
 
-    region, windows = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+    region, windows = tf.cond(tf.io.is_jpeg(contents), any_jpeg, other)
     region.set_shape([None, None, 3])
     return region, windows
 
