@@ -4,6 +4,7 @@ aspect ratios kept, bad files handled, listings reused, memory flat in the folde
 import json
 import logging
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -128,6 +129,32 @@ def test_cached_copies_are_downscaled_once_and_reused(tmp_path):
     (root / "c0000" / "bad.png").write_bytes(b"garbage")
     with pytest.raises(DataError, match="bad.png"):
         cached_copies(list_folder(root, progress=False), 16, progress=False)
+
+
+def test_cached_copies_never_collide_and_follow_a_replaced_original(tmp_path):
+    root = tmp_path / "photos"
+    (root / "cat").mkdir(parents=True)
+    (root / "dog").mkdir()
+    colours = {"cat/x.png": 0, "cat/x.jpg": 80, "cat/X.JPG": 160, "dog/x.jpg": 240}
+    for name, value in colours.items():
+        Image.new("RGB", (20, 20), (value, value, value)).save(
+            root / name, format="PNG" if name.endswith("png") else "JPEG"
+        )
+    files = list_folder(root, progress=False)
+    cached = cached_copies(files, 8, progress=False)
+    assert len(set(cached.paths)) == 4
+    for original, copy in zip(files.paths, cached.paths):  # each copy is its own original's
+        expected = colours[str(pathlib.Path(original).relative_to(root))]
+        assert abs(int(np.asarray(Image.open(copy))[..., 0].mean()) - expected) <= 2, (original, copy)
+    # Replaced by another picture that keeps an older time, as `cp -p` or `rsync -a` do.
+    replaced = root / "cat" / "x.jpg"
+    older = os.stat(replaced).st_mtime_ns - 10**9
+    Image.new("RGB", (24, 20), (30, 30, 30)).save(replaced, format="JPEG")
+    os.utime(replaced, ns=(older, older))
+    again = cached_copies(list_folder(root, refresh=True, progress=False), 8, progress=False)
+    copy = again.paths[list(files.paths).index(str(replaced))]
+    assert abs(int(np.asarray(Image.open(copy))[..., 0].mean()) - 30) <= 2
+    assert len(list(pathlib.Path(copy).parent.iterdir())) == 3  # the stale copy is gone
 
 
 RSS_SCRIPT = textwrap.dedent(
