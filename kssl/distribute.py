@@ -8,6 +8,8 @@ helpers and stays strategy-agnostic; outside a multi-replica context each is the
 
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 
 
@@ -158,6 +160,41 @@ def communication_options(gpus: bool | None = None):
     )
 
 
+def check_tf_config(text: str | None) -> None:
+    """An `InputError` naming what is wrong with `TF_CONFIG` (TensorFlow's own errors are
+    a JSON traceback, or an index error deep in its cluster resolver); unset is one worker.
+
+    Example:
+    >>> check_tf_config('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}')
+    >>> check_tf_config('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}')
+    Traceback (most recent call last):
+    ...
+    kssl.errors.InputError: TF_CONFIG's task index 1 is out of range: its cluster lists 1 worker (indices 0-0). ...
+    """
+    import json
+
+    from kssl.errors import InputError
+
+    example = '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
+    if not text:  # no cluster: TensorFlow runs one local worker
+        return
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        kind, index = task["type"], task["index"]
+        members = cluster[kind]
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(
+            f"TF_CONFIG is not a cluster description ({type(error).__name__}: {error}). Received: {text!r}. "
+            f"Expected JSON like {example}"
+        ) from None
+    if not isinstance(index, int) or not 0 <= index < len(members):
+        raise InputError(
+            f"TF_CONFIG's task index {index!r} is out of range: its cluster lists {len(members)} {kind} "
+            f"(indices 0-{len(members) - 1}). Give each process its own index."
+        )
+
+
 def strategy_from_name(name: str | None):
     """`"default"`, `"mirrored"`, `"multiworker"` (from `TF_CONFIG`) or `"tpu"` -> a strategy.
 
@@ -170,6 +207,7 @@ def strategy_from_name(name: str | None):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
+        check_tf_config(os.environ.get("TF_CONFIG"))
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication_options())
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()

@@ -358,3 +358,79 @@ def test_options_reach_the_method_and_config_json_alone_reruns_to_the_same_weigh
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     rerun = json.loads((again / "config.json").read_text())
     assert {k: v for k, v in rerun.items() if k != "out"} == {k: v for k, v in config.items() if k != "out"}
+
+
+def _hostile_input(tmp_path, case):
+    """The folder, model file or environment of one hostile case; returns the command's arguments."""
+    import os
+
+    import keras
+
+    def folder(counts, nested=False):
+        root = tmp_path / case
+        for name, count in counts.items():
+            write_image_folder(root / name if nested else root, [name] if not nested else ["x", "y"], count)
+        return str(root)
+
+    tiny = ["--image-size", "8", *TINY_MODEL, "--epochs", "1", "--labels", "1"]
+    if case == "one class":
+        return ["run", "--data", folder({"cats": 6}), *tiny]
+    if case == "one image in a class":
+        return ["run", "--data", folder({"cats": 6, "dogs": 1}), *tiny]
+    if case == "dangling link":
+        root = folder({"cats": 6, "dogs": 6})
+        os.symlink("/no/such/picture.png", f"{root}/cats/gone.png")
+        return ["pretrain", "--data", root, *tiny[:-2]]
+    if case == "image size 7":
+        return ["pretrain", "--data", folder({"cats": 6, "dogs": 6}), *tiny[:-2], "--image-size", "7"]
+    if case == "classes of sub-folders":
+        return ["pretrain", "--data", folder({"cats": 3, "dogs": 3}, nested=True), *tiny[:-2]]
+    if case == "truncated model":
+        (tmp_path / "encoder.keras").write_bytes(b"PK\x03\x04" + bytes(20))
+        return ["finetune", "--pretrained", str(tmp_path / "encoder.keras"), "--labels", "1"]
+    if case == "random model":
+        (tmp_path / "encoder.keras").write_bytes(np.random.default_rng(0).bytes(300))
+        return ["finetune", "--pretrained", str(tmp_path / "encoder.keras"), "--labels", "1"]
+    if case == "not a model":
+        (tmp_path / "classifier.txt").write_text("hello")
+        return ["export", "--model", str(tmp_path / "classifier.txt")]
+    if case == "code that safe_mode refuses":
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)])
+        model.save(tmp_path / "classifier.keras")
+        return ["export", "--model", str(tmp_path / "classifier.keras")]
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("one class", "has 1 class ('cats'); fine-tuning needs at least 2"),
+        ("one image in a class", "'dogs' of"),
+        ("dangling link", "gone.png': no such file or directory"),
+        ("image size 7", "Cannot build resnet10 at image size 7"),
+        ("classes of sub-folders", "holds folders of folders (cats, dogs)"),
+        ("truncated model", "is not a .keras file"),
+        ("random model", "is not a .keras file"),
+        ("not a model", "is not a .keras file"),
+        ("code that safe_mode refuses", "safe_mode=False"),
+    ],
+)
+def test_hostile_folders_and_files_are_one_line_and_exit_code_2(tmp_path, capsys, case, message):
+    args = _hostile_input(tmp_path, case)
+    assert main([*args, "--out", str(tmp_path / "x")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the listing's progress bar
+    assert message in last and last.startswith("kssl: error:"), last
+    assert not (tmp_path / "x").exists() and not (tmp_path / ".x.partial").exists()
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        ("{'cluster': nothing}", "TF_CONFIG is not a cluster description"),
+        ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}', "task index 3"),
+    ],
+)
+def test_a_bad_tf_config_is_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch, tf_config, message):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    assert main(["run", *TINY, "--strategy", "multiworker", "--out", str(tmp_path / "x")]) == 2
+    assert message in capsys.readouterr().err

@@ -7,6 +7,8 @@ import pathlib
 
 import numpy as np
 
+from kssl.errors import DataError
+
 
 def load_train_test(
     spec: str,
@@ -92,6 +94,14 @@ def _folder(parsed, image_size, notes, seed=0, skip_bad_images=False, stream=Non
     if len(loaded) == 2:
         return tuple(loaded)
     everything = loaded[0]
+    counts = np.bincount(everything.labels, minlength=everything.num_classes)
+    if (counts < 2).any():
+        few = [name for name, count in zip(everything.class_names, counts) if count < 2]
+        raise DataError(
+            f"Class folder(s) {', '.join(map(repr, few))} of {parsed.name!r} hold one image: the 80/20 "
+            "test split needs at least 2 per class. Add images, remove the folder, or give the folder "
+            "train/ and test/ splits."
+        )
     indices = np.arange(len(everything))
     train, test = train_test_split(indices, test_size=0.2, stratify=everything.labels, random_state=seed)
     spec = parsed.name

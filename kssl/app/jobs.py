@@ -17,8 +17,16 @@ from kssl.app.config import RunConfig, check_finetuning, check_method_options, r
 from kssl.app.data import in_memory_if_it_fits, load_train_test
 from kssl.app.report import results_table
 from kssl.app.stages import check_few_shot, evaluate_frozen, few_shot, finetune_into, pretrain_into
-from kssl.app.staging import check_output_folder, encoder_file, file_sha256, load_encoder, staged_folder, write_json
-from kssl.errors import InputError, MissingInputError
+from kssl.app.staging import (
+    check_output_folder,
+    encoder_file,
+    file_sha256,
+    load_encoder,
+    load_keras_file,
+    staged_folder,
+    write_json,
+)
+from kssl.errors import DataError, InputError, MissingInputError
 from kssl.methods import method_class
 
 _STRATEGIES = {}
@@ -85,6 +93,8 @@ def prepare(config, strategy, labeled=True):
     config = dataclasses.replace(config, stream=notes["storage"] == "streaming")
     if config.encoder is not None and not size_was_given:  # checked above when the size was known
         model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width, config.weights))
+    if labeled:
+        check_classes(train, config.data, "fine-tuning")
     subsets = [label_subset(train, labels, seed=config.seed) for labels in config.labels] if labeled else []
     subsets = [in_memory_if_it_fits(subset, config) for subset in subsets]
     model_class.check_batch_size(min(config.batch_size, len(train)), **config.method_options)
@@ -95,6 +105,17 @@ def prepare(config, strategy, labeled=True):
         line += f"; {strategy.num_replicas_in_sync} replicas"
     print(line, flush=True)
     return config, train, test, subsets
+
+
+def check_classes(train, data, job: str) -> None:
+    """An `InputError`, before any training, when `train` has fewer than 2 classes:
+    a classifier (or a probe) of one class learns nothing and its accuracy is 1."""
+    if train.num_classes < 2:
+        names = ", ".join(map(repr, train.class_names)) or "none"
+        raise DataError(
+            f"{data!r} has {train.num_classes} class ({names}); {job} needs at least 2. Put each class's images "
+            "in a folder of its own, or use `kssl pretrain`, which needs no labels."
+        )
 
 
 def _announce_augmentation_place() -> bool:
@@ -156,7 +177,6 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
 def evaluate_job(config: RunConfig, pretrained) -> dict:
     """`kssl evaluate`: kNN and linear probe of an encoder's frozen features, and the test
     accuracy of the run's classifier when the folder has one. Writes nothing."""
-    import keras
 
     from kssl.data.pipeline import labeled_batches
 
@@ -165,11 +185,12 @@ def evaluate_job(config: RunConfig, pretrained) -> dict:
     encoder = load_encoder(path)
     config = dataclasses.replace(config.resolved(), image_size=encoder.input_shape[1], labels=[])
     config, train, test, _ = prepare(config, strategy, labeled=False)
+    check_classes(train, config.data, "evaluation (kNN, linear probe)")
     if config.few_shot:
         check_few_shot(config.few_shot, test.labels)
     classifier_path = pathlib.Path(pretrained) / "classifier.keras"
     if classifier_path.is_file():  # checked before any work: its classes must be the data's
-        classifier = keras.saving.load_model(classifier_path)
+        classifier = load_keras_file(classifier_path)
         classifier_test = labeled_as_classifier(classifier, test, config.data)
     results = evaluate_frozen(encoder, train, test)
     if classifier_path.is_file():
@@ -208,7 +229,6 @@ def labeled_as_classifier(classifier, test, data):
 
 def export_job(model, out, model_name="kssl", version=1, overwrite=False) -> pathlib.Path:
     """`kssl export`: `out/<model_name>/<version>/`, the layout TF Serving reads."""
-    import keras
 
     from kssl.export import export_saved_model
 
@@ -218,7 +238,7 @@ def export_job(model, out, model_name="kssl", version=1, overwrite=False) -> pat
     if not path.is_file():
         raise MissingInputError(f"No classifier at {str(path)!r}: pass a run folder or a classifier .keras file.")
     target = check_output_folder(pathlib.Path(out) / model_name / str(version), overwrite)
-    export_saved_model(keras.saving.load_model(path), target, overwrite=overwrite)
+    export_saved_model(load_keras_file(path), target, overwrite=overwrite)
     print(f"SavedModel in {target}/ (signatures: serving_default, predict_uint8, predict_bytes, embed)")
     return target
 

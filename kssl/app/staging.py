@@ -126,7 +126,37 @@ def encoder_file(path) -> pathlib.Path:
 
 def load_encoder(path):
     """An encoder from a `.keras` file, or from a run folder holding `encoder.keras`."""
+    model = load_keras_file(encoder_file(path))
+    return getattr(model, "encoder", model)  # a pretraining model's or a Classifier's file holds its encoder
+
+
+def load_keras_file(path):
+    """`keras.saving.load_model(path)`, with an `InputError` naming the file when it is not a
+    `.keras` file (truncated, another format) or holds code that `safe_mode` refuses.
+
+    Keras says "File not found" for a file that exists but is no zip archive, and reports
+    `safe_mode` refusals as a `ValueError` like any other; other errors stay bugs.
+    """
+    import zipfile
+
     import keras
 
-    model = keras.saving.load_model(encoder_file(path))
-    return getattr(model, "encoder", model)  # a pretraining model's or a Classifier's file holds its encoder
+    path = pathlib.Path(path)
+    if not zipfile.is_zipfile(path):
+        raise InputError(
+            f"{str(path)!r} is not a .keras file (a zip archive that Keras writes): it may be truncated or of "
+            "another format. Pass a model saved by kssl (encoder.keras or classifier.keras), or a run folder."
+        )
+    with zipfile.ZipFile(path) as archive:
+        if "config.json" not in archive.namelist():
+            raise InputError(f"{str(path)!r} is a zip archive but not a .keras file (it has no config.json).")
+    try:
+        return keras.saving.load_model(path)
+    except ValueError as error:
+        if "safe_mode" not in str(error):
+            raise
+        raise InputError(
+            f"{str(path)!r} holds code (such as a Lambda layer) that Keras runs only with safe_mode=False, "
+            "so kssl does not load it. If you trust the file, load it in Python with "
+            "keras.saving.load_model(path, safe_mode=False)."
+        ) from None

@@ -39,7 +39,7 @@ from kssl.errors import DataError
 logger = logging.getLogger("kssl")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-LISTING_VERSION = 1
+LISTING_VERSION = 2
 
 
 def cache_root() -> pathlib.Path:
@@ -249,6 +249,7 @@ def list_folder(
             "/".join(IMAGE_EXTENSIONS),
             listing["other_example"],
         )
+    check_unreadable(listing["broken"], skip_bad_images, "broken links")
     paths = np.asarray([str(folder / p) for p in listing["paths"]], dtype=object)
     labels = np.asarray(listing["labels"], np.int64)
     sizes = np.asarray(listing["sizes"], np.int64)
@@ -276,7 +277,7 @@ def list_folder(
 def class_folders(folder) -> list[str]:
     """The sorted class folder names of `folder` (hidden folders and kssl run folders left out)."""
     return sorted(
-        e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".") and not holds_run(e.path)
+        e.name for e in os.scandir(folder) if _is_folder(e) and not e.name.startswith(".") and not holds_run(e.path)
     )
 
 
@@ -305,10 +306,15 @@ def _scan(folder: pathlib.Path, progress: bool) -> dict:
     if runs:
         logger.warning("Skipped %d folder(s) that hold a kssl run, not a class: %s", len(runs), ", ".join(runs))
     paths, labels, sizes, folders = [], [], [], {".": os.stat(folder).st_mtime_ns}
-    others, other_example = 0, ""
+    others, other_example, broken = 0, "", []
+    # Real paths of the folders listed so far: a symbolic link back to one of them (or to
+    # the root or above it, as `a/up -> ..`) would list the same images again, without end.
+    root_real = os.path.realpath(folder)
+    seen = {root_real}
     with progress_bar(len(class_dirs), f"Listing {folder.name}", progress, unit="folder") as bar:
         for label, name in enumerate(class_dirs):
             stack = [name]
+            seen.add(os.path.realpath(folder / name))
             while stack:
                 relative = stack.pop()
                 folders[relative] = os.stat(folder / relative).st_mtime_ns
@@ -316,15 +322,24 @@ def _scan(folder: pathlib.Path, progress: bool) -> dict:
                 for entry in entries:
                     if entry.name.startswith("."):
                         continue
-                    if entry.is_dir():
-                        if holds_run(entry.path):
+                    if _is_folder(entry):
+                        real = os.path.realpath(entry.path)
+                        if real in seen or root_real.startswith(real.rstrip(os.sep) + os.sep):
+                            logger.warning("Skipped %s: a symbolic link to a folder listed already", entry.path)
+                        elif holds_run(entry.path):
                             logger.warning("Skipped %s: it holds a kssl run, not images of its class", entry.path)
                         else:
+                            seen.add(real)
                             stack.append(f"{relative}/{entry.name}")
                     elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                        try:
+                            size = entry.stat().st_size
+                        except OSError as error:  # a dangling link, or links that point at each other
+                            broken.append(f"Cannot read image {entry.path!r}: {error.strerror.lower()}.")
+                            continue
                         paths.append(f"{relative}/{entry.name}")
                         labels.append(label)
-                        sizes.append(entry.stat().st_size)
+                        sizes.append(size)
                     else:
                         others += 1
                         other_example = other_example or str(folder / relative / entry.name)
@@ -339,7 +354,16 @@ def _scan(folder: pathlib.Path, progress: bool) -> dict:
         "sizes": sizes,
         "others": others,
         "other_example": other_example,
+        "broken": broken,
     }
+
+
+def _is_folder(entry) -> bool:
+    """Whether a directory entry is a folder (False for links that loop: a file, reported as broken)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _cached_listing(cache: pathlib.Path) -> dict | None:
@@ -440,8 +464,10 @@ def class_root(root: pathlib.Path, split: str | None) -> pathlib.Path:
         if (root / "train").is_dir():
             return root / "train"
         raise DataError(
-            f"{str(root)!r} looks like root/<split>/<class>/<image> with splits "
-            f"{', '.join(p.name for p in subdirs)}; pass split=... to choose one."
+            f"{str(root)!r} holds folders of folders ({', '.join(p.name for p in subdirs)}), not class folders of "
+            "images. kssl reads root/<class>/<image>, or root/train/<class>/<image> with root/test/: pass one of "
+            f"them as the data folder (e.g. {str(subdirs[0])!r}), or name the splits train and test "
+            "(Python: list_folder(root, split=...))."
         )
     return root
 

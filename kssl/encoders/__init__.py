@@ -46,11 +46,16 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0, weights: 
         )
     key = str(name).lower()
     resnet_match = re.fullmatch(r"resnet(\d+)", key)
-    if resnet_match and int(resnet_match.group(1)) in RESNET_DEPTHS:
-        return resnet(int(resnet_match.group(1)), width=width, image_size=image_size)
     vit_match = re.fullmatch(r"vit(\d+)", key)
-    if vit_match and int(vit_match.group(1)) >= 1:
-        return vit(int(vit_match.group(1)), width=width, image_size=image_size)
+    try:
+        if resnet_match and int(resnet_match.group(1)) in RESNET_DEPTHS:
+            return resnet(int(resnet_match.group(1)), width=width, image_size=image_size)
+        if vit_match and int(vit_match.group(1)) >= 1:
+            return vit(int(vit_match.group(1)), width=width, image_size=image_size)
+    except InputError:
+        raise
+    except ValueError as error:  # a size or width the architecture cannot take
+        raise InputError(f"Cannot build {name} at image size {image_size}, width {width}: {error}") from None
     raise InputError(f"Unknown encoder {name!r}. Available encoders: {', '.join(ENCODER_NAMES)}.")
 
 

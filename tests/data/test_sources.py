@@ -2,8 +2,10 @@ import logging
 
 import numpy as np
 import pytest
+from helpers import write_image_folder
 from PIL import Image
 
+from kssl.data.files import list_folder
 from kssl.data.sources import DataError, from_arrays, from_folder, from_tfds, load, load_digits
 
 
@@ -141,3 +143,19 @@ def test_load_dispatches_and_rejects_unknown_names(folder):
         load("imagenet-9000")
     with pytest.raises(DataError, match="Unknown TFDS dataset .surely_not_a_dataset.; tfds.list_builders"):
         load("tfds:surely_not_a_dataset")
+
+
+def test_symbolic_link_loops_are_listed_once_and_broken_links_are_named(tmp_path, caplog):
+    import os
+
+    root = write_image_folder(tmp_path / "photos", ["a", "b"], 3)
+    os.symlink("..", root / "a" / "up")  # recursed 40 levels deep before
+    os.symlink(".", root / "b" / "itself")
+    os.symlink("y.png", root / "a" / "x.png")  # two links that point at each other
+    os.symlink("x.png", root / "a" / "y.png")
+    with pytest.raises(DataError, match=r"x\.png'.*symbolic links.*--skip-bad-images"):
+        list_folder(root, progress=False)
+    with caplog.at_level("WARNING", logger="kssl"):
+        files = list_folder(root, skip_bad_images=True, refresh=True, progress=False)
+    assert len(files) == 6 and files.class_counts() == {"a": 3, "b": 3}
+    assert "a symbolic link to a folder listed already" in caplog.text and "2 broken links" in caplog.text
