@@ -130,3 +130,32 @@ def test_a_run_folder_left_inside_a_data_folder_is_not_read_as_a_class(tmp_path,
         train, test = load_train_test(str(data), image_size=8)
     assert train.class_names == ["cat", "dog", "fox"] and len(train) + len(test) == 30
     assert "hold a kssl run" in caplog.text
+
+
+def test_a_second_run_on_a_locked_out_stops_at_once_and_a_killed_holder_releases_it(tmp_path, capsys):
+    import signal
+    import subprocess
+    import sys
+
+    from kssl.cli import main
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import pathlib, sys, time\nfrom kssl.app.staging import run_lock\n"
+         "with run_lock(pathlib.Path(sys.argv[1])):\n    print('locked', flush=True)\n    time.sleep(600)", str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        args = ["run", "--image-size", "8", "--epochs", "1", "--out", str(out)]
+        assert main(args) == 2
+        assert f"Another kssl run (process {holder.pid} on" in capsys.readouterr().err
+        with pytest.raises(OutputExistsError, match="is writing"), staged_folder(out):
+            pass
+        assert not out.exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with staged_folder(out) as folder:  # kill -9 released it: the same command goes on
+        (folder / "done.txt").write_text("ok")
+    assert (out / "done.txt").read_text() == "ok" and not (tmp_path / ".run.lock").exists()

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import pathlib
 import shutil
+import socket
 import tempfile
 
 from kssl.atomic import atomic_file, atomic_folder
@@ -41,6 +43,9 @@ def check_output_folder(out, overwrite: bool, data: str | None = None) -> pathli
         tempfile.TemporaryDirectory(dir=existing).cleanup()
     except OSError:
         raise UnwritableOutputError(f"Cannot write to {str(out.parent)!r}: choose a writable --out.") from None
+    if out.parent.is_dir():
+        with run_lock(out):  # another run writing `out` stops this one now, not after loading the data
+            pass
     return out
 
 
@@ -73,6 +78,12 @@ def staged_folder(out: pathlib.Path, identity: dict | None = None):
     by a run with another identity is an error naming what differs, never reused.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
+    with run_lock(out), _staged(out, identity) as staging:
+        yield staging
+
+
+@contextlib.contextmanager
+def _staged(out, identity):
     staging = out.parent / f".{out.name}.partial"
     recorded = staging / "run.json"
     identity = json.loads(json.dumps(identity or {}, default=str))  # as it reads back from JSON
@@ -98,6 +109,49 @@ def staged_folder(out: pathlib.Path, identity: dict | None = None):
             raise
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)
         recorded.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def run_lock(out: pathlib.Path):
+    """Holds an OS lock on `.<name>.lock` beside `out` while a run writes it: a second run
+    on the same `--out` stops at once with an `OutputExistsError` naming the first one's
+    process. The operating system releases the lock when the process ends, even by
+    `kill -9`, so the same command then resumes. (Without `fcntl`, as on Windows, no lock.)
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux or macOS
+        yield
+        return
+    path = out.parent / f".{out.name}.lock"
+    while True:
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise OutputExistsError(
+                f"Another kssl run ({holder}) is writing {str(out)!r}. Wait for it to finish, stop it, or choose "
+                "another --out."
+            ) from None
+        try:  # the file may have been removed by the run that held it: lock the one on disk
+            same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()
 
 
 def file_sha256(path) -> str:
