@@ -231,12 +231,24 @@ class StepHistory(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._step = 0
         self._previous = (0, {})
+        self._latest = (0, {})
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
-        if self._step % self.every:
-            return
-        running = {name: float(np.ravel(value)[0]) for name, value in (logs or {}).items()}
+        self._latest = (self._step, logs or {})  # read only at the end: no transfer per step
+        if self._step % self.every == 0:
+            self._record(logs or {})
+
+    def on_train_end(self, logs=None):
+        # The steps after the last full interval (all of them in a run of fewer than
+        # `every` steps) are one more, shorter interval: the curve ends where training did.
+        step, running = getattr(self, "_latest", (0, {}))
+        if step > self._previous[0]:
+            self._step = step
+            self._record(running)
+
+    def _record(self, logs):
+        running = {name: float(np.ravel(value)[0]) for name, value in logs.items()}
         last_step, last = self._previous
         for name, mean in running.items():
             total = mean * self._step - last.get(name, 0.0) * last_step

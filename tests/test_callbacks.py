@@ -42,6 +42,21 @@ def test_step_history_recovers_per_interval_means_from_running_means():
     np.testing.assert_allclose(history.logs["loss"], [3.0, 2.0, 1.0])
 
 
+@pytest.mark.parametrize("steps, expected_steps", [(3, [3]), (7, [5, 7])])
+def test_step_history_ends_where_training_ended(steps, expected_steps):
+    from kssl.callbacks import StepHistory
+
+    history = StepHistory(every=5)
+    history.on_train_begin()
+    values = np.arange(steps, dtype=float)[::-1]
+    for step in range(1, steps + 1):
+        history.on_train_batch_end(step - 1, {"loss": np.mean(values[:step])})
+    history.on_train_end()
+    assert history.steps == expected_steps  # a run under 5 steps had no curve and no final_loss
+    starts = [0, *expected_steps[:-1]]
+    np.testing.assert_allclose(history.logs["loss"], [values[a:b].mean() for a, b in zip(starts, expected_steps)])
+
+
 class FakeTerminal(io.StringIO):
     def isatty(self):
         return True

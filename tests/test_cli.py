@@ -434,3 +434,13 @@ def test_a_bad_tf_config_is_one_line_and_exit_code_2(tmp_path, capsys, monkeypat
     monkeypatch.setenv("TF_CONFIG", tf_config)
     assert main(["run", *TINY, "--strategy", "multiworker", "--out", str(tmp_path / "x")]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "finetune"])
+def test_an_image_size_the_encoder_does_not_take_is_refused_not_ignored(tmp_path, capsys, command):
+    from helpers import tiny_encoder
+
+    tiny_encoder(16).save(tmp_path / "encoder.keras")
+    args = [command, "--pretrained", str(tmp_path / "encoder.keras"), "--image-size", "32"]
+    assert main(args + (["--out", str(tmp_path / "x")] if command == "finetune" else [])) == 2
+    assert "--image-size 32: the encoder in" in capsys.readouterr().err  # it printed "as asked" and used 16

@@ -159,3 +159,14 @@ def test_a_second_run_on_a_locked_out_stops_at_once_and_a_killed_holder_releases
     with staged_folder(out) as folder:  # kill -9 released it: the same command goes on
         (folder / "done.txt").write_text("ok")
     assert (out / "done.txt").read_text() == "ok" and not (tmp_path / ".run.lock").exists()
+
+
+def test_the_results_table_names_the_k_that_knn_used():
+    from kssl.app.report import results_table
+
+    metrics = {"test_images": 10, "data": "photos", "method": "SimCLR", "train_images": 28, "knn_accuracy": 0.5,
+               "knn_k": 28, "linear_probe_accuracy": 0.6, "label_budgets": []}  # fmt: skip
+    table = results_table(metrics)
+    assert "kNN (k=28)" in table and "k=200" not in table
+    knn, probe = [line for line in table.splitlines() if "kNN" in line or "linear probe" in line]
+    assert knn.index("50.0%") == probe.index("60.0%")  # the columns still line up

@@ -107,6 +107,18 @@ def prepare(config, strategy, labeled=True):
     return config, train, test, subsets
 
 
+def encoder_size(encoder, asked, path) -> int:
+    """The image size `encoder` takes; an `InputError` if `--image-size` asked for another
+    (it was ignored, while the output said "as asked")."""
+    size = encoder.input_shape[1]
+    if asked is not None and asked != size:
+        raise InputError(
+            f"--image-size {asked}: the encoder in {str(path)!r} takes {size}-px images, the size it was "
+            "pretrained at. Leave --image-size out, or pretrain at the size you want."
+        )
+    return size
+
+
 def check_classes(train, data, job: str) -> None:
     """An `InputError`, before any training, when `train` has fewer than 2 classes:
     a classifier (or a probe) of one class learns nothing and its accuracy is 1."""
@@ -148,12 +160,13 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
 
     The from-scratch baseline is `config.encoder` if given, else the pretrained
     encoder's architecture with fresh weights."""
+    asked = config.image_size
     config = config.resolved(default_encoder=False)
     out = check_output_folder(config.out, config.overwrite, config.data)
     path = encoder_file(pretrained)
     strategy = start_strategy(config.strategy)
     encoder = load_encoder(path)
-    config = dataclasses.replace(config, image_size=encoder.input_shape[1])
+    config = dataclasses.replace(config, image_size=encoder_size(encoder, asked, path))
     config, _, test, subsets = prepare(config, strategy)
     source = {"pretrained": str(pretrained), "pretrained_sha256": file_sha256(path)}
     with staged_folder(out, {**config.result_fields(), "pretrained_sha256": source["pretrained_sha256"]}) as folder:
@@ -183,7 +196,9 @@ def evaluate_job(config: RunConfig, pretrained) -> dict:
     path = encoder_file(pretrained)
     strategy = start_strategy("default")
     encoder = load_encoder(path)
-    config = dataclasses.replace(config.resolved(), image_size=encoder.input_shape[1], labels=[])
+    config = dataclasses.replace(
+        config.resolved(), image_size=encoder_size(encoder, config.image_size, path), labels=[]
+    )
     config, train, test, _ = prepare(config, strategy, labeled=False)
     check_classes(train, config.data, "evaluation (kNN, linear probe)")
     if config.few_shot:
@@ -196,8 +211,10 @@ def evaluate_job(config: RunConfig, pretrained) -> dict:
     if classifier_path.is_file():
         batches = labeled_batches(classifier_test, 256)
         results["classifier_accuracy"] = float(classifier.evaluate(batches, return_dict=True, verbose=0)["accuracy"])
-    width = max(len(name) for name in results)
-    print("\n".join(f"  {name:<{width}}  {value:6.1%}" for name, value in results.items()))
+    labels = {name: f"{name} (k={results['knn_k']})" if name == "knn_accuracy" else name for name in results}
+    accuracies = {labels[name]: value for name, value in results.items() if name.endswith("accuracy")}
+    width = max(len(label) for label in accuracies)
+    print("\n".join(f"  {label:<{width}}  {value:6.1%}" for label, value in accuracies.items()))
     if config.few_shot:
         results["few_shot"] = few_shot(encoder, test, config.few_shot, config.seed, config.few_shot_episodes)
     return results

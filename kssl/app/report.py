@@ -8,9 +8,10 @@ def results_table(metrics: dict, out=None) -> str:
     budget and fine-tuning mode, pretrained vs. from scratch, and what each mode trains."""
     lines = [f"\nTest accuracy on {metrics['test_images']} images of {metrics['data']}:"]
     if "knn_accuracy" in metrics:
+        knn = f"kNN (k={metrics.get('knn_k', 200)})"  # k is at most the training images
         lines += [
             f"  frozen features of the {metrics['method']} encoder, all {metrics['train_images']} train labels:",
-            f"    kNN (k=200)                   {metrics['knn_accuracy']:6.1%}",
+            f"    {knn:<30}{metrics['knn_accuracy']:6.1%}",
             f"    linear probe                  {metrics['linear_probe_accuracy']:6.1%}",
         ]
     adversarial = metrics.get("adversarial", "none") != "none"

@@ -54,11 +54,12 @@ def evaluate_frozen(encoder, train, test, folder=None, seed=0):
     from kssl.evaluation import evaluate_encoder, extract_features
     from kssl.plots import plot_embedding_map
 
-    frozen = evaluate_encoder(encoder, train, test, k=min(200, len(train)))
+    k = min(200, len(train))
+    frozen = evaluate_encoder(encoder, train, test, k=k)
     if folder is not None:
         features = extract_features(encoder, test)
         plot_embedding_map(features, test.labels, test.class_names, folder / "embeddings.png", seed=seed)
-    return {"knn_accuracy": frozen["knn_accuracy"], "linear_probe_accuracy": frozen["linear_accuracy"]}
+    return {"knn_accuracy": frozen["knn_accuracy"], "knn_k": k, "linear_probe_accuracy": frozen["linear_accuracy"]}
 
 
 def _adversarial_training(config):

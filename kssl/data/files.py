@@ -104,8 +104,14 @@ def map_files(function, paths, description: str, progress: bool = True, workers:
         try:
             return function(path)
         except Exception as error:  # noqa: BLE001 - PIL raises many types for corrupt files
-            empty = os.path.exists(path) and os.path.getsize(path) == 0
-            reason = "it is empty (0 bytes)" if empty else f"it cannot be decoded ({error})"
+            if not os.path.exists(path):
+                reason = (
+                    "it no longer exists; the folder changed after it was listed (--refresh-listing lists it again)"
+                )
+            elif os.path.getsize(path) == 0:
+                reason = "it is empty (0 bytes)"
+            else:
+                reason = f"it cannot be decoded ({error})"
             return Unreadable(f"Cannot read image {str(path)!r}: {reason}.")
 
     results = []

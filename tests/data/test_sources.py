@@ -1,4 +1,5 @@
 import logging
+import pathlib
 
 import numpy as np
 import pytest
@@ -159,3 +160,13 @@ def test_symbolic_link_loops_are_listed_once_and_broken_links_are_named(tmp_path
         files = list_folder(root, skip_bad_images=True, refresh=True, progress=False)
     assert len(files) == 6 and files.class_counts() == {"a": 3, "b": 3}
     assert "a symbolic link to a folder listed already" in caplog.text and "2 broken links" in caplog.text
+
+
+def test_a_file_gone_since_the_listing_names_refresh_listing(tmp_path):
+    from kssl.data.files import decode_files
+
+    root = write_image_folder(tmp_path / "photos", ["a", "b"], 2)
+    files = list_folder(root, progress=False)
+    pathlib.Path(files.paths[0]).unlink()  # as when a reused listing is older than the folder
+    with pytest.raises(DataError, match=r"no longer exists.*--refresh-listing lists it again"):
+        decode_files(files, 8, progress=False)
