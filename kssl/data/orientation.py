@@ -7,7 +7,7 @@ SavedModel's `predict_bytes` signature (a graph, so TF Serving applies it too:
 `jpeg_orientation`, `orient`). PNG, BMP and GIF files are used as stored; TFDS
 datasets as TFDS decodes them.
 
-The graph reader walks the JPEG's segments up to the start of the scan, finds the
+The graph reader walks the first four JPEG segments (up to the start of the scan), finds the
 APP1 "Exif" segment and reads tag 0x0112 of its first image directory, in either byte
 order; anything it cannot read (no EXIF, a broken header, a value outside 1-8) counts
 as 1, "as stored". Orientation 6 (the usual portrait photo) is a quarter turn clockwise:
@@ -23,7 +23,7 @@ array([[3, 0],
 from __future__ import annotations
 
 ORIENTATION_TAG = 0x0112
-_MAX_SEGMENTS = 64
+_MAX_SEGMENTS = 4
 _EXIF_WITHIN = 4096  # bytes from the start: EXIF's APP1 follows the start marker or a JFIF APP0
 _MAX_ENTRIES = 64
 
@@ -90,19 +90,16 @@ def _parsed_orientation(contents):
     is_jpeg = (soi[0] == 0xFF) & (soi[1] == 0xD8)
     exif = tf.constant([ord(c) for c in "Exif\0\0"], tf.int64)
 
-    def walking(position, tiff, count):
-        marker = read(position, 2)  # up to the start of scan (0xFFDA)
-        at_marker = (marker[0] == 0xFF) & (marker[1] != 0xDA)
-        return is_jpeg & (tiff < 0) & (count < _MAX_SEGMENTS) & (position < length) & at_marker
-
-    def next_segment(position, tiff, count):
+    # The segments from the start marker on, unrolled (a graph loop made the SavedModel's
+    # export twice as slow): EXIF's APP1 is the first, or follows a JFIF APP0.
+    position, tiff = tf.constant(2, tf.int64), tf.constant(-1, tf.int64)
+    walking = is_jpeg
+    for _ in range(_MAX_SEGMENTS):
         segment = read(position, 10)  # marker, length (big-endian), "Exif\0\0" in APP1
-        is_exif = (segment[1] == 0xE1) & tf.reduce_all(segment[4:] == exif)
-        tiff = tf.where(is_exif, position + 10, tiff)
-        return position + 2 + segment[2] * 256 + segment[3], tiff, count + 1
-
-    first = tf.constant(2, tf.int64), tf.constant(-1, tf.int64), tf.constant(0, tf.int64)
-    _, tiff, _ = tf.while_loop(walking, next_segment, first)
+        walking = walking & (segment[0] == 0xFF) & (segment[1] != 0xDA)  # up to the start of scan
+        is_exif = walking & (segment[1] == 0xE1) & tf.reduce_all(segment[4:] == exif)
+        tiff = tf.where(is_exif & (tiff < 0), position + 10, tiff)
+        position = position + 2 + segment[2] * 256 + segment[3]
     header = read(tiff, 8)  # byte order, 42, offset of the first image directory
     little = (header[0] == 0x49) & (header[1] == 0x49)  # "II"
     big = (header[0] == 0x4D) & (header[1] == 0x4D)  # "MM"
@@ -145,24 +142,15 @@ def orient(image, orientation):
     import tensorflow as tf
 
     image = tf.convert_to_tensor(image)
-
-    def transposed():
-        return tf.transpose(image, [1, 0, 2])
-
-    branches = [
-        lambda: image,  # 1: as stored
-        lambda: image[:, ::-1],  # 2: mirrored left to right
-        lambda: image[::-1, ::-1],  # 3: half a turn
-        lambda: image[::-1],  # 4: mirrored top to bottom
-        transposed,  # 5: transposed
-        lambda: tf.image.rot90(image, k=3),  # 6: a quarter turn clockwise
-        lambda: transposed()[::-1, ::-1],  # 7: transversed
-        lambda: tf.image.rot90(image, k=1),  # 8: a quarter turn anticlockwise
-    ]
-    orientation = tf.cast(orientation, tf.int32)
-    return tf.cond(
-        orientation == 1, lambda: image, lambda: tf.switch_case(tf.clip_by_value(orientation, 1, 8) - 1, branches)
-    )
+    # Each orientation is a transpose (5-8) then flips, with no branches (a `switch_case`
+    # of eight made tracing and export slow): 6, a quarter turn clockwise, is the
+    # transpose mirrored left to right. An identity transpose or no flip moves no pixels.
+    orientation = tf.clip_by_value(tf.cast(orientation, tf.int32), 1, 8)
+    swap = orientation >= 5
+    flip_rows = tf.reduce_any(orientation == tf.constant([3, 4, 7, 8]))
+    flip_columns = tf.reduce_any(orientation == tf.constant([2, 3, 6, 7]))
+    image = tf.transpose(image, tf.where(swap, tf.constant([1, 0, 2]), tf.constant([0, 1, 2])))
+    return tf.reverse(image, tf.boolean_mask(tf.constant([0, 1]), tf.stack([flip_rows, flip_columns])))
 
 
 def stored_box(box, orientation, stored_height, stored_width):
