@@ -156,17 +156,20 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
         return tuple(as_uint8(c) for c in crops), label, drawn
 
     def one_batch(keys, labels, drawn):
-        images = (
-            tf.data.Dataset.from_tensor_slices((keys, labels, drawn))
-            .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .ignore_errors()  # an unreadable file is dropped here and reported below
-            .batch(batch_size)
+        count = tf.shape(labels, out_type=tf.int64)[0]
+        loaded = tf.data.Dataset.from_tensor_slices((keys, labels, drawn)).map(
+            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
+        places = tf.data.Dataset.range(count)  # each image's place in its batch, to name the dropped ones
+        # An unreadable file is dropped here and reported below.
+        images = tf.data.Dataset.zip(loaded, places).ignore_errors().batch(batch_size)
         return tf.data.Dataset.zip(images, tf.data.Dataset.from_tensors(reader.names(keys)))
 
     def report_skipped(skipped, batch):
-        (crops, labels, drawn), names = batch
-        missing = tf.shape(names)[0] - tf.shape(labels)[0]
+        ((crops, labels, drawn), places), names = batch
+        read = tf.reduce_any(tf.range(tf.shape(names, out_type=tf.int64)[0])[:, None] == places[None, :], axis=1)
+        unreadable = tf.boolean_mask(names, ~read)
+        missing = tf.shape(unreadable)[0]
 
         def warn():
             tf.print(
@@ -174,9 +177,9 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
                 missing,
                 "unreadable image(s) in this batch (",
                 skipped + tf.cast(missing, tf.int64),
-                "so far ), among:",
-                names,
-                summarize=4,
+                "so far):",
+                unreadable,
+                summarize=-1,
                 output_stream=sys.stderr,
             )
             return skipped + tf.cast(missing, tf.int64)
