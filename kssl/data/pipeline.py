@@ -87,7 +87,7 @@ def _decode_region(contents, make_windows):
 
     def any_jpeg():
         # `jpeg` is `turned_jpeg` at orientation 1 without its ops: most files take it,
-        # and the extra ops cost streaming about a third when every file paid them.
+        # and when every file paid the extra ops, streaming was 13% slower (flowers, 64 px).
         orientation = jpeg_orientation(contents)
         return tf.cond(orientation == 1, jpeg, lambda: turned_jpeg(orientation))
 
