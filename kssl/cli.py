@@ -198,7 +198,8 @@ def _data_options(parser, labels=True):
 def _model_options(parser):
     parser.add_argument(
         "--encoder",
-        help="resnet10 (the smallest), resnet18, resnet34, resnet50, vit<depth> such as vit6, or a keras.applications "
+        help="conv4 (the smallest: the few-shot literature's Conv-4), resnet10, resnet18, resnet34, resnet50, "
+        "vit<depth> such as vit6, or a keras.applications "
         "backbone such as keras:ResNet50V2 or keras:EfficientNetB0 (default: the method's, resnet18, or vit6 for mae)",
     )
     parser.add_argument(

@@ -9,13 +9,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # Folder listings and image caches go to a throw-away folder, not the user's ~/.cache.
 os.environ.setdefault("KSSL_CACHE_DIR", tempfile.mkdtemp(prefix="kssl-test-cache-"))
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # Under pytest-xdist (pyproject's `-n 2`), each worker (and the processes it starts)
-    # computes on one thread: two workers then fill two cores without oversubscribing them.
-    # One inter-op thread too: the tests' graphs are too small to run ops side by side, and
-    # the hand-offs cost more (measured: the fine-tuning and model tests ran 12-15% faster).
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+# Each test process (and the processes it starts) computes on one thread: pyproject's two
+# pytest-xdist workers then fill two cores without oversubscribing them, and every step is
+# deterministic without TF_DETERMINISTIC_OPS (the SIGKILL test compares a run in this
+# process with one resumed in another). One inter-op thread too: the tests' graphs are too
+# small to run ops side by side, and the hand-offs cost more (measured: the fine-tuning and
+# model tests ran 12-15% faster).
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 from kssl.cpu import prefer_onednn  # noqa: E402

@@ -9,8 +9,8 @@ from kssl.data.sources import load_digits
 from kssl.encoders import resnet
 
 IMAGE_SIZE = 16
-# The smallest encoder the `kssl` command builds: what command-line tests train.
-TINY_MODEL = ["--encoder", "resnet10", "--width", "0.125"]
+# The smallest encoder the `kssl` command builds (Conv-4 of 8 filters): what command-line tests train.
+TINY_MODEL = ["--encoder", "conv4", "--width", "0.125"]
 
 
 def tiny_encoder(image_size=IMAGE_SIZE, widths=(8, 8, 16, 16, 32)):

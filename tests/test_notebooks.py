@@ -7,7 +7,7 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").g
 TINY = {
     "image_size": 8,
     "width": 0.125,
-    "encoder_name": "resnet10",
+    "encoder_name": "conv4",
     "adapted_modes": {"lora": {"rank": 2}},
     "batch_size": 64,
     "steps": 3,
@@ -27,7 +27,7 @@ def test_notebooks_exist_and_are_committed_without_outputs():
 def test_the_notebooks_run_top_to_bottom_in_order_in_one_kernel(tmp_path):
     # As a user works through them: 01 saves the encoder that 02 fine-tunes and 03 serves
     # a classifier. One kernel (one TensorFlow start-up) and one path through each loop
-    # (resnet10, one adapted mode) keep it within the suite's budget.
+    # (conv4, one adapted mode) keep it within the suite's budget.
     import nbformat
     from nbclient import NotebookClient
 

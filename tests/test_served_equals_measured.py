@@ -1,6 +1,7 @@
 """What is served is what was measured: on wide and tall photos, the exported SavedModel
 (loaded in a fresh process with TensorFlow alone) predicts, image for image, what the
-`Classifier` predicted on the evaluation view, and its accuracy is the one in `metrics.json`."""
+`Classifier` predicted on the evaluation view, and its accuracy is the one in `metrics.json`;
+then, in that process, `import kssl` alone loads the run's .keras files."""
 
 import json
 import subprocess
@@ -28,14 +29,19 @@ SERVE = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
     from PIL import Image
-    model, paths, out = tf.saved_model.load(sys.argv[1]), sys.argv[3:], sys.argv[2]
-    signatures = model.signatures
+    run, out, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+    signatures = tf.saved_model.load(run + "/serving/kssl/1").signatures
     pixels = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
     as_uint8 = [signatures["predict_uint8"](images=tf.constant(p[None]))["class_id"].numpy()[0] for p in pixels]
     as_bytes = signatures["predict_bytes"](image_bytes=tf.constant([open(p, "rb").read() for p in paths]))
     embedding = [signatures["embed"](images=tf.constant(p[None], tf.float32))["embedding"].numpy()[0] for p in pixels]
+    served_alone = not any(m.startswith("kssl") for m in sys.modules)
+    # Then, in the same process, `import kssl` alone is enough to load its .keras files
+    # (its classes register themselves with Keras; no kssl.models import needed).
+    import keras, kssl
+    loaded = [type(keras.saving.load_model(f"{run}/{name}.keras")).__name__ for name in ("classifier", "encoder")]
     np.savez(out, uint8=as_uint8, bytes=as_bytes["class_id"].numpy(), embed=np.stack(embedding),
-             kssl=any(m.startswith("kssl") for m in sys.modules))
+             alone=served_alone, loaded=loaded)
     """
 )
 
@@ -64,14 +70,14 @@ def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_
 
     files = list_folder(root, "test", progress=False)
     assert {np.asarray(Image.open(p)).shape[:2] for p in files.paths} == {WIDE, TALL}
-    serving, served = out / "serving" / "kssl" / "1", tmp_path / "served.npz"
+    served = tmp_path / "served.npz"
     result = subprocess.run(
-        [sys.executable, "-c", SERVE, str(serving), str(served), *map(str, files.paths)],
+        [sys.executable, "-c", SERVE, str(out), str(served), *map(str, files.paths)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     served = np.load(served)
-    assert not served["kssl"]
+    assert bool(served["alone"]) and list(served["loaded"]) == ["Classifier", "Functional"]
 
     test = files.load(SIZE, progress=False)
     classifier = keras.saving.load_model(out / "classifier.keras")

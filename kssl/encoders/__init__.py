@@ -1,7 +1,8 @@
 """Image encoders: models mapping images to one feature vector each.
 
 `build_encoder(name, ...)` builds one from its name, as the `kssl` command's `--encoder`
-does: `resnet10`, `resnet18`, `resnet34`, `resnet50` (`kssl.encoders.resnet`), `vit<depth>`, e.g.
+does: `conv4` (`kssl.encoders.conv4`, the few-shot literature's small backbone), `resnet10`,
+`resnet18`, `resnet34`, `resnet50` (`kssl.encoders.resnet`), `vit<depth>`, e.g.
 `vit6` or `vit12` (`kssl.encoders.vit`), or `keras:<Backbone>`, e.g. `keras:ResNet50V2`
 or `keras:EfficientNetB0` (`kssl.encoders.applications`, optionally ImageNet weights).
 """
@@ -11,12 +12,14 @@ from __future__ import annotations
 import re
 
 from kssl.encoders.applications import from_keras_applications
+from kssl.encoders.conv4 import conv4
 from kssl.encoders.resnet import DEPTHS as RESNET_DEPTHS
 from kssl.encoders.resnet import resnet
 from kssl.encoders.vit import vit
 from kssl.errors import InputError
 
 ENCODER_NAMES = (
+    "conv4",
     *(f"resnet{depth}" for depth in RESNET_DEPTHS),
     "vit<depth> (e.g. vit6)",
     "keras:<keras.applications backbone> (e.g. keras:ResNet50V2)",
@@ -26,7 +29,7 @@ ENCODER_NAMES = (
 def build_encoder(name: str, image_size: int = 32, width: float = 1.0, weights: str | None = None) -> keras.Model:  # noqa: F821
     """Builds an encoder from its name, at `image_size`, with a width multiplier.
 
-    `width` scales a ResNet's stage widths (64-512) or a ViT's token width (ViT-Base's
+    `width` scales Conv-4's 64 filters, a ResNet's stage widths (64-512) or a ViT's token width (ViT-Base's
     768: 0.25 is ViT-Tiny's 192); `keras:` backbones keep their own widths. `weights`
     ("imagenet" or a weights file) applies to `keras:` backbones only.
 
@@ -35,6 +38,8 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0, weights: 
     'resnet18_w0.125'
     >>> build_encoder("vit2", image_size=16, width=0.125).name
     'vit2_w0.125_p2'
+    >>> build_encoder("conv4", image_size=16, width=0.125).name
+    'conv4_w0.125'
     """
     if str(name).lower().startswith("keras:"):
         return from_keras_applications(str(name)[len("keras:") :], weights=weights, image_size=image_size)
@@ -48,6 +53,8 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0, weights: 
     resnet_match = re.fullmatch(r"resnet(\d+)", key)
     vit_match = re.fullmatch(r"vit(\d+)", key)
     try:
+        if key == "conv4":
+            return conv4(width=width, image_size=image_size)
         if resnet_match and int(resnet_match.group(1)) in RESNET_DEPTHS:
             return resnet(int(resnet_match.group(1)), width=width, image_size=image_size)
         if vit_match and int(vit_match.group(1)) >= 1:
@@ -59,4 +66,4 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0, weights: 
     raise InputError(f"Unknown encoder {name!r}. Available encoders: {', '.join(ENCODER_NAMES)}.")
 
 
-__all__ = ["ENCODER_NAMES", "build_encoder", "from_keras_applications", "resnet", "vit"]
+__all__ = ["ENCODER_NAMES", "build_encoder", "conv4", "from_keras_applications", "resnet", "vit"]

@@ -71,5 +71,5 @@ def test_bad_arguments_name_the_problem(kwargs, message):
 
 def test_build_encoder_by_name_and_unknown_names():
     assert build_encoder("ResNet18", image_size=16, width=0.125).output_shape == (None, 64)
-    with pytest.raises(ValueError, match="Available encoders: resnet10, resnet18, resnet34, resnet50"):
+    with pytest.raises(ValueError, match="Available encoders: conv4, resnet10, resnet18, resnet34, resnet50"):
         build_encoder("vgg16")
