@@ -69,6 +69,22 @@ def test_an_interrupted_run_resumes_only_with_the_same_identity(tmp_path, capsys
     assert sorted(p.name for p in out.iterdir()) == ["encoder.keras"] and not staging.exists()
 
 
+def test_a_run_refused_for_its_input_keeps_its_staging_folder_only_for_training_it_holds(tmp_path, capsys):
+    from kssl.errors import DataError
+
+    out, staging = tmp_path / "run", tmp_path / ".run.partial"
+    identity = RunConfig(epochs=3).resolved().result_fields()
+    with pytest.raises(DataError), staged_folder(out, identity):
+        raise DataError("one class")  # the same command would fail again: nothing to resume
+    assert not staging.exists() and not out.exists()
+    with pytest.raises(DataError), staged_folder(out, identity) as folder:
+        (folder / "checkpoints" / "pretrain").mkdir(parents=True)
+        (folder / "checkpoints" / "pretrain" / "checkpoint").write_text("step 40")
+        raise DataError("a file is gone since the listing")  # fixable: the pretraining is worth keeping
+    assert (staging / "checkpoints" / "pretrain" / "checkpoint").is_file() and not out.exists()
+    assert "once the input is fixed, a command with the same settings resumes it" in capsys.readouterr().out
+
+
 def test_an_encoders_identity_is_its_content_not_its_path_or_time(tmp_path):
     import os
 

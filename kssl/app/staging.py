@@ -100,15 +100,24 @@ def _staged(out, identity):
                 "Run that command again to resume it, or delete the folder to start afresh."
             )
         print(f"resuming the interrupted run in {staging}", flush=True)
-    with atomic_folder(out, staging, keep_on_error=True):
-        write_json(recorded, identity)
-        try:
+    try:
+        with atomic_folder(out, staging, keep_on_error=True):
+            write_json(recorded, identity)
             yield staging
-        except BaseException:
-            print(f"kssl: the unfinished run is kept in {staging}; the same command resumes it.", flush=True)
-            raise
-        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
-        recorded.unlink(missing_ok=True)
+            shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+            recorded.unlink(missing_ok=True)
+    except InputError:
+        # Input kssl cannot use fails the same command again: the folder is kept only for
+        # the training it holds, which a corrected command of the same settings resumes.
+        if any((staging / "checkpoints").rglob("checkpoint")):
+            print(f"kssl: the training done so far is kept in {staging}; once the input is fixed, a command with "
+                  "the same settings resumes it.", flush=True)  # fmt: skip
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    except BaseException:
+        print(f"kssl: the unfinished run is kept in {staging}; the same command resumes it.", flush=True)
+        raise
 
 
 @contextlib.contextmanager
