@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import pathlib
 import sys
 import time
 
 import keras
 import numpy as np
+
+from kssl.atomic import atomic_file
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -218,20 +222,44 @@ class StepHistory(keras.callbacks.Callback):
     flatten out and hide late progress. Every `every` steps this records the mean over
     just those steps, recovered exactly from consecutive running means
     (`(m_t * t - m_s * s) / (t - s)`): `steps` and `logs` (metric name -> values).
+    Steps count from the optimizer's step at the start of `fit`, so a resumed run's
+    curve goes on where its checkpoint was.
+
+    Args:
+        every: record every this many steps (and at the end of training).
+        path: a JSON file the curve is saved to at every record (atomically) and read
+            back from at the start of training, keeping the points up to the step the
+            run resumes from: with a checkpoint folder's path, the curve of a run killed
+            and resumed is the whole run's.
     """
 
-    def __init__(self, every: int = 5):
+    def __init__(self, every: int = 5, path=None):
         super().__init__()
         self.every = max(1, int(every))
+        self.path = None if path is None else pathlib.Path(path)
         self.steps: list[int] = []
         self.logs: dict[str, list[float]] = {}
+        self._start = 0
         self._step = 0
         self._previous = (0, {})
 
     def on_train_begin(self, logs=None):
+        optimizer = getattr(self.model, "optimizer", None) if self._model_is_set() else None
+        self._start = int(optimizer.iterations.numpy()) if optimizer is not None else 0
+        if self.path is not None and self.path.exists():
+            saved = json.loads(self.path.read_text())
+            kept = [i for i, step in enumerate(saved["steps"]) if step <= self._start]
+            self.steps = [saved["steps"][i] for i in kept]
+            self.logs = {name: [values[i] for i in kept] for name, values in saved["logs"].items()}
         self._step = 0
         self._previous = (0, {})
         self._latest = (0, {})
+
+    def _model_is_set(self) -> bool:
+        try:
+            return self.model is not None
+        except AttributeError:  # not attached to a model (called by hand)
+            return False
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
@@ -253,5 +281,9 @@ class StepHistory(keras.callbacks.Callback):
         for name, mean in running.items():
             total = mean * self._step - last.get(name, 0.0) * last_step
             self.logs.setdefault(name, []).append(total / (self._step - last_step))
-        self.steps.append(self._step)
+        self.steps.append(self._start + self._step)
         self._previous = (self._step, running)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(self.path, suffix=".json") as tmp:
+                tmp.write_text(json.dumps({"steps": self.steps, "logs": self.logs}))

@@ -6,12 +6,13 @@ import pytest
 
 
 def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
-    # In-process: the run dies by an exception after its checkpoint of step 4 (kill -9 of
+    # In-process: the run dies by an exception in step 6, after its checkpoint of step 4 (kill -9 of
     # the command and its resume: tests/test_cli.py). Started again with the same
     # checkpoint folder, it trains only the steps left and ends with the same weights.
     import keras
     from helpers import tiny_encoder
 
+    from kssl.callbacks import StepHistory
     from kssl.data.sources import load_digits
     from kssl.training import pretrain
 
@@ -19,21 +20,28 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
 
     class Crash(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            if batch == 4:
+            if batch == 5:  # step 6: its curve point is recorded, its checkpoint is not
                 raise RuntimeError("the machine went away")
 
     def run(checkpoint_dir=None, callbacks=()):
         keras.utils.set_random_seed(0)
+        # The curve as `kssl run` keeps it (pretraining.png), beside the checkpoints.
+        curve = StepHistory(every=2, path=None if checkpoint_dir is None else tmp_path / "curve.json")
         model, history = pretrain(images, tiny_encoder(8), epochs=2, batch_size=32,
-                                  checkpoint_dir=checkpoint_dir, checkpoint_every=2, callbacks=list(callbacks),
-                                  verbose=0)  # fmt: skip
-        return model, history
+                                  checkpoint_dir=checkpoint_dir, checkpoint_every=2,
+                                  callbacks=[curve, *callbacks], verbose=0)  # fmt: skip
+        return model, history, curve
 
-    reference, _ = run()
+    reference, _, whole = run()
     with pytest.raises(RuntimeError, match="went away"):
-        run(tmp_path / "checkpoints", [Crash()])
-    resumed, history = run(tmp_path / "checkpoints")
+        run(tmp_path / "checkpoints", [Crash()])  # dies after step 6; the last checkpoint is step 4's
+    resumed, history, curve = run(tmp_path / "checkpoints")
     assert int(resumed.optimizer.iterations.numpy()) == 8 and history.params["steps"] == 4  # 4 steps were left
+    # The resumed run's curve is the whole run's: steps 2 and 4 from before the crash (its point at
+    # step 6, past the checkpoint, is dropped), 6 and 8 after.
+    assert curve.steps == whole.steps == [2, 4, 6, 8]
+    for name, values in whole.logs.items():
+        np.testing.assert_allclose(curve.logs[name], values, rtol=1e-5, atol=1e-6, err_msg=name)
     expected, actual = reference.get_weights(), resumed.get_weights()
     assert len(expected) == len(actual) > 25
     for a, b in zip(actual, expected):

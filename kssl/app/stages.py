@@ -24,7 +24,8 @@ def pretrain_into(folder, config, strategy, train, verbose):
     save_view_grid(train, augmentation, folder / "augmentations.png", seed=config.seed)
     with strategy.scope():
         encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
-    curve = StepHistory()
+    checkpoints = folder / "checkpoints" / "pretrain"
+    curve = StepHistory(path=checkpoints.with_name("pretrain-curve.json"))  # the whole run's, across resumes
     model, _ = pretrain(
         train,
         encoder,
@@ -38,7 +39,7 @@ def pretrain_into(folder, config, strategy, train, verbose):
         strategy=strategy,
         jit_compile=config.jit_compile,
         augment_on_device=config.augment_on_device,
-        checkpoint_dir=folder / "checkpoints" / "pretrain",
+        checkpoint_dir=checkpoints,
         checkpoint_every=config.checkpoint_every,
         callbacks=[curve],
         verbose=verbose,
@@ -100,7 +101,8 @@ def finetune_into(folder, config, strategy, encoder, subsets, test, verbose):
                     ),
                 }
             for name, start in starts.items():
-                curve = StepHistory()
+                checkpoints = folder / "checkpoints" / f"finetune-{mode}-{name}-{len(labeled)}"
+                curve = StepHistory(path=checkpoints.with_name(f"{checkpoints.name}-curve.json"))
                 classifier, _ = finetune(
                     start,
                     labeled,
@@ -112,7 +114,7 @@ def finetune_into(folder, config, strategy, encoder, subsets, test, verbose):
                     seed=config.seed,
                     strategy=strategy,
                     jit_compile=config.jit_compile,
-                    checkpoint_dir=folder / "checkpoints" / f"finetune-{mode}-{name}-{len(labeled)}",
+                    checkpoint_dir=checkpoints,
                     checkpoint_every=config.checkpoint_every,
                     callbacks=[curve],
                     verbose=verbose,
