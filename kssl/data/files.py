@@ -55,11 +55,12 @@ def progress_bar(total: int, description: str, enabled: bool = True, unit: str =
 
 
 def open_scaled(path, shorter_side: int):
-    """The first frame of an image file as RGB, its shorter side at most `shorter_side`.
+    """The first frame of an image file as RGB, as kssl stores it: `stored_shape`.
 
-    The aspect ratio is kept and small images are not enlarged. A JPEG is decoded at a
-    reduced DCT scale where that suffices (several times faster), and turned as its EXIF
-    orientation says (`kssl.data.orientation`); the resize is PIL's bilinear filter,
+    Its centred part of at most `MAX_STORED_ASPECT` (long side to short side), the
+    shorter side at most `shorter_side`: small images are not enlarged. A JPEG is decoded
+    at a reduced DCT scale where that suffices (several times faster), and turned as its
+    EXIF orientation says (`kssl.data.orientation`); the resize is PIL's bilinear filter,
     which antialiases. Raises what PIL raises for unreadable files.
     """
     from PIL import Image
@@ -68,13 +69,52 @@ def open_scaled(path, shorter_side: int):
         image.seek(0)  # the first frame of a GIF
         width, height = image.size
         scale = min(1.0, shorter_side / min(width, height))
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
         if image.format == "JPEG" and scale < 1.0:
-            image.draft("RGB", size)
+            image.draft("RGB", (max(1, round(width * scale)), max(1, round(height * scale))))
         orientation = pil_orientation(image)
-        rgb = orient_pil(as_rgb(image), orientation)  # turned before the resize, as streaming does
+        rgb = as_rgb(image)
+        drafted_height, drafted_width = rgb.size[::-1]
+        kept_height, kept_width = centred_part(drafted_height, drafted_width)
+        if (kept_height, kept_width) != (drafted_height, drafted_width):
+            top, left = (drafted_height - kept_height) // 2, (drafted_width - kept_width) // 2
+            rgb = rgb.crop((left, top, left + kept_width, top + kept_height))
+        rgb = orient_pil(rgb, orientation)  # turned before the resize, as streaming does
+    size = stored_shape(height, width, shorter_side)[::-1]  # PIL's (width, height), as the file stores it
     size = size[::-1] if orientation >= 5 else size
     return rgb if rgb.size == size else rgb.resize(size, Image.BILINEAR)
+
+
+# In memory (and in --cache-size copies), an image whose long side is more than twice its
+# short side is stored as its centred part of that ratio. Every image shares one array
+# padded to the largest stored height and width, so one 20 x 6,000 banner among 2,000
+# small images took 864 MB for 3.5 MB of pictures; with the cap, 2,000 images of stored
+# side S take at most 2,000 x 2S x 2S pixels whatever their shapes. Common photo shapes
+# (4:3, 3:2, 16:9) are kept whole; a panorama trains on its middle. The centred square
+# (the evaluation view, and what the SavedModel serves) lies inside the kept part.
+MAX_STORED_ASPECT = 2.0
+
+
+def centred_part(height: int, width: int) -> tuple[int, int]:
+    """The `(height, width)` of an image's centred part of at most `MAX_STORED_ASPECT`.
+
+    Example:
+    >>> centred_part(20, 6000), centred_part(300, 400), centred_part(900, 300)
+    ((20, 40), (300, 400), (600, 300))
+    """
+    return min(height, int(MAX_STORED_ASPECT * width)), min(width, int(MAX_STORED_ASPECT * height))
+
+
+def stored_shape(height: int, width: int, shorter_side: int) -> tuple[int, int]:
+    """The `(height, width)` kssl stores an image of `(height, width)` at, for a `shorter_side`:
+    its `centred_part`, the shorter side at most `shorter_side` (never enlarged), aspect kept.
+
+    Example:
+    >>> stored_shape(375, 500, 24), stored_shape(20, 6000, 24), stored_shape(10, 12, 24)
+    ((24, 32), (20, 40), (10, 12))
+    """
+    height, width = centred_part(height, width)
+    scale = min(1.0, shorter_side / min(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def as_rgb(image):
@@ -187,7 +227,8 @@ class ImageFiles(ImageCollection):
 
         Each image keeps its aspect ratio and is stored with its shorter side at
         `stored_side(image_size)` (never enlarged), so random crops are cut from a copy
-        larger than the training size.
+        larger than the training size; one longer than 2:1 keeps its centred 2:1 part
+        (`stored_shape`).
         """
         return decode_files(self, image_size, skip_bad_images, workers, progress)
 
@@ -391,7 +432,8 @@ def cached_copies(files: ImageFiles, shorter_side: int, skip_bad_images: bool = 
 
     For folders whose originals are far larger than training needs (12-megapixel
     photos for 64-px views): each file is decoded once (at a reduced JPEG DCT scale
-    where possible), resized keeping its aspect ratio and saved at quality 90 under
+    where possible), resized keeping its aspect ratio (`stored_shape`: an image longer
+    than 2:1 keeps its centred 2:1 part, as in memory) and saved at quality 90 under
     `cache_root()/images/<folder hash>-<side>/`. A copy's name is its original's whole
     name plus the original's size and modification time in nanoseconds
     (`cat/x.png.2f1a-17f3c2d9e0a4b000.jpg`): `x.png` and `x.jpg` get copies of their

@@ -48,15 +48,19 @@ def memory_bytes() -> int:
 def decoded_bytes(count: int, shapes, image_size: int) -> int:
     """Estimated bytes of `count` images kept in memory for training at `image_size`.
 
-    Each image is stored with its shorter side at `stored_side(image_size)` (never
-    enlarged) in one array padded to the largest stored height and width, as
-    `kssl.data.files.decode_files` does; `shapes` is a sample of the images' shapes.
-    """
-    from kssl.data.files import stored_side
+    Each image is stored at `kssl.data.files.stored_shape` (its centred part of at most
+    2:1, the shorter side at `stored_side(image_size)`, never enlarged) in one array padded
+    to the largest stored height and width, as `kssl.data.files.decode_files` does;
+    `shapes` is a sample of the images' shapes.
 
-    shapes = np.asarray(shapes, np.float64)
-    scale = np.minimum(1.0, stored_side(image_size) / shapes.min(axis=1))
-    stored = np.maximum(1, np.round(shapes * scale[:, None]))
+    Example:
+    >>> decoded_bytes(2000, [(24, 24)] * 199 + [(20, 6000)], 16)  # one banner: 40 px wide
+    5760000
+    """
+    from kssl.data.files import stored_shape, stored_side
+
+    side = stored_side(image_size)
+    stored = np.asarray([stored_shape(int(h), int(w), side) for h, w in shapes], np.int64)
     return int(count * stored[:, 0].max() * stored[:, 1].max() * 3)
 
 

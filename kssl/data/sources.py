@@ -105,7 +105,8 @@ def from_folder(
     become RGB (alpha is dropped). Every image keeps its aspect ratio: its shorter side
     is resized to `kssl.data.files.stored_side(image_size)` (1.5x the training size;
     smaller images keep their own size), so random crops come from a copy larger than
-    the views. Images of different shapes share one zero-padded array, with each
+    the views; an image longer than 2:1 keeps its centred 2:1 part
+    (`kssl.data.files.stored_shape`). Images of different shapes share one zero-padded array, with each
     image's shape in `ImageSet.shapes`. Files with other extensions are skipped with
     one warning that counts them. A corrupt or empty image file is an error naming the
     file, unless `skip_bad_images=True`, which skips it with a warning.

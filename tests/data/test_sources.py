@@ -35,14 +35,15 @@ def folder(tmp_path):
 def test_folder_reads_every_format_as_rgb_keeping_aspect_ratios(folder, caplog):
     with caplog.at_level(logging.WARNING, logger="kssl"):
         images = from_folder(folder, image_size=16)
-    # Shorter sides at 1.5 x 16 = 24 px, never enlarged; one zero-padded array.
-    assert images.shapes.tolist() == [[24, 32], [16, 16], [20, 8], [9, 9]]
+    # Shorter sides at 1.5 x 16 = 24 px, never enlarged; one zero-padded array; the 8 x 20
+    # BMP (longer than 2:1) as its centred 8 x 16.
+    assert images.shapes.tolist() == [[24, 32], [16, 16], [16, 8], [9, 9]]
     assert images.images.shape == (4, 24, 32, 3) and images.images.dtype == np.uint8
     assert images.image_size == 16 and images.square().shape == (4, 16, 16, 3)
     assert images.class_names == ["cat", "dog"] and images.labels.tolist() == [0, 0, 1, 1]
     assert abs(int(images.images[0].mean()) - 200) < 5  # the JPEG's colour survived
-    assert np.all(images.images[2, :20, :8] == 10)  # grayscale BMP copied to three channels
-    assert np.all(images.images[2, 20:] == 0) and np.all(images.images[2, :, 8:] == 0)  # padding
+    assert np.all(images.images[2, :16, :8] == 10)  # grayscale BMP copied to three channels
+    assert np.all(images.images[2, 16:] == 0) and np.all(images.images[2, :, 8:] == 0)  # padding
     assert "Skipped 1 file(s) that are not images" in caplog.text
 
 
@@ -170,3 +171,26 @@ def test_a_file_gone_since_the_listing_names_refresh_listing(tmp_path):
     pathlib.Path(files.paths[0]).unlink()  # as when a reused listing is older than the folder
     with pytest.raises(DataError, match=r"no longer exists.*--refresh-listing lists it again"):
         decode_files(files, 8, progress=False)
+
+
+def test_one_thin_image_does_not_multiply_memory_and_the_plan_is_what_is_stored(tmp_path, rng):
+    from kssl.data.files import cached_copies, stored_side
+    from kssl.data.planning import decoded_bytes
+
+    root = tmp_path / "pets"
+    for index in range(20):
+        write_image(root / ("cat", "dog")[index % 2] / f"{index}.png", size=(10, 10), fmt="PNG")
+    banner = rng.integers(0, 256, (6, 400, 3), dtype=np.uint8)  # 6 px high, 400 wide
+    Image.fromarray(banner).save(root / "cat" / "banner.png")
+    images = from_folder(root, image_size=8, progress=False)  # stored side 12: nothing is downscaled
+    assert stored_side(8) == 12
+    # Padded to 10 x 12 (the banner's centred 6 x 12), not to 10 x 400: 40x less memory.
+    assert images.images.shape[1:] == (10, 12, 3)
+    index = list(images.shapes.tolist()).index([6, 12])
+    np.testing.assert_array_equal(images.images[index, :6, :12], banner[:, 194:206])
+    # The planner announces what is stored, from the images' shapes.
+    files = list_folder(root, progress=False)
+    assert decoded_bytes(len(files), files.image_shapes(len(files)), 8) == images.images.nbytes
+    # --cache-size copies are stored alike, so streaming from them sees what memory holds.
+    copy = cached_copies(files, 12, progress=False).paths[list(files.paths).index(str(root / "cat" / "banner.png"))]
+    assert np.asarray(Image.open(copy)).shape == (6, 12, 3)
