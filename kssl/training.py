@@ -30,6 +30,7 @@ from kssl.errors import InputError
 from kssl.finetuning import MODES, check_mode
 from kssl.finetuning.adversarial import AdversarialTraining
 from kssl.finetuning.discriminative import LayerwiseAdam, stage_learning_rates
+from kssl.memory import check_training_memory
 from kssl.methods import method_class, method_spec
 from kssl.models.classifier import Classifier
 from kssl.precision import has_gpu, resolve_jit_compile
@@ -233,6 +234,8 @@ def pretrain(
         budget.peak_learning_rate = recipe.peak_learning_rate(batch_size)
         budget.warmup_fraction = recipe.warmup_fraction
     model_class.check_batch_size(batch_size, **options)
+    views = list(augmentation) if isinstance(augmentation, (list, tuple)) else [augmentation] * 2
+    check_training_memory(encoder, batch_size, views)  # on a CPU, before the kernel would kill the step
     encoder = _in_scope(encoder, strategy)
     with strategy.scope():
         try:

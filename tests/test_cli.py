@@ -85,6 +85,7 @@ def test_existing_output_is_refused_and_left_untouched(tmp_path, capsys):
         (["--encoder", "keras:MobileNetV3Small", "--image-size", "32", "--weights", "/no/such.h5"], "No weights file"),
         (["--stage-decay", "2"], "--stage-decay must be in (0, 1]"),
         (["--batch-size", "1"], "A batch of 1 image(s) is too small for SimCLR"),  # it trained at loss 0
+        (["--image-size", "5000"], "Training at 5000 px on batches of 256 needs about"),  # the kernel killed it
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):

@@ -47,15 +47,15 @@ def start_strategy(name: str):
     return _STRATEGIES[name]
 
 
-def prepare(config, strategy, labeled=True):
+def prepare(config, strategy, labeled=True, pretraining=False):
     """Fills the machine's defaults, loads the data and takes the labeled subsets.
 
-    Returns `(config, train, test, subsets)`; bad input fails here, before any training.
+    Returns `(config, train, test, subsets)`; bad input fails here, before any training
+    (for a job that is `pretraining`, also a step that cannot fit in memory).
     """
     import keras
 
     from kssl.data.subsets import label_subset
-    from kssl.encoders import build_encoder
     from kssl.errors import InputError
     from kssl.precision import precision_choice, resolve_jit_compile, set_precision
 
@@ -70,9 +70,10 @@ def prepare(config, strategy, labeled=True):
     if config.augment_on_device is None:
         config = dataclasses.replace(config, augment_on_device=_announce_augmentation_place())
     set_precision(config.precision)
-    # An unknown name, or an encoder the method cannot train, fails before loading data.
+    # An unknown name, an encoder the method cannot train, or a step that cannot fit in
+    # memory fails before loading data.
     if config.encoder is not None and config.image_size is not None:
-        model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width, config.weights))
+        check_encoder_and_memory(model_class, config, pretraining)
     elif config.weights is not None:
         raise InputError("--weights needs a keras.applications backbone: add --encoder keras:ResNet50V2 (or another).")
     config = check_finetuning(config)
@@ -92,7 +93,7 @@ def prepare(config, strategy, labeled=True):
         config = dataclasses.replace(config, image_size=notes["image_size"])
     config = dataclasses.replace(config, stream=notes["storage"] == "streaming")
     if config.encoder is not None and not size_was_given:  # checked above when the size was known
-        model_class.check_encoder(build_encoder(config.encoder, config.image_size, config.width, config.weights))
+        check_encoder_and_memory(model_class, config, pretraining, min(config.batch_size, len(train)))
     if labeled:
         check_classes(train, config.data, "fine-tuning")
     subsets = [label_subset(train, labels, seed=config.seed) for labels in config.labels] if labeled else []
@@ -105,6 +106,20 @@ def prepare(config, strategy, labeled=True):
         line += f"; {strategy.num_replicas_in_sync} replicas"
     print(line, flush=True)
     return config, train, test, subsets
+
+
+def check_encoder_and_memory(model_class, config, pretraining, batch_size=None) -> None:
+    """An `InputError` unless the method can train `config`'s encoder and, when
+    `pretraining`, a step of `batch_size` (default `config.batch_size`) fits in memory
+    (`kssl.memory.check_training_memory`)."""
+    from kssl.encoders import build_encoder
+    from kssl.memory import check_training_memory
+
+    encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
+    model_class.check_encoder(encoder)
+    if pretraining:
+        views = model_class.view_augmentations(config.image_size, **config.method_options)
+        check_training_memory(encoder, batch_size or config.batch_size, views)
 
 
 def encoder_size(encoder, asked, path) -> int:
@@ -146,7 +161,7 @@ def pretrain_job(config: RunConfig, verbose="auto") -> dict:
     config = config.resolved()
     out = check_output_folder(config.out, config.overwrite, config.data)
     strategy = start_strategy(config.strategy)
-    config, train, _, _ = prepare(dataclasses.replace(config, labels=[]), strategy, labeled=False)
+    config, train, _, _ = prepare(dataclasses.replace(config, labels=[]), strategy, labeled=False, pretraining=True)
     with staged_folder(out, config.result_fields()) as folder:
         _, metrics = pretrain_into(folder, config, strategy, train, verbose)
         write_json(folder / "metrics.json", {"data": config.data, "pretraining": metrics})
@@ -269,7 +284,7 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     config = config.resolved()
     out = check_output_folder(config.out, config.overwrite, config.data)
     strategy = start_strategy(config.strategy)
-    config, train, test, subsets = prepare(config, strategy)
+    config, train, test, subsets = prepare(config, strategy, pretraining=True)
     with staged_folder(out, config.result_fields()) as folder:
         print(f"[1/4] pretraining with {method_class(config.method).__name__} (labels unused)", flush=True)
         encoder, pretraining = pretrain_into(folder, config, strategy, train, verbose)
