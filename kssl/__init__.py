@@ -36,6 +36,7 @@ _EXPORTS = {
     "method_class": "kssl.methods",
     "Classifier": "kssl.models.classifier",
     "ProjectionHead": "kssl.layers.heads",
+    "conv4": "kssl.encoders.conv4",
     "resnet": "kssl.encoders.resnet",
     "build_encoder": "kssl.encoders",
     "vit": "kssl.encoders.vit",
@@ -79,6 +80,7 @@ _EXPORTS = {
     "recipe_for": "kssl.recipes",
     "TimeBudget": "kssl.callbacks",
     "TrainingProgress": "kssl.callbacks",
+    "StepHistory": "kssl.callbacks",
     "pretrain": "kssl.training",
     "finetune": "kssl.training",
 }
