@@ -76,9 +76,9 @@ def check_training_memory(encoder, batch_size: int, views) -> None:
     if needed <= available:
         return
     what = (
-        f"Training at {size} px on batches of {batch_size} needs about {_gigabytes(needed)} of memory for the "
-        f"encoder's activations ({len(views)} views x {batch_size} images x {_gigabytes(per_image)}), and this "
-        f"machine has {_gigabytes(available)} available."
+        f"Training at {size} px on batches of {batch_size} needs about {human_bytes(needed)} of memory for the "
+        f"encoder's activations ({len(views)} views x {batch_size} images x {human_bytes(per_image)}), and this "
+        f"machine has {human_bytes(available)} available."
     )
     advice = "Use a smaller --image-size or --batch-size (or a smaller encoder)."
     if needed > REFUSED_ABOVE * available:
@@ -86,7 +86,8 @@ def check_training_memory(encoder, batch_size: int, views) -> None:
     warnings.warn(f"{what} It may not fit: if the process is killed, {advice[0].lower()}{advice[1:]}", stacklevel=2)
 
 
-def _gigabytes(count: float) -> str:
+def human_bytes(count: float) -> str:
+    """`count` bytes in GB, MB or kB, for messages."""
     if count >= 1e8:
         return f"{count / 1e9:,.1f} GB"
     return f"{count / 1e6:,.1f} MB" if count >= 1e5 else f"{count / 1e3:,.1f} kB"

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kssl.memory import human_bytes
+
 # Photos are trained at this side by default. kssl's ResNets take the ImageNet stem above
 # 64 px, so at 96 px a ResNet-18/4 trained 4.6x faster than at 64 px (1,536 vs 335 views/s
 # on 2 AMD EPYC cores, benchmarks/streaming.py): 96 px is the affordable CPU size. A GPU
@@ -77,16 +79,12 @@ def choose_streaming(count: int, shapes, image_size: int, stream: bool | None = 
     """
     needed = decoded_bytes(count, shapes, image_size)
     budget = MEMORY_SHARE * memory_bytes()
-    size = f"decoded for {image_size} px the {count:,} images take about {_gigabytes(needed)}"
+    size = f"decoded for {image_size} px the {count:,} images take about {human_bytes(needed)}"
     if stream is True:
         return True, "streaming from disk, as asked (--stream)"
     if stream is False:
         return False, f"in memory, as asked (--in-memory): {size}"
-    share = f"{int(MEMORY_SHARE * 100)}% of this machine's {_gigabytes(memory_bytes())} of RAM"
+    share = f"{int(MEMORY_SHARE * 100)}% of this machine's {human_bytes(memory_bytes())} of RAM"
     if needed > budget:
         return True, f"streaming from disk: {size}, more than {share}; --in-memory overrides"
     return False, f"in memory: {size}, within {share}; --stream overrides"
-
-
-def _gigabytes(count: float) -> str:
-    return f"{count / 1e9:.1f} GB" if count >= 1e8 else f"{count / 1e6:.0f} MB"
