@@ -72,6 +72,7 @@ _EXPORTS = {
     "view_pairs": "kssl.data.pipeline",
     "labeled_batches": "kssl.data.pipeline",
     "evaluate_encoder": "kssl.evaluation",
+    "select_for_labeling": "kssl.selection",
     "knn_accuracy": "kssl.evaluation",
     "linear_probe_accuracy": "kssl.evaluation",
     "export_saved_model": "kssl.export",
