@@ -303,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-supervised pretraining of image encoders, and transfer to a few labels.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from kssl.selection import METHODS as SELECTION_METHODS  # numpy only: --help stays instant
 
     run = commands.add_parser(
         "run",
@@ -378,6 +379,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--version", type=_positive(int), default=1, help="model version (default 1)")
     export.add_argument("--out", required=True, help="serving root: the model goes to OUT/<model-name>/<version>/")
     export.add_argument("--overwrite", action="store_true")
+    select = commands.add_parser(
+        "select",
+        help="which images of a folder to label first, chosen on a pretrained encoder's features",
+        description="Writes a CSV of the images a person should label first (rank,path) and a contact sheet PNG "
+        "beside it, chosen on the encoder's features: typiclust (Hacohen et al. 2022: the most typical image of "
+        "each of BUDGET k-means clusters; the best at a few labels per class), kcenter (k-center greedy: the "
+        "image farthest from those picked) or random. The folder needs no labels: any layout of image files.",
+    )
+    select.add_argument("--pretrained", required=True, help="a run folder or an encoder .keras file")
+    select.add_argument("--data", required=True, help="the folder of images to choose from (any layout)")
+    select.add_argument("--budget", required=True, type=_positive(int), help="how many images to pick")
+    select.add_argument("--out", required=True, help="the CSV to write (the contact sheet goes beside it, as .png)")
+    select.add_argument(
+        "--method", choices=list(SELECTION_METHODS), default="typiclust", help="how to pick (default typiclust)"
+    )
+    select.add_argument("--labeled", help="the CSV of an earlier selection: extend it (those images are not picked)")
+    select.add_argument("--seed", type=int, default=0, help="seed of k-means, k-center's first pick and random")
+    select.add_argument("--overwrite", action="store_true", help="replace an existing --out and its contact sheet")
     doctor = commands.add_parser(
         "doctor",
         help="check that training on all of this machine's devices computes what one device does (run it first "
@@ -395,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="check this precision only (default: float32 and the device's mixed precision)",
     )
-    for command in (run, pretrain, finetune, evaluate, export, doctor):
+    for command in (run, pretrain, finetune, evaluate, export, select, doctor):
         _common_options(command)
     return parser
 
@@ -441,6 +460,12 @@ def main(argv=None) -> int:
             precisions = [args["precision"]] if args["precision"] else None
             rows = run_doctor(args["steps"], args["image_size"], args["batch_size"], precisions)
             return 0 if all(row["ok"] for row in rows) else 1
+        if command == "select":
+            from kssl.app.selection import select_job
+
+            select_job(args["pretrained"], args["data"], args["budget"], args["out"], args["method"],
+                       args["labeled"], args["seed"], args["overwrite"])  # fmt: skip
+            return 0
         if command == "export":
             runs.export_job(args["model"], args["out"], args["model_name"], args["version"], args["overwrite"])
             return 0

@@ -1,4 +1,5 @@
-"""PNG plots of a run: training curves, label efficiency, and a 2-D map of embeddings.
+"""PNG plots of a run: training curves, label efficiency, a 2-D map of embeddings, and a
+contact sheet of images.
 
 Every function writes its PNG atomically and returns the path. matplotlib runs with the
 non-interactive Agg backend, so plotting works on machines with no display.
@@ -121,3 +122,21 @@ def _colours(count):
 
     cmap = matplotlib.colormaps["tab10" if count <= 10 else "tab20" if count <= 20 else "viridis"]
     return [cmap(i if count <= 20 else i / max(1, count - 1)) for i in range(count)]
+
+
+def plot_contact_sheet(paths, path, title: str, columns: int = 8, side: int = 96) -> pathlib.Path:
+    """A grid of the image files at `paths` (each its centred square, `side` px, turned
+    as its EXIF orientation says), numbered in order, as a PNG at `path`."""
+    from PIL import Image, ImageOps
+
+    rows = max(1, -(-len(paths) // columns))
+    figure, axes = _figure(rows, columns, figsize=(columns * 1.3, rows * 1.45 + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for rank, (ax, image_path) in enumerate(zip(axes.flat, paths), start=1):
+        with Image.open(image_path) as image:
+            square = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (side, side))
+        ax.imshow(np.asarray(square))
+        ax.set_title(f"{rank}. {pathlib.Path(image_path).name}"[:18], fontsize=7)
+    figure.suptitle(title, fontsize=9)
+    return _save(figure, path)

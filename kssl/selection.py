@@ -117,10 +117,13 @@ def random_picks(features, budget: int, labeled=(), seed: int = 0) -> np.ndarray
 METHODS = {"typiclust": typiclust, "kcenter": k_center_greedy, "random": random_picks}
 
 
-def select_for_labeling(encoder, images, budget: int, method: str = "typiclust", labeled=(), seed: int = 0):
+def select_for_labeling(
+    encoder, images, budget: int, method: str = "typiclust", labeled=(), seed: int = 0, verbose: int = 0
+):
     """Indices of `images` (an `ImageSet`, a streamed source or a uint8 array) to label
     first: `budget` of them by `method` (`typiclust`, `kcenter` or `random`) on the
     encoder's L2-normalised features, none of `labeled` (indices labeled already).
+    `verbose=1` shows a progress bar while the features are computed.
 
     Example:
     >>> import kssl
@@ -142,6 +145,6 @@ def select_for_labeling(encoder, images, budget: int, method: str = "typiclust",
             f"A budget of {budget!r} images cannot be picked from {count - labeled.size} unlabeled images: "
             f"ask for 1 to {count - labeled.size}."
         )
-    features = extract_features(encoder, images)
+    features = extract_features(encoder, images, verbose=verbose)
     features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     return METHODS[method](features, int(budget), labeled=labeled, seed=seed)

@@ -16,7 +16,7 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     lines = result.stdout.split("COMMAND\n")[-1].splitlines()
     listed = [line.split()[0] for line in lines if line.startswith("    ") and not line.startswith("     ")]
-    assert listed == ["run", "pretrain", "finetune", "evaluate", "export", "doctor"]
+    assert listed == ["run", "pretrain", "finetune", "evaluate", "export", "select", "doctor"]
 
 
 @pytest.mark.parametrize("command", ["pretrain", "run"])

@@ -278,10 +278,53 @@ def list_folder(
     folder = class_root(root, split).resolve()
     if class_names is None and split not in (None, "train") and (root / "train").is_dir():
         class_names = list_folder(root, "train", refresh, skip_bad_images, progress=False).class_names
-    cache = cache_root() / "listings" / (hashlib.sha256(str(folder).encode()).hexdigest()[:24] + ".json")
+    listing, paths, labels, sizes = _listed(folder, refresh, skip_bad_images, progress, any_layout=False)
+    names = listing["class_names"]
+    if class_names is None:  # the training split: its classes are the folders that hold images
+        counts = np.bincount(labels, minlength=len(names))
+        if not counts.all():
+            empty = [name for name, count in zip(names, counts) if not count]
+            logger.warning("Left out %d class folder(s) without images in %s: %s", len(empty), folder, ", ".join(empty))
+            class_names = [name for name, count in zip(names, counts) if count]
+    if class_names is not None and list(class_names) != names:
+        labels, names = _renumbered(labels, names, list(class_names), folder)
+    return ImageFiles(paths, labels, names, source=str(folder), sizes=sizes)
+
+
+def list_images(root, refresh: bool = False, skip_bad_images: bool = False, progress: bool = True) -> ImageFiles:
+    """Every image file under `root`, in folders of any layout and depth, without labels.
+
+    For images nobody has labeled yet (`kssl select`): no class folders are needed. Hidden
+    files and folders, folders holding a kssl run and links back to a listed folder are
+    skipped, as `list_folder` skips them; the listing is cached alike.
+
+    Example:
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("a.png", "trip/day1/b.jpg"):
+    ...     (root / name).parent.mkdir(parents=True, exist_ok=True)
+    ...     Image.new("RGB", (8, 8)).save(root / name)
+    >>> files = list_images(root, progress=False)
+    >>> [pathlib.Path(p).relative_to(root).as_posix() for p in files.paths], files.labels
+    (['a.png', 'trip/day1/b.jpg'], None)
+    """
+    root = pathlib.Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"No folder at {str(root)!r}: pass the folder that holds the images.")
+    folder = root.resolve()
+    _, paths, _, sizes = _listed(folder, refresh, skip_bad_images, progress, any_layout=True)
+    return ImageFiles(paths, None, [], source=str(folder), sizes=sizes)
+
+
+def _listed(folder, refresh, skip_bad_images, progress, any_layout):
+    """`folder`'s listing (cached) and its paths, labels and sizes, checked: what `list_folder`
+    and `list_images` share."""
+    key = ("any:" if any_layout else "") + str(folder)
+    cache = cache_root() / "listings" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
     listing = None if refresh else _cached_listing(cache)
     if listing is None:
-        listing = _scan(folder, progress)
+        listing = _scan(folder, progress, any_layout)
         try:
             with atomic_file(cache) as tmp:
                 tmp.write_text(json.dumps(listing))
@@ -301,7 +344,8 @@ def list_folder(
     labels = np.asarray(listing["labels"], np.int64)
     sizes = np.asarray(listing["sizes"], np.int64)
     if not len(paths):
-        raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the class folders of {str(folder)!r}.")
+        where = "the folders of" if any_layout else "the class folders of"
+        raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {where} {str(folder)!r}.")
     empty = np.flatnonzero(sizes == 0)
     check_unreadable(
         [f"Cannot read image {paths[i]!r}: it is empty (0 bytes)." for i in empty], skip_bad_images, "empty"
@@ -309,16 +353,7 @@ def list_folder(
     if len(empty):
         keep = sizes > 0
         paths, labels, sizes = paths[keep], labels[keep], sizes[keep]
-    names = listing["class_names"]
-    if class_names is None:  # the training split: its classes are the folders that hold images
-        counts = np.bincount(labels, minlength=len(names))
-        if not counts.all():
-            empty = [name for name, count in zip(names, counts) if not count]
-            logger.warning("Left out %d class folder(s) without images in %s: %s", len(empty), folder, ", ".join(empty))
-            class_names = [name for name, count in zip(names, counts) if count]
-    if class_names is not None and list(class_names) != names:
-        labels, names = _renumbered(labels, names, list(class_names), folder)
-    return ImageFiles(paths, labels, names, source=str(folder), sizes=sizes)
+    return listing, paths, labels, sizes
 
 
 def class_folders(folder) -> list[str]:
@@ -347,8 +382,9 @@ def _renumbered(labels, names, class_names, folder):
     return position[labels], class_names  # -1 only for folders without images: no label takes it
 
 
-def _scan(folder: pathlib.Path, progress: bool) -> dict:
-    class_dirs = class_folders(folder)
+def _scan(folder: pathlib.Path, progress: bool, any_layout: bool = False) -> dict:
+    # Any layout: the folder itself is the one group walked (its images all get label 0).
+    class_dirs = ["."] if any_layout else class_folders(folder)
     runs = [e.path for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".") and holds_run(e.path)]
     if runs:
         logger.warning("Skipped %d folder(s) that hold a kssl run, not a class: %s", len(runs), ", ".join(runs))
@@ -393,6 +429,7 @@ def _scan(folder: pathlib.Path, progress: bool) -> dict:
             bar.update(1)
     return {
         "version": LISTING_VERSION,
+        "any_layout": any_layout,
         "root": str(folder),
         "folders": folders,
         "class_names": class_dirs,
@@ -422,7 +459,7 @@ def _cached_listing(cache: pathlib.Path) -> dict | None:
         for relative, mtime in listing["folders"].items():
             if os.stat(root / relative).st_mtime_ns != mtime:
                 return None
-        return listing if class_folders(root) == listing["class_names"] else None
+        return listing if listing.get("any_layout") or class_folders(root) == listing["class_names"] else None
     except (OSError, ValueError, KeyError):
         return None
 
