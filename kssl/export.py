@@ -33,13 +33,18 @@ def serving_functions(classifier):
     names = classifier.class_names or [str(i) for i in range(classifier.num_classes)]
     class_names = tf.constant(names)
 
+    any_size = (None, None, None, 3)
+    size = view.image_size
+
+    # One graph of the classifier that the three predicting signatures call (a function
+    # call inside their graphs), instead of a trace of it in each: export took 5.7 s for
+    # a tiny classifier, most of it tracing.
+    @tf.function(input_signature=[tf.TensorSpec((None, size, size, 3), tf.uint8, name="views")])
     def predictions(views):
         logits = tf.cast(classifier(view.finish(views), training=False), tf.float32)
         probabilities = tf.nn.softmax(logits, axis=-1)
         class_id = tf.argmax(probabilities, axis=-1)
         return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(class_names, class_id)}
-
-    any_size = (None, None, None, 3)
 
     @tf.function(input_signature=[tf.TensorSpec(any_size, tf.float32, name="images")])
     def serving_default(images):
@@ -51,7 +56,6 @@ def serving_functions(classifier):
 
     @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
     def predict_bytes(image_bytes):
-        size = view.image_size
         views = tf.map_fn(
             view.decode_and_crop, image_bytes, fn_output_signature=tf.TensorSpec((size, size, 3), tf.uint8)
         )
