@@ -258,7 +258,9 @@ def distribute_batches(strategy, make_dataset, batch_size: int):
         total = context.num_replicas_in_sync
         bounds = [(first + j) * batch_size // total for j in range(local + 1)]
 
+        @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: no AutoGraph needed
         def replica_slices(*batch):
+            @tf.autograph.experimental.do_not_convert
             def take(j):
                 def cut(t):
                     starts = tf.constant(bounds, tf.int64) - bounds[0]

@@ -38,30 +38,31 @@ def serving_functions(classifier):
 
     # One graph of the classifier that the three predicting signatures call (a function
     # call inside their graphs), instead of a trace of it in each: export took 5.7 s for
-    # a tiny classifier, most of it tracing.
-    @tf.function(input_signature=[tf.TensorSpec((None, size, size, 3), tf.uint8, name="views")])
+    # a tiny classifier, most of it tracing. No AutoGraph: kssl's graph code uses
+    # TensorFlow's own control flow (see kssl.data.pipeline).
+    @tf.function(input_signature=[tf.TensorSpec((None, size, size, 3), tf.uint8, name="views")], autograph=False)
     def predictions(views):
         logits = tf.cast(classifier(view.finish(views), training=False), tf.float32)
         probabilities = tf.nn.softmax(logits, axis=-1)
         class_id = tf.argmax(probabilities, axis=-1)
         return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(class_names, class_id)}
 
-    @tf.function(input_signature=[tf.TensorSpec(any_size, tf.float32, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec(any_size, tf.float32, name="images")], autograph=False)
     def serving_default(images):
         return predictions(view.crop(images))
 
-    @tf.function(input_signature=[tf.TensorSpec(any_size, tf.uint8, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec(any_size, tf.uint8, name="images")], autograph=False)
     def predict_uint8(images):
         return predictions(view.crop(images))
 
-    @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
+    @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")], autograph=False)
     def predict_bytes(image_bytes):
         views = tf.map_fn(
             view.decode_and_crop, image_bytes, fn_output_signature=tf.TensorSpec((size, size, 3), tf.uint8)
         )
         return predictions(views)
 
-    @tf.function(input_signature=[tf.TensorSpec(any_size, tf.float32, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec(any_size, tf.float32, name="images")], autograph=False)
     def embed(images):
         features = tf.cast(classifier.encoder(view(images), training=False), tf.float32)
         return {"embedding": tf.math.l2_normalize(features, axis=-1)}

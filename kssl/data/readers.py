@@ -41,7 +41,9 @@ class SourceReader:
         if repeat:
             keys = keys.repeat()
         labels = self.labels()
-        return keys.batch(batch_size, drop_remainder=drop_remainder).map(lambda k: (k, tf.gather(labels, k)))
+        return keys.batch(batch_size, drop_remainder=drop_remainder).map(
+            tf.autograph.experimental.do_not_convert(lambda k: (k, tf.gather(labels, k)))
+        )
 
     def labels(self):
         labels = self.source.labels

@@ -232,6 +232,7 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
     label_feature = builder.info.features["label"]
     class_names = list(getattr(label_feature, "names", None) or [])
 
+    @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: no AutoGraph needed
     def resize(image, label):
         image = tf.image.grayscale_to_rgb(image) if image.shape[-1] == 1 else image[..., :3]
         image = shorter_side_to(image, image_size)

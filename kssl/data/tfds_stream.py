@@ -85,9 +85,14 @@ class TFDSRecords(ImageCollection):
         wanted = np.zeros(self.count, bool)
         wanted[np.asarray(indices)] = True
         mask = tf.constant(wanted)
-        chosen = self.records(shuffle=False).enumerate().filter(lambda i, record: tf.gather(mask, i))
+        chosen = (
+            self.records(shuffle=False)
+            .enumerate()
+            .filter(tf.autograph.experimental.do_not_convert(lambda i, record: tf.gather(mask, i)))
+        )
         size = self.image_size
 
+        @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: no AutoGraph needed
         def decode(index, record):
             # The in-memory rule of arrays and TFDS: shorter side at the training size, aspect kept.
             image = shorter_side_to(tf.io.decode_image(record[0], channels=3, expand_animations=False), size)
@@ -120,7 +125,11 @@ class TFDSRecords(ImageCollection):
             read_config=read_config,
             decoders={"image": tfds.decode.SkipDecoding()},
         )
-        return dataset.map(lambda example: (example["image"], tf.cast(example["label"], tf.int64)))
+        return dataset.map(
+            tf.autograph.experimental.do_not_convert(
+                lambda example: (example["image"], tf.cast(example["label"], tf.int64))
+            )
+        )
 
     def reader(self):
         from kssl.data.readers import SourceReader

@@ -150,7 +150,7 @@ def evaluate_robustness(
 
     signature = [*map(open_batch, batches.element_spec), tf.TensorSpec([], tf.int64)]
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)  # tf.while_loop: no AutoGraph needed
     def attack(images, labels, index):
         seed_pair = tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
         adversarial = pgd(model, images, labels, epsilon, steps, step_size, seed=seed_pair)
