@@ -145,6 +145,8 @@ def _common_options(parser):
 
 
 def _data_options(parser, labels=True):
+    from kssl.selection import METHODS as SELECTION_METHODS  # numpy only: --help stays instant
+
     parser.add_argument(
         "--data",
         help="a folder root/<class>/<image>, tfds:NAME or tfds:NAME:SPLIT (e.g. tfds:cifar10:train[:10%%]), "
@@ -161,6 +163,13 @@ def _data_options(parser, labels=True):
             type=_labels,
             help="labels for fine-tuning: a fraction (0.01) or a count per class (10); several, comma-separated, "
             f"give a plot of accuracy against the number of labels (default {','.join(map(str, _default('labels')))})",
+        )
+        parser.add_argument(
+            "--select",
+            choices=list(SELECTION_METHODS),
+            help="label the images this method picks on the pretrained encoder's features (typiclust, kcenter, random; "
+            "as many as --labels would draw), instead of a stratified random draw: what `kssl select` would have "
+            "you label, simulated on labeled data",
         )
     parser.add_argument(
         "--image-size",
@@ -303,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-supervised pretraining of image encoders, and transfer to a few labels.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from kssl.selection import METHODS as SELECTION_METHODS  # numpy only: --help stays instant
+    from kssl.selection import METHODS as SELECTION_METHODS
 
     run = commands.add_parser(
         "run",

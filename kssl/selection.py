@@ -117,6 +117,27 @@ def random_picks(features, budget: int, labeled=(), seed: int = 0) -> np.ndarray
 METHODS = {"typiclust": typiclust, "kcenter": k_center_greedy, "random": random_picks}
 
 
+def picked_subset(encoder, image_set, labels, method: str, seed: int = 0):
+    """The labeled subset a person would label if `method` chose it: as many images as
+    `kssl.data.subsets.label_subset(image_set, labels)` takes (a count per class or a
+    fraction), picked by `select_for_labeling` on `encoder`'s features, their labels then
+    revealed. On a labeled folder, it shows what choosing the images gains over a random
+    draw (`kssl run --select typiclust`).
+
+    Example:
+    >>> import kssl
+    >>> images = kssl.load_digits(image_size=8).subset(range(200))
+    >>> subset = picked_subset(kssl.conv4(width=0.125, image_size=8), images, 2, "kcenter")
+    >>> len(subset), subset.num_classes
+    (20, 10)
+    """
+    from kssl.data.subsets import label_subset
+
+    count = len(label_subset(image_set, labels, seed=seed))
+    picks = select_for_labeling(encoder, image_set, count, method, seed=seed)
+    return image_set.subset(picks)
+
+
 def select_for_labeling(
     encoder, images, budget: int, method: str = "typiclust", labeled=(), seed: int = 0, verbose: int = 0
 ):

@@ -235,6 +235,31 @@ def test_an_unreadable_image_names_the_commands_own_option(tmp_path, capsys):
     assert (tmp_path / "b" / "encoder.keras").is_file()
 
 
+def test_select_labels_the_images_typiclust_picks_on_the_pretrained_features(tmp_path, capsys):
+    import keras
+
+    from kssl.data.sources import load_digits
+    from kssl.encoders import conv4
+    from kssl.selection import select_for_labeling
+
+    keras.utils.set_random_seed(1)
+    conv4(width=0.125, image_size=8).save(tmp_path / "encoder.keras")
+    out = tmp_path / "fine"
+    assert main(["finetune", "--pretrained", str(tmp_path / "encoder.keras"), "--labels", "2", "--select", "typiclust",
+                 "--modes", "linear", "--finetune-epochs", "1", "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "labels: 20 images picked by typiclust" in printed and "picked by typiclust on the pretrained" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["label_selection"] == "typiclust" and json.loads((out / "config.json").read_text())["select"]
+    # The labeled images are TypiClust's picks from the train split (its labels revealed):
+    # the same count per class as selecting them directly.
+    train = load_digits(image_size=8)
+    encoder = keras.saving.load_model(tmp_path / "encoder.keras")
+    picks = select_for_labeling(encoder, train.at_size(8), 20, "typiclust", seed=0)
+    expected = np.bincount(train.labels[picks], minlength=10)
+    assert list(metrics["label_budgets"][0]["per_class"].values()) == expected.tolist()
+
+
 def test_finetune_resumes_only_the_encoder_it_started_with(tmp_path, capsys, monkeypatch):
     import keras
 

@@ -25,6 +25,7 @@ class RunConfig:
 
     data: str = "digits"
     labels: list = dataclasses.field(default_factory=lambda: list(defaults.LABELS))
+    select: str | None = None  # None: a stratified random draw; else a kssl.selection method
     image_size: int | None = None
     encoder: str | None = None
     width: float = defaults.ENCODER_WIDTH

@@ -108,6 +108,27 @@ def prepare(config, strategy, labeled=True, pretraining=False):
     return config, train, test, subsets
 
 
+def picked_subsets(encoder, train, subsets, config) -> list:
+    """With `config.select`, the labeled subsets that method picks on `encoder`'s features
+    (as many images as each random draw in `subsets`, whose draws checked the budgets),
+    printed; else `subsets`."""
+    if config.select is None:
+        return subsets
+    from kssl.selection import picked_subset
+
+    picked = []
+    for labels in config.labels:
+        subset = in_memory_if_it_fits(picked_subset(encoder, train, labels, config.select, config.seed), config)
+        covered = int((np.bincount(subset.labels, minlength=train.num_classes) > 0).sum())
+        print(
+            f"labels: {len(subset)} images picked by {config.select} on the pretrained encoder's features (as many "
+            f"as a random draw of {labels}), covering {covered} of {train.num_classes} classes",
+            flush=True,
+        )
+        picked.append(subset)
+    return picked
+
+
 def check_encoder_and_memory(model_class, config, pretraining, batch_size=None) -> None:
     """An `InputError` unless the method can train `config`'s encoder and, when
     `pretraining`, a step of `batch_size` (default `config.batch_size`) fits in memory
@@ -182,14 +203,16 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
     strategy = start_strategy(config.strategy)
     encoder = load_encoder(path)
     config = dataclasses.replace(config, image_size=encoder_size(encoder, asked, path))
-    config, _, test, subsets = prepare(config, strategy)
+    config, train, test, subsets = prepare(config, strategy)
     source = {"pretrained": str(pretrained), "pretrained_sha256": file_sha256(path)}
     with staged_folder(out, {**config.result_fields(), "pretrained_sha256": source["pretrained_sha256"]}) as folder:
+        subsets = picked_subsets(encoder, train, subsets, config)
         rows, _, exported = finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
         metrics = {
             "data": config.data,
             "test_images": len(test),
             **source,
+            "label_selection": config.select or "stratified random draw",
             "modes": config.modes,
             "adversarial": config.adversarial,
             "label_budgets": rows,
@@ -291,6 +314,7 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
         print("[2/4] evaluating frozen features (kNN, linear probe, embedding map)", flush=True)
         frozen = evaluate_frozen(encoder, train, test, folder, config.seed)
         print("[3/4] fine-tuning: pretrained encoder vs. the same architecture from scratch", flush=True)
+        subsets = picked_subsets(encoder, train, subsets, config)
         rows, classifier, exported = finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
         print("[4/4] exporting the SavedModel for TF Serving", flush=True)
         export_saved_model(classifier, folder / "serving" / config.model_name / str(config.version))
@@ -301,6 +325,7 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
             "test_images": len(test),
             "pretraining": pretraining,
             **frozen,
+            "label_selection": config.select or "stratified random draw",
             "modes": config.modes,
             "adversarial": config.adversarial,
             "label_budgets": rows,

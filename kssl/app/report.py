@@ -15,6 +15,9 @@ def results_table(metrics: dict, out=None) -> str:
             f"    linear probe                  {metrics['linear_probe_accuracy']:6.1%}",
         ]
     adversarial = metrics.get("adversarial", "none") != "none"
+    selection = metrics.get("label_selection", "stratified random draw")
+    if selection != "stratified random draw":
+        lines.append(f"  labeled images picked by {selection} on the pretrained encoder's features (--select)")
     header = "  labels  mode      fine-tuned  from scratch    gain   trains"
     if adversarial:
         header += "    PGD-10 (pretrained / scratch)"
