@@ -165,7 +165,7 @@ RSS_SCRIPT = textwrap.dedent(
     from kssl.data.files import list_folder
     from kssl.data.pipeline import view_pairs
     files = list_folder(sys.argv[1], progress=False).at_size(32)
-    for _ in view_pairs(files, 64).take(12):  # past the small folder's 400 images
+    for _ in view_pairs(files, 64).take(8):  # 512 images: past the small folder's 400
         pass
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
     """
