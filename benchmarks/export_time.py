@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 
-import kssl  # noqa: E402,F401  (oneDNN first, as users import it)
+import kssl  # noqa: E402,F401,I001  (oneDNN first, as users import it)
 import keras  # noqa: E402
 from helpers import tiny_encoder  # noqa: E402
 
