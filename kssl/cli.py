@@ -171,6 +171,20 @@ def _data_options(parser, labels=True):
             "as many as --labels would draw), instead of a stratified random draw: what `kssl select` would have "
             "you label, simulated on labeled data",
         )
+        parser.add_argument(
+            "--draws",
+            type=_positive(int),
+            help="independent draws of each label budget (seeds --seed, --seed+1, ...): the report and the plot give "
+            "their mean and 95%% interval, metrics.json every draw (default: 3 for budgets of up to 10 labels per "
+            "class, 1 above)",
+        )
+        parser.add_argument(
+            "--validation",
+            choices=["auto", "none"],
+            help="auto (default): choose the best mode and the exported classifier on labeled images held out of "
+            "each draw (a fifth of each class; k-fold when a class has 2-4 labels; impossible with 1), never on the "
+            "test split; none: skip it (faster; the first of --modes is exported)",
+        )
     parser.add_argument(
         "--image-size",
         type=_positive(int),

@@ -59,32 +59,52 @@ def plot_training_curves(curves: dict[str, tuple[list, dict]], path, title: str 
     return _save(figure, path)
 
 
+def _points(values):
+    """`(means, lows, highs)` of a list of accuracies or of `(accuracy, [low, high] or None)`."""
+    pairs = [value if isinstance(value, (tuple, list)) else (value, None) for value in values]
+    means = np.asarray([mean for mean, _ in pairs], np.float64)
+    lows = np.asarray([mean if interval is None else interval[0] for mean, interval in pairs], np.float64)
+    highs = np.asarray([mean if interval is None else interval[1] for mean, interval in pairs], np.float64)
+    return means, lows, highs
+
+
 def plot_label_efficiency(label_counts, strategies: dict[str, tuple[list, list]], path):
     """Test accuracy against the number of labeled images, a line per fine-tuning
     strategy: from the pretrained encoder (solid) and from scratch (dashed, same colour).
 
-    `strategies` maps a mode name to `(pretrained accuracies, scratch accuracies)`, one
-    per label count (a scratch list may be None).
+    `strategies` maps a mode name to `(pretrained, scratch)`, one value per label count
+    (a scratch list may be None). A value is an accuracy, or `(mean accuracy, [low, high])`
+    over several draws of the labels: the 95% interval is drawn as a band (None: no band).
 
     Example:
     >>> import tempfile, os
-    >>> p = plot_label_efficiency([10, 100], {"full": ([0.5, 0.8], [0.3, 0.6]), "lora": ([0.5, 0.7], None)},
+    >>> p = plot_label_efficiency([10, 100], {"full": ([(0.5, [0.4, 0.6]), (0.8, None)], [0.3, 0.6]),
+    ...                                       "lora": ([0.5, 0.7], None)},
     ...                           os.path.join(tempfile.mkdtemp(), "labels.png"))
     >>> p.name
     'labels.png'
     """
     figure, axis = _figure(figsize=(5.6, 3.8))
     colours = _colours(max(len(strategies), 1))
+    banded = False
     for colour, (mode, (pretrained, scratch)) in zip(colours, strategies.items()):
-        axis.plot(label_counts, pretrained, "o-", color=colour, label=f"{mode}, pretrained")
-        if scratch is not None:
-            axis.plot(label_counts, scratch, "s--", color=colour, alpha=0.7, label=f"{mode}, from scratch")
+        lines = ((pretrained, "o-", 1.0, "pretrained"), (scratch, "s--", 0.7, "from scratch"))
+        for values, style, alpha, label in lines:
+            if values is None:
+                continue
+            means, lows, highs = _points(values)
+            axis.plot(label_counts, means, style, color=colour, alpha=alpha, label=f"{mode}, {label}")
+            if np.any(highs > lows):
+                banded = True
+                axis.fill_between(label_counts, lows, highs, color=colour, alpha=0.12 * alpha, linewidth=0)
+                axis.errorbar(label_counts, means, yerr=[means - lows, highs - means], fmt="none", ecolor=colour,
+                              alpha=alpha, capsize=3, linewidth=0.8)  # fmt: skip
     if len(label_counts) > 1:
         axis.set_xscale("log")
     axis.minorticks_off()
     axis.set_xticks(list(label_counts), [str(count) for count in label_counts])
     axis.set_xlabel("labeled images")
-    axis.set_ylabel("test accuracy")
+    axis.set_ylabel("test accuracy" + (" (mean over draws, 95% interval)" if banded else ""))
     axis.set_ylim(0, 1)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))

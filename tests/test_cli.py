@@ -8,7 +8,9 @@ from helpers import TINY_MODEL, write_image_folder
 
 from kssl.cli import main
 
-TINY = ["--image-size", "8", *TINY_MODEL, "--epochs", "1", "--finetune-epochs", "1", "--labels", "3"]
+# One draw and no validation folds: the draws and validation have their own tests (tests/app/).
+TINY = ["--image-size", "8", *TINY_MODEL, "--epochs", "1", "--finetune-epochs", "1", "--labels", "3", "--draws", "1",
+        "--validation", "none"]  # fmt: skip
 
 
 def test_help_lists_every_command():
@@ -141,7 +143,8 @@ def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys
     assert main(["pretrain", *tiny_model, "--epochs", "1", "--out", str(pretrained)]) == 0
     assert (pretrained / "encoder.keras").is_file() and (pretrained / "pretraining.png").is_file()
     assert main(["finetune", "--pretrained", str(pretrained), "--labels", "2,4", "--finetune-epochs", "1",
-                 "--modes", "linear", "--width", "0.125", "--out", str(finetuned)]) == 0  # fmt: skip
+                 "--draws", "1", "--validation", "none", "--modes", "linear", "--width", "0.125",
+                 "--out", str(finetuned)]) == 0  # fmt: skip
     rows = json.loads((finetuned / "metrics.json").read_text())["label_budgets"]
     assert [r["labeled_images"] for r in rows] == [20, 40] and (finetuned / "label_efficiency.png").is_file()
     assert main(["evaluate", "--pretrained", str(pretrained), "--few-shot", "5x5", "--few-shot-episodes", "50"]) == 0
@@ -153,8 +156,9 @@ def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys
     modes = tmp_path / "modes"
     # The mode options through the command (one mode: several modes per budget are the
     # first finetune's and `kssl run`'s path).
-    assert main(["finetune", "--pretrained", str(pretrained), "--labels", "3", "--finetune-epochs", "1", "--modes",
-                 "LoRA", "--lora-rank", "2", "--adversarial", "fgsm", "--out", str(modes)]) == 0  # fmt: skip
+    assert main(["finetune", "--pretrained", str(pretrained), "--labels", "3", "--finetune-epochs", "1", "--draws", "1",
+                 "--validation", "none", "--modes", "LoRA", "--lora-rank", "2", "--adversarial", "fgsm",
+                 "--out", str(modes)]) == 0  # fmt: skip
     metrics = json.loads((modes / "metrics.json").read_text())
     entry = metrics["label_budgets"][0]["modes"]["lora"]
     assert list(metrics["label_budgets"][0]["modes"]) == ["lora"]
@@ -246,7 +250,8 @@ def test_select_labels_the_images_typiclust_picks_on_the_pretrained_features(tmp
     conv4(width=0.125, image_size=8).save(tmp_path / "encoder.keras")
     out = tmp_path / "fine"
     assert main(["finetune", "--pretrained", str(tmp_path / "encoder.keras"), "--labels", "2", "--select", "typiclust",
-                 "--modes", "linear", "--finetune-epochs", "1", "--out", str(out)]) == 0  # fmt: skip
+                 "--draws", "1", "--validation", "none", "--modes", "linear", "--finetune-epochs", "1",
+                 "--out", str(out)]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "labels: 20 images picked by typiclust" in printed and "picked by typiclust on the pretrained" in printed
     metrics = json.loads((out / "metrics.json").read_text())
@@ -272,7 +277,7 @@ def test_finetune_resumes_only_the_encoder_it_started_with(tmp_path, capsys, mon
         resnet(10, width=0.125, image_size=8).save(tmp_path / f"{name}.keras")
     out = tmp_path / "fine"
     args = ["finetune", "--labels", "2", "--finetune-epochs", "1", "--modes", "linear", "--width", "0.125",
-            "--out", str(out)]  # fmt: skip
+            "--draws", "1", "--validation", "none", "--out", str(out)]  # fmt: skip
     real = kssl.app.jobs.finetune_into
 
     def killed(*a, **k):

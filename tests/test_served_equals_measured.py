@@ -54,7 +54,7 @@ def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_
         write_image_folder(root / split, ("ant", "bee"), per_class, shapes=(WIDE, TALL), formats=("png", "bmp"))
     out = tmp_path / "run"
     args = ["run", "--data", str(root), "--image-size", str(SIZE), *TINY_MODEL, "--epochs", "1"]
-    args += ["--finetune-epochs", "2", "--labels", "6", "--modes", "linear", "--out", str(out)]
+    args += ["--finetune-epochs", "2", "--labels", "6", "--draws", "1", "--modes", "linear", "--out", str(out)]
     assert main(args) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {

@@ -26,6 +26,8 @@ class RunConfig:
     data: str = "digits"
     labels: list = dataclasses.field(default_factory=lambda: list(defaults.LABELS))
     select: str | None = None  # None: a stratified random draw; else a kssl.selection method
+    draws: int | None = None  # draws of each label budget; None: kssl.data.subsets.default_draws
+    validation: str = "auto"  # "auto": choices on held-out labels (kssl.data.subsets.validation_folds); "none"
     image_size: int | None = None
     encoder: str | None = None
     width: float = defaults.ENCODER_WIDTH
@@ -165,6 +167,11 @@ def check_finetuning(config):
         check_epsilon(config.epsilon)
     except ValueError as error:
         raise InputError(f"--epsilon: {error}") from None
+    draws = config.draws
+    if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int) or draws < 1):
+        raise InputError(f"--draws must be a whole number >= 1 (or left out for the default). Received: {draws!r}")
+    if config.validation not in ("auto", "none"):
+        raise InputError(f"--validation must be auto or none. Received: {config.validation!r}")
     if not 0 < config.stage_decay <= 1:
         raise InputError(f"--stage-decay must be in (0, 1] (1 turns it off). Received: {config.stage_decay!r}")
     return dataclasses.replace(config, modes=list(dict.fromkeys(modes)))

@@ -15,8 +15,9 @@ import numpy as np
 
 from kssl.app.config import RunConfig, check_finetuning, check_method_options, recorded_config
 from kssl.app.data import in_memory_if_it_fits, load_train_test
+from kssl.app.label_budgets import finetune_into
 from kssl.app.report import results_table
-from kssl.app.stages import check_few_shot, evaluate_frozen, few_shot, finetune_into, pretrain_into
+from kssl.app.stages import check_few_shot, evaluate_frozen, few_shot, pretrain_into
 from kssl.app.staging import (
     check_output_folder,
     encoder_file,
@@ -50,12 +51,13 @@ def start_strategy(name: str):
 def prepare(config, strategy, labeled=True, pretraining=False):
     """Fills the machine's defaults, loads the data and takes the labeled subsets.
 
-    Returns `(config, train, test, subsets)`; bad input fails here, before any training
-    (for a job that is `pretraining`, also a step that cannot fit in memory).
+    Returns `(config, train, test, budgets)`, `budgets` holding each label budget's
+    drawn subsets (`kssl.data.subsets.label_draws`); bad input fails here, before any
+    training (for a job that is `pretraining`, also a step that cannot fit in memory).
     """
     import keras
 
-    from kssl.data.subsets import label_subset
+    from kssl.data.subsets import label_draws
     from kssl.errors import InputError
     from kssl.precision import precision_choice, resolve_jit_compile, set_precision
 
@@ -96,36 +98,47 @@ def prepare(config, strategy, labeled=True, pretraining=False):
         check_encoder_and_memory(model_class, config, pretraining, min(config.batch_size, len(train)))
     if labeled:
         check_classes(train, config.data, "fine-tuning")
-    subsets = [label_subset(train, labels, seed=config.seed) for labels in config.labels] if labeled else []
-    subsets = [in_memory_if_it_fits(subset, config) for subset in subsets]
+    budgets = [label_draws(train, labels, config.draws, config.seed) for labels in config.labels] if labeled else []
+    budgets = [[in_memory_if_it_fits(subset, config) for subset in draws] for draws in budgets]
     model_class.check_batch_size(min(config.batch_size, len(train)), **config.method_options)
     line = f"data: {len(train)} train / {len(test)} test images, {train.num_classes} classes"
-    if subsets:
-        line += f"; labeled subsets of {', '.join(str(len(s)) for s in subsets)} images"
+    if budgets:
+        line += f"; labeled subsets of {', '.join(_drawn(draws) for draws in budgets)}"
     if strategy.num_replicas_in_sync > 1:
         line += f"; {strategy.num_replicas_in_sync} replicas"
     print(line, flush=True)
-    return config, train, test, subsets
+    return config, train, test, budgets
 
 
-def picked_subsets(encoder, train, subsets, config) -> list:
+def _drawn(draws) -> str:
+    if len(draws) == 1:
+        return f"{len(draws[0])} images"
+    return f"{len(draws[0])} images ({len(draws)} draws: --draws)"
+
+
+def picked_subsets(encoder, train, budgets, config) -> list:
     """With `config.select`, the labeled subsets that method picks on `encoder`'s features
-    (as many images as each random draw in `subsets`, whose draws checked the budgets),
-    printed; else `subsets`."""
+    (for each budget, as many draws as `budgets` holds, seeded like them, each of as many
+    images as a random draw, whose draws checked the budgets), printed; else `budgets`."""
     if config.select is None:
-        return subsets
+        return budgets
+    from kssl.data.subsets import draw_seed
     from kssl.selection import picked_subset
 
     picked = []
-    for labels in config.labels:
-        subset = in_memory_if_it_fits(picked_subset(encoder, train, labels, config.select, config.seed), config)
-        covered = int((np.bincount(subset.labels, minlength=train.num_classes) > 0).sum())
-        print(
-            f"labels: {len(subset)} images picked by {config.select} on the pretrained encoder's features (as many "
-            f"as a random draw of {labels}), covering {covered} of {train.num_classes} classes",
-            flush=True,
-        )
-        picked.append(subset)
+    for labels, draws in zip(config.labels, budgets):
+        subsets = []
+        for index in range(len(draws)):
+            seed = draw_seed(config.seed, index)
+            subset = in_memory_if_it_fits(picked_subset(encoder, train, labels, config.select, seed), config)
+            covered = int((np.bincount(subset.labels, minlength=train.num_classes) > 0).sum())
+            print(
+                f"labels: {len(subset)} images picked by {config.select} (seed {seed}) on the pretrained encoder's "
+                f"features (as many as a random draw of {labels}), covering {covered} of {train.num_classes} classes",
+                flush=True,
+            )
+            subsets.append(subset)
+        picked.append(subsets)
     return picked
 
 
@@ -203,11 +216,11 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
     strategy = start_strategy(config.strategy)
     encoder = load_encoder(path)
     config = dataclasses.replace(config, image_size=encoder_size(encoder, asked, path))
-    config, train, test, subsets = prepare(config, strategy)
+    config, train, test, budgets = prepare(config, strategy)
     source = {"pretrained": str(pretrained), "pretrained_sha256": file_sha256(path)}
     with staged_folder(out, {**config.result_fields(), "pretrained_sha256": source["pretrained_sha256"]}) as folder:
-        subsets = picked_subsets(encoder, train, subsets, config)
-        rows, _, exported = finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
+        budgets = picked_subsets(encoder, train, budgets, config)
+        rows, _, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose)
         metrics = {
             "data": config.data,
             "test_images": len(test),
@@ -307,15 +320,15 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     config = config.resolved()
     out = check_output_folder(config.out, config.overwrite, config.data)
     strategy = start_strategy(config.strategy)
-    config, train, test, subsets = prepare(config, strategy, pretraining=True)
+    config, train, test, budgets = prepare(config, strategy, pretraining=True)
     with staged_folder(out, config.result_fields()) as folder:
         print(f"[1/4] pretraining with {method_class(config.method).__name__} (labels unused)", flush=True)
         encoder, pretraining = pretrain_into(folder, config, strategy, train, verbose)
         print("[2/4] evaluating frozen features (kNN, linear probe, embedding map)", flush=True)
         frozen = evaluate_frozen(encoder, train, test, folder, config.seed)
         print("[3/4] fine-tuning: pretrained encoder vs. the same architecture from scratch", flush=True)
-        subsets = picked_subsets(encoder, train, subsets, config)
-        rows, classifier, exported = finetune_into(folder, config, strategy, encoder, subsets, test, verbose)
+        budgets = picked_subsets(encoder, train, budgets, config)
+        rows, classifier, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose)
         print("[4/4] exporting the SavedModel for TF Serving", flush=True)
         export_saved_model(classifier, folder / "serving" / config.model_name / str(config.version))
         metrics = {

@@ -6,7 +6,10 @@ from __future__ import annotations
 def results_table(metrics: dict, out=None) -> str:
     """The table `kssl run` and `kssl finetune` print at the end: accuracy per label
     budget and fine-tuning mode, pretrained vs. from scratch, and what each mode trains."""
-    lines = [f"\nTest accuracy on {metrics['test_images']} images of {metrics['data']}:"]
+    lines = [
+        f"\nTest accuracy on {metrics['test_images']} images of {metrics['data']} (validation: on held-out "
+        "labeled images, what the choices are made on):"
+    ]
     if "knn_accuracy" in metrics:
         knn = f"kNN (k={metrics.get('knn_k', 200)})"  # k is at most the training images
         lines += [
@@ -18,31 +21,63 @@ def results_table(metrics: dict, out=None) -> str:
     selection = metrics.get("label_selection", "stratified random draw")
     if selection != "stratified random draw":
         lines.append(f"  labeled images picked by {selection} on the pretrained encoder's features (--select)")
-    header = "  labels  mode      fine-tuned  from scratch    gain   trains"
+    header = "  labels  mode      validation  fine-tuned       from scratch       gain   trains"
     if adversarial:
         header += "    PGD-10 (pretrained / scratch)"
     lines.append(header)
+    notes = []
     for row in metrics["label_budgets"]:
         for mode, entry in row["modes"].items():
             gain = entry["pretrained_accuracy"] - entry["scratch_accuracy"]
             line = (
-                f"  {row['labeled_images']:>6}  {mode:<8}  {entry['pretrained_accuracy']:>10.1%}  "
-                f"{entry['scratch_accuracy']:>12.1%}  {gain:>+6.1%}  {entry['trainable_share']:>6.1%} "
-                f"({entry['trainable_parameters']:,})"
+                f"  {row['labeled_images']:>6}  {mode:<8}  {_percent(entry.get('validation_accuracy')):>10}  "
+                f"{_with_interval(entry, 'pretrained'):<15}  {_with_interval(entry, 'scratch'):<15}  {gain:>+6.1%}  "
+                f"{entry['trainable_share']:>6.1%} ({entry['trainable_parameters']:,})"
             )
             if adversarial:
                 line += f"  {entry['pretrained_robust_accuracy']:.1%} / {entry['scratch_robust_accuracy']:.1%}"
             lines.append(line)
+            note = _draws_note(row, entry)
+            if note not in notes:
+                notes.append(note)
+    lines += [f"  {note}" for note in notes]
     exported = metrics.get("exported")
     if exported:
-        lines.append(
-            f"  saved: the {exported['mode']} classifier at {exported['labeled_images']} labels "
-            "(best test accuracy at the largest label budget)"
-        )
+        if "chosen_by" in exported:
+            lines.append(
+                f"  saved: the {exported['mode']} classifier at {exported['labeled_images']} labels "
+                f"({exported['chosen_by']}; nothing is chosen on the test split), trained on all the labels of the "
+                f"draw seeded {exported['draw_seed']}: {exported['accuracy']:.1%} on the test split"
+            )
+        else:  # a metrics.json of kssl before draws and validation
+            lines.append(f"  saved: the {exported['mode']} classifier at {exported['labeled_images']} labels")
     if out is not None:
         seconds = f" ({metrics['seconds']:.0f}s)" if "seconds" in metrics else ""
         lines.append(f"Artifacts in {out}/{seconds}")
     return "\n".join(lines)
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _with_interval(entry: dict, name: str) -> str:
+    """`92.2% +-2.1`: the mean and the half-width of its 95% interval (none for one draw)."""
+    interval = entry.get(f"{name}_interval")
+    text = _percent(entry[f"{name}_accuracy"])
+    return text if interval is None else f"{text} +-{(interval[1] - interval[0]) / 2:.1%}"
+
+
+def _draws_note(row: dict, entry: dict) -> str:
+    draws = row.get("draws", 1)
+    seeds = [draw["seed"] for draw in entry.get("draws", [])]
+    counted = (
+        f"means over {draws} draws of the labeled images (seeds {seeds[0]}-{seeds[-1]}), +- the half-width of "
+        "their 95% interval"
+        if draws > 1 and seeds
+        else "one draw of the labeled images (--draws for more)"
+    )
+    return f"{row['labeled_images']} labels: {counted}; validation: {entry.get('validation', 'none')}"
 
 
 def budget_line(labeled_images: int, mode: str, entry: dict, epsilon: float | None = None) -> str:
@@ -53,7 +88,10 @@ def budget_line(labeled_images: int, mode: str, entry: dict, epsilon: float | No
         if epsilon is not None
         else ""
     )
+    draws = len(entry.get("draws", [])) or 1
+    counted = f" (means of {draws} draws, +- 95% interval)" if draws > 1 else ""
     return (
-        f"  {labeled_images} labels, {mode}: fine-tuned {entry['pretrained_accuracy']:.1%}, "
-        f"from scratch {entry['scratch_accuracy']:.1%}{robust}"
+        f"  {labeled_images} labels, {mode}: fine-tuned {_with_interval(entry, 'pretrained')}, "
+        f"from scratch {_with_interval(entry, 'scratch')}, validation {_percent(entry.get('validation_accuracy'))}"
+        f"{counted}{robust}"
     )

@@ -1,10 +1,8 @@
 """What the jobs do inside their staging folder: pretrain, evaluate frozen features,
-fine-tune every mode at every label budget, few-shot episodes."""
+few-shot episodes (fine-tuning at every label budget: `kssl.app.label_budgets`)."""
 
 from __future__ import annotations
 
-from kssl.app.config import mode_options_of
-from kssl.app.report import budget_line
 from kssl.methods import method_class
 
 
@@ -61,112 +59,6 @@ def evaluate_frozen(encoder, train, test, folder=None, seed=0):
         features = extract_features(encoder, test)
         plot_embedding_map(features, test.labels, test.class_names, folder / "embeddings.png", seed=seed)
     return {"knn_accuracy": frozen["knn_accuracy"], "knn_k": k, "linear_probe_accuracy": frozen["linear_accuracy"]}
-
-
-def _adversarial_training(config):
-    from kssl.finetuning.adversarial import AdversarialTraining
-
-    if config.adversarial == "none":
-        return None
-    return AdversarialTraining(config.adversarial, config.epsilon, config.attack_steps, seed=config.seed)
-
-
-def finetune_into(folder, config, strategy, encoder, subsets, test, verbose):
-    """Fine-tunes a copy of `encoder` and a fresh one with every mode on every labeled
-    subset; saves the best mode's classifier at the largest budget, the curves and the
-    plot; returns (rows, that classifier, what was exported)."""
-    import keras
-
-    from kssl.callbacks import StepHistory
-    from kssl.data.pipeline import labeled_batches
-    from kssl.encoders import build_encoder
-    from kssl.finetuning.adversarial import evaluate_robustness
-    from kssl.plots import plot_label_efficiency, plot_training_curves
-    from kssl.training import copy_model, finetune
-
-    test_batches = labeled_batches(test, 256)
-    adversarial = _adversarial_training(config)
-    rows, curves, kept, exported = [], {}, None, None
-    for labeled in subsets:
-        row = {"labeled_images": len(labeled), "per_class": labeled.class_counts(), "modes": {}}
-        for mode in config.modes:
-            entry = {}
-            with strategy.scope():
-                starts = {
-                    "pretrained": copy_model(encoder),
-                    "scratch": (
-                        build_encoder(config.encoder, encoder.input_shape[1], config.width)
-                        if config.encoder
-                        else keras.models.clone_model(encoder)  # the same architecture, fresh weights
-                    ),
-                }
-            for name, start in starts.items():
-                checkpoints = folder / "checkpoints" / f"finetune-{mode}-{name}-{len(labeled)}"
-                curve = StepHistory(path=checkpoints.with_name(f"{checkpoints.name}-curve.json"))
-                classifier, _ = finetune(
-                    start,
-                    labeled,
-                    mode=mode,
-                    mode_options=mode_options_of(config, mode),
-                    stage_decay=config.stage_decay,
-                    adversarial=adversarial,
-                    epochs=config.finetune_epochs,
-                    seed=config.seed,
-                    strategy=strategy,
-                    jit_compile=config.jit_compile,
-                    checkpoint_dir=checkpoints,
-                    checkpoint_every=config.checkpoint_every,
-                    callbacks=[curve],
-                    verbose=verbose,
-                )
-                deployed = classifier.merged()
-                if deployed is not classifier:  # LoRA: a plain copy, for evaluation, saving and serving
-                    deployed.compile()
-                entry[f"{name}_accuracy"] = float(
-                    deployed.evaluate(test_batches, return_dict=True, verbose=0)["accuracy"]
-                )
-                if adversarial is not None:
-                    robustness = evaluate_robustness(deployed, test, config.epsilon, steps=10, seed=config.seed)
-                    entry[f"{name}_robust_accuracy"] = robustness["robust_accuracy"]
-                if name == "pretrained":
-                    counts = classifier.parameter_counts()
-                    entry["trainable_parameters"], entry["trainable_share"] = counts["trainable"], counts["share"]
-                    if labeled is subsets[-1] and (
-                        exported is None or entry[f"{name}_accuracy"] > exported["accuracy"]
-                    ):
-                        kept = deployed
-                        exported = {
-                            "mode": mode,
-                            "labeled_images": len(labeled),
-                            "accuracy": entry["pretrained_accuracy"],
-                        }
-                curves[f"{mode}, {name}, {len(labeled)} labels"] = (curve.steps, {"loss": curve.logs.get("loss", [])})
-            row["modes"][mode] = entry
-            print(
-                budget_line(len(labeled), mode, entry, config.epsilon if adversarial is not None else None), flush=True
-            )
-        best = max(row["modes"], key=lambda m: row["modes"][m]["pretrained_accuracy"])
-        row.update(
-            best_mode=best,
-            pretrained_accuracy=row["modes"][best]["pretrained_accuracy"],
-            scratch_accuracy=row["modes"][best]["scratch_accuracy"],
-        )
-        rows.append(row)
-    kept.save(folder / "classifier.keras")
-    plot_training_curves(curves, folder / "finetuning.png", "Fine-tuning")
-    if len(rows) > 1 or len(config.modes) > 1:
-        plot_label_efficiency(
-            [r["labeled_images"] for r in rows],
-            {
-                mode: (
-                    [r["modes"][mode]["pretrained_accuracy"] for r in rows],
-                    [r["modes"][mode]["scratch_accuracy"] for r in rows],
-                )
-                for mode in config.modes
-            },
-            folder / "label_efficiency.png",
-        )
-    return rows, kept, exported
 
 
 def few_shot(encoder, test, settings, seed, episodes=600) -> list[dict]:

@@ -1,0 +1,86 @@
+"""Fine-tuning at a label budget: several draws, intervals, and choices made on held-out
+labeled images, never on the test split."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kssl.cli import main
+from kssl.statistics import mean_interval
+
+
+@pytest.fixture(scope="module")
+def encoder_file(tmp_path_factory):
+    import keras
+
+    from kssl.encoders import conv4
+
+    keras.utils.set_random_seed(1)
+    path = tmp_path_factory.mktemp("encoder") / "encoder.keras"
+    conv4(width=0.125, image_size=8).save(path)
+    return path
+
+
+def test_draws_are_summarised_and_the_choice_ignores_a_test_only_signal(tmp_path, capsys, monkeypatch, encoder_file):
+    import kssl.app.label_budgets as label_budgets
+
+    real = label_budgets.accuracy_on
+    scored = {"test": [], "validation": []}
+
+    def planted(model, batches):
+        # The test split (the digits' 360 test images) says linear is perfect and full
+        # useless; the held-out labeled images say the opposite. Only the latter may choose.
+        split = "test" if sum(int(labels.shape[0]) for _, labels in batches) == 360 else "validation"
+        scored[split].append(model.mode)
+        real(model, batches)  # it still runs
+        jitter = 0.01 * (len(scored[split]) % 3)  # the draws differ: intervals of non-zero width
+        if split == "test":
+            return {"linear": 1.0, "full": 0.0}[model.mode] + jitter
+        return {"linear": 0.3, "full": 0.9}[model.mode] + jitter
+
+    monkeypatch.setattr(label_budgets, "accuracy_on", planted)
+    out = tmp_path / "fine"
+    assert main(["finetune", "--pretrained", str(encoder_file), "--labels", "5", "--draws", "2", "--modes",
+                 "linear,full", "--finetune-epochs", "1", "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    row = metrics["label_budgets"][0]
+    assert row["draws"] == 2 and row["best_mode"] == "full" and metrics["exported"]["mode"] == "full"
+    assert metrics["exported"]["chosen_by"] == "the best validation accuracy"
+    assert metrics["exported"]["accuracy"] == row["modes"]["full"]["draws"][0]["pretrained_accuracy"]
+    # 2 modes x 2 draws: one validation fit (a fifth of each class of 5) and two test fits each.
+    assert sorted(scored["validation"]) == ["full"] * 2 + ["linear"] * 2
+    assert sorted(scored["test"]) == ["full"] * 4 + ["linear"] * 4  # pretrained and scratch
+    for entry in row["modes"].values():
+        assert [draw["seed"] for draw in entry["draws"]] == [0, 1]
+        assert entry["validation"] == "10 of the 50 labeled images held out (a fifth of each class)"
+        for name in ("validation", "pretrained", "scratch"):
+            mean, low, high = mean_interval([draw[f"{name}_accuracy"] for draw in entry["draws"]])
+            assert entry[f"{name}_accuracy"] == pytest.approx(mean)
+            assert entry[f"{name}_interval"] == pytest.approx([low, high])
+    assert "50 labels, linear: draw 2 of 2 (seed 1)" in printed
+    assert "means over 2 draws of the labeled images (seeds 0-1)" in printed
+    assert "saved: the full classifier at 50 labels (the best validation accuracy; nothing is chosen on" in printed
+    assert (out / "label_efficiency.png").is_file()
+
+
+def test_one_label_a_class_cannot_be_validated_and_the_first_mode_is_exported_saying_why(
+    tmp_path, capsys, encoder_file
+):
+    out = tmp_path / "fine"
+    assert main(["finetune", "--pretrained", str(encoder_file), "--labels", "1", "--draws", "1", "--modes",
+                 "full,linear", "--finetune-epochs", "1", "--out", str(out)]) == 0  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    entry = metrics["label_budgets"][0]["modes"]["linear"]
+    assert entry["validation_accuracy"] is None and entry["pretrained_interval"] is None
+    assert metrics["exported"]["mode"] == "full"
+    assert "the first of --modes: nothing could be validated" in capsys.readouterr().out
+    assert np.isclose(entry["pretrained_accuracy"], entry["draws"][0]["pretrained_accuracy"])
+
+
+@pytest.mark.parametrize("args, message", [(["--draws", "0"], "--draws"), (["--validation", "test"], "--validation")])
+def test_bad_draws_and_validation_are_refused_by_the_parser(args, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["finetune", "--pretrained", "x", *args])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
