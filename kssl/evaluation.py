@@ -1,4 +1,5 @@
-"""Evaluation of frozen features: weighted kNN and a logistic-regression linear probe."""
+"""Evaluation of frozen features: weighted kNN, a logistic-regression linear probe, and
+label propagation from a few labels over a kNN graph."""
 
 from __future__ import annotations
 
@@ -80,6 +81,48 @@ def linear_probe_accuracy(train_features, train_labels, test_features, test_labe
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
     probe.fit(train_features, train_labels)
     return float(probe.score(test_features, test_labels))
+
+
+def label_propagation_accuracy(
+    labeled_features,
+    labeled_labels,
+    unlabeled_features,
+    test_features,
+    test_labels,
+    k: int = 20,
+    alpha: float = 0.99,
+) -> float:
+    """Test accuracy of label propagation over a kNN graph of frozen features: the few
+    labeled images' labels spread to the unlabeled ones along the graph (Zhou et al.
+    2004, "Learning with local and global consistency"; on deep features, Iscen et al.
+    2019), and each test image takes the vote of its `k` nearest graph nodes.
+
+    The graph holds the labeled and the unlabeled images (a labeled image may be among
+    the unlabeled ones too: its copy is its own nearest neighbour); the test images are
+    not in it. Features are L2-normalised, so neighbours are by cosine similarity.
+    scikit-learn's `LabelSpreading` (a kNN kernel; `alpha` is Zhou's: how much a node
+    takes from its neighbours rather than its own label) does the work.
+
+    Example:
+    >>> rng = np.random.default_rng(0)
+    >>> centres = np.eye(4)[:2] * 5
+    >>> unlabeled = np.concatenate([centres[c] + rng.normal(size=(50, 4)) for c in (0, 1)])
+    >>> test = np.concatenate([centres[c] + rng.normal(size=(20, 4)) for c in (0, 1)])
+    >>> label_propagation_accuracy(centres, [0, 1], unlabeled, test, np.repeat([0, 1], 20), k=10)
+    1.0
+
+    Reference:
+        Zhou et al. 2004, https://papers.nips.cc/paper/2506; Iscen et al. 2019,
+        https://arxiv.org/abs/1904.04717.
+    """
+    from sklearn.semi_supervised import LabelSpreading
+
+    labeled = _normalize(labeled_features)
+    nodes = np.concatenate([labeled, _normalize(unlabeled_features)])
+    targets = np.concatenate([np.asarray(labeled_labels, np.int64), np.full(len(unlabeled_features), -1)])
+    model = LabelSpreading(kernel="knn", n_neighbors=min(k, len(nodes)), alpha=alpha, max_iter=1000)
+    model.fit(nodes, targets)
+    return float(np.mean(model.predict(_normalize(test_features)) == np.asarray(test_labels)))
 
 
 def evaluate_encoder(encoder, train_set, test_set, k: int = 200, linear: bool = True, batch_size: int = 512) -> dict:

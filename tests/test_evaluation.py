@@ -37,3 +37,18 @@ def test_evaluate_encoder_is_the_two_probes_on_the_encoders_inference_features()
     )
     # Random convolutional features of digits are already far above chance (0.1): measured 0.8-0.9.
     assert results["knn_accuracy"] > 0.6 and results["linear_accuracy"] > 0.6
+
+
+def test_label_propagation_follows_the_unlabeled_images_where_the_nearest_label_misleads():
+    from kssl.evaluation import label_propagation_accuracy
+
+    # Two parallel chains of unlabeled images, each labeled at one end only (opposite
+    # ends). A test image near the far end of chain 0 is nearer chain 1's label than
+    # chain 0's; only spreading the labels along the chains gets it right.
+    steps = np.arange(0, 10.01, 0.5)
+    chains = [np.stack([steps, np.full_like(steps, 3.0 * c), np.full_like(steps, 100.0)], 1) for c in (0, 1)]
+    labeled = np.array([[0.0, 0.0, 100.0], [10.0, 3.0, 100.0]])
+    test = np.array([[9.2, 0.1, 100.0], [0.8, 2.9, 100.0]])
+    nearest_label = np.argmin(((test[:, None] - labeled[None]) ** 2).sum(-1), axis=1)
+    assert nearest_label.tolist() == [1, 0]  # the nearest labeled image is of the other chain
+    assert label_propagation_accuracy(labeled, [0, 1], np.concatenate(chains), test, [0, 1], k=3) == 1.0

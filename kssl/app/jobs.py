@@ -220,7 +220,7 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
     source = {"pretrained": str(pretrained), "pretrained_sha256": file_sha256(path)}
     with staged_folder(out, {**config.result_fields(), "pretrained_sha256": source["pretrained_sha256"]}) as folder:
         budgets = picked_subsets(encoder, train, budgets, config)
-        rows, _, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose)
+        rows, _, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose, train)
         metrics = {
             "data": config.data,
             "test_images": len(test),
@@ -328,7 +328,7 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
         frozen = evaluate_frozen(encoder, train, test, folder, config.seed)
         print("[3/4] fine-tuning: pretrained encoder vs. the same architecture from scratch", flush=True)
         budgets = picked_subsets(encoder, train, budgets, config)
-        rows, classifier, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose)
+        rows, classifier, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose, train)
         print("[4/4] exporting the SavedModel for TF Serving", flush=True)
         export_saved_model(classifier, folder / "serving" / config.model_name / str(config.version))
         metrics = {

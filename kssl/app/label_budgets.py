@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from kssl.app.config import mode_options_of
-from kssl.app.report import budget_line
+from kssl.app.report import budget_line, with_interval
 from kssl.data.subsets import describe_validation, draw_seed, validation_folds
 from kssl.statistics import mean_interval
 
@@ -129,22 +129,49 @@ def chosen_mode(modes: dict) -> tuple[str, str]:
     return max(validated, key=validated.get), "the best validation accuracy"
 
 
-def finetune_into(folder, config, strategy, encoder, budgets, test, verbose):
+def _label_propagation(encoder, draws, unlabeled_features, test_features, test_labels) -> dict:
+    """Label propagation's test accuracy from each draw's labels over the unlabeled pool
+    (`kssl.evaluation.label_propagation_accuracy`): the mean, its interval and every draw."""
+    from kssl.evaluation import extract_features, label_propagation_accuracy
+
+    accuracies = [
+        label_propagation_accuracy(
+            extract_features(encoder, labeled), labeled.labels, unlabeled_features, test_features, test_labels
+        )
+        for labeled in draws
+    ]
+    mean, low, high = mean_interval(accuracies)
+    return {"accuracy": mean, "interval": None if low is None else [low, high], "draws": accuracies}
+
+
+def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unlabeled=None):
     """Fine-tunes every mode, pretrained and from scratch, on every draw of every label
     budget (`budgets`: per budget, its list of drawn labeled subsets); saves the chosen
-    classifier, the curves and the plot; returns `(rows, that classifier, what was exported)`."""
+    classifier, the curves and the plot; returns `(rows, that classifier, what was exported)`.
+
+    With `unlabeled` (the pool of training images, labels unused), each budget also
+    reports label propagation from its draws' labels over the pool on the pretrained
+    encoder's frozen features: the cheap semi-supervised baseline."""
     from kssl.callbacks import StepHistory
     from kssl.data.pipeline import labeled_batches
+    from kssl.evaluation import extract_features
     from kssl.finetuning.adversarial import evaluate_robustness
     from kssl.plots import plot_label_efficiency, plot_training_curves
 
     test_batches = labeled_batches(test, 256)
     finetuner = _Finetuner(folder, config, strategy, encoder, verbose)
+    if unlabeled is not None:
+        unlabeled_features, test_features = extract_features(encoder, unlabeled), extract_features(encoder, test)
     adversarial = finetuner.adversarial
     rows, curves, candidates = [], {}, {}
     for draws in budgets:
         size = len(draws[0])
         row = {"labeled_images": size, "per_class": draws[0].class_counts(), "draws": len(draws), "modes": {}}
+        if unlabeled is not None:
+            propagated = _label_propagation(encoder, draws, unlabeled_features, test_features, test.labels)
+            row["label_propagation"] = {**propagated, "unlabeled_images": len(unlabeled), "k": 20}
+            print(f"  {size} labels, label propagation over {len(unlabeled)} unlabeled images' frozen features: "
+                  f"{with_interval(propagated['accuracy'], propagated['interval'])}", flush=True)  # fmt: skip
         for mode in config.modes:
             per_draw, counts = [], None
             for index, labeled in enumerate(draws):

@@ -41,6 +41,14 @@ def results_table(metrics: dict, out=None) -> str:
             if note not in notes:
                 notes.append(note)
     lines += [f"  {note}" for note in notes]
+    for row in metrics["label_budgets"]:
+        propagated = row.get("label_propagation")
+        if propagated:
+            lines.append(
+                f"  {row['labeled_images']} labels, label propagation on frozen features (a {propagated['k']}-NN graph "
+                f"over {propagated['unlabeled_images']} unlabeled images, no training): "
+                f"{with_interval(propagated['accuracy'], propagated['interval'])}"
+            )
     exported = metrics.get("exported")
     if exported:
         if "chosen_by" in exported:
@@ -61,11 +69,19 @@ def _percent(value) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def _with_interval(entry: dict, name: str) -> str:
-    """`92.2% +-2.1`: the mean and the half-width of its 95% interval (none for one draw)."""
-    interval = entry.get(f"{name}_interval")
-    text = _percent(entry[f"{name}_accuracy"])
+def with_interval(accuracy, interval) -> str:
+    """`92.2% +-2.1%`: a mean accuracy and the half-width of its 95% interval (none: one draw).
+
+    Example:
+    >>> with_interval(0.922, [0.901, 0.943]), with_interval(0.5, None)
+    ('92.2% +-2.1%', '50.0%')
+    """
+    text = _percent(accuracy)
     return text if interval is None else f"{text} +-{(interval[1] - interval[0]) / 2:.1%}"
+
+
+def _with_interval(entry: dict, name: str) -> str:
+    return with_interval(entry[f"{name}_accuracy"], entry.get(f"{name}_interval"))
 
 
 def _draws_note(row: dict, entry: dict) -> str:

@@ -59,6 +59,10 @@ def test_draws_are_summarised_and_the_choice_ignores_a_test_only_signal(tmp_path
             mean, low, high = mean_interval([draw[f"{name}_accuracy"] for draw in entry["draws"]])
             assert entry[f"{name}_accuracy"] == pytest.approx(mean)
             assert entry[f"{name}_interval"] == pytest.approx([low, high])
+    propagated = row["label_propagation"]  # the baseline: each draw's labels over the train split's features
+    assert len(propagated["draws"]) == 2 and propagated["unlabeled_images"] == 1437
+    assert propagated["accuracy"] == pytest.approx(np.mean(propagated["draws"]))
+    assert "50 labels, label propagation on frozen features (a 20-NN graph over 1437 unlabeled images" in printed
     assert "50 labels, linear: draw 2 of 2 (seed 1)" in printed
     assert "means over 2 draws of the labeled images (seeds 0-1)" in printed
     assert "saved: the full classifier at 50 labels (the best validation accuracy; nothing is chosen on" in printed
