@@ -13,6 +13,7 @@ split by Keras with the strategy's own input pipeline), `jit_compile`, and a
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import keras
 import tensorflow as tf
@@ -23,7 +24,7 @@ from kssl.checkpointing import StepCheckpoint
 from kssl.cpu import warn_if_onednn_off
 from kssl.data.augment import ViewAugmentation
 from kssl.data.device import to_device
-from kssl.data.pipeline import labeled_batches, view_pairs
+from kssl.data.pipeline import labeled_batches, semi_supervised_batches, view_pairs
 from kssl.data.sources import ImageSet
 from kssl.distribute import distribute_batches
 from kssl.errors import InputError
@@ -36,6 +37,7 @@ from kssl.models.classifier import Classifier
 from kssl.precision import has_gpu, resolve_jit_compile
 from kssl.recipes import PretrainingRecipe, recipe_for
 from kssl.schedules import warmup_cosine
+from kssl.semi_supervised.base import SemiSupervisedTraining
 
 
 def _steps_for(epochs, size, batch_size):
@@ -83,6 +85,12 @@ def _in_scope(encoder, strategy):
     """
     if encoder.distribute_strategy is strategy:
         return encoder
+    with strategy.scope():
+        return copy_model(encoder)
+
+
+def _copy_in_scope(encoder, strategy):
+    """A copy of `encoder` built in `strategy`'s scope (the original stays as it is)."""
     with strategy.scope():
         return copy_model(encoder)
 
@@ -284,6 +292,10 @@ def finetune(
     stage_decay: float = 1.0,
     adversarial: AdversarialTraining | dict | None = None,
     validation_set: ImageSet | None = None,
+    semi_supervised: str | None = None,
+    unlabeled_set: ImageSet | None = None,
+    semi_supervised_options: dict | None = None,
+    teacher: keras.Model | None = None,
     seed: int = 0,
     strategy: tf.distribute.Strategy | None = None,
     jit_compile: bool | None = None,
@@ -313,10 +325,23 @@ def finetune(
             factor of the next one's rate (`kssl.finetuning.discriminative`); 1 is off.
         adversarial: train on adversarial examples (`kssl.finetuning.adversarial.
             AdversarialTraining`, or its arguments as a dict, e.g. `{"attack": "fgsm"}`).
+        semi_supervised: `"fixmatch"` or `"distill"` (`kssl.semi_supervised.SEMI_SUPERVISED`):
+            the images of `unlabeled_set` train the classifier too. Every step then
+            takes `ratio` (an option, default 7) unlabeled images per labeled one.
+            `"distill"` first fine-tunes a teacher on the labels (from a copy of
+            `encoder`, the same mode and settings), unless `teacher` is given, then
+            trains the classifier (the student) on the labels and on the teacher's
+            softened predictions.
+        unlabeled_set: the unlabeled images (labels, if any, unused): e.g. the whole
+            training split, the labeled images included; never the test split.
+        semi_supervised_options: the method's options, e.g. `{"threshold": 0.9}`.
+        teacher: distillation's teacher, a trained classifier of the same classes.
 
     Returns:
         `(classifier, history)`. For LoRA, `classifier.merged()` is the plain model to
-        save and serve.
+        save and serve. With `semi_supervised`, the history's logs also hold
+        `labeled_loss`, `unlabeled_loss` (and FixMatch's `mask_rate`: the share of
+        unlabeled images whose pseudo-label was kept).
 
     Example:
     >>> import kssl
@@ -335,6 +360,20 @@ def finetune(
     size = encoder.input_shape[1]
     labeled_set = labeled_set.at_size(size)
     validation_set = validation_set.at_size(size) if validation_set is not None else None
+    method = _semi_supervised_method(semi_supervised, semi_supervised_options, unlabeled_set, adversarial)
+    if method is not None:
+        unlabeled_set = unlabeled_set.at_size(size)
+        _check_unlabeled_batch(unlabeled_set, batch_size * method.ratio, method.ratio)
+        if method.needs_teacher and teacher is None:  # the teacher trains a copy: the student starts pretrained
+            teacher, _ = finetune(
+                _copy_in_scope(encoder, strategy),
+                labeled_set, mode=mode, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                trainable_stages=trainable_stages, l2_sp=l2_sp, mode_options=mode_options, stage_decay=stage_decay,
+                seed=seed, strategy=strategy, jit_compile=jit_compile, verbose=verbose,
+                checkpoint_dir=None if checkpoint_dir is None else pathlib.Path(checkpoint_dir) / "teacher",
+                checkpoint_every=checkpoint_every, steps_per_execution=steps_per_execution,
+            )  # fmt: skip
+            teacher = teacher.merged()
     encoder = _in_scope(encoder, strategy)
     mode_options = MODES[check_mode(mode)].parse_options(mode_options or {}, "mode_options", mode)
     with strategy.scope():
@@ -356,25 +395,58 @@ def finetune(
             optimizer = LayerwiseAdam(learning_rate=schedule, layer_multipliers=rates)
         else:
             optimizer = keras.optimizers.Adam(schedule)
-        classifier.compile(
-            optimizer=optimizer,
-            jit_compile=jit_compile,
-            steps_per_execution=_check_steps_per_execution(steps_per_execution, strategy),
-        )
+        compiled = dict(jit_compile=jit_compile,
+                        steps_per_execution=_check_steps_per_execution(steps_per_execution, strategy))  # fmt: skip
+        classifier.compile(optimizer=optimizer, **compiled)
+        trained = classifier
+        if method is not None:  # the same optimizer: the classifier's step count is the training's
+            trained = SemiSupervisedTraining(classifier, method, teacher)
+            trained.compile(optimizer=classifier.optimizer, **compiled)
     steps_per_epoch = max(1, len(labeled_set) // batch_size)
     callbacks = [*classifier.fine_tuning_mode.callbacks(classifier, steps_per_epoch, steps), *callbacks]
 
-    def data(start_step):
-        return distribute_batches(
-            strategy,
-            lambda rows: labeled_batches(
+    def batches(rows, start_step):
+        if method is None:
+            return labeled_batches(
                 labeled_set, batch_size, training=True, seed=seed, repeat=True, start_step=start_step, rows=rows
-            ),
-            batch_size,
-        )
+            )
+        views = method.unlabeled_views(size)
+        return semi_supervised_batches(labeled_set, unlabeled_set, batch_size, method.ratio, views, seed, start_step,
+                                       rows)  # fmt: skip
+
+    def data(start_step):
+        return distribute_batches(strategy, lambda rows: batches(rows, start_step), batch_size)
 
     validation = labeled_batches(validation_set, 256) if validation_set is not None else None
     history = _fit(
-        classifier, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, validation_data=validation
+        trained, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, validation_data=validation
     )
     return classifier, history
+
+
+def _semi_supervised_method(name, options, unlabeled_set, adversarial):
+    """The `SemiSupervisedMethod` asked for (None for plain fine-tuning), or an `InputError`."""
+    if name is None:
+        if unlabeled_set is not None or options:
+            raise InputError("unlabeled_set and semi_supervised_options need semi_supervised='fixmatch' or 'distill'.")
+        return None
+    from kssl.semi_supervised import SEMI_SUPERVISED, check_semi_supervised, semi_supervised_class
+
+    name = check_semi_supervised(name)
+    if unlabeled_set is None:
+        raise InputError(f"semi_supervised={name!r} needs unlabeled_set: the images without labels (or all of them).")
+    if adversarial is not None:
+        raise InputError("Adversarial fine-tuning does not combine with semi_supervised: choose one of them.")
+    parsed = SEMI_SUPERVISED[name].parse_options(options or {}, "semi_supervised_options", name)
+    try:
+        return semi_supervised_class(name)(**parsed)
+    except ValueError as error:
+        raise InputError(f"semi_supervised_options of {name}: {error}") from None
+
+
+def _check_unlabeled_batch(unlabeled_set, unlabeled_batch, ratio):
+    if len(unlabeled_set) < unlabeled_batch:
+        raise InputError(
+            f"A step takes {unlabeled_batch} unlabeled images ({ratio} per labeled image), and the unlabeled set has "
+            f"{len(unlabeled_set)}: lower the ratio option or the batch size, or add unlabeled images."
+        )

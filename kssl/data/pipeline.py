@@ -318,6 +318,46 @@ def labeled_batches(
     return batches.map(_graph_only(lambda views, labels: (views[0], labels)))
 
 
+def semi_supervised_batches(
+    labeled_set,
+    unlabeled_set,
+    batch_size: int,
+    ratio: int,
+    views,
+    seed: int = 0,
+    start_step: int = 0,
+    rows: tuple[int, int] | None = None,
+) -> tf.data.Dataset:
+    """Batches of `((images, labels), unlabeled_views)` for semi-supervised fine-tuning
+    (`kssl.semi_supervised.base.SemiSupervisedTraining`), repeated forever.
+
+    The labeled half is `labeled_batches(labeled_set, batch_size, training=True)`; the
+    unlabeled half is `view_pairs(unlabeled_set, batch_size * ratio, views)`, one tensor
+    per view, shaped `(batch_size, ratio, H, W, 3)`: row `i` carries the `ratio`
+    unlabeled images that go with labeled image `i`, so a batch splits over replicas and
+    workers by rows (`rows`, `start_step` as in `view_pairs`).
+
+    Example:
+    >>> from kssl.data.sources import load_digits
+    >>> digits = load_digits(image_size=8)
+    >>> (images, labels), (weak, strong) = next(iter(semi_supervised_batches(
+    ...     digits.subset(range(40)), digits, 8, ratio=3, views=[ViewAugmentation(8)] * 2)))
+    >>> images.shape, labels.shape, weak.shape, strong.shape
+    (TensorShape([8, 8, 8, 3]), TensorShape([8]), TensorShape([8, 3, 8, 8, 3]), TensorShape([8, 3, 8, 8, 3]))
+    """
+    labeled = labeled_batches(labeled_set, batch_size, training=True, seed=seed, repeat=True, start_step=start_step,
+                              rows=rows)  # fmt: skip
+    unlabeled_rows = None if rows is None else (rows[0] * ratio, rows[1] * ratio)
+    unlabeled = view_pairs(unlabeled_set, batch_size * ratio, list(views), seed=seed, start_step=start_step,
+                           rows=unlabeled_rows)  # fmt: skip
+
+    @_graph_only
+    def by_row(*batch):
+        return tuple(tf.reshape(view, tf.concat([[-1, ratio], tf.shape(view)[1:]], 0)) for view in batch)
+
+    return tf.data.Dataset.zip(labeled, unlabeled.map(by_row))
+
+
 def evaluation_images(source, batch_size: int = 256, image_size: int | None = None) -> tf.data.Dataset:
     """Batches of the evaluation view (`EvaluationView`: the centred square at `image_size`) of every image, in order.
 

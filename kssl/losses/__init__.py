@@ -5,6 +5,8 @@ re-derivation of its paper's formula in `tests/losses/`.
 - `distillation`: BYOL's normalized MSE and SimSiam's negative cosine, between a
   prediction and a stop-gradient target.
 - `reconstruction`: MAE's masked-patch pixel regression.
+- `semi_supervised`: FixMatch's pseudo-labels and SimCLRv2's distillation, for fine-tuning
+  with unlabeled images.
 - `redundancy_reduction`: Barlow Twins and VICReg, on the embeddings of a whole batch.
 
 Losses that compare examples across the batch take `gather_distributed=True`, which
@@ -24,6 +26,7 @@ from kssl.losses.contrastive import (
 from kssl.losses.distillation import byol, negative_cosine, normalized_mse, simsiam
 from kssl.losses.reconstruction import masked_patch_mse, patchify
 from kssl.losses.redundancy_reduction import barlow_twins, cross_correlation, vicreg
+from kssl.losses.semi_supervised import distillation, fixmatch
 
 __all__ = [
     "barlow_twins",
@@ -31,6 +34,8 @@ __all__ = [
     "check_temperature",
     "contrastive_accuracy",
     "cross_correlation",
+    "distillation",
+    "fixmatch",
     "info_nce",
     "info_nce_per_query",
     "masked_patch_mse",

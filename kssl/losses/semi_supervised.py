@@ -1,0 +1,70 @@
+"""Semi-supervised fine-tuning losses: the unlabeled images train the classifier too.
+
+- FixMatch (Sohn et al. 2020): the prediction on a weakly augmented view of an
+  unlabeled image is its pseudo-label where its confidence reaches a threshold; the
+  prediction on a strongly augmented view of the same image is trained towards it.
+- Distillation (SimCLRv2, Chen et al. 2020b, section 2.3): a student matches a teacher's
+  predictions softened by a temperature, on unlabeled images.
+
+Each returns per-image terms, so that a model averages them over the global batch
+(`kssl.distribute.global_mean`); both take logits and compute in float32.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def fixmatch(weak_logits, strong_logits, threshold: float = 0.95):
+    """FixMatch's unlabeled terms, eq. 4: `1(max q >= threshold) * H(argmax q, p_strong)`
+    with `q = softmax(weak_logits)` (no gradient flows through the weak view).
+
+    Args:
+        weak_logits: `(N, C)` logits of the weakly augmented unlabeled images.
+        strong_logits: `(N, C)` logits of the strongly augmented views of the same images.
+        threshold: the confidence a pseudo-label needs (the paper's tau, 0.95).
+
+    Returns:
+        `(terms, mask)`: `(N,)` float32 cross-entropies, zero where masked out, and the
+        `(N,)` float32 mask (1 where the pseudo-label is kept). The paper's loss is the
+        mean of `terms` over all `N` unlabeled images (not over the kept ones).
+
+    Example:
+    >>> import numpy as np
+    >>> terms, mask = fixmatch(np.array([[9.0, 0.0], [0.1, 0.0]]), np.array([[0.0, 0.0], [0.0, 0.0]]))
+    >>> mask.numpy().tolist(), [round(float(term), 4) for term in terms.numpy()]
+    ([1.0, 0.0], [0.6931, 0.0])
+    """
+    weak = tf.stop_gradient(tf.nn.softmax(tf.cast(weak_logits, tf.float32), axis=-1))
+    mask = tf.cast(tf.reduce_max(weak, axis=-1) >= threshold, tf.float32)
+    pseudo_labels = tf.argmax(weak, axis=-1)
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=pseudo_labels, logits=tf.cast(strong_logits, tf.float32)
+    )
+    return mask * cross_entropy, mask
+
+
+def distillation(student_logits, teacher_logits, temperature: float = 1.0):
+    """SimCLRv2's distillation terms, eq. 3:
+    `-sum_y P_T(y | x; tau) log P_S(y | x; tau)`, both softmaxes at `temperature`,
+    with no gradient to the teacher.
+
+    Args:
+        student_logits: `(N, C)` the student's logits.
+        teacher_logits: `(N, C)` the teacher's logits on the same images.
+        temperature: tau (SimCLRv2 found 1 best when the unlabeled images are all used).
+
+    Returns:
+        `(N,)` float32: each image's cross-entropy against the teacher's soft labels.
+
+    Example:
+    >>> import numpy as np
+    >>> logits = np.array([[2.0, 0.0, -1.0]])
+    >>> float(distillation(logits, logits).numpy()[0]) > 0  # the teacher's entropy: not 0
+    True
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0. Received: {temperature!r}")
+    teacher = tf.stop_gradient(tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / temperature, axis=-1))
+    log_student = tf.nn.log_softmax(tf.cast(student_logits, tf.float32) / temperature, axis=-1)
+    return -tf.reduce_sum(teacher * log_student, axis=-1)

@@ -1,0 +1,153 @@
+"""The seam of semi-supervised fine-tuning: a method (`SemiSupervisedMethod`: the views
+of each unlabeled image, the per-image loss terms) and the model that trains a
+`Classifier` with it (`SemiSupervisedTraining`).
+
+Each step takes a batch of labeled images and `ratio` times as many unlabeled ones
+(`kssl.data.pipeline.semi_supervised_batches`); the loss is the labeled cross-entropy
+plus `weight` times the method's unlabeled loss, each a mean over the **global** batch
+(`kssl.distribute.global_mean`), so a step on N replicas equals the step on one device.
+Labeled and unlabeled images go through the classifier in one batch, as in FixMatch's
+reference implementation: batch normalisation sees them together.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from kssl import distribute
+from kssl.loss_scaling import loss_scaled
+
+
+class SemiSupervisedMethod:
+    """A semi-supervised loss on unlabeled images, for `SemiSupervisedTraining`.
+
+    Subclasses set `logged` (the names of per-image values they report) and
+    `needs_teacher`, and implement `unlabeled_views` and `logits_and_terms`.
+
+    Args:
+        ratio: unlabeled images per labeled image in a step.
+        weight: weight of the unlabeled loss against the labeled cross-entropy.
+    """
+
+    logged: tuple[str, ...] = ()
+    needs_teacher = False
+
+    def __init__(self, ratio: int = 7, weight: float = 1.0):
+        if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
+            raise ValueError(f"ratio must be a whole number >= 1. Received: ratio={ratio!r}")
+        if not weight >= 0:
+            raise ValueError(f"weight must be >= 0. Received: weight={weight!r}")
+        self.ratio, self.weight = ratio, float(weight)
+
+    def unlabeled_views(self, image_size: int) -> list:
+        """The `ViewAugmentation`s of each unlabeled image, one per view."""
+        raise NotImplementedError
+
+    def logits_and_terms(self, classifier, images, views, teacher=None):
+        """`(labeled logits, per-unlabeled-image terms, {name: per-image values})` of one
+        training forward pass; `views` are the unlabeled images' views, in `unlabeled_views` order."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {"ratio": self.ratio, "weight": self.weight}
+
+
+def weak_view(image_size: int):
+    """The weak view: kssl's fine-tuning augmentation of labeled images (a random resized
+    crop of 25-100% of the image and a flip), the view the classifier learns from labels."""
+    from kssl.data.augment import ViewAugmentation
+
+    return ViewAugmentation(image_size, crop_area=(0.25, 1.0), jitter_strength=0.0, grayscale_probability=0.0,
+                            blur_probability=0.0)  # fmt: skip
+
+
+class SemiSupervisedTraining(keras.Model):
+    """Trains `classifier` (any fine-tuning mode's `Classifier`) on labeled and unlabeled
+    batches with `method`; the classifier is what is evaluated, saved and served.
+
+    Fit it on `((images, labels), unlabeled_views)` batches whose unlabeled views are
+    `(B, ratio, H, W, 3)`: every labeled row carries its `ratio` unlabeled images, so a
+    batch splits over replicas and workers by rows like any other.
+
+    Args:
+        classifier: the `kssl.models.Classifier` to train.
+        method: a `SemiSupervisedMethod`.
+        teacher: for methods that need one (distillation): a trained classifier, frozen.
+
+    Example:
+    >>> import numpy as np, tensorflow as tf, kssl
+    >>> from kssl.semi_supervised.fixmatch import FixMatch
+    >>> classifier = kssl.Classifier(kssl.conv4(width=0.125, image_size=8), num_classes=3, mode="full")
+    >>> model = SemiSupervisedTraining(classifier, FixMatch(ratio=2, threshold=0.0))
+    >>> model.compile(optimizer="adam")
+    >>> batch = ((np.zeros((4, 8, 8, 3), "float32"), np.array([0, 1, 2, 0])),
+    ...          (np.zeros((4, 2, 8, 8, 3), "float32"), np.ones((4, 2, 8, 8, 3), "float32")))
+    >>> logs = model.fit(tf.data.Dataset.from_tensors(batch), verbose=0).history
+    >>> sorted(logs), logs["mask_rate"]
+    (['accuracy', 'labeled_loss', 'loss', 'mask_rate', 'unlabeled_loss'], [1.0])
+    """
+
+    def __init__(self, classifier, method: SemiSupervisedMethod, teacher=None, **kwargs):
+        super().__init__(**kwargs)
+        if method.needs_teacher and teacher is None:
+            raise ValueError(f"{type(method).__name__} needs a teacher: a fine-tuned classifier.")
+        self.classifier, self.method, self.teacher = classifier, method, teacher
+        if teacher is not None:
+            teacher.trainable = False
+        names = ("loss", "labeled_loss", "unlabeled_loss", *method.logged)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    @property
+    def metrics(self):
+        return [*self.trackers.values(), self.accuracy]
+
+    @property
+    def optimized_variables(self):
+        return self.classifier.optimized_variables
+
+    @property
+    def encoder(self):
+        """The classifier's encoder (what a mode's schedule, e.g. gradual unfreezing, changes)."""
+        return self.classifier.encoder
+
+    def call(self, images, training=False):
+        return self.classifier(images, training=training)
+
+    def compile(self, optimizer="adam", **kwargs):
+        """`keras.Model.compile` (no loss: the method's); the optimizer is built for every
+        variable the classifier's mode may train, as `Classifier.compile` does."""
+        super().compile(optimizer=loss_scaled(optimizer, self.classifier.dtype_policy), **kwargs)
+        if not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.optimized_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Built in __init__ and compile; Keras' symbolic build (a real batch averaged across
+        # replicas) fails under MultiWorkerMirroredStrategy, as for kssl's other models.
+        return
+
+    def train_step(self, data):
+        (images, labels), unlabeled = data
+        # (B, ratio, H, W, 3) -> (B * ratio, H, W, 3): each replica's rows carry their own.
+        views = [tf.reshape(view, tf.concat([[-1], tf.shape(view)[2:]], 0)) for view in unlabeled]
+        variables = self.classifier.trainable_variables
+        with tf.GradientTape() as tape:
+            logits, terms, logged = self.method.logits_and_terms(self.classifier, images, views, self.teacher)
+            logits = tf.cast(logits, tf.float32)
+            labeled_terms = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            loss = distribute.global_mean(labeled_terms) + self.method.weight * distribute.global_mean(terms)
+            if self.classifier.anchors:  # L2-SP: the whole penalty on every replica, so its share
+                loss += self.classifier.l2_sp_penalty() / distribute.num_replicas()
+            scaled = self.optimizer.scale_loss(loss)
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        labeled_count, unlabeled_count = tf.shape(labeled_terms)[0], tf.shape(terms)[0]
+        labeled_loss, unlabeled_loss = tf.reduce_mean(labeled_terms), tf.reduce_mean(terms)
+        self.trackers["loss"].update_state(labeled_loss + self.method.weight * unlabeled_loss, labeled_count)
+        self.trackers["labeled_loss"].update_state(labeled_loss, labeled_count)
+        self.trackers["unlabeled_loss"].update_state(unlabeled_loss, unlabeled_count)
+        for name, values in logged.items():
+            self.trackers[name].update_state(tf.reduce_mean(values), unlabeled_count)
+        self.accuracy.update_state(labels, logits)
+        return distribute.step_logs(self.metrics)

@@ -1,0 +1,48 @@
+"""FixMatch (Sohn et al. 2020, https://arxiv.org/abs/2001.07685)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from kssl.losses import fixmatch
+from kssl.semi_supervised.base import SemiSupervisedMethod, weak_view
+
+
+class FixMatch(SemiSupervisedMethod):
+    """Pseudo-labels from a weak view, kept where confident, train a strong view.
+
+    Each unlabeled image gets a weak view (kssl's fine-tuning augmentation) and a strong
+    one (kssl's SimCLR view augmentation: crops down to 8% of the image, colour jitter,
+    grayscale and blur, batched in `tf.data`; the paper uses RandAugment, of similar
+    strength). Where the softmax of the weak view's logits reaches `threshold`, its
+    arg-max is the pseudo-label of the strong view's cross-entropy
+    (`kssl.losses.fixmatch`); the unlabeled loss is the mean over all unlabeled images.
+
+    Args:
+        ratio: unlabeled images per labeled image in a step (mu, 7).
+        threshold: the confidence a pseudo-label needs (tau, 0.95).
+        weight: weight of the unlabeled loss (lambda_u, 1).
+    """
+
+    logged = ("mask_rate",)
+
+    def __init__(self, ratio: int = 7, threshold: float = 0.95, weight: float = 1.0):
+        super().__init__(ratio, weight)
+        if not 0 <= threshold <= 1:
+            raise ValueError(f"threshold must be in [0, 1]. Received: threshold={threshold!r}")
+        self.threshold = float(threshold)
+
+    def unlabeled_views(self, image_size: int) -> list:
+        from kssl.data.augment import ViewAugmentation
+
+        return [weak_view(image_size), ViewAugmentation(image_size)]
+
+    def logits_and_terms(self, classifier, images, views, teacher=None):
+        weak, strong = views
+        labeled, unlabeled = tf.shape(images)[0], tf.shape(weak)[0]
+        logits = classifier(tf.concat([images, weak, strong], 0), training=True)
+        terms, mask = fixmatch(logits[labeled : labeled + unlabeled], logits[labeled + unlabeled :], self.threshold)
+        return logits[:labeled], terms, {"mask_rate": mask}
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "threshold": self.threshold}

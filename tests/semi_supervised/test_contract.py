@@ -1,0 +1,133 @@
+"""The contract of every registered semi-supervised method, driven by
+`kssl.semi_supervised.SEMI_SUPERVISED`: its spec's options are its constructor's; a step
+on 2 replicas equals the step on 1 device (for several fine-tuning modes); an
+interrupted `finetune` resumes to the uninterrupted weights; the result is a plain
+classifier that saves and exports like any other."""
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import assert_same_state, digits, tiny_encoder, two_replicas
+from helpers import model_state as state
+
+from kssl.data.augment import ViewAugmentation
+from kssl.data.pipeline import semi_supervised_batches
+from kssl.models import Classifier
+from kssl.semi_supervised import SEMI_SUPERVISED, semi_supervised_class
+from kssl.semi_supervised.base import SemiSupervisedTraining
+
+SIZE = 8
+CASES = {"fixmatch": {"ratio": 2, "threshold": 0.2}, "distill": {"ratio": 2, "temperature": 2.0}}
+
+
+def test_every_registered_method_has_a_case():
+    assert set(CASES) == set(SEMI_SUPERVISED)
+
+
+@pytest.mark.parametrize("name", sorted(SEMI_SUPERVISED))
+def test_the_specs_options_are_the_constructors_with_its_defaults(name):
+    parameters = inspect.signature(semi_supervised_class(name).__init__).parameters
+    constructor = {k: p.default for k, p in parameters.items() if k != "self"}
+    assert {key: option.default for key, option in SEMI_SUPERVISED[name].options.items()} == constructor
+
+
+@pytest.fixture(scope="module")
+def batches():
+    images = digits(image_size=SIZE)
+    views = [ViewAugmentation(SIZE)] * 2
+    data = semi_supervised_batches(images.subset(range(32)), images, 16, 2, views, seed=0)
+    return list(data.take(2))
+
+
+def build(name, mode, strategy):
+    with strategy.scope():
+        keras.utils.set_random_seed(3)
+        teacher = None
+        if semi_supervised_class(name).needs_teacher:
+            teacher = Classifier(tiny_encoder(SIZE), 10, mode="full")
+        options = {"l2_sp": 0.1} if mode == "full" else {}
+        classifier = Classifier(tiny_encoder(SIZE), 10, mode=mode, mode_options={"rank": 2} if mode == "lora" else {},
+                                **options)  # fmt: skip
+        classifier.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        method = semi_supervised_class(name)(**CASES[name])
+        if name == "distill":  # a view of one image for the teacher and the student: the weak one
+            method.unlabeled_views = lambda size: [ViewAugmentation(size)]
+        model = SemiSupervisedTraining(classifier, method, teacher)
+        model.compile(optimizer=classifier.optimizer)
+    return model
+
+
+def fit(model, batches, name):
+    keep = 2 if name == "fixmatch" else 1  # distillation takes one view of each unlabeled image
+    data = tf.data.Dataset.from_generator(
+        lambda: ((labeled, views[:keep]) for labeled, views in batches),
+        output_signature=(
+            (tf.TensorSpec((16, SIZE, SIZE, 3)), tf.TensorSpec((16,), tf.int64)),
+            tuple(tf.TensorSpec((16, 2, SIZE, SIZE, 3)) for _ in range(keep)),
+        ),
+    )
+    return model.fit(data, epochs=1, steps_per_epoch=len(batches), verbose=0, shuffle=False).history
+
+
+@pytest.mark.parametrize("name, mode", [("fixmatch", "full"), ("fixmatch", "gradual"), ("distill", "lora")])
+def test_two_steps_on_two_replicas_equal_two_steps_on_one_device(name, mode, batches):
+    single = build(name, mode, tf.distribute.get_strategy())
+    single_logs = fit(single, batches, name)
+    mirrored = build(name, mode, two_replicas())
+    mirrored_logs = fit(mirrored, batches, name)
+    assert single_logs.keys() == mirrored_logs.keys()
+    for key in single_logs:
+        assert mirrored_logs[key][0] == pytest.approx(single_logs[key][0], rel=1e-5, abs=1e-6), key
+    if (name, mode) == ("fixmatch", "full"):  # some pseudo-labels kept, some not: the mask is split over replicas
+        assert 0 < single_logs["mask_rate"][0] < 1 and single_logs["unlabeled_loss"][0] > 0
+    assert_same_state(state(mirrored.classifier), state(single.classifier))
+
+
+@pytest.mark.parametrize("name", sorted(SEMI_SUPERVISED))
+def test_an_interrupted_finetune_resumes_to_the_uninterrupted_weights_and_the_classifier_saves(name, tmp_path):
+    from kssl.training import finetune
+
+    images = digits(image_size=SIZE)
+    labeled = images.subset(range(40))
+
+    class Crash(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:  # step 3, past the checkpoint of step 2
+                raise RuntimeError("the machine went away")
+
+    def run(checkpoint_dir=None, callbacks=()):
+        keras.utils.set_random_seed(0)
+        return finetune(tiny_encoder(SIZE), labeled, mode="full", epochs=4, batch_size=20, semi_supervised=name,
+                        unlabeled_set=images, semi_supervised_options={"ratio": 2}, checkpoint_dir=checkpoint_dir,
+                        checkpoint_every=2, callbacks=callbacks, verbose=0)  # fmt: skip
+
+    reference, _ = run()
+    with pytest.raises(RuntimeError, match="went away"):
+        run(tmp_path / "checkpoints", [Crash()])
+    resumed, history = run(tmp_path / "checkpoints")
+    assert int(resumed.optimizer.iterations.numpy()) == 8 and history.params["steps"] == 6
+    assert_same_state(state(resumed), state(reference), rtol=1e-5, atol=1e-6)
+    resumed.save(tmp_path / "classifier.keras")  # a plain Classifier: saved, loaded, served like any other
+    restored = keras.saving.load_model(tmp_path / "classifier.keras")
+    probe = np.asarray(images.images[:4], "float32") / 255
+    np.testing.assert_allclose(restored.predict(probe, verbose=0), resumed.predict(probe, verbose=0), atol=1e-6)
+
+
+def test_semi_supervised_input_errors_name_what_to_do():
+    from kssl.errors import InputError
+    from kssl.training import finetune
+
+    images = digits(image_size=SIZE)
+    with pytest.raises(InputError, match="needs unlabeled_set"):
+        finetune(tiny_encoder(SIZE), images.subset(range(20)), semi_supervised="fixmatch")
+    with pytest.raises(InputError, match="Unknown semi-supervised method 'mixmatch'"):
+        finetune(tiny_encoder(SIZE), images.subset(range(20)), semi_supervised="mixmatch", unlabeled_set=images)
+    with pytest.raises(InputError, match="the unlabeled set has 30"):
+        finetune(tiny_encoder(SIZE), images.subset(range(20)), batch_size=20, semi_supervised="fixmatch",
+                 unlabeled_set=images.subset(range(30)))  # fmt: skip
+    with pytest.raises(InputError, match="threshold must be in"):
+        finetune(tiny_encoder(SIZE), images.subset(range(20)), semi_supervised="fixmatch", unlabeled_set=images,
+                 semi_supervised_options={"threshold": 1.5})  # fmt: skip
