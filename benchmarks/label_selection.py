@@ -20,15 +20,12 @@ import time
 
 
 def interval(values):
-    """Mean and half-width of the 95% Student-t interval (0 for a single value)."""
-    import numpy as np
-    from scipy import stats
+    """Mean and half-width of the 95% Student-t interval (0 for a single value):
+    `kssl.statistics.mean_interval`, the report's own."""
+    from kssl.statistics import mean_interval
 
-    values = np.asarray(values, float)
-    if len(values) < 2:
-        return float(values.mean()), 0.0
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean()), float(half)
+    mean, low, high = mean_interval(values)
+    return mean, 0.0 if low is None else (high - low) / 2
 
 
 def stratified(labels, per_class, seed):

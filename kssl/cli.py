@@ -122,6 +122,27 @@ def _finetuning_options(parser):
     parser.add_argument(
         "--attack-steps", type=_positive(int), help=f"PGD steps in training (default {_default('attack_steps')})"
     )
+    from kssl.semi_supervised import SEMI_SUPERVISED  # the registry imports no TensorFlow
+
+    parser.add_argument(
+        "--semi-supervised",
+        choices=list(SEMI_SUPERVISED),
+        help="also fine-tune every mode with the unlabeled images (the train split without its labels, and any "
+        "--unlabeled images): fixmatch (pseudo-labels) or distill (a student of the fine-tuned classifier); "
+        "reported beside plain fine-tuning, and exported if it validates better (listed below)",
+    )
+    parser.add_argument(
+        "--semi-option",
+        dest="semi_options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of --semi-supervised (listed below, e.g. threshold=0.9 for fixmatch); repeatable",
+    )
+    parser.add_argument(
+        "--unlabeled",
+        help="a folder of images without labels (any layout) for pretraining and --semi-supervised (default: the "
+        "data folder's unlabeled/ subfolder, beside its class folders, if it has one)",
+    )
 
 
 def _options_lines(spec) -> list:
@@ -135,7 +156,16 @@ def _modes_epilog() -> str:
     lines = [
         line for name, spec in MODES.items() for line in [f"  {name:<{width}}  {spec.summary}", *_options_lines(spec)]
     ]
-    return "fine-tuning modes (--modes) and their options (--mode-option KEY=VALUE):\n" + "\n".join(lines)
+    from kssl.semi_supervised import SEMI_SUPERVISED
+
+    semi = [line for name, spec in SEMI_SUPERVISED.items()
+            for line in [f"  {name:<{width}}  {spec.summary}", *_options_lines(spec)]]  # fmt: skip
+    return (
+        "fine-tuning modes (--modes) and their options (--mode-option KEY=VALUE):\n"
+        + "\n".join(lines)
+        + "\n\nsemi-supervised fine-tuning (--semi-supervised) and its options (--semi-option KEY=VALUE):\n"
+        + "\n".join(semi)
+    )
 
 
 def _common_options(parser):
@@ -447,7 +477,7 @@ def _run_config(args: dict):
     from kssl.app.config import RunConfig
     from kssl.registry import split_options
 
-    for name in ("method_options", "mode_options"):
+    for name in ("method_options", "mode_options", "semi_options"):
         if name in args:
             args[name] = split_options(args[name], "--" + name.replace("_options", "-option"))
     recorded = args.pop("config", None)

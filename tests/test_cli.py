@@ -36,9 +36,12 @@ def test_help_lists_every_method_on_a_line_of_its_own(command):
     assert options == [f"{key}={o.default}" for spec in METHODS.values() for key, o in spec.options.items()]
     if command == "run":
         from kssl.finetuning import MODES
+        from kssl.semi_supervised import SEMI_SUPERVISED
 
-        modes = result.stdout.split("fine-tuning modes (--modes) and their options")[1].splitlines()[1:]
-        assert [line.split()[0] for line in modes if not line.startswith("      ")] == list(MODES)
+        sections = (("fine-tuning modes (--modes)", MODES), ("semi-supervised fine-tuning", SEMI_SUPERVISED))
+        for title, registry in sections:
+            listed = result.stdout.split(title)[1].split("\n\n")[0].splitlines()[1:]
+            assert [line.split()[0] for line in listed if not line.startswith("      ")] == list(registry)
 
 
 @pytest.mark.slow  # the README's run at tiny scale; test_served_equals_measured runs `kssl run` by default

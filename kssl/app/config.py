@@ -28,6 +28,9 @@ class RunConfig:
     select: str | None = None  # None: a stratified random draw; else a kssl.selection method
     draws: int | None = None  # draws of each label budget; None: kssl.data.subsets.default_draws
     validation: str = "auto"  # "auto": choices on held-out labels (kssl.data.subsets.validation_folds); "none"
+    semi_supervised: str | None = None  # a kssl.semi_supervised method, trained beside plain fine-tuning
+    semi_options: dict = dataclasses.field(default_factory=dict)
+    unlabeled: str | None = None  # a folder of images without labels (default: the data folder's unlabeled/)
     image_size: int | None = None
     encoder: str | None = None
     width: float = defaults.ENCODER_WIDTH
@@ -172,9 +175,31 @@ def check_finetuning(config):
         raise InputError(f"--draws must be a whole number >= 1 (or left out for the default). Received: {draws!r}")
     if config.validation not in ("auto", "none"):
         raise InputError(f"--validation must be auto or none. Received: {config.validation!r}")
+    config = check_semi_supervised_options(config)
     if not 0 < config.stage_decay <= 1:
         raise InputError(f"--stage-decay must be in (0, 1] (1 turns it off). Received: {config.stage_decay!r}")
     return dataclasses.replace(config, modes=list(dict.fromkeys(modes)))
+
+
+def check_semi_supervised_options(config):
+    """`config` with `--semi-supervised` and its `--semi-option`s checked and resolved, or an `InputError`."""
+    from kssl.errors import InputError
+    from kssl.semi_supervised import SEMI_SUPERVISED, check_semi_supervised, semi_supervised_class
+
+    if config.semi_supervised is None:
+        if config.semi_options:
+            raise InputError("--semi-option needs --semi-supervised fixmatch or distill.")
+        return config
+    name = check_semi_supervised(config.semi_supervised)
+    if config.adversarial != "none":
+        raise InputError("--semi-supervised does not combine with --adversarial: choose one of them.")
+    spec = SEMI_SUPERVISED[name]
+    options = spec.resolved_options(spec.parse_options(dict(config.semi_options or {}), "--semi-option", name))
+    try:
+        semi_supervised_class(name)(**options)
+    except ValueError as error:
+        raise InputError(f"--semi-option of {name}: {error}") from None
+    return dataclasses.replace(config, semi_supervised=name, semi_options=options)
 
 
 def mode_options_of(config, mode) -> dict:

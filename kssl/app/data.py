@@ -141,3 +141,40 @@ def in_memory_if_it_fits(subset, config):
         return subset
     streaming, _ = choose_streaming(len(subset), subset.image_shapes(50), config.image_size)
     return subset if streaming else subset.load(config.image_size, config.skip_bad_images, progress=False)
+
+
+def unlabeled_pool(train, config):
+    """`(pool, extra)`: the images pretraining and semi-supervised fine-tuning read, and
+    how many of them are images without a class. The pool is the training split
+    (its labels unused), plus the images of `--unlabeled PATH` or of the data folder's
+    `unlabeled/` (beside its class folders): streamed with a streamed split, else decoded
+    into memory when both fit. Never the test split. Printed.
+    """
+    from kssl.data.files import ImageFiles, list_images, unlabeled_folder
+    from kssl.data.image_set import ImageSet
+    from kssl.data.planning import choose_streaming
+    from kssl.data.pools import concatenated
+    from kssl.data.sources import parse_data_spec
+
+    spec = parse_data_spec(config.data)
+    folder = config.unlabeled or (unlabeled_folder(spec.name) if spec.kind == "folder" else None)
+    if folder is None:
+        return train, 0
+    files = list_images(folder, config.refresh_listing, config.skip_bad_images).at_size(config.image_size)
+    if not len(files):
+        raise DataError(f"{str(folder)!r} holds no image files: pass a folder of images as --unlabeled.")
+    where = f"{len(files)} images without a class in {folder}"
+    if isinstance(train, ImageFiles):
+        pool = concatenated(train, files)
+    elif (
+        isinstance(train, ImageSet)
+        and not choose_streaming(len(train) + len(files), files.image_shapes(50), config.image_size)[0]
+    ):
+        pool = concatenated(train, files.load(config.image_size, config.skip_bad_images))
+    else:  # the split in memory (or a TFDS stream), the rest too large for memory: those alone, streamed
+        print(f"unlabeled: {where}, streamed; the {len(train)} train images are not in the pool (they are held in "
+              "memory and the pool would not fit)", flush=True)  # fmt: skip
+        return files, len(files)
+    print(f"unlabeled: {where}; with the {len(train)} train images (labels unused) a pool of {len(pool)} for "
+          "pretraining and semi-supervised fine-tuning", flush=True)  # fmt: skip
+    return pool, len(files)

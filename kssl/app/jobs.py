@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from kssl.app.config import RunConfig, check_finetuning, check_method_options, recorded_config
-from kssl.app.data import in_memory_if_it_fits, load_train_test
+from kssl.app.data import in_memory_if_it_fits, load_train_test, unlabeled_pool
 from kssl.app.label_budgets import finetune_into
 from kssl.app.report import results_table
 from kssl.app.stages import check_few_shot, evaluate_frozen, few_shot, pretrain_into
@@ -196,8 +196,9 @@ def pretrain_job(config: RunConfig, verbose="auto") -> dict:
     out = check_output_folder(config.out, config.overwrite, config.data)
     strategy = start_strategy(config.strategy)
     config, train, _, _ = prepare(dataclasses.replace(config, labels=[]), strategy, labeled=False, pretraining=True)
+    pool, _ = unlabeled_pool(train, config)
     with staged_folder(out, config.result_fields()) as folder:
-        _, metrics = pretrain_into(folder, config, strategy, train, verbose)
+        _, metrics = pretrain_into(folder, config, strategy, pool, verbose)
         write_json(folder / "metrics.json", {"data": config.data, "pretraining": metrics})
         write_json(folder / "config.json", recorded_config(config))
     print(f"Pretrained encoder in {out}/encoder.keras")
@@ -220,13 +221,17 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
     source = {"pretrained": str(pretrained), "pretrained_sha256": file_sha256(path)}
     with staged_folder(out, {**config.result_fields(), "pretrained_sha256": source["pretrained_sha256"]}) as folder:
         budgets = picked_subsets(encoder, train, budgets, config)
-        rows, _, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose, train)
+        pool, extra = unlabeled_pool(train, config)
+        rows, _, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose, pool)
         metrics = {
             "data": config.data,
             "test_images": len(test),
             **source,
             "label_selection": config.select or "stratified random draw",
+            "unlabeled_images": len(pool),
+            "images_without_class": extra,
             "modes": config.modes,
+            "semi_supervised": config.semi_supervised,
             "adversarial": config.adversarial,
             "label_budgets": rows,
             "exported": exported,
@@ -321,14 +326,15 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     out = check_output_folder(config.out, config.overwrite, config.data)
     strategy = start_strategy(config.strategy)
     config, train, test, budgets = prepare(config, strategy, pretraining=True)
+    pool, extra = unlabeled_pool(train, config)
     with staged_folder(out, config.result_fields()) as folder:
         print(f"[1/4] pretraining with {method_class(config.method).__name__} (labels unused)", flush=True)
-        encoder, pretraining = pretrain_into(folder, config, strategy, train, verbose)
+        encoder, pretraining = pretrain_into(folder, config, strategy, pool, verbose)
         print("[2/4] evaluating frozen features (kNN, linear probe, embedding map)", flush=True)
         frozen = evaluate_frozen(encoder, train, test, folder, config.seed)
         print("[3/4] fine-tuning: pretrained encoder vs. the same architecture from scratch", flush=True)
         budgets = picked_subsets(encoder, train, budgets, config)
-        rows, classifier, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose, train)
+        rows, classifier, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose, pool)
         print("[4/4] exporting the SavedModel for TF Serving", flush=True)
         export_saved_model(classifier, folder / "serving" / config.model_name / str(config.version))
         metrics = {
@@ -339,7 +345,10 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
             "pretraining": pretraining,
             **frozen,
             "label_selection": config.select or "stratified random draw",
+            "unlabeled_images": len(pool),
+            "images_without_class": extra,
             "modes": config.modes,
+            "semi_supervised": config.semi_supervised,
             "adversarial": config.adversarial,
             "label_budgets": rows,
             "exported": exported,

@@ -42,11 +42,13 @@ def _adversarial_training(config):
 
 
 class _Finetuner:
-    """Fine-tunes one start (a copy of the pretrained encoder, or a fresh one) on a labeled set."""
+    """Fine-tunes one start (a copy of the pretrained encoder, or a fresh one) on a labeled set,
+    plainly or, with `--semi-supervised`, with the unlabeled pool too."""
 
-    def __init__(self, folder, config, strategy, encoder, verbose):
+    def __init__(self, folder, config, strategy, encoder, verbose, unlabeled=None):
         self.folder, self.config, self.strategy, self.encoder, self.verbose = folder, config, strategy, encoder, verbose
         self.adversarial = _adversarial_training(config)
+        self.unlabeled = unlabeled
 
     def start(self, name):
         import keras
@@ -62,12 +64,17 @@ class _Finetuner:
                 return build_encoder(config.encoder, self.encoder.input_shape[1], config.width)
             return keras.models.clone_model(self.encoder)  # the same architecture, fresh weights
 
-    def fit(self, name, mode, labeled, seed, tag, curve=None, verbose=None):
-        """The classifier as it is deployed (LoRA merged), trained with checkpoints under `tag`."""
+    def fit(self, name, mode, labeled, seed, tag, curve=None, verbose=None, semi_supervised=False, teacher=None):
+        """`(classifier, deployed)`: the classifier and the model as it is deployed (LoRA
+        merged), trained with checkpoints under `tag`; with `semi_supervised`, on the
+        unlabeled pool too (distillation's `teacher`: the plain fine-tuning's classifier)."""
         from kssl.training import finetune
 
         config = self.config
-        checkpoints = self.folder / "checkpoints" / tag
+        semi = {}
+        if semi_supervised:
+            semi = dict(semi_supervised=config.semi_supervised, unlabeled_set=self.unlabeled,
+                        semi_supervised_options=config.semi_options, teacher=teacher)  # fmt: skip
         classifier, _ = finetune(
             self.start(name),
             labeled,
@@ -79,10 +86,11 @@ class _Finetuner:
             seed=seed,
             strategy=self.strategy,
             jit_compile=config.jit_compile,
-            checkpoint_dir=checkpoints,
+            checkpoint_dir=self.folder / "checkpoints" / tag,
             checkpoint_every=config.checkpoint_every,
             callbacks=[] if curve is None else [curve],
             verbose=self.verbose if verbose is None else verbose,
+            **semi,
         )
         deployed = classifier.merged()
         if deployed is not classifier:  # LoRA: a plain copy, for evaluation, saving and serving
@@ -90,16 +98,28 @@ class _Finetuner:
         return classifier, deployed
 
 
-def _validation_accuracy(finetuner, mode, labeled, seed, tag):
-    """Mean accuracy on the held-out labels over `validation_folds`, or None when none can be held out."""
+def _validation(finetuner, mode, labeled, seed, tag) -> tuple[dict, list]:
+    """`({"validation_accuracy", "semi_supervised_validation_accuracy"}, folds)`: mean accuracies
+    on the held-out labels over `validation_folds` (None when none can be held out); the
+    semi-supervised one only with `--semi-supervised` (each fold's plain classifier its teacher)."""
     from kssl.data.pipeline import labeled_batches
 
-    folds = validation_folds(labeled.labels, seed) if finetuner.config.validation == "auto" else []
-    accuracies = []
+    config = finetuner.config
+    folds = validation_folds(labeled.labels, seed) if config.validation == "auto" else []
+    plain, semi = [], []
     for index, (fit, held_out) in enumerate(folds):
-        _, model = finetuner.fit("pretrained", mode, labeled.subset(fit), seed, f"{tag}-fold{index}", verbose=0)
-        accuracies.append(accuracy_on(model, labeled_batches(labeled.subset(held_out), 256)))
-    return (float(np.mean(accuracies)) if accuracies else None), folds
+        part, batches = labeled.subset(fit), labeled_batches(labeled.subset(held_out), 256)
+        _, model = finetuner.fit("pretrained", mode, part, seed, f"{tag}-fold{index}", verbose=0)
+        plain.append(accuracy_on(model, batches))
+        if config.semi_supervised:
+            _, student = finetuner.fit("pretrained", mode, part, seed, f"{tag}-semi-fold{index}", verbose=0,
+                                       semi_supervised=True, teacher=model)  # fmt: skip
+            semi.append(accuracy_on(student, batches))
+    mean = lambda values: float(np.mean(values)) if values else None  # noqa: E731
+    scores = {"validation_accuracy": mean(plain)}
+    if config.semi_supervised:
+        scores["semi_supervised_validation_accuracy"] = mean(semi)
+    return scores, folds
 
 
 def _summary(per_draw: list[dict], key: str) -> dict:
@@ -110,23 +130,33 @@ def _summary(per_draw: list[dict], key: str) -> dict:
     return {key: mean, key.replace("accuracy", "interval"): None if low is None else [low, high]}
 
 
-def chosen_mode(modes: dict) -> tuple[str, str]:
-    """The mode with the best mean validation accuracy, and why; the first listed when no
-    mode could be validated. The test accuracy plays no part.
+def chosen_classifier(modes: dict) -> tuple[str, str, str]:
+    """`(mode, how, why)`: the classifier with the best mean validation accuracy among every
+    mode, plain (`how="supervised"`) and semi-supervised (`how` the method) when there is
+    one; with nothing validated, the first mode (semi-supervised if asked for). The test
+    accuracy plays no part.
 
     Example:
-    >>> chosen_mode({"linear": {"validation_accuracy": 0.5}, "full": {"validation_accuracy": 0.7}})
-    ('full', 'the best validation accuracy')
-    >>> chosen_mode({"linear": {"validation_accuracy": None}, "full": {"validation_accuracy": None}})
-    ('linear', 'the first of --modes: nothing could be validated')
+    >>> chosen_classifier({"linear": {"validation_accuracy": 0.5}, "full": {"validation_accuracy": 0.7}})
+    ('full', 'supervised', 'the best validation accuracy')
+    >>> chosen_classifier({"full": {"validation_accuracy": 0.7,
+    ...                             "semi_supervised": {"method": "fixmatch", "validation_accuracy": 0.8}}})
+    ('full', 'fixmatch', 'the best validation accuracy')
+    >>> chosen_classifier({"linear": {"validation_accuracy": None}, "full": {"validation_accuracy": None}})
+    ('linear', 'supervised', 'the first of --modes: nothing could be validated')
     """
-    if len(modes) == 1:
-        return next(iter(modes)), "the only mode of --modes"
-    validated = {mode: entry["validation_accuracy"] for mode, entry in modes.items()
-                 if entry.get("validation_accuracy") is not None}  # fmt: skip
+    candidates = {}
+    for mode, entry in modes.items():
+        semi = entry.get("semi_supervised")
+        if semi:  # listed first: with nothing validated, what was asked for is exported
+            candidates[(mode, semi["method"])] = semi["validation_accuracy"]
+        candidates[(mode, "supervised")] = entry.get("validation_accuracy")
+    if len(candidates) == 1:
+        return (*next(iter(candidates)), "the only mode of --modes")
+    validated = {key: value for key, value in candidates.items() if value is not None}
     if not validated:
-        return next(iter(modes)), "the first of --modes: nothing could be validated"
-    return max(validated, key=validated.get), "the best validation accuracy"
+        return (*next(iter(candidates)), "the first of --modes: nothing could be validated")
+    return (*max(validated, key=validated.get), "the best validation accuracy")
 
 
 def _label_propagation(encoder, draws, unlabeled_features, test_features, test_labels) -> dict:
@@ -144,6 +174,56 @@ def _label_propagation(encoder, draws, unlabeled_features, test_features, test_l
     return {"accuracy": mean, "interval": None if low is None else [low, high], "draws": accuracies}
 
 
+def _one_draw(finetuner, mode, labeled, index, test, test_batches, curves):
+    """Validation, then every start on all of the draw's labels, scored on the test split:
+    `(result, deployed models by how they were trained, the pretrained classifier's counts)`."""
+    from kssl.callbacks import StepHistory
+    from kssl.finetuning.adversarial import evaluate_robustness
+
+    config, size = finetuner.config, len(labeled)
+    seed = draw_seed(config.seed, index)
+    tag = f"finetune-{mode}-{{}}-{size}-draw{index}"
+    scores, folds = _validation(finetuner, mode, labeled, seed, tag.format("validation"))
+    result, models = {"seed": seed, **scores}, {}
+    for name in STARTS:
+        curve = StepHistory(path=finetuner.folder / "checkpoints" / f"{tag.format(name)}-curve.json")
+        classifier, deployed = finetuner.fit(name, mode, labeled, seed, tag.format(name), curve)
+        result[f"{name}_accuracy"] = accuracy_on(deployed, test_batches)
+        if finetuner.adversarial is not None:
+            robustness = evaluate_robustness(deployed, test, config.epsilon, steps=10, seed=config.seed)
+            result[f"{name}_robust_accuracy"] = robustness["robust_accuracy"]
+        if name == "pretrained":
+            counts, models["supervised"] = classifier.parameter_counts(), deployed
+        if index == 0:
+            curves[f"{mode}, {name}, {size} labels"] = (curve.steps, {"loss": curve.logs.get("loss", [])})
+    if config.semi_supervised:
+        _, student = finetuner.fit("pretrained", mode, labeled, seed, tag.format(config.semi_supervised),
+                                   semi_supervised=True, teacher=models["supervised"])  # fmt: skip
+        result["semi_supervised_accuracy"] = accuracy_on(student, test_batches)
+        models[config.semi_supervised] = student
+    return result, models, counts, folds
+
+
+def _mode_entry(config, per_draw, counts, folds) -> dict:
+    """A mode's results at a budget: means and intervals over the draws, and every draw."""
+    entry = {}
+    for key in ("validation_accuracy", *(f"{name}_accuracy" for name in STARTS)):
+        entry.update(_summary(per_draw, key))
+    if config.adversarial != "none":
+        for name in STARTS:
+            entry[f"{name}_robust_accuracy"] = float(np.mean([d[f"{name}_robust_accuracy"] for d in per_draw]))
+    if config.semi_supervised:
+        semi = {"method": config.semi_supervised, "options": config.semi_options}
+        for key in ("semi_supervised_accuracy", "semi_supervised_validation_accuracy"):
+            summary = _summary(per_draw, key)
+            semi.update({k.replace("semi_supervised_", ""): v for k, v in summary.items()})
+        entry["semi_supervised"] = semi
+    validation = describe_validation(folds) if config.validation == "auto" else "off (--validation none)"
+    entry.update(trainable_parameters=counts["trainable"], trainable_share=counts["share"], validation=validation,
+                 draws=per_draw)  # fmt: skip
+    return entry
+
+
 def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unlabeled=None):
     """Fine-tunes every mode, pretrained and from scratch, on every draw of every label
     budget (`budgets`: per budget, its list of drawn labeled subsets); saves the chosen
@@ -151,18 +231,16 @@ def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unl
 
     With `unlabeled` (the pool of training images, labels unused), each budget also
     reports label propagation from its draws' labels over the pool on the pretrained
-    encoder's frozen features: the cheap semi-supervised baseline."""
-    from kssl.callbacks import StepHistory
+    encoder's frozen features (the cheap semi-supervised baseline), and with
+    `config.semi_supervised` every mode is also fine-tuned with the pool."""
     from kssl.data.pipeline import labeled_batches
     from kssl.evaluation import extract_features
-    from kssl.finetuning.adversarial import evaluate_robustness
     from kssl.plots import plot_label_efficiency, plot_training_curves
 
     test_batches = labeled_batches(test, 256)
-    finetuner = _Finetuner(folder, config, strategy, encoder, verbose)
+    finetuner = _Finetuner(folder, config, strategy, encoder, verbose, unlabeled)
     if unlabeled is not None:
         unlabeled_features, test_features = extract_features(encoder, unlabeled), extract_features(encoder, test)
-    adversarial = finetuner.adversarial
     rows, curves, candidates = [], {}, {}
     for draws in budgets:
         size = len(draws[0])
@@ -173,72 +251,51 @@ def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unl
             print(f"  {size} labels, label propagation over {len(unlabeled)} unlabeled images' frozen features: "
                   f"{with_interval(propagated['accuracy'], propagated['interval'])}", flush=True)  # fmt: skip
         for mode in config.modes:
-            per_draw, counts = [], None
+            per_draw = []
             for index, labeled in enumerate(draws):
-                seed = draw_seed(config.seed, index)
                 if len(draws) > 1:
+                    seed = draw_seed(config.seed, index)
                     print(f"  {size} labels, {mode}: draw {index + 1} of {len(draws)} (seed {seed})", flush=True)
-                tag = f"finetune-{mode}-{{}}-{size}-draw{index}"
-                result = {"seed": seed}
-                result["validation_accuracy"], folds = _validation_accuracy(
-                    finetuner, mode, labeled, seed, tag.format("validation")
-                )
-                for name in STARTS:
-                    curve = StepHistory(path=folder / "checkpoints" / f"{tag.format(name)}-curve.json")
-                    classifier, deployed = finetuner.fit(name, mode, labeled, seed, tag.format(name), curve)
-                    result[f"{name}_accuracy"] = accuracy_on(deployed, test_batches)
-                    if adversarial is not None:
-                        robustness = evaluate_robustness(deployed, test, config.epsilon, steps=10, seed=config.seed)
-                        result[f"{name}_robust_accuracy"] = robustness["robust_accuracy"]
-                    if name == "pretrained":
-                        counts = classifier.parameter_counts()
-                        if index == 0 and draws is budgets[-1]:
-                            candidates[mode] = (deployed, result)
-                    if index == 0:
-                        curves[f"{mode}, {name}, {size} labels"] = (curve.steps, {"loss": curve.logs.get("loss", [])})
+                result, models, counts, folds = _one_draw(finetuner, mode, labeled, index, test, test_batches, curves)
                 per_draw.append(result)
-            entry = {}
-            for key in ("validation_accuracy", *(f"{name}_accuracy" for name in STARTS)):
-                entry.update(_summary(per_draw, key))
-            if adversarial is not None:
-                for name in STARTS:
-                    entry[f"{name}_robust_accuracy"] = float(np.mean([d[f"{name}_robust_accuracy"] for d in per_draw]))
-            validation = describe_validation(folds) if config.validation == "auto" else "off (--validation none)"
-            entry.update(trainable_parameters=counts["trainable"], trainable_share=counts["share"],
-                         validation=validation, draws=per_draw)  # fmt: skip
-            row["modes"][mode] = entry
-            print(budget_line(size, mode, entry, config.epsilon if adversarial is not None else None), flush=True)
-        best, reason = chosen_mode(row["modes"])
-        row.update(
-            best_mode=best,
-            chosen_by=reason,
-            validation_accuracy=row["modes"][best]["validation_accuracy"],
-            pretrained_accuracy=row["modes"][best]["pretrained_accuracy"],
-            scratch_accuracy=row["modes"][best]["scratch_accuracy"],
-        )
+                if index == 0 and draws is budgets[-1]:
+                    candidates.update({(mode, how): (model, result) for how, model in models.items()})
+            row["modes"][mode] = _mode_entry(config, per_draw, counts, folds)
+            epsilon = config.epsilon if config.adversarial != "none" else None
+            print(budget_line(size, mode, row["modes"][mode], epsilon), flush=True)
+        best, how, reason = chosen_classifier(row["modes"])
+        chosen = row["modes"][best] if how == "supervised" else row["modes"][best]["semi_supervised"]
+        row.update(best_mode=best, best_training=how, chosen_by=reason,
+                   validation_accuracy=chosen["validation_accuracy"],
+                   pretrained_accuracy=row["modes"][best]["pretrained_accuracy"],
+                   scratch_accuracy=row["modes"][best]["scratch_accuracy"])  # fmt: skip
         rows.append(row)
-    mode, reason = chosen_mode(rows[-1]["modes"])
-    kept, result = candidates[mode]
+    mode, how, reason = chosen_classifier(rows[-1]["modes"])
+    kept, result = candidates[(mode, how)]
+    semi = "" if how == "supervised" else "semi_supervised_"
     exported = {
         "mode": mode,
+        "training": how,
         "labeled_images": rows[-1]["labeled_images"],
         "draw_seed": result["seed"],
         "chosen_by": reason,
-        "validation_accuracy": result["validation_accuracy"],
-        "accuracy": result["pretrained_accuracy"],
+        "validation_accuracy": result[f"{semi}validation_accuracy"],
+        "accuracy": result["pretrained_accuracy" if how == "supervised" else "semi_supervised_accuracy"],
     }
     kept.save(folder / "classifier.keras")
     plot_training_curves(curves, folder / "finetuning.png", "Fine-tuning")
     if len(rows) > 1 or len(config.modes) > 1 or rows[-1]["draws"] > 1:
-        plot_label_efficiency(
-            [r["labeled_images"] for r in rows],
-            {
-                mode: tuple(
-                    [(r["modes"][mode][f"{name}_accuracy"], r["modes"][mode][f"{name}_interval"]) for r in rows]
-                    for name in STARTS
-                )
-                for mode in config.modes
-            },
-            folder / "label_efficiency.png",
-        )
+        lines = {
+            mode: tuple(
+                [(r["modes"][mode][f"{name}_accuracy"], r["modes"][mode][f"{name}_interval"]) for r in rows]
+                for name in STARTS
+            )
+            for mode in config.modes
+        }
+        if config.semi_supervised:  # a line of its own per mode, without a from-scratch twin
+            for mode in config.modes:
+                semi_line = [(r["modes"][mode]["semi_supervised"]["accuracy"],
+                              r["modes"][mode]["semi_supervised"]["interval"]) for r in rows]  # fmt: skip
+                lines[f"{mode} + {config.semi_supervised}"] = (semi_line, None)
+        plot_label_efficiency([r["labeled_images"] for r in rows], lines, folder / "label_efficiency.png")
     return rows, kept, exported

@@ -21,7 +21,7 @@ def results_table(metrics: dict, out=None) -> str:
     selection = metrics.get("label_selection", "stratified random draw")
     if selection != "stratified random draw":
         lines.append(f"  labeled images picked by {selection} on the pretrained encoder's features (--select)")
-    header = "  labels  mode      validation  fine-tuned       from scratch       gain   trains"
+    header = "  labels  mode       validation  fine-tuned       from scratch       gain   trains"
     if adversarial:
         header += "    PGD-10 (pretrained / scratch)"
     lines.append(header)
@@ -30,13 +30,21 @@ def results_table(metrics: dict, out=None) -> str:
         for mode, entry in row["modes"].items():
             gain = entry["pretrained_accuracy"] - entry["scratch_accuracy"]
             line = (
-                f"  {row['labeled_images']:>6}  {mode:<8}  {_percent(entry.get('validation_accuracy')):>10}  "
+                f"  {row['labeled_images']:>6}  {mode:<9}  {_percent(entry.get('validation_accuracy')):>10}  "
                 f"{_with_interval(entry, 'pretrained'):<15}  {_with_interval(entry, 'scratch'):<15}  {gain:>+6.1%}  "
                 f"{entry['trainable_share']:>6.1%} ({entry['trainable_parameters']:,})"
             )
             if adversarial:
                 line += f"  {entry['pretrained_robust_accuracy']:.1%} / {entry['scratch_robust_accuracy']:.1%}"
             lines.append(line)
+            semi = entry.get("semi_supervised")
+            if semi:  # the same mode and labels, with the unlabeled images too
+                name = f"+{semi['method']}"
+                lines.append(
+                    f"  {'':>6}  {name:<9}  {_percent(semi['validation_accuracy']):>10}  "
+                    f"{with_interval(semi['accuracy'], semi['interval']):<15}  {'':<15}  "
+                    f"{semi['accuracy'] - entry['pretrained_accuracy']:>+6.1%}  (over plain {mode} fine-tuning)"
+                )
             note = _draws_note(row, entry)
             if note not in notes:
                 notes.append(note)
@@ -52,8 +60,9 @@ def results_table(metrics: dict, out=None) -> str:
     exported = metrics.get("exported")
     if exported:
         if "chosen_by" in exported:
+            trained = "" if exported.get("training", "supervised") == "supervised" else f"+{exported['training']} "
             lines.append(
-                f"  saved: the {exported['mode']} classifier at {exported['labeled_images']} labels "
+                f"  saved: the {exported['mode']} {trained}classifier at {exported['labeled_images']} labels "
                 f"({exported['chosen_by']}; nothing is chosen on the test split), trained on all the labels of the "
                 f"draw seeded {exported['draw_seed']}: {exported['accuracy']:.1%} on the test split"
             )
@@ -106,8 +115,15 @@ def budget_line(labeled_images: int, mode: str, entry: dict, epsilon: float | No
     )
     draws = len(entry.get("draws", [])) or 1
     counted = f" (means of {draws} draws, +- 95% interval)" if draws > 1 else ""
+    semi = entry.get("semi_supervised")
+    semi = (
+        f"; +{semi['method']} {with_interval(semi['accuracy'], semi['interval'])} "
+        f"(validation {_percent(semi['validation_accuracy'])})"
+        if semi
+        else ""
+    )
     return (
         f"  {labeled_images} labels, {mode}: fine-tuned {_with_interval(entry, 'pretrained')}, "
         f"from scratch {_with_interval(entry, 'scratch')}, validation {_percent(entry.get('validation_accuracy'))}"
-        f"{counted}{robust}"
+        f"{semi}{counted}{robust}"
     )

@@ -39,7 +39,7 @@ from kssl.errors import DataError
 logger = logging.getLogger("kssl")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-LISTING_VERSION = 2
+LISTING_VERSION = 3
 
 
 def cache_root() -> pathlib.Path:
@@ -356,11 +356,45 @@ def _listed(folder, refresh, skip_bad_images, progress, any_layout):
     return listing, paths, labels, sizes
 
 
+# Images without a class, beside the class folders (root/unlabeled/ next to root/cat/,
+# root/dog/): pretraining and semi-supervised fine-tuning use them; they are no class.
+UNLABELED_FOLDER = "unlabeled"
+
+
+def _beside_classes(names: list[str]) -> list[str]:
+    """`names` without `unlabeled` when other folders sit beside it (alone, it is the one
+    folder of a set to pretrain on, as `kssl pretrain` reads it)."""
+    return [name for name in names if name != UNLABELED_FOLDER] if len(names) > 1 else names
+
+
 def class_folders(folder) -> list[str]:
-    """The sorted class folder names of `folder` (hidden folders and kssl run folders left out)."""
-    return sorted(
+    """The sorted class folder names of `folder` (hidden folders, kssl run folders and an
+    `unlabeled` folder beside classes left out).
+
+    Example:
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("dog", "cat", "unlabeled"):
+    ...     (root / name).mkdir()
+    >>> class_folders(root)
+    ['cat', 'dog']
+    """
+    return _beside_classes(sorted(
         e.name for e in os.scandir(folder) if _is_folder(e) and not e.name.startswith(".") and not holds_run(e.path)
-    )
+    ))  # fmt: skip
+
+
+def unlabeled_folder(root) -> pathlib.Path | None:
+    """`root/unlabeled/` (or `root/train/unlabeled/`) when it sits beside class or split
+    folders: images without a class, for pretraining and semi-supervised fine-tuning."""
+    root = pathlib.Path(root)
+    for parent in (root, root / "train"):
+        candidate = parent / UNLABELED_FOLDER
+        if candidate.is_dir() and parent.is_dir():
+            others = [e for e in os.scandir(parent) if _is_folder(e) and not e.name.startswith(".")]
+            if len(others) > 1:
+                return candidate
+    return None
 
 
 def holds_run(path) -> bool:
@@ -526,6 +560,7 @@ def _copies_of(name: str, names) -> set:
 def class_root(root: pathlib.Path, split: str | None) -> pathlib.Path:
     """The folder holding the class folders: `root`, or its `split` (default `train`) folder."""
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and not holds_run(p))
+    subdirs = [root / name for name in _beside_classes([p.name for p in subdirs])]
     if split is not None:
         if not (root / split).is_dir():
             names = ", ".join(p.name for p in subdirs) or "none"

@@ -88,3 +88,44 @@ def test_bad_draws_and_validation_are_refused_by_the_parser(args, message, capsy
     with pytest.raises(SystemExit) as stopped:
         main(["finetune", "--pretrained", "x", *args])
     assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_semi_supervised_fine_tuning_through_the_command_with_a_folder_of_unlabeled_images(
+    tmp_path, capsys, encoder_file
+):
+    from helpers import write_image_folder
+
+    extra = write_image_folder(tmp_path / "extra", ["trip"], per_class=30, shapes=((12, 16), (16, 12)))
+    out = tmp_path / "fine"
+    assert main(["finetune", "--pretrained", str(encoder_file), "--labels", "2", "--draws", "1", "--modes", "linear",
+                 "--semi-supervised", "distill", "--semi-option", "ratio=1", "--unlabeled", str(extra),
+                 "--finetune-epochs", "1", "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    # The pool: the 1437 train images (labels unused) and the 30 without a class; never the test split.
+    assert metrics["unlabeled_images"] == 1467 and metrics["images_without_class"] == 30
+    entry = metrics["label_budgets"][0]["modes"]["linear"]
+    semi = entry["semi_supervised"]
+    assert semi["method"] == "distill" and semi["options"] == {"ratio": 1, "temperature": 1.0, "weight": 1.0}
+    assert entry["validation"] == "2-fold cross-validation on the labeled images"
+    assert semi["validation_accuracy"] is not None
+    assert semi["accuracy"] == entry["draws"][0]["semi_supervised_accuracy"] and 0 <= semi["accuracy"] <= 1
+    # The better validation of the two (a tie goes to what was asked for), never the test split.
+    expected = "distill" if semi["validation_accuracy"] >= entry["validation_accuracy"] else "supervised"
+    assert metrics["exported"]["training"] == expected
+    assert "+distill" in printed and "30 images without a class in" in printed
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--semi-option", "ratio=2"], "--semi-option needs --semi-supervised"),
+        (["--semi-supervised", "fixmatch", "--adversarial", "fgsm"], "does not combine with --adversarial"),
+        (["--semi-supervised", "fixmatch", "--semi-option", "threshold=2"], "threshold must be in [0, 1]"),
+        (["--semi-supervised", "fixmatch", "--semi-option", "mu=2"], "fixmatch has no option 'mu'"),
+    ],
+)
+def test_bad_semi_supervised_options_stop_before_anything_is_written(args, message, tmp_path, capsys, encoder_file):
+    out = tmp_path / "fine"
+    assert main(["finetune", "--pretrained", str(encoder_file), *args, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
