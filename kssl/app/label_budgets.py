@@ -10,10 +10,12 @@ For each budget, each mode and each draw:
 2. test: the pretrained encoder and a fresh one fine-tuned on all the draw's labels and
    scored on the test split (the numbers reported, as means and 95% intervals).
 
-The exported classifier is the mode with the best mean validation accuracy at the
-largest budget, refit on all the labels of its first draw (step 2's model, so no extra
-training). With nothing to validate on, it is the first of `--modes`, and the report
-says so.
+With `--semi-supervised`, each mode is also fine-tuned with the unlabeled pool, validated
+and tested the same way (its teacher, for distillation, the plain classifier of the same
+labels). The exported classifier is the mode (plain or semi-supervised) with the best
+mean validation accuracy at the largest budget, refit on all the labels of its first
+draw (step 2's model, so no extra training). With nothing to validate on, it is the first
+of `--modes` (semi-supervised when asked for), and the report says so.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ re-derivation of its paper's formula in `tests/losses/`.
 - `distillation`: BYOL's normalized MSE and SimSiam's negative cosine, between a
   prediction and a stop-gradient target.
 - `reconstruction`: MAE's masked-patch pixel regression.
+- `self_distillation`: DINO's centred, sharpened teacher against the student, across crops.
 - `semi_supervised`: FixMatch's pseudo-labels and SimCLRv2's distillation, for fine-tuning
   with unlabeled images.
 - `redundancy_reduction`: Barlow Twins and VICReg, on the embeddings of a whole batch.
@@ -26,6 +27,7 @@ from kssl.losses.contrastive import (
 from kssl.losses.distillation import byol, negative_cosine, normalized_mse, simsiam
 from kssl.losses.reconstruction import masked_patch_mse, patchify
 from kssl.losses.redundancy_reduction import barlow_twins, cross_correlation, vicreg
+from kssl.losses.self_distillation import dino
 from kssl.losses.semi_supervised import distillation, fixmatch
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "check_temperature",
     "contrastive_accuracy",
     "cross_correlation",
+    "dino",
     "distillation",
     "fixmatch",
     "info_nce",
