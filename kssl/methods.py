@@ -14,7 +14,7 @@ entry here, and its tests; nothing else changes.
 
 Example:
 >>> list(METHODS)
-['simclr', 'moco', 'byol', 'simsiam', 'barlow', 'vicreg', 'mae']
+['simclr', 'moco', 'byol', 'simsiam', 'barlow', 'vicreg', 'dino', 'mae']
 >>> method_class("SimSiam").__name__
 'SimSiam'
 >>> method_spec("moco").parse_options(["queue_size=1024", "symmetric=false"], "--method-option")
@@ -85,6 +85,23 @@ METHODS = {
             "invariance_weight": Option(25.0, "weight of the views' mean squared distance"),
             "variance_weight": Option(25.0, "weight of the hinge on each dimension's standard deviation"),
             "covariance_weight": Option(1.0, "weight of the off-diagonal covariances"),
+        },
+        recipe=recipes.LIGHTLY_CIFAR,
+    ),
+    "dino": MethodSpec(
+        "kssl.models.dino:DINO",
+        "self-distillation: a student matches a momentum teacher's centred, sharpened prototypes across crops, "
+        "multi-crop (Caron et al. 2021)",
+        {
+            "prototypes": Option(1024, "number of prototypes K (the head's output)"),
+            "student_temperature": Option(0.1, "tau of the student's softmax"),
+            "teacher_temperature": Option(0.07, "tau of the teacher's softmax after the warm-up"),
+            "warmup_teacher_temperature": Option(0.04, "tau of the teacher's softmax at the start"),
+            "teacher_warmup": Option(0.3, "share of training over which the teacher's tau warms up"),
+            "centre_momentum": Option(0.9, "EMA rate of the teacher's centre"),
+            "local_crops": Option(6, "small crops per image (multi-crop; 0 for two global crops only)"),
+            "momentum": Option(0.99, "starting EMA rate of the teacher"),
+            "momentum_schedule": Option(True, "raise the momentum to 1 on a cosine over training"),
         },
         recipe=recipes.LIGHTLY_CIFAR,
     ),

@@ -60,8 +60,11 @@ CASES = {
     "simsiam": conv_case(),
     "barlow": conv_case(),
     "vicreg": conv_case(),
+    "dino": conv_case(prototypes=16, local_crops=2),
     "mae": mae_case(mask_ratio=0.5),
 }
+# The views a method's case trains on, when not the default pair (`view_pairs`'): its own.
+OWN_VIEWS = {"dino": {"local_crops": 2}}
 # Constructor arguments that are layers (serialized as nested objects), not options.
 LAYER_ARGUMENTS = {"encoder", "projector", "predictor", "projection_head", "decoder", "probe_classes", "kwargs"}
 
@@ -90,9 +93,19 @@ def test_a_batch_smaller_than_the_method_learns_from_is_refused(name):
 
 
 @pytest.fixture(scope="module")
-def batches():
-    pairs = view_pairs(digits(image_size=SIZE), batch_size=16, seed=0)
-    return [next(iter(pairs.skip(i))) for i in range(3)]
+def pairs():
+    views = view_pairs(digits(image_size=SIZE), batch_size=16, seed=0)
+    return [next(iter(views.skip(i))) for i in range(3)]
+
+
+@pytest.fixture
+def batches(name, pairs):
+    """Three batches of the method's views: the default pair, or its own (`OWN_VIEWS`)."""
+    if name not in OWN_VIEWS:
+        return pairs
+    augmentations = method_class(name).view_augmentations(SIZE, **OWN_VIEWS[name])
+    views = view_pairs(digits(image_size=SIZE), batch_size=16, augmentation=augmentations, seed=0)
+    return [next(iter(views.skip(i))) for i in range(3)]
 
 
 def build(name, strategy=None, steps_per_execution=1):

@@ -86,6 +86,26 @@ def vit_layer(name):
     return make
 
 
+def centre():
+    from kssl.layers import Centre
+
+    layer = Centre(4, momentum=0.5)
+    layer.update([np.random.default_rng(7).normal(size=(6, 4)).astype("float32")])  # not the zeros it starts at
+    return layer, np.ones((3, 4), "float32"), None
+
+
+def dino_head():
+    from kssl.layers import DINOHead
+
+    return DINOHead(prototypes=6, hidden_dim=8, bottleneck_dim=4), np.ones((5, 6), "float32"), None
+
+
+def prototypes():
+    from kssl.layers import Prototypes
+
+    return Prototypes(5), np.random.default_rng(8).normal(size=(3, 4)).astype("float32"), None
+
+
 def mae_decoder():
     from kssl.models import MAEDecoder
 
@@ -103,6 +123,10 @@ CASES = {
     "kssl>BarlowTwins": method("barlow", lambda_=0.01),
     "kssl>VICReg": method("vicreg", variance_weight=20.0),
     "kssl>MAE": mae,
+    "kssl>DINO": method("dino", prototypes=8, local_crops=2, centre_momentum=0.8),
+    "kssl>DINOHead": dino_head,
+    "kssl>Prototypes": prototypes,
+    "kssl>Centre": centre,
     "kssl>MAEDecoder": mae_decoder,
     "kssl>PatchEmbedding": vit_layer("patch"),
     "kssl>TransformerBlock": vit_layer("block"),

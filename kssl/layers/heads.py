@@ -153,3 +153,87 @@ def moco_projector(feature_dim: int) -> ProjectionHead:
     return ProjectionHead(
         hidden_dim=min(2048, feature_dim), output_dim=128, depth=2, batch_norm=False, name="projector"
     )
+
+
+@keras.saving.register_keras_serializable(package="kssl")
+class Prototypes(keras.layers.Layer):
+    """DINO's last layer: a weight-normalised linear map to K prototypes, without bias and
+    with the norm fixed at 1 (`weight_norm` with `g = 1`, `norm_last_layer=True`): on
+    L2-normalised inputs, each output is the cosine of the input and a prototype.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = Prototypes(5)
+    >>> out = layer(np.eye(4, dtype="float32"))
+    >>> out.shape, bool(np.all(np.abs(out.numpy()) <= 1 + 1e-6))
+    (TensorShape([4, 5]), True)
+    """
+
+    def __init__(self, count, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(count, int) or count < 2:
+            raise ValueError(f"count must be an integer >= 2. Received: count={count!r}")
+        self.count = count
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.count), initializer="glorot_uniform",
+                                      name="kernel")  # fmt: skip
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        kernel = tf.math.l2_normalize(tf.cast(self.kernel, inputs.dtype), axis=0)
+        return tf.matmul(inputs, kernel)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.count,)
+
+    def get_config(self):
+        return {**super().get_config(), "count": self.count}
+
+
+@keras.saving.register_keras_serializable(package="kssl")
+class DINOHead(keras.layers.Layer):
+    """DINO's projection head: an MLP (`hidden_dim`, then a `bottleneck_dim` output, no
+    batch norm), L2 normalisation, and `Prototypes(prototypes)` (Caron et al. 2021, 3.1).
+    The paper's MLP is 2048 wide with a 256 bottleneck and 65,536 prototypes for ImageNet;
+    kssl's preset (`dino_head`) scales them to the encoder and to small data sets.
+    """
+
+    def __init__(self, prototypes=1024, hidden_dim=2048, bottleneck_dim=256, depth=3, **kwargs):
+        super().__init__(**kwargs)
+        self.prototypes, self.hidden_dim, self.bottleneck_dim, self.depth = (
+            prototypes,
+            hidden_dim,
+            bottleneck_dim,
+            depth,
+        )
+        self.mlp = ProjectionHead(hidden_dim=hidden_dim, output_dim=bottleneck_dim, depth=depth, batch_norm=False,
+                                  name="mlp")  # fmt: skip
+        self.last = Prototypes(prototypes, name="prototypes")
+        self.output_dim = prototypes
+
+    def build(self, input_shape):
+        if not self.mlp.built:
+            self.mlp.build(input_shape)
+        if not self.last.built:
+            self.last.build((None, self.bottleneck_dim))
+
+    def call(self, inputs, training=None):
+        import tensorflow as tf
+
+        x = self.mlp(inputs, training=training)
+        return self.last(tf.math.l2_normalize(x, axis=-1))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.prototypes,)
+
+    def get_config(self):
+        return {**super().get_config(), "prototypes": self.prototypes, "hidden_dim": self.hidden_dim,
+                "bottleneck_dim": self.bottleneck_dim, "depth": self.depth}  # fmt: skip
+
+
+def dino_head(feature_dim: int, prototypes: int = 1024) -> DINOHead:
+    """DINO: D -> 2D (paper: 2048) -> 2D -> 256 -> L2 -> K prototypes (paper: 65,536)."""
+    return DINOHead(prototypes=prototypes, hidden_dim=min(2048, 2 * feature_dim), bottleneck_dim=256, depth=3,
+                    name="projector")  # fmt: skip

@@ -1,0 +1,47 @@
+"""DINO's own parts: multi-crop views, the teacher temperature's warm-up, the centre's
+update from the teacher's outputs, and the encoders it can take local crops with."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kssl.encoders import conv4, vit
+from kssl.models.dino import DINO, local_size
+
+
+def test_views_are_two_global_crops_and_the_local_ones_at_96_224_of_the_size():
+    views = DINO.view_augmentations(96, local_crops=6)
+    assert [view.image_size for view in views] == [96, 96] + [41] * 6
+    assert views[0].crop_area == (0.4, 1.0) and views[2].crop_area == (0.05, 0.4)
+    assert [view.image_size for view in DINO.view_augmentations(32, local_crops=0)] == [32, 32]
+    assert DINO.view_augmentations(32, local_crops=0)[0].crop_area == (0.08, 1.0)  # SimCLR's without local crops
+    assert local_size(16) == 7
+
+
+def test_the_teacher_temperature_warms_up_linearly_then_stays():
+    model = DINO(conv4(width=0.125, image_size=8), prototypes=8, local_crops=0, teacher_warmup=0.5)
+    temperatures = []
+    for progress in (0.0, 0.25, 0.5, 0.9):
+        model.training_progress.assign(progress)
+        temperatures.append(float(model.current_teacher_temperature()))
+    np.testing.assert_allclose(temperatures, [0.04, 0.055, 0.07, 0.07], rtol=1e-6)
+
+
+def test_after_a_step_the_centre_is_the_ema_of_the_teachers_mean_output():
+    keras.utils.set_random_seed(0)
+    model = DINO(conv4(width=0.125, image_size=8), prototypes=8, local_crops=1, centre_momentum=0.75)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))  # no update: the teacher's outputs can be recomputed
+    rng = np.random.default_rng(0)
+    views = [rng.random((4, 8, 8, 3), dtype=np.float32) for _ in range(2)] + [rng.random((4, 4, 4, 3), np.float32)]
+    before = model.centre.value.numpy().copy()
+    model.train_on_batch(tuple(views))
+    teacher = model.target_projector(model.target_encoder(tf.concat(views[:2], 0), training=True), training=True)
+    expected = 0.75 * before + 0.25 * teacher.numpy().mean(axis=0)
+    np.testing.assert_allclose(model.centre.value.numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_local_crops_need_an_encoder_of_any_size_and_say_so():
+    with pytest.raises(ValueError, match="Local crops need an encoder that takes images of any size"):
+        DINO(vit(depth=1, width=1 / 12, image_size=8, patch_size=4), prototypes=8, local_crops=2)
+    DINO(vit(depth=1, width=1 / 12, image_size=8, patch_size=4), prototypes=8, local_crops=0)  # global crops only
