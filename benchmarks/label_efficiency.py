@@ -19,6 +19,7 @@ random draws and `--seeds` TypiClust seeds; the wall time of each way of using t
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import pathlib
 import time
@@ -120,6 +121,7 @@ def main(argv=None):
                 else:
                     labeled = picked_subset(encoder, train, per_class, picks, seed=seed)
                 results, seconds, chosen, validation = one_pick(labeled, seed)
+                gc.collect()  # the pick's models and their traced functions (memory grew by GBs without it)
                 covered = len(set(labeled.labels.tolist()))
                 runs.append({"seed": seed, "results": results, "seconds": seconds, "chosen": chosen,
                              "validation": validation, "classes_covered": covered})  # fmt: skip
