@@ -33,7 +33,7 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=5, help="draws of the random picks")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the TypiClust picks")
     parser.add_argument("--picks", default="random,typiclust", help="which picks: random, typiclust")
-    parser.add_argument("--modes", default="linear,full", help="the modes the supervised choice is among")
+    parser.add_argument("--modes", default="full,linear", help="modes to choose among (first: if none validates)")
     parser.add_argument("--semi", default="fixmatch,distill", help="semi-supervised methods ('' for none)")
     parser.add_argument("--semi-option", action="append", default=[], metavar="KEY=VALUE", help="for every --semi")
     parser.add_argument("--finetune-epochs", type=float, default=100, help="passes over the labeled images")
