@@ -317,7 +317,7 @@ def finetune(
         mode: a fine-tuning mode of `kssl.finetuning.MODES` ("linear", "partial",
             "full", "lora", "adapter", "gradual").
         learning_rate: Adam's peak learning rate (default: the mode's
-            `default_learning_rate`, 1e-3, and 3e-3 for LoRA).
+            `default_learning_rate`: 1e-3; 1e-2 for the linear probe, 3e-3 for LoRA).
         mode_options: the mode's options (`kssl.finetuning.MODES[mode].options`), e.g.
             `{"rank": 4, "alpha": 8}` for LoRA or `{"every_epochs": 5}` for gradual
             unfreezing; an unknown key or a value of the wrong type is an `InputError`.
