@@ -38,12 +38,15 @@ class MethodSpec(Spec):
 
 
 _TEMPERATURE = Option(0.2, "softmax temperature of the contrastive loss")
+_LOCAL_CROPS = Option(
+    0, "small crops per image besides the 2 global ones (multi-crop, Caron et al. 2020); conv encoders"
+)
 
 METHODS = {
     "simclr": MethodSpec(
         "kssl.models.simclr:SimCLR",
         "contrastive: each view against the batch's other images (Chen et al. 2020)",
-        {"temperature": _TEMPERATURE},
+        {"temperature": _TEMPERATURE, "local_crops": _LOCAL_CROPS},
         recipe=recipes.SIMCLR,
     ),
     "moco": MethodSpec(
@@ -64,6 +67,7 @@ METHODS = {
         {
             "momentum": Option(0.99, "starting EMA rate of the target network"),
             "momentum_schedule": Option(True, "raise the momentum to 1 on a cosine over training"),
+            "local_crops": _LOCAL_CROPS,
         },
         recipe=recipes.LIGHTLY_CIFAR,
     ),
@@ -85,6 +89,7 @@ METHODS = {
             "invariance_weight": Option(25.0, "weight of the views' mean squared distance"),
             "variance_weight": Option(25.0, "weight of the hinge on each dimension's standard deviation"),
             "covariance_weight": Option(1.0, "weight of the off-diagonal covariances"),
+            "local_crops": _LOCAL_CROPS,
         },
         recipe=recipes.LIGHTLY_CIFAR,
     ),
@@ -99,7 +104,7 @@ METHODS = {
             "warmup_teacher_temperature": Option(0.04, "tau of the teacher's softmax at the start"),
             "teacher_warmup": Option(0.3, "share of training over which the teacher's tau warms up"),
             "centre_momentum": Option(0.9, "EMA rate of the teacher's centre"),
-            "local_crops": Option(6, "small crops per image (multi-crop; 0 for two global crops only)"),
+            "local_crops": dataclasses.replace(_LOCAL_CROPS, default=6),
             "momentum": Option(0.99, "starting EMA rate of the teacher"),
             "momentum_schedule": Option(True, "raise the momentum to 1 on a cosine over training"),
         },

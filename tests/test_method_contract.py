@@ -52,25 +52,38 @@ def mae_case(**options):
     return build
 
 
-# How each method is built at test scale: its encoder and any options the scale needs.
+# How each method is built at test scale: its encoder and any options the scale needs;
+# "method+multicrop" cases are the method with local crops (on its own views).
 CASES = {
     "simclr": conv_case(temperature=0.3),
+    "simclr+multicrop": conv_case(temperature=0.3, local_crops=2),
     "moco": conv_case(queue_size=64),
     "byol": conv_case(),
+    "byol+multicrop": conv_case(local_crops=2),
     "simsiam": conv_case(),
     "barlow": conv_case(),
     "vicreg": conv_case(),
+    "vicreg+multicrop": conv_case(local_crops=1),
     "dino": conv_case(prototypes=16, local_crops=2),
     "mae": mae_case(mask_ratio=0.5),
 }
-# The views a method's case trains on, when not the default pair (`view_pairs`'): its own.
-OWN_VIEWS = {"dino": {"local_crops": 2}}
 # Constructor arguments that are layers (serialized as nested objects), not options.
 LAYER_ARGUMENTS = {"encoder", "projector", "predictor", "projection_head", "decoder", "probe_classes", "kwargs"}
 
 
-def test_every_registered_method_has_a_case():
-    assert set(CASES) == set(METHODS)
+def method_of(case: str) -> str:
+    return case.split("+")[0]
+
+
+def test_every_registered_method_has_a_case_and_every_multi_crop_method_a_multi_crop_case():
+    assert {method_of(case) for case in CASES} == set(METHODS)
+    multi_crop = {name for name in METHODS if method_class(name).supports_local_crops}
+    assert multi_crop == {"simclr", "vicreg", "byol", "dino"}
+    for name in multi_crop:
+        assert "local_crops" in METHODS[name].options
+        assert any(
+            case == name + "+multicrop" or (case == name and "local_crops" in CASES[case]()[1]) for case in CASES
+        )
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
@@ -100,10 +113,11 @@ def pairs():
 
 @pytest.fixture
 def batches(name, pairs):
-    """Three batches of the method's views: the default pair, or its own (`OWN_VIEWS`)."""
-    if name not in OWN_VIEWS:
+    """Three batches of the case's views: the default pair, or with local crops the method's own."""
+    local_crops = CASES[name]()[1].get("local_crops")
+    if not local_crops:
         return pairs
-    augmentations = method_class(name).view_augmentations(SIZE, **OWN_VIEWS[name])
+    augmentations = method_class(method_of(name)).view_augmentations(SIZE, local_crops=local_crops)
     views = view_pairs(digits(image_size=SIZE), batch_size=16, augmentation=augmentations, seed=0)
     return [next(iter(views.skip(i))) for i in range(3)]
 
@@ -114,7 +128,7 @@ def build(name, strategy=None, steps_per_execution=1):
     with strategy.scope():
         keras.utils.set_random_seed(7)
         encoder, options = encoder_factory()
-        model = method_class(name)(encoder, **options)
+        model = method_class(method_of(name))(encoder, **options)
         # Barlow Twins' and VICReg's losses are sums over D x D matrices: their gradients
         # are large, so a small rate keeps one step's update (and its round-off) moderate.
         model.compile(optimizer=keras.optimizers.SGD(0.001, momentum=0.9), steps_per_execution=steps_per_execution)
@@ -130,7 +144,7 @@ def stack(batches):
     return tuple(np.stack([np.asarray(batch[v]) for batch in batches]) for v in range(len(batches[0])))
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_two_replicas_and_two_steps_per_execution_equal_single_steps_and_a_round_trip_keeps_every_state(
     name, batches, tmp_path
 ):
@@ -161,7 +175,7 @@ def test_two_replicas_and_two_steps_per_execution_equal_single_steps_and_a_round
     assert_same_state(state(restored), state(single), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_a_mixed_precision_step_is_finite(name, batches):
     keras.mixed_precision.set_global_policy("mixed_float16")  # conftest restores float32
     model = build(name)

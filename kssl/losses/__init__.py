@@ -24,7 +24,7 @@ from kssl.losses.contrastive import (
     nt_xent_logits,
     nt_xent_per_anchor,
 )
-from kssl.losses.distillation import byol, negative_cosine, normalized_mse, simsiam
+from kssl.losses.distillation import byol, byol_crops, negative_cosine, normalized_mse, simsiam
 from kssl.losses.reconstruction import masked_patch_mse, patchify
 from kssl.losses.redundancy_reduction import barlow_twins, cross_correlation, vicreg
 from kssl.losses.self_distillation import dino
@@ -33,6 +33,7 @@ from kssl.losses.semi_supervised import distillation, fixmatch
 __all__ = [
     "barlow_twins",
     "byol",
+    "byol_crops",
     "check_temperature",
     "contrastive_accuracy",
     "cross_correlation",

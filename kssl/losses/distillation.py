@@ -54,6 +54,36 @@ def byol(p1, p2, z1, z2):
     return normalized_mse(p1, z2) + normalized_mse(p2, z1)
 
 
+def byol_crops(predictions, targets):
+    """BYOL's loss per example over multi-crop views: for every target crop `g` and every
+    prediction of another crop `v != g`, `2 - 2 cos(p_v, z_g)`, averaged over the pairs
+    and doubled, so that two crops give exactly `byol(p1, p2, z1, z2)`.
+
+    Args:
+        predictions: a list of `(N, D)` online predictions, one per crop, global crops first.
+        targets: a list of `(N, D)` target projections of the global crops (the target
+            network sees only those), in the same order.
+
+    Returns:
+        `(N,)` float32, in [0, 8].
+
+    Example:
+    >>> import numpy as np
+    >>> p = [np.eye(2, dtype="float32")] * 3
+    >>> byol_crops(p, p[:2]).numpy()  # every crop agrees with every target
+    array([0., 0.], dtype=float32)
+    """
+    terms = [
+        normalized_mse(prediction, target)
+        for g, target in enumerate(targets)
+        for v, prediction in enumerate(predictions)
+        if v != g
+    ]
+    if not terms:
+        raise ValueError(f"byol_crops needs 2 crops or more. Received: {len(predictions)} predictions.")
+    return 2.0 * tf.add_n(terms) / len(terms)
+
+
 def simsiam(p1, p2, z1, z2):
     """SimSiam's symmetric loss per example: `D(p1, z2) / 2 + D(p2, z1) / 2`, `D = -cos`.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 
 import keras
 import tensorflow as tf
@@ -11,6 +12,7 @@ import tensorflow as tf
 from kssl import distribute
 from kssl.data.device import finish_unfinished, is_unfinished
 from kssl.loss_scaling import loss_scaled
+from kssl.models import multicrop
 
 
 @dataclasses.dataclass
@@ -26,7 +28,8 @@ class ViewsLoss:
         metrics: `{name: value}` for `loss` and each of the method's `metric_names`:
             values for this replica's examples (means), reported as global means.
         features: `(V * n, D)` encoder features of this replica's V views of n images,
-            views stacked in order, for the online probe (gradients are stopped there).
+            views stacked in order, for the online probe (gradients are stopped there);
+            with multi-crop, of the global crops only.
         state: anything the method's `after_step` needs from this step (e.g. MoCo's
             keys to enqueue), by name.
     """
@@ -55,9 +58,12 @@ class SelfSupervisedModel(keras.Model):
       attributes holding layers that `after_step` updates and the optimizer must not
       (EMA copies: they stay `trainable` so their batch norm uses batch statistics);
     - `get_config()`: its plain constructor arguments, merged with `super().get_config()`;
-    - optionally `view_augmentations(image_size, **options)`: its list of view transforms,
-      of any length and sizes (default: SimCLR's, twice; BYOL's two differ; multi-crop
-      adds small crops); `options` are the method's constructor options;
+    - optionally `global_views(image_size, **options)`: its two view transforms (default:
+      SimCLR's, twice; BYOL's two differ), or `view_augmentations(image_size, **options)`
+      for a list of any length and sizes; `options` are the method's constructor options;
+    - for multi-crop (`kssl.models.multicrop`), `supports_local_crops = True`, a
+      `local_crops` constructor option passed on to this class, and a `views_loss` that
+      takes `2 + local_crops` views (`encode_crops` encodes them);
       `check_batch_size(batch_size)` and `check_encoder(encoder)`: refuse batch sizes or
       encoders it cannot use;
     - its entry in `kssl.methods.METHODS` (class, summary, options, recipe, encoder).
@@ -72,6 +78,9 @@ class SelfSupervisedModel(keras.Model):
         probe_classes: if set, an online linear probe with this many classes trains on
             stop-gradient features whenever the data carries labels, and reports
             `probe_loss` and `probe_accuracy`; it never changes the encoder.
+        local_crops: small crops per image besides the two global ones (multi-crop), for
+            methods with `supports_local_crops`; they need an encoder that takes any image
+            size (kssl's ResNets and Conv-4, not a ViT).
     """
 
     metric_names: tuple[str, ...] = ()
@@ -81,12 +90,22 @@ class SelfSupervisedModel(keras.Model):
     # model then has `training_progress`, a variable in [0, 1] that `kssl.pretrain`'s
     # callbacks set before every step (`kssl.callbacks.TrainingProgress`, `TimeBudget`).
     uses_training_progress: bool = False
+    # True for methods whose loss takes 2 global crops and any number of local ones.
+    supports_local_crops: bool = False
 
-    def __init__(self, encoder, probe_classes=None, **kwargs):
+    def __init__(self, encoder, probe_classes=None, local_crops=0, **kwargs):
         super().__init__(**kwargs)
         self.check_encoder(encoder)
         if probe_classes is not None and (not isinstance(probe_classes, int) or probe_classes < 2):
             raise ValueError(f"probe_classes must be an integer >= 2 or None. Received: {probe_classes!r}")
+        if multicrop.check_local_crops(local_crops) and not self.supports_local_crops:
+            raise ValueError(
+                f"{type(self).__name__} does not take local crops (multi-crop). Received: local_crops={local_crops!r}"
+            )
+        self.local_crops = local_crops
+        # The encoder's own layers on any image size, for the local crops: not an attribute
+        # Keras tracks (its weights are the encoder's, saved once, with it).
+        object.__setattr__(self, "_local_encoder", multicrop.any_size(encoder) if local_crops else None)
         self.encoder = encoder
         self.feature_dim = int(encoder.output_shape[-1])
         self.probe_classes = probe_classes
@@ -166,13 +185,36 @@ class SelfSupervisedModel(keras.Model):
             )
 
     @classmethod
-    def view_augmentations(cls, image_size: int, **options) -> list:
-        """The method's view transforms at `image_size`, one per view (default: SimCLR's,
-        twice), for the method built with `options` (its constructor options)."""
+    def global_views(cls, image_size: int, **options) -> list:
+        """The method's two view transforms at `image_size` (default: SimCLR's, twice)."""
         from kssl.data.augment import ViewAugmentation
 
         augmentation = ViewAugmentation(image_size)
         return [augmentation, augmentation]
+
+    @classmethod
+    def view_augmentations(cls, image_size: int, **options) -> list:
+        """The method's view transforms at `image_size`, one per view, for the method built
+        with `options` (its constructor options): its `global_views`, and its local crops
+        after them if it takes any (`kssl.models.multicrop.with_local_crops`)."""
+        local_crops = options.pop("local_crops", cls.default_local_crops())
+        return multicrop.with_local_crops(cls.global_views(image_size, **options), image_size, local_crops)
+
+    @classmethod
+    def default_local_crops(cls) -> int:
+        """The constructor's default `local_crops` (0 for a method without multi-crop)."""
+        parameter = inspect.signature(cls.__init__).parameters.get("local_crops")
+        return 0 if parameter is None or not cls.supports_local_crops else parameter.default
+
+    def encode_crops(self, views, training):
+        """`(V * n, D)` features of every view, stacked in order: the global crops encoded
+        together by the encoder, the local crops together by its any-size twin (batch norm
+        sees crops of one size at once, as DINO's `MultiCropWrapper`)."""
+        features = encode_views(self.encoder, views[: multicrop.GLOBAL_CROPS], training)
+        if len(views) > multicrop.GLOBAL_CROPS:
+            local = encode_views(self._local_encoder, views[multicrop.GLOBAL_CROPS :], training)
+            features = tf.concat([features, local], axis=0)
+        return features
 
     # -- what every method shares ----------------------------------------------------------
 
@@ -197,6 +239,13 @@ class SelfSupervisedModel(keras.Model):
         # Unfinished views (`kssl.data.device`) are finished here, on this replica's
         # device; inside an XLA step every branch is computed (static shapes).
         views, labels = unpack_views(data, type(self).__name__, compute_all_branches=bool(self.jit_compile))
+        expected = multicrop.GLOBAL_CROPS + self.local_crops
+        if self.supports_local_crops and len(views) != expected:
+            raise ValueError(
+                f"{type(self).__name__} with local_crops={self.local_crops} takes {expected} views per image "
+                f"({type(self).__name__}.view_augmentations(size, local_crops={self.local_crops})); "
+                f"received {len(views)}."
+            )
         result = self.views_loss(views, training)
         count = tf.cast(tf.shape(result.features)[0], tf.float32)
         self.loss_tracker.update_state(result.metrics["loss"], sample_weight=count)
@@ -204,7 +253,7 @@ class SelfSupervisedModel(keras.Model):
             tracker.update_state(result.metrics[tracker.name], sample_weight=count)
         loss = result.loss
         if self.probe is not None and labels is not None:
-            all_labels = tf.concat([labels] * len(views), axis=0)
+            all_labels = tf.tile(labels, [tf.shape(result.features)[0] // tf.shape(labels)[0]])
             logits = tf.cast(self.probe(tf.stop_gradient(result.features)), tf.float32)
             probe_losses = keras.losses.sparse_categorical_crossentropy(all_labels, logits, from_logits=True)
             loss += distribute.global_mean(probe_losses)
@@ -256,6 +305,7 @@ class SelfSupervisedModel(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             **nested,
             "probe_classes": self.probe_classes,
+            **({"local_crops": self.local_crops} if self.supports_local_crops else {}),
         }
 
     @classmethod

@@ -7,9 +7,10 @@ import tensorflow as tf
 
 from kssl import distribute
 from kssl.layers.heads import byol_predictor, byol_projector
-from kssl.losses import byol
-from kssl.models.base import ViewsLoss, embedding_std, encode_views
+from kssl.losses import byol_crops
+from kssl.models.base import ViewsLoss, embedding_std
 from kssl.models.momentum import MomentumModel
+from kssl.models.multicrop import GLOBAL_CROPS, split
 
 
 @keras.saving.register_keras_serializable(package="kssl")
@@ -33,6 +34,10 @@ class BYOL(MomentumModel):
         momentum: tau at the start of training (the paper's 0.996 is for 1000 epochs;
             0.99 suits short schedules). `momentum_schedule=False` keeps it constant.
         momentum_schedule: raise tau to 1 on a cosine over the training.
+        local_crops: small crops per image (multi-crop, `kssl.models.multicrop`): the
+            online network sees every crop, the target the global ones; the loss is
+            `kssl.losses.byol_crops`, each global crop's target against every other
+            crop's prediction.
         probe_classes: see `SelfSupervisedModel`.
 
     Metrics: `loss` (in [0, 8]), `embedding_std` (spread of the normalised projections;
@@ -53,6 +58,7 @@ class BYOL(MomentumModel):
 
     metric_names = ("embedding_std", "momentum")
     nested_layers = ("projector", "predictor")
+    supports_local_crops = True
 
     def __init__(
         self,
@@ -61,10 +67,13 @@ class BYOL(MomentumModel):
         predictor=None,
         momentum=0.99,
         momentum_schedule=True,
+        local_crops=0,
         probe_classes=None,
         **kwargs,
     ):
-        super().__init__(encoder, momentum, momentum_schedule, probe_classes=probe_classes, **kwargs)
+        super().__init__(
+            encoder, momentum, momentum_schedule, probe_classes=probe_classes, local_crops=local_crops, **kwargs
+        )
         self.projector = projector or byol_projector(self.feature_dim)
         self.projector.build((None, self.feature_dim))
         self.predictor = predictor or byol_predictor()
@@ -72,7 +81,7 @@ class BYOL(MomentumModel):
         self.make_targets()
 
     @classmethod
-    def view_augmentations(cls, image_size: int, **options):
+    def global_views(cls, image_size: int, **options):
         """BYOL's asymmetric pair (Grill et al. 2020, table 6): blur with probability 1.0
         on the first view and 0.1 on the second, solarize 0 and 0.2, where blur is on
         (images of 64 px or more; at CIFAR sizes, as SimCLR, neither)."""
@@ -88,11 +97,11 @@ class BYOL(MomentumModel):
 
     def views_loss(self, views, training):
         batch = tf.shape(views[0])[0]
-        features = encode_views(self.encoder, views, training)
+        features = self.encode_crops(views, training)
         z = self.projector(features, training=training)
-        p = self.predictor(z, training=training)
-        target = self.target_projections(views, training)
-        losses = byol(p[:batch], p[batch:], target[:batch], target[batch:])
+        p = split(self.predictor(z, training=training), batch, len(views))
+        targets = split(self.target_projections(views[:GLOBAL_CROPS], training), batch, GLOBAL_CROPS)
+        losses = byol_crops(p, targets)
         return ViewsLoss(
             loss=distribute.global_mean(losses),
             metrics={
@@ -100,5 +109,5 @@ class BYOL(MomentumModel):
                 "embedding_std": embedding_std(z[:batch]),
                 "momentum": self.current_momentum(),
             },
-            features=features,
+            features=features[: GLOBAL_CROPS * batch],
         )

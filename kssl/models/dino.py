@@ -11,47 +11,7 @@ from kssl.layers.heads import dino_head
 from kssl.losses import dino
 from kssl.models.base import ViewsLoss, embedding_std
 from kssl.models.momentum import MomentumModel
-
-# Multi-crop (Caron et al. 2020): local crops of 96/224 of the training size, covering
-# 5-40% of the image; the global crops cover 40-100% when local crops are on (DINO's
-# `global_crops_scale`), SimCLR's 8-100% without them.
-LOCAL_SCALE = 96 / 224
-LOCAL_AREA = (0.05, 0.4)
-GLOBAL_AREA = (0.4, 1.0)
-
-
-def local_size(image_size: int) -> int:
-    """The side of a local crop for training at `image_size` (at least 4 px).
-
-    Example:
-    >>> local_size(224), local_size(96), local_size(32)
-    (96, 41, 14)
-    """
-    return max(4, int(round(image_size * LOCAL_SCALE)))
-
-
-def any_size(encoder):
-    """`encoder`'s layers (the same objects: the same weights) on an input of any image size,
-    for crops smaller than the training size; a `ValueError` for an encoder that needs its
-    own size (a ViT's position embeddings).
-
-    Example:
-    >>> import numpy as np
-    >>> from kssl.encoders import conv4
-    >>> encoder = conv4(width=0.125, image_size=16)
-    >>> any_size(encoder)(np.zeros((2, 7, 7, 3), "float32")).shape
-    TensorShape([2, 8])
-    """
-    try:
-        flexible = keras.models.clone_model(encoder, input_tensors=keras.Input((None, None, 3)),
-                                            clone_function=lambda layer: layer)  # fmt: skip
-        flexible(tf.zeros((1, 5, 5, 3)))
-    except Exception as error:  # noqa: BLE001 - any failure means the encoder takes one size only
-        raise ValueError(
-            f"Local crops need an encoder that takes images of any size; {encoder.name!r} does not ({error}). "
-            "Use local_crops=0, or a convolutional encoder (kssl's ResNets, Conv-4)."
-        ) from None
-    return flexible
+from kssl.models.multicrop import GLOBAL_CROPS, split
 
 
 @keras.saving.register_keras_serializable(package="kssl")
@@ -68,9 +28,10 @@ class DINO(MomentumModel):
     of training; the teacher's momentum rises from `momentum` to 1 on a cosine.
 
     Views (`view_augmentations`): 2 global crops at the training size (BYOL's asymmetric
-    blur and solarize) and `local_crops` small ones (`local_size`, 5-40% of the image).
-    Crops of one size are encoded together. Local crops need an encoder that takes any
-    image size (kssl's ResNets and Conv-4; not a ViT, whose position embeddings are sized).
+    blur and solarize) and `local_crops` small ones (`kssl.models.multicrop`: the
+    settings of DINO's ResNet-50, 14-100% and 5-14% of the image). Crops of one size are
+    encoded together. Local crops need an encoder that takes any image size (kssl's
+    ResNets and Conv-4; not a ViT, whose position embeddings are sized).
 
     Args:
         encoder: a `keras.Model` mapping images to `(B, D)` features.
@@ -109,6 +70,7 @@ class DINO(MomentumModel):
     metric_names = ("embedding_std", "momentum", "teacher_temperature", "teacher_entropy")
     nested_layers = ("projector",)
     momentum_layers = ("target_encoder", "target_projector")
+    supports_local_crops = True
 
     def __init__(
         self,
@@ -126,49 +88,32 @@ class DINO(MomentumModel):
         probe_classes=None,
         **kwargs,
     ):
-        super().__init__(encoder, momentum, momentum_schedule, probe_classes=probe_classes, **kwargs)
+        super().__init__(
+            encoder, momentum, momentum_schedule, probe_classes=probe_classes, local_crops=local_crops, **kwargs
+        )
         for name, value in (("student_temperature", student_temperature), ("teacher_temperature", teacher_temperature),
                             ("warmup_teacher_temperature", warmup_teacher_temperature)):  # fmt: skip
             if not value > 0:
                 raise ValueError(f"{name} must be > 0. Received: {name}={value!r}")
         if not 0 <= teacher_warmup <= 1:
             raise ValueError(f"teacher_warmup must be in [0, 1]. Received: teacher_warmup={teacher_warmup!r}")
-        if isinstance(local_crops, bool) or not isinstance(local_crops, int) or local_crops < 0:
-            raise ValueError(f"local_crops must be a whole number >= 0. Received: local_crops={local_crops!r}")
         self.prototypes = int(prototypes)
         self.student_temperature = float(student_temperature)
         self.teacher_temperature = float(teacher_temperature)
         self.warmup_teacher_temperature = float(warmup_teacher_temperature)
         self.teacher_warmup = float(teacher_warmup)
         self.centre_momentum = float(centre_momentum)
-        self.local_crops = local_crops
         self.projector = projector or dino_head(self.feature_dim, self.prototypes)
         self.projector.build((None, self.feature_dim))
         self.make_targets()
         self.centre = Centre(self.prototypes, centre_momentum, name="centre")
-        # The encoder's own layers on any image size, for the local crops: not an attribute
-        # Keras tracks (its weights are the encoder's, saved once, with it).
-        object.__setattr__(self, "_local_encoder", any_size(encoder) if local_crops else None)
 
     @classmethod
-    def view_augmentations(cls, image_size: int, local_crops: int = 6, **options):
-        """2 global crops (BYOL's asymmetric blur and solarize where blur is on, 64 px or
-        more) and `local_crops` local ones at `local_size(image_size)`."""
-        from kssl.data.augment import ViewAugmentation
+    def global_views(cls, image_size: int, **options):
+        """BYOL's asymmetric pair (blur 1.0 and 0.1, solarize 0 and 0.2, where blur is on)."""
+        from kssl.models.byol import BYOL
 
-        large = image_size >= 64
-        area = GLOBAL_AREA if local_crops else (0.08, 1.0)
-        views = [
-            ViewAugmentation(image_size, crop_area=area, blur_probability=1.0 if large else 0.0),
-            ViewAugmentation(
-                image_size,
-                crop_area=area,
-                blur_probability=0.1 if large else 0.0,
-                solarize_probability=0.2 if large else 0.0,
-            ),  # fmt: skip
-        ]
-        small = ViewAugmentation(local_size(image_size), crop_area=LOCAL_AREA, blur_probability=0.5 if large else 0.0)
-        return views + [small] * local_crops
+        return BYOL.global_views(image_size)
 
     def current_teacher_temperature(self):
         """tau_t for this step: linear from the warm-up value to the final one over `teacher_warmup`."""
@@ -177,32 +122,12 @@ class DINO(MomentumModel):
         progress = tf.minimum(tf.cast(self.progress_before_step(), tf.float32) / self.teacher_warmup, 1.0)
         return self.warmup_teacher_temperature + progress * (self.teacher_temperature - self.warmup_teacher_temperature)
 
-    def _student(self, views, training):
-        """`(features of the global crops, logits of every crop)`: crops of one size encoded together."""
-        batch = tf.shape(views[0])[0]
-        groups = [(self.encoder, views[:2])] + ([(self._local_encoder, views[2:])] if len(views) > 2 else [])
-        features, logits = None, []
-        for encoder, group in groups:
-            encoded = encoder(tf.concat(list(group), axis=0), training=training)
-            features = encoded if features is None else features
-            outputs = self.projector(encoded, training=training)
-            logits += [outputs[i * batch : (i + 1) * batch] for i in range(len(group))]
-        return features, logits
-
     def views_loss(self, views, training):
         batch = tf.shape(views[0])[0]
-        if len(views) != 2 + self.local_crops:
-            raise ValueError(
-                f"DINO with local_crops={self.local_crops} takes {2 + self.local_crops} views per image "
-                f"(DINO.view_augmentations); received {len(views)}."
-            )
-        features, students = self._student(views, training)
-        teacher = tf.stop_gradient(
-            self.target_projector(
-                self.target_encoder(tf.concat(list(views[:2]), 0), training=training), training=training
-            )  # fmt: skip
-        )
-        teachers = [teacher[:batch], teacher[batch:]]
+        features = self.encode_crops(views, training)
+        students = split(self.projector(features, training=training), batch, len(views))
+        teacher = tf.stop_gradient(self.target_projections(views[:GLOBAL_CROPS], training))
+        teachers = split(teacher, batch, GLOBAL_CROPS)
         temperature = self.current_teacher_temperature()
         losses = dino(students, teachers, self.centre.value, self.student_temperature, temperature)
         sharpened = tf.nn.softmax(self.centre(teacher) / temperature, axis=-1)
@@ -216,7 +141,7 @@ class DINO(MomentumModel):
                 "teacher_temperature": temperature,
                 "teacher_entropy": entropy,
             },
-            features=features,
+            features=features[: GLOBAL_CROPS * batch],
             state={"teacher": teachers},
         )
 
@@ -233,5 +158,4 @@ class DINO(MomentumModel):
             "warmup_teacher_temperature": self.warmup_teacher_temperature,
             "teacher_warmup": self.teacher_warmup,
             "centre_momentum": self.centre_momentum,
-            "local_crops": self.local_crops,
         }

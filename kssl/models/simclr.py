@@ -9,6 +9,7 @@ from kssl import distribute
 from kssl.layers.heads import simclr_projector
 from kssl.losses import check_temperature, nt_xent_per_anchor
 from kssl.models.base import SelfSupervisedModel, ViewsLoss
+from kssl.models.multicrop import GLOBAL_CROPS, split, symmetric_pairs
 
 
 @keras.saving.register_keras_serializable(package="kssl")
@@ -30,10 +31,14 @@ class SimCLR(SelfSupervisedModel):
         probe_classes: if set, an online linear probe with this many classes trains
             on stop-gradient features whenever the data carries labels, and reports
             `probe_accuracy`; it never changes the encoder.
+        local_crops: small crops per image (multi-crop, `kssl.models.multicrop`); the
+            loss is then NT-Xent's mean over the pairs of the two global crops and of
+            each global crop with each local one (`symmetric_pairs`), each pair with the
+            batch's other images of its two views as negatives.
 
     Metrics: `loss` (NT-Xent), `contrastive_accuracy` (how often an anchor's positive
-    is the most similar of its 2N-1 candidates) and, with labels, `probe_loss` and
-    `probe_accuracy`.
+    is the most similar of its 2N-1 candidates, between the global crops) and, with
+    labels, `probe_loss` and `probe_accuracy`.
 
     `model(images)` and `model.predict(images)` return the encoder's features.
 
@@ -52,9 +57,10 @@ class SimCLR(SelfSupervisedModel):
 
     metric_names = ("contrastive_accuracy",)
     nested_layers = ("projection_head",)
+    supports_local_crops = True
 
-    def __init__(self, encoder, projection_head=None, temperature=0.2, probe_classes=None, **kwargs):
-        super().__init__(encoder, probe_classes=probe_classes, **kwargs)
+    def __init__(self, encoder, projection_head=None, temperature=0.2, local_crops=0, probe_classes=None, **kwargs):
+        super().__init__(encoder, probe_classes=probe_classes, local_crops=local_crops, **kwargs)
         self.projection_head = projection_head or simclr_projector(self.feature_dim)
         self.temperature = check_temperature(temperature)
         if not self.projection_head.built:
@@ -65,18 +71,19 @@ class SimCLR(SelfSupervisedModel):
         return self.projection_head(self.encoder(images, training=training), training=training)
 
     def views_loss(self, views, training):
-        # Both views go through the encoder as one batch, so batch norm sees both.
-        view_1, view_2 = views
-        batch = tf.shape(view_1)[0]
-        features = self.encoder(tf.concat([view_1, view_2], axis=0), training=training)
-        projections = self.projection_head(features, training=training)
-        losses, hits = nt_xent_per_anchor(
-            projections[:batch], projections[batch:], self.temperature, gather_distributed=True
-        )
+        # The global crops go through the encoder as one batch, so batch norm sees both.
+        batch = tf.shape(views[0])[0]
+        features = self.encode_crops(views, training)
+        projections = split(self.projection_head(features, training=training), batch, len(views))
+        pairs = [
+            nt_xent_per_anchor(projections[i], projections[j], self.temperature, gather_distributed=True)
+            for i, j in symmetric_pairs(len(views))
+        ]
+        losses = tf.concat([pair_losses for pair_losses, _ in pairs], axis=0)  # 2n anchors a pair
         return ViewsLoss(
             loss=distribute.global_mean(losses),
-            metrics={"loss": tf.reduce_mean(losses), "contrastive_accuracy": tf.reduce_mean(hits)},
-            features=features,
+            metrics={"loss": tf.reduce_mean(losses), "contrastive_accuracy": tf.reduce_mean(pairs[0][1])},
+            features=features[: GLOBAL_CROPS * batch],
         )
 
     def get_config(self):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from kssl.layers.heads import barlow_twins_projector
 from kssl.losses import vicreg
-from kssl.models.base import SelfSupervisedModel, global_batch_loss, project_views
+from kssl.models.base import SelfSupervisedModel, global_batch_loss
+from kssl.models.multicrop import GLOBAL_CROPS, split, symmetric_pairs
 
 
 @keras.saving.register_keras_serializable(package="kssl")
@@ -21,6 +23,9 @@ class VICReg(SelfSupervisedModel):
         projector: the "expander"; default `kssl.layers.heads.barlow_twins_projector(D)`
             (3 layers, 4D wide), the paper's shape.
         invariance_weight, variance_weight, covariance_weight: the paper's 25, 25, 1.
+        local_crops: small crops per image (multi-crop, `kssl.models.multicrop`); the
+            loss is then VICReg's mean over the pairs of the two global crops and of each
+            global crop with each local one (`symmetric_pairs`).
         probe_classes: see `SelfSupervisedModel`.
 
     Example:
@@ -38,6 +43,7 @@ class VICReg(SelfSupervisedModel):
 
     metric_names = ("embedding_std",)
     nested_layers = ("projector",)
+    supports_local_crops = True
 
     def __init__(
         self,
@@ -46,10 +52,11 @@ class VICReg(SelfSupervisedModel):
         invariance_weight=25.0,
         variance_weight=25.0,
         covariance_weight=1.0,
+        local_crops=0,
         probe_classes=None,
         **kwargs,
     ):
-        super().__init__(encoder, probe_classes=probe_classes, **kwargs)
+        super().__init__(encoder, probe_classes=probe_classes, local_crops=local_crops, **kwargs)
         self.weights_ = {
             "invariance_weight": float(invariance_weight),
             "variance_weight": float(variance_weight),
@@ -62,8 +69,11 @@ class VICReg(SelfSupervisedModel):
         self.projector.build((None, self.feature_dim))
 
     def views_loss(self, views, training):
-        features, z1, z2 = project_views(self, views, training)
-        return global_batch_loss(vicreg(z1, z2, gather_distributed=True, **self.weights_), features, z1)
+        batch = tf.shape(views[0])[0]
+        features = self.encode_crops(views, training)
+        z = split(self.projector(features, training=training), batch, len(views))
+        pairs = [vicreg(z[i], z[j], gather_distributed=True, **self.weights_) for i, j in symmetric_pairs(len(views))]
+        return global_batch_loss(tf.add_n(pairs) / len(pairs), features[: GLOBAL_CROPS * batch], z[0])
 
     def get_config(self):
         return {**super().get_config(), **self.weights_}

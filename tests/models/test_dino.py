@@ -1,5 +1,5 @@
-"""DINO's own parts: multi-crop views, the teacher temperature's warm-up, the centre's
-update from the teacher's outputs, and the encoders it can take local crops with."""
+"""DINO's own parts: its views, the teacher temperature's warm-up, the centre's update
+from the teacher's outputs, and the encoders it can take local crops with."""
 
 import keras
 import numpy as np
@@ -7,16 +7,15 @@ import pytest
 import tensorflow as tf
 
 from kssl.encoders import conv4, vit
-from kssl.models.dino import DINO, local_size
+from kssl.models.dino import DINO
 
 
-def test_views_are_two_global_crops_and_the_local_ones_at_96_224_of_the_size():
-    views = DINO.view_augmentations(96, local_crops=6)
+def test_views_are_byols_asymmetric_global_pair_and_six_local_crops_by_default():
+    views = DINO.view_augmentations(96)
     assert [view.image_size for view in views] == [96, 96] + [41] * 6
-    assert views[0].crop_area == (0.4, 1.0) and views[2].crop_area == (0.05, 0.4)
+    assert [view.blur_probability for view in views[:2]] == [1.0, 0.1]
+    assert [view.solarize_probability for view in views[:2]] == [0.0, 0.2]
     assert [view.image_size for view in DINO.view_augmentations(32, local_crops=0)] == [32, 32]
-    assert DINO.view_augmentations(32, local_crops=0)[0].crop_area == (0.08, 1.0)  # SimCLR's without local crops
-    assert local_size(16) == 7
 
 
 def test_the_teacher_temperature_warms_up_linearly_then_stays():
