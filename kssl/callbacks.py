@@ -263,7 +263,9 @@ class StepHistory(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
-        self._latest = (self._step, logs or {})  # read only at the end: no transfer per step
+        # Read only at the end (no transfer per step); a copy, as later callbacks (a
+        # `KNNMonitor`) may add to this step's logs.
+        self._latest = (self._step, dict(logs or {}))
         if self._step % self.every == 0:
             self._record(logs or {})
 

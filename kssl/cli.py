@@ -278,8 +278,8 @@ def _pretrain_options(parser):
     length.add_argument(
         "--epochs",
         type=_positive(float),
-        help=f"pretraining epochs (default {defaults.DIGITS_PRETRAIN_EPOCHS} for digits, "
-        f"else {defaults.PRETRAIN_EPOCHS})",
+        help=f"pretraining epochs (default: {defaults.PRETRAIN_EPOCHS}, but at least {defaults.MIN_PRETRAIN_STEPS:,} "
+        f"steps for a small data set; {defaults.DIGITS_PRETRAIN_EPOCHS} for digits; printed with its reason)",
     )
     length.add_argument("--budget", type=_positive(float), help="pretraining minutes, instead of --epochs")
     parser.add_argument(

@@ -2,15 +2,21 @@
 (the command and `config.json`) and by the command's `--help`. Imports nothing.
 
 Example:
->>> pretraining_epochs("digits"), pretraining_epochs("photos/"), FINETUNE_EPOCHS
-(60, 20, 100)
+>>> pretraining_epochs(50_000, 256)[0], pretraining_epochs(2_934, 256)[0], pretraining_epochs(1_437, 256, "digits")[0]
+(20, 175, 60)
+>>> print(pretraining_epochs(2_934, 256)[1])  # doctest: +NORMALIZE_WHITESPACE
+175 epochs, 2,006 steps: 2,934 images make 11.5 steps of 256 an epoch,
+and kssl trains at least 2,000 steps (20 epochs would be 229)
 """
 
 from __future__ import annotations
 
-# Pretraining passes over the images: 20, or 60 for the embedded digits, whose 1,437
-# images make an epoch of 6 steps at batch 256.
+# Pretraining length: 20 passes over the images, but at least MIN_PRETRAIN_STEPS steps,
+# so that a small folder trains long enough (3,000 photos make 12 steps an epoch at
+# batch 256: 20 epochs would be 240 steps). The embedded digits (1,437 images of 8 x 8
+# px, a demonstration) train 60 epochs. BENCHMARKS.md, "How long to pretrain".
 PRETRAIN_EPOCHS = 20
+MIN_PRETRAIN_STEPS = 2000
 DIGITS_PRETRAIN_EPOCHS = 60
 PRETRAIN_BATCH_SIZE = 256
 # Fine-tuning passes over the labeled images: a few labels give few steps per epoch.
@@ -26,6 +32,22 @@ CHECKPOINT_EVERY = 100
 STRATEGY_NAMES = ("default", "mirrored", "multiworker", "tpu")
 
 
-def pretraining_epochs(data: str | None = None) -> int:
-    """The default pretraining epochs for a data string (`digits`, a folder, `tfds:NAME`)."""
-    return DIGITS_PRETRAIN_EPOCHS if str(data).split(":")[0] == "digits" else PRETRAIN_EPOCHS
+def pretraining_epochs(images: int, batch_size: int, data: str | None = None) -> tuple[int, str]:
+    """`(epochs, reason)`: the default pretraining length for `images` images at
+    `batch_size` (`data`, the data string, picks out the embedded digits)."""
+    steps_per_epoch = images / batch_size
+
+    def steps(epochs):
+        return max(1, int(round(epochs * steps_per_epoch)))
+
+    if str(data).split(":")[0] == "digits":
+        epochs = DIGITS_PRETRAIN_EPOCHS
+        return epochs, f"{epochs} epochs, {steps(epochs):,} steps: kssl's length for the embedded digits"
+    epochs = max(PRETRAIN_EPOCHS, -(-MIN_PRETRAIN_STEPS * batch_size // images))  # whole epochs, rounded up
+    if epochs == PRETRAIN_EPOCHS:
+        return epochs, f"{epochs} epochs, {steps(epochs):,} steps of {batch_size} images"
+    return epochs, (
+        f"{epochs} epochs, {steps(epochs):,} steps: {images:,} images make {steps_per_epoch:.1f} steps of "
+        f"{batch_size} an epoch, and kssl trains at least {MIN_PRETRAIN_STEPS:,} steps "
+        f"({PRETRAIN_EPOCHS} epochs would be {steps(PRETRAIN_EPOCHS):,})"
+    )

@@ -168,8 +168,9 @@ def pretrain(
         image_set: the images.
         encoder: the encoder to train (in place, unless a `strategy` is given that its
             variables do not belong to: then a copy is trained; use `model.encoder`).
-        epochs: passes over the images (default `kssl.defaults.PRETRAIN_EPOCHS`, 20, as
-            the command's); ignored when `budget_minutes` is set.
+        epochs: passes over the images; default `kssl.defaults.pretraining_epochs`, as the
+            command's: 20, but at least `kssl.defaults.MIN_PRETRAIN_STEPS` steps for a
+            small set. Ignored when `budget_minutes` is set.
         budget_minutes: train for this much wall-clock time instead (or pass a
             `TimeBudget`); the learning-rate schedule then runs on elapsed time.
         batch_size: images per global batch (2x views). It need not divide evenly over
@@ -237,7 +238,8 @@ def pretrain(
     elif budget_minutes is not None:
         budget = TimeBudget(budget_minutes)
     else:
-        steps = _steps_for(defaults.PRETRAIN_EPOCHS if epochs is None else epochs, len(image_set), batch_size)
+        epochs = defaults.pretraining_epochs(len(image_set), batch_size)[0] if epochs is None else epochs
+        steps = _steps_for(epochs, len(image_set), batch_size)
     if budget is not None:  # the budget drives the schedule and stops the one open-ended epoch
         budget.peak_learning_rate = recipe.peak_learning_rate(batch_size)
         budget.warmup_fraction = recipe.warmup_fraction

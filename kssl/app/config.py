@@ -77,8 +77,6 @@ class RunConfig:
             config.labels = [config.labels]
         if config.image_size is None and spec.kind == "embedded":
             config.image_size = 16  # digits are 8x8: 16 px loses nothing
-        if config.epochs is None and config.budget is None:
-            config.epochs = defaults.pretraining_epochs(config.data)
         if config.encoder is None and default_encoder:
             config.encoder = method_spec(config.method).encoder
         if config.out is None:
@@ -100,6 +98,18 @@ class RunConfig:
     def result_fields(self) -> dict:
         """The fields that determine what the run computes (what a resume must match)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_RESULT_FIELDS}
+
+
+def with_pretraining_length(config, images: int):
+    """`config` with its pretraining epochs, chosen from the number of images
+    (`kssl.defaults.pretraining_epochs`) when neither `--epochs` nor `--budget` is given;
+    the choice and its reason are printed."""
+    if config.epochs is not None or config.budget is not None:
+        return config
+    batch_size = min(config.batch_size, images)
+    epochs, reason = defaults.pretraining_epochs(images, batch_size, config.data)
+    print(f"pretraining length: {reason}; --epochs or --budget overrides", flush=True)
+    return dataclasses.replace(config, epochs=epochs)
 
 
 def methods_with(option: str) -> list[str]:

@@ -13,7 +13,13 @@ import time
 
 import numpy as np
 
-from kssl.app.config import RunConfig, check_finetuning, check_method_options, recorded_config
+from kssl.app.config import (
+    RunConfig,
+    check_finetuning,
+    check_method_options,
+    recorded_config,
+    with_pretraining_length,
+)
 from kssl.app.data import in_memory_if_it_fits, load_train_test, unlabeled_pool
 from kssl.app.label_budgets import finetune_into
 from kssl.app.report import results_table
@@ -197,8 +203,9 @@ def pretrain_job(config: RunConfig, verbose="auto") -> dict:
     strategy = start_strategy(config.strategy)
     config, train, _, _ = prepare(dataclasses.replace(config, labels=[]), strategy, labeled=False, pretraining=True)
     pool, _ = unlabeled_pool(train, config)
+    config = with_pretraining_length(config, len(pool))
     with staged_folder(out, config.result_fields()) as folder:
-        _, metrics = pretrain_into(folder, config, strategy, pool, verbose)
+        _, metrics = pretrain_into(folder, config, strategy, pool, verbose, labeled=train)
         write_json(folder / "metrics.json", {"data": config.data, "pretraining": metrics})
         write_json(folder / "config.json", recorded_config(config))
     print(f"Pretrained encoder in {out}/encoder.keras")
@@ -327,9 +334,10 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     strategy = start_strategy(config.strategy)
     config, train, test, budgets = prepare(config, strategy, pretraining=True)
     pool, extra = unlabeled_pool(train, config)
+    config = with_pretraining_length(config, len(pool))
     with staged_folder(out, config.result_fields()) as folder:
         print(f"[1/4] pretraining with {method_class(config.method).__name__} (labels unused)", flush=True)
-        encoder, pretraining = pretrain_into(folder, config, strategy, pool, verbose)
+        encoder, pretraining = pretrain_into(folder, config, strategy, pool, verbose, labeled=train)
         print("[2/4] evaluating frozen features (kNN, linear probe, embedding map)", flush=True)
         frozen = evaluate_frozen(encoder, train, test, folder, config.seed)
         print("[3/4] fine-tuning: pretrained encoder vs. the same architecture from scratch", flush=True)

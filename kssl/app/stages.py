@@ -3,6 +3,8 @@ few-shot episodes (fine-tuning at every label budget: `kssl.app.label_budgets`).
 
 from __future__ import annotations
 
+import time
+
 from kssl.methods import method_class
 
 
@@ -10,7 +12,24 @@ def _final_metrics(curve) -> dict:
     return {f"final_{name}": values[-1] for name, values in curve.logs.items() if values}
 
 
-def pretrain_into(folder, config, strategy, train, verbose):
+def knn_monitor(labeled, config, images: int, path):
+    """A `KNNMonitor` on the labeled training images, or None (printed either way)."""
+    from kssl.monitor import KNNMonitor, monitor_every
+
+    if labeled is None or getattr(labeled, "labels", None) is None or labeled.num_classes < 2:
+        print("kNN monitor: off (the training images have no classes; pretraining needs none)", flush=True)
+        return None
+    steps = None
+    if config.epochs is not None and config.budget is None:
+        steps = max(1, int(round(config.epochs * images / min(config.batch_size, images))))
+    monitor = KNNMonitor(labeled, every=monitor_every(steps), seed=config.seed, path=path)
+    print(monitor.describe(), flush=True)
+    return monitor
+
+
+def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
+    """Pretrains on `train` (the pool) into `folder`; `labeled`, the labeled training
+    split, feeds the kNN monitor only."""
     from kssl.callbacks import StepHistory
     from kssl.data.preview import save_view_grid
     from kssl.encoders import build_encoder
@@ -24,6 +43,8 @@ def pretrain_into(folder, config, strategy, train, verbose):
         encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
     checkpoints = folder / "checkpoints" / "pretrain"
     curve = StepHistory(path=checkpoints.with_name("pretrain-curve.json"))  # the whole run's, across resumes
+    monitor = knn_monitor(labeled, config, len(train), checkpoints.with_name("knn-monitor.json"))
+    started = time.perf_counter()
     model, _ = pretrain(
         train,
         encoder,
@@ -39,14 +60,24 @@ def pretrain_into(folder, config, strategy, train, verbose):
         augment_on_device=config.augment_on_device,
         checkpoint_dir=checkpoints,
         checkpoint_every=config.checkpoint_every,
-        callbacks=[curve],
+        callbacks=[curve] + ([monitor] if monitor else []),  # the monitor last: it adds to the logs
         verbose=verbose,
     )
+    seconds = time.perf_counter() - started
+    if monitor is not None and monitor.steps:
+        print(f"kNN monitor: {len(monitor.steps)} checks took {monitor.seconds:.0f} s, "
+              f"{monitor.seconds / max(seconds, 1e-9):.1%} of pretraining's {seconds:.0f} s", flush=True)  # fmt: skip
     encoder = model.encoder
     encoder.save(folder / "encoder.keras")
     title = f"{model_class.__name__} pretraining"
-    plot_training_curves({"pretraining": (curve.steps, curve.logs)}, folder / "pretraining.png", title)
-    return encoder, {"steps": int(model.optimizer.iterations.numpy()), **_final_metrics(curve)}
+    curves = {"pretraining": (curve.steps, curve.logs)}
+    if monitor is not None:
+        curves["kNN monitor (held-out train images)"] = (monitor.steps, monitor.curves)
+    plot_training_curves(curves, folder / "pretraining.png", title)
+    metrics = {"steps": int(model.optimizer.iterations.numpy()), **_final_metrics(curve)}
+    if monitor is not None:
+        metrics["knn_monitor"] = monitor.record()
+    return encoder, metrics
 
 
 def evaluate_frozen(encoder, train, test, folder=None, seed=0):

@@ -1,0 +1,210 @@
+"""`KNNMonitor`: kNN accuracy of the encoder while it pretrains, to see when more stops paying.
+
+On a labeled set (labels used by the monitor only, never by the method), a fixed,
+class-stratified subset of the training images (at most `max_images`) is decoded once,
+as its evaluation views (`kssl.data.evaluation_view`, what evaluation and the exported
+model see). A fifth of it are queries and the rest the bank. Every `every` steps and
+at the end of training, the encoder (inference mode) embeds the subset, and each query
+is classified by a weighted vote of its k nearest bank images (`kssl.evaluation.knn_accuracy`)
+for each k in `ks`. The cost is one forward pass over the subset per check, no pass over
+the data; `seconds` keeps the time spent, so the cost can be stated.
+
+Results go to the progress line (`knn_20`, `knn_200` in the logs, as they are known),
+to `steps` and `curves` (and a JSON file, `path`, read back on resume), and to the logs
+at the end of the epoch (so a `keras.callbacks.TensorBoard` after it records them).
+
+Example:
+>>> import kssl
+>>> digits = kssl.load_digits(image_size=8)
+>>> monitor = KNNMonitor(digits, every=2, max_images=200)
+>>> model, _ = kssl.pretrain(digits.subset(range(128)), kssl.resnet(10, width=0.125, image_size=8),
+...                          epochs=2, batch_size=64, callbacks=[monitor], verbose=0)
+>>> monitor.steps, sorted(monitor.curves), monitor.queries, monitor.bank
+([2, 4], ['knn_20', 'knn_200'], 40, 160)
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import keras
+import numpy as np
+
+from kssl.atomic import atomic_file
+from kssl.evaluation import knn_accuracy
+
+QUERY_SHARE = 0.2
+
+
+def monitor_every(total_steps: int | None) -> int:
+    """The default check interval: a tenth of the training, 25 to 250 steps (200 when the
+    length is unknown, as under a time budget).
+
+    Example:
+    >>> monitor_every(3906), monitor_every(1000), monitor_every(60), monitor_every(None)
+    (250, 100, 25, 200)
+    """
+    if total_steps is None:
+        return 200
+    return int(min(250, max(25, total_steps // 10)))
+
+
+def monitor_subset(labels, max_images: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`(query indices, bank indices)`: a fixed subset of at most `max_images` of the
+    images with `labels`, a fifth of it queries, stratified by class where every class
+    has images enough (else uniform).
+
+    Example:
+    >>> queries, bank = monitor_subset(np.repeat([0, 1], 50), max_images=40)
+    >>> len(queries), len(bank), np.bincount(np.asarray([0, 1] * 50)[queries]).tolist()
+    (8, 32, [4, 4])
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(labels)
+    indices = np.arange(len(labels))
+
+    def split(items, size):
+        try:
+            return train_test_split(items, train_size=size, stratify=labels[items], random_state=seed)
+        except ValueError:  # a class too small to stratify
+            return train_test_split(items, train_size=size, random_state=seed)
+
+    chosen = indices if len(indices) <= max_images else split(indices, max_images)[0]
+    bank, queries = split(chosen, len(chosen) - max(1, int(round(QUERY_SHARE * len(chosen)))))
+    return np.sort(queries), np.sort(bank)
+
+
+class KNNMonitor(keras.callbacks.Callback):
+    """kNN accuracy of the encoder during pretraining (see the module's docstring).
+
+    Args:
+        labeled: a labeled `ImageSet` or streamed source (the pretraining images or others).
+        every: check every this many steps (and at the end); `monitor_every(total_steps)`
+            gives kssl's default.
+        ks: the numbers of neighbours (20 and 200, the two usual protocols; each at most
+            the bank's size).
+        max_images: the subset's size, queries and bank.
+        seed: which subset.
+        path: a JSON file for the curve (written at every check, atomically, and read
+            back at the start of training up to the step it resumes from).
+        batch_size: images embedded at a time.
+    """
+
+    def __init__(self, labeled, every: int = 200, ks=(20, 200), max_images: int = 2000, seed: int = 0,
+                 path=None, batch_size: int = 256):  # fmt: skip
+        super().__init__()
+        if getattr(labeled, "labels", None) is None or labeled.num_classes < 2:
+            raise ValueError(
+                "KNNMonitor needs images with labels of 2 classes or more (it never trains on them); "
+                f"{getattr(labeled, 'source', 'these images')!r} has none."
+            )
+        if int(every) < 1:
+            raise ValueError(f"every must be a whole number of steps >= 1. Received: every={every!r}")
+        self.labeled = labeled
+        self.every = int(every)
+        self.max_images = int(max_images)
+        self.seed = seed
+        self.path = None if path is None else pathlib.Path(path)
+        self.batch_size = int(batch_size)
+        queries, bank = monitor_subset(labeled.labels, self.max_images, seed)
+        self.queries, self.bank = len(queries), len(bank)
+        self.ks = tuple(int(k) for k in ks)  # each used as min(k, bank)
+        self._order = np.concatenate([queries, bank])
+        self._labels = np.asarray(labeled.labels)[self._order]
+        self._images = None
+        self.steps: list[int] = []
+        self.curves: dict[str, list[float]] = {self.name_of(k): [] for k in self.ks}
+        self.seconds = 0.0
+        self._latest = {}
+        if self.path is not None and self.path.exists():  # a resumed run's curve so far
+            saved = json.loads(self.path.read_text())
+            self.steps, self.curves, self.seconds = saved["steps"], saved["curves"], float(saved["seconds"])
+
+    @staticmethod
+    def name_of(k: int) -> str:
+        return f"knn_{k}"
+
+    def describe(self) -> str:
+        """One line for the command's output: what is measured, how often."""
+        ks = ", ".join(str(k) for k in self.ks)
+        return (
+            f"kNN monitor: {self.queries:,} held-out training images against {self.bank:,} (k={ks}), "
+            f"every {self.every:,} steps and at the end; labels used for the monitor only"
+        )
+
+    def on_train_begin(self, logs=None):
+        # Steps are counted here from the optimizer's count at the start (read once: no
+        # device sync per step); with steps per execution a check falls on the first
+        # batch end at or past each multiple of `every`.
+        start = self._seen = self._epoch_start = int(self.model.optimizer.iterations.numpy())
+        kept = [i for i, step in enumerate(self.steps) if step <= start]  # up to the resumed step
+        self.steps = [self.steps[i] for i in kept]
+        self.curves = {name: [values[i] for i in kept] for name, values in self.curves.items()}
+        if self._images is None:
+            self._images = self._evaluation_views()
+        self._encode = None
+
+    def _evaluation_views(self) -> np.ndarray:
+        from kssl.data.augment import as_uint8
+        from kssl.data.pipeline import evaluation_images
+
+        size = self.model.encoder.input_shape[1]
+        subset = self.labeled.subset(self._order)
+        return np.concatenate([as_uint8(batch).numpy() for batch in evaluation_images(subset, self.batch_size, size)])
+
+    def features(self) -> np.ndarray:
+        """The encoder's features (inference mode) of the subset, queries first."""
+        import tensorflow as tf
+
+        if self._encode is None:
+            encoder = self.model.encoder
+            self._encode = tf.function(
+                lambda x: tf.cast(encoder(tf.cast(x, tf.float32) / 255.0, training=False), tf.float32)
+            )
+        parts = [
+            self._encode(self._images[i : i + self.batch_size]).numpy()
+            for i in range(0, len(self._images), self.batch_size)
+        ]
+        return np.concatenate(parts)
+
+    def check(self) -> dict:
+        """Measures now: `{"knn_20": accuracy, ...}`, appended to the curve."""
+        start = time.perf_counter()
+        features = self.features()
+        queries, bank = features[: self.queries], features[self.queries :]
+        labels_q, labels_b = self._labels[: self.queries], self._labels[self.queries :]
+        result = {
+            self.name_of(k): knn_accuracy(bank, labels_b, queries, labels_q, k=min(k, self.bank)) for k in self.ks
+        }
+        self.seconds += time.perf_counter() - start
+        self.steps.append(self._seen)
+        for name, value in result.items():
+            self.curves.setdefault(name, []).append(value)
+        self._latest = result
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(self.path, suffix=".json") as temporary:
+                temporary.write_text(json.dumps(self.record()))
+        return result
+
+    def record(self) -> dict:
+        """What `metrics.json` keeps: the curve, the subset's sizes and the time spent."""
+        return {"steps": self.steps, "curves": self.curves, "queries": self.queries, "bank": self.bank,
+                "every": self.every, "seconds": self.seconds}  # fmt: skip
+
+    def on_train_batch_end(self, batch, logs=None):
+        previous, self._seen = self._seen, self._epoch_start + batch + 1
+        if self._seen // self.every > previous // self.every:
+            self.check()
+        if logs is not None:
+            logs.update(self._latest)  # shown by the progress line from the first check on
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epoch_start = self._seen
+        if not self.steps or self.steps[-1] != self._seen:
+            self.check()
+        if logs is not None:
+            logs.update(self._latest)
