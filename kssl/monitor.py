@@ -153,7 +153,9 @@ class KNNMonitor(keras.callbacks.Callback):
 
         size = self.model.encoder.input_shape[1]
         subset = self.labeled.subset(self._order)
-        return np.concatenate([as_uint8(batch).numpy() for batch in evaluation_images(subset, self.batch_size, size)])
+        return np.concatenate(
+            [as_uint8(views * 255.0).numpy() for views in evaluation_images(subset, self.batch_size, size)]
+        )
 
     def features(self) -> np.ndarray:
         """The encoder's features (inference mode) of the subset, queries first."""
