@@ -17,7 +17,7 @@ def knn_monitor(labeled, config, images: int, path):
     from kssl.monitor import KNNMonitor, monitor_every
 
     if labeled is None or getattr(labeled, "labels", None) is None or labeled.num_classes < 2:
-        print("kNN monitor: off (the training images have no classes; pretraining needs none)", flush=True)
+        print("kNN monitor: off (the training images have fewer than 2 classes; pretraining needs none)", flush=True)
         return None
     steps = None
     if config.epochs is not None and config.budget is None:
@@ -65,7 +65,8 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
     )
     seconds = time.perf_counter() - started
     if monitor is not None and monitor.steps:
-        print(f"kNN monitor: {len(monitor.steps)} checks took {monitor.seconds:.0f} s, "
+        checks = f"{len(monitor.steps)} check" + ("s" if len(monitor.steps) > 1 else "")
+        print(f"kNN monitor: {checks} took {monitor.seconds:.0f} s, "
               f"{monitor.seconds / max(seconds, 1e-9):.1%} of pretraining's {seconds:.0f} s", flush=True)  # fmt: skip
     encoder = model.encoder
     encoder.save(folder / "encoder.keras")

@@ -1,0 +1,59 @@
+"""The pretraining length from the data: 20 epochs, at least 2,000 steps, printed with its
+reason; `--epochs` and `--budget` override; the library's `pretrain` follows the same rule."""
+
+import json
+
+import pytest
+from helpers import TINY_MODEL, write_image_folder
+
+from kssl import defaults
+from kssl.app.config import RunConfig, with_pretraining_length
+from kssl.cli import main
+
+
+@pytest.mark.parametrize(
+    "images, batch, epochs",
+    [(50_000, 256, 20), (25_600, 256, 20), (25_599, 256, 21), (2_934, 256, 175), (3_000, 64, 43), (10, 256, 51_200)],
+)
+def test_small_sets_train_at_least_the_minimum_steps_in_whole_epochs(images, batch, epochs):
+    chosen, reason = defaults.pretraining_epochs(images, batch)
+    assert chosen == epochs
+    assert chosen * images / batch >= defaults.MIN_PRETRAIN_STEPS
+    assert (chosen - 1) * images / batch < defaults.MIN_PRETRAIN_STEPS or chosen == defaults.PRETRAIN_EPOCHS
+    assert f"{chosen} epochs" in reason
+    assert ("at least 2,000 steps" in reason) == (chosen > defaults.PRETRAIN_EPOCHS)
+
+
+def test_the_choice_is_printed_and_given_lengths_are_kept(capsys):
+    config = with_pretraining_length(RunConfig(data="photos/", batch_size=256), 2_934)
+    assert config.epochs == 175
+    assert "pretraining length: 175 epochs, 2,006 steps" in capsys.readouterr().out
+    assert with_pretraining_length(RunConfig(data="photos/", epochs=3.0), 2_934).epochs == 3.0
+    assert with_pretraining_length(RunConfig(data="photos/", budget=5.0), 2_934).epochs is None
+    assert capsys.readouterr().out == ""
+    assert with_pretraining_length(RunConfig(data="digits", batch_size=256), 1_437).epochs == 60
+
+
+def test_a_folder_of_one_class_pretrains_with_the_monitor_off_and_says_so(tmp_path, capsys):
+    data = tmp_path / "photos"
+    write_image_folder(data, ["all"], 24, shapes=((10, 12),))  # one folder of photos: nothing to tell apart
+    out = tmp_path / "pre"
+    args = ["pretrain", "--data", str(data), "--image-size", "8", *TINY_MODEL, "--batch-size", "8", "--out", str(out)]
+    assert main([*args, "--epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "kNN monitor: off (the training images have fewer than 2 classes" in printed
+    assert "knn_monitor" not in json.loads((out / "metrics.json").read_text())["pretraining"]
+
+
+def test_a_labeled_folder_pretrains_with_the_monitor_in_metrics_and_the_plot(tmp_path, capsys):
+    data = tmp_path / "photos"
+    write_image_folder(data, ["a", "b"], 12, shapes=((10, 12),))
+    out = tmp_path / "pre"
+    args = ["pretrain", "--data", str(data), "--image-size", "8", *TINY_MODEL, "--batch-size", "8", "--out", str(out)]
+    assert main([*args, "--epochs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "kNN monitor: 4 held-out training images against 15 (k=20, 200)" in printed  # of 19 train images
+    assert "kNN monitor: 1 check took" in printed
+    monitor = json.loads((out / "metrics.json").read_text())["pretraining"]["knn_monitor"]
+    assert monitor["steps"] == [5] and len(monitor["curves"]["knn_20"]) == len(monitor["steps"])
+    assert all(0 <= value <= 1 for value in monitor["curves"]["knn_200"])
