@@ -1,16 +1,21 @@
-"""Every pretraining method on CIFAR-10 for the same number of epochs, then kNN and linear probe.
+"""Every pretraining method on CIFAR-10 (or any labeled folder, --data) for the same
+number of epochs or the same wall clock, then kNN and linear probe.
 
-For each method (default: all of `kssl.methods.METHODS`) it runs what a user runs,
+For each method (default: all of `kssl.methods.METHODS`; a variant is `NAME:KEY=VALUE`,
+e.g. `simclr:local_crops=4` for multi-crop) it runs what a user runs,
 `kssl.pretrain(train, encoder, method=...)` with the method's recipe (`kssl.recipes`)
-and views (`view_augmentations`), on ../shared/data/cifar10/train without labels, for
---epochs epochs at --batch-size; then it scores the frozen encoder on the test split:
+and views (`view_augmentations`), on the folder's train split without labels, for
+--epochs epochs (or --budget minutes each) at --batch-size, with a `KNNMonitor` (the
+curve is kept); then it scores the frozen encoder on the test split:
 kNN (k=200, cosine, exp(sim/0.1) votes) and a linear probe (logistic regression on all
 50k train features), as `cifar10_budget.py` does. It also scores each architecture
 randomly initialised (the floor every method must clear), and records views/s, wall
 time, parameters and the CPU.
 
-Convolutional methods train the quarter-width ResNet-18 (CIFAR stem, 512 x 0.25 = 128
-features); MAE trains `kssl.encoders.vit(--vit-depth, --vit-width)` with 4 px patches.
+Convolutional methods train the quarter-width ResNet-18 (`build_encoder`, as the command:
+the CIFAR stem at 32 px; 512 x 0.25 = 128 features); MAE trains
+`kssl.encoders.vit(--vit-depth, --vit-width)` with 4 px patches. Photos (--data
+../shared/data/flowers --image-size 96) are read as the command reads them.
 
 With --lightly-python (a Python with torch, torchvision and lightly; see
 `lightly_reference.py`), it then runs lightly's SimCLR recipe for the wall time kssl's
@@ -20,6 +25,8 @@ Results are written after every method (--out), so an interrupted run keeps what
 
     python benchmarks/cifar10_methods.py --epochs 20 --out benchmarks/results/methods.json
     python benchmarks/cifar10_methods.py --methods simclr,byol --epochs 1 --train-images 5000
+    python benchmarks/cifar10_methods.py --data ../shared/data/flowers --image-size 96 \
+        --methods simclr,simclr:local_crops=4,dino --budget 12
 """
 
 from __future__ import annotations
@@ -45,8 +52,11 @@ def parse_args(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA))
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated, NAME or NAME:KEY=VALUE[:KEY=VALUE] (default: every method)")  # fmt: skip
+    parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--epochs", type=float, default=20.0)
+    parser.add_argument("--budget", type=float, default=None, help="minutes of pretraining each (overrides --epochs)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--width", type=float, default=0.25, help="ResNet-18 width multiplier")
     parser.add_argument("--vit-depth", type=int, default=4)
@@ -68,24 +78,29 @@ def main(argv=None):
     from kssl.atomic import atomic_file
     from kssl.cpu import cpu_model, onednn_enabled
     from kssl.data.sources import from_folder
-    from kssl.encoders import resnet, vit
+    from kssl.encoders import build_encoder, vit
     from kssl.evaluation import evaluate_encoder
     from kssl.methods import check_method, method_spec
+    from kssl.monitor import KNNMonitor
     from kssl.precision import set_precision
     from kssl.training import pretrain
 
     if not pathlib.Path(args.data).is_dir():
-        sys.exit(f"CIFAR-10 folders not found at {args.data}; pass --data.")
-    methods = [check_method(name) for name in args.methods.split(",")]
+        sys.exit(f"No labeled folder with train/ and test/ at {args.data}; pass --data.")
+    variants = {}
+    for variant in args.methods.split(","):
+        name, *options = variant.split(":")
+        variants[variant] = (check_method(name), method_spec(name).parse_options(options, "--methods", name))
     precision = set_precision(args.precision)
-    train = from_folder(args.data, image_size=32, split="train")
-    test = from_folder(args.data, image_size=32, split="test")
+    size = args.image_size
+    train = from_folder(args.data, image_size=size, split="train")
+    test = from_folder(args.data, image_size=size, split="test")
     pretraining = train if args.train_images is None else train.subset(range(args.train_images))
 
     def make_encoder(method):
         if method_spec(method).encoder.startswith("vit"):
-            return vit(args.vit_depth, width=args.vit_width, image_size=32, patch_size=4)
-        return resnet(18, width=args.width, image_size=32, stem="cifar")
+            return vit(args.vit_depth, width=args.vit_width, image_size=size, patch_size=4)
+        return build_encoder("resnet18", image_size=size, width=args.width)
 
     def save(results):
         print(json.dumps(results, indent=2), flush=True)
@@ -104,23 +119,28 @@ def main(argv=None):
         "methods": {},
         "random_init": {},
     }
-    for method in methods:
+    for variant, (method, options) in variants.items():
         keras.utils.set_random_seed(args.seed)
         encoder = make_encoder(method)
+        monitor = KNNMonitor(train, every=250, seed=args.seed)
         start = time.perf_counter()
         model, history = pretrain(
             pretraining,
             encoder,
-            epochs=args.epochs,
+            epochs=None if args.budget else args.epochs,
+            budget_minutes=args.budget,
             batch_size=args.batch_size,
             method=method,
+            method_options=options,
             seed=args.seed,
+            callbacks=[monitor],
             verbose=2,
         )
         seconds = time.perf_counter() - start
         steps = int(model.optimizer.iterations.numpy())
-        scores = evaluate_encoder(model.encoder, train, test, linear=not args.no_linear)
-        results["methods"][method] = {
+        scores = evaluate_encoder(model.encoder, train, test, k=min(200, len(train)), linear=not args.no_linear)
+        views = len(model.view_augmentations(size, **options))
+        results["methods"][variant] = {
             "class": type(model).__name__,
             "encoder": model.encoder.name,
             "encoder_parameters": model.encoder.count_params(),
@@ -128,18 +148,22 @@ def main(argv=None):
             "steps": steps,
             "epochs": steps * args.batch_size / len(pretraining),
             "fit_seconds": seconds,
-            "views_per_second": 2 * args.batch_size * steps / seconds,
+            "views_per_image": views,
+            "images_per_second": args.batch_size * steps / seconds,
+            "views_per_second": views * args.batch_size * steps / seconds,
+            "monitor_seconds": monitor.seconds,
             "final_logs": {name: float(values[-1]) for name, values in history.history.items()},
+            "knn_monitor": monitor.record(),
             **scores,
         }
         architecture = model.encoder.name
         if architecture not in results["random_init"]:
             keras.utils.set_random_seed(args.seed)
             results["random_init"][architecture] = evaluate_encoder(
-                make_encoder(method), train, test, linear=not args.no_linear
+                make_encoder(method), train, test, k=min(200, len(train)), linear=not args.no_linear
             )
         floor = results["random_init"][architecture]["knn_accuracy"]
-        results["methods"][method]["knn_above_random"] = results["methods"][method]["knn_accuracy"] - floor
+        results["methods"][variant]["knn_above_random"] = results["methods"][variant]["knn_accuracy"] - floor
         save(results)
 
     if args.lightly_python and "simclr" in results["methods"]:
