@@ -67,3 +67,16 @@ def test_without_labels_the_monitor_says_it_cannot_run():
     unlabeled = kssl.from_arrays(np.zeros((10, 8, 8, 3), "uint8"))
     with pytest.raises(ValueError, match="needs images with labels"):
         KNNMonitor(unlabeled)
+
+
+def test_a_tensorboard_callback_after_the_monitor_records_its_values(tmp_path):
+    import tensorflow as tf
+
+    monitor = KNNMonitor(kssl.load_digits(image_size=8), every=2, max_images=100)
+    board = keras.callbacks.TensorBoard(tmp_path / "logs", update_freq=1)
+    pretrain_digits([monitor, board])
+    tags = set()
+    for events in (tmp_path / "logs" / "train").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"batch_knn_20", "epoch_knn_20", "epoch_knn_200"} <= tags, tags
