@@ -282,6 +282,13 @@ def _pretrain_options(parser):
         f"steps for a small data set; {defaults.DIGITS_PRETRAIN_EPOCHS} for digits; printed with its reason)",
     )
     length.add_argument("--budget", type=_positive(float), help="pretraining minutes, instead of --epochs")
+    _yes_or_no(
+        parser,
+        "knn_monitor",
+        ("--knn-monitor", "measure kNN accuracy of held-out training images while pretraining (default: on when "
+                          "the images have classes; labels are used by the monitor only)"),
+        ("--no-knn-monitor", "do not"),
+    )  # fmt: skip
     parser.add_argument(
         "--method",
         type=str.lower,

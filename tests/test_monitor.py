@@ -70,6 +70,7 @@ def test_without_labels_the_monitor_says_it_cannot_run():
 
 
 def test_a_tensorboard_callback_after_the_monitor_records_its_values(tmp_path):
+    pytest.importorskip("tensorboard", reason="TensorBoard is not installed (kssl does not require it)")
     import tensorflow as tf
 
     monitor = KNNMonitor(kssl.load_digits(image_size=8), every=2, max_images=100)

@@ -16,7 +16,15 @@ from kssl.data.sources import parse_data_spec
 from kssl.methods import method_spec
 
 # RunConfig fields that do not change what a run computes: a resumed run may differ in them.
-_NOT_RESULT_FIELDS = ("out", "overwrite", "checkpoint_every", "model_name", "version", "augment_on_device")
+_NOT_RESULT_FIELDS = (
+    "out",
+    "overwrite",
+    "checkpoint_every",
+    "model_name",
+    "version",
+    "augment_on_device",
+    "knn_monitor",
+)
 
 
 @dataclasses.dataclass
@@ -50,6 +58,7 @@ class RunConfig:
     precision: str | None = None
     jit_compile: bool | None = None
     checkpoint_every: int = defaults.CHECKPOINT_EVERY
+    knn_monitor: bool | None = None  # None: on when the training images have classes
     skip_bad_images: bool = False
     weights: str | None = None
     modes: list = dataclasses.field(default_factory=lambda: list(defaults.MODES))

@@ -16,6 +16,9 @@ def knn_monitor(labeled, config, images: int, path):
     """A `KNNMonitor` on the labeled training images, or None (printed either way)."""
     from kssl.monitor import KNNMonitor, monitor_every
 
+    if config.knn_monitor is False:
+        print("kNN monitor: off (--no-knn-monitor)", flush=True)
+        return None
     if labeled is None or getattr(labeled, "labels", None) is None or labeled.num_classes < 2:
         print("kNN monitor: off (the training images have fewer than 2 classes; pretraining needs none)", flush=True)
         return None

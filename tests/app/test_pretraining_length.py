@@ -43,6 +43,8 @@ def test_a_folder_of_one_class_pretrains_with_the_monitor_off_and_says_so(tmp_pa
     printed = capsys.readouterr().out
     assert "kNN monitor: off (the training images have fewer than 2 classes" in printed
     assert "knn_monitor" not in json.loads((out / "metrics.json").read_text())["pretraining"]
+    assert main([*args, "--epochs", "1", "--no-knn-monitor", "--out", str(tmp_path / "off")]) == 0
+    assert "kNN monitor: off (--no-knn-monitor)" in capsys.readouterr().out
 
 
 def test_a_labeled_folder_pretrains_with_the_monitor_in_metrics_and_the_plot(tmp_path, capsys):
