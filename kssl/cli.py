@@ -43,9 +43,10 @@ def _label_budget(text: str) -> float | int:
 
 
 def _yes_or_no(parser, dest, yes, no):
-    """Two exclusive flags, `yes = (flag, help)` and `no`, setting `dest` to True or False (default None: automatic)."""
+    """Two exclusive flags, `yes = (flag, help)` and `no`, setting `dest` to True or False. Unset, `dest` is
+    absent (`RunConfig`'s default, None: automatic; under `--config`, the recorded value)."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument(yes[0], dest=dest, action="store_const", const=True, default=None, help=yes[1])
+    group.add_argument(yes[0], dest=dest, action="store_const", const=True, default=argparse.SUPPRESS, help=yes[1])
     group.add_argument(no[0], dest=dest, action="store_const", const=False, help=no[1])
 
 

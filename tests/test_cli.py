@@ -144,7 +144,7 @@ def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys, where):
 def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys):
     pretrained, finetuned, serving = tmp_path / "pre", tmp_path / "fine", tmp_path / "serving"
     tiny_model = ["--image-size", "8", *TINY_MODEL]
-    assert main(["pretrain", *tiny_model, "--epochs", "1", "--out", str(pretrained)]) == 0
+    assert main(["pretrain", *tiny_model, "--epochs", "1", "--no-knn-monitor", "--out", str(pretrained)]) == 0
     assert (pretrained / "encoder.keras").is_file() and (pretrained / "pretraining.png").is_file()
     assert main(["finetune", "--pretrained", str(pretrained), "--labels", "2,4", "--finetune-epochs", "1",
                  "--draws", "1", "--validation", "none", "--modes", "linear", "--width", "0.125",
@@ -303,7 +303,17 @@ def test_finetune_resumes_only_the_encoder_it_started_with(tmp_path, capsys, mon
 def test_mirrored_strategy_from_the_command_line(tmp_path):
     # In its own process, as a user runs it: a second MirroredStrategy in the test process
     # would share collective keys with the one the distribution tests use.
-    args = ["pretrain", "--strategy", "mirrored", "--image-size", "8", *TINY_MODEL, "--epochs", "0.1"]
+    args = [
+        "pretrain",
+        "--strategy",
+        "mirrored",
+        "--image-size",
+        "8",
+        *TINY_MODEL,
+        "--epochs",
+        "0.1",
+        "--no-knn-monitor",
+    ]
     result = subprocess.run([sys.executable, "-m", "kssl", *args, "--out", str(tmp_path / "m")],
                             capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -312,7 +322,7 @@ def test_mirrored_strategy_from_the_command_line(tmp_path):
 
 def test_pretrain_with_another_method_reports_its_own_metrics_and_prints_only_what_applies(tmp_path, capsys):
     out = tmp_path / "barlow"
-    args = ["pretrain", "--method", "Barlow", "--image-size", "8", *TINY_MODEL, "--epochs", "1"]
+    args = ["pretrain", "--method", "Barlow", "--image-size", "8", *TINY_MODEL, "--epochs", "1", "--no-knn-monitor"]
     assert main([*args, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     data_line = next(line for line in printed.splitlines() if line.startswith("data:"))
@@ -375,7 +385,7 @@ def test_bad_method_and_mode_options_are_one_line_and_exit_code_2(tmp_path, caps
 def test_options_reach_the_method_and_config_json_alone_reruns_to_the_same_weights(tmp_path, capsys):
     import keras
 
-    args = ["pretrain", "--image-size", "8", *TINY_MODEL, "--epochs", "0.1", "--batch-size", "32",
+    args = ["pretrain", "--image-size", "8", *TINY_MODEL, "--epochs", "0.1", "--batch-size", "32", "--no-knn-monitor",
             "--method", "moco", "--method-option", "queue_size=128", "--method-option", "temperature=0.3"]  # fmt: skip
     assert main([*args, "--out", str(tmp_path / "first")]) == 0
     config = json.loads((tmp_path / "first" / "config.json").read_text())

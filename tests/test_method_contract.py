@@ -161,6 +161,8 @@ def test_two_replicas_and_two_steps_per_execution_equal_single_steps_and_a_round
         # round-off reached 1.05e-6 on two threads. A wrong split moves it by ~1e-2.
         assert mirrored_logs[key][0] == pytest.approx(value[0], rel=1e-5, abs=5e-6), key
     assert_same_state(state(mirrored), state(single))
+    if "+" in name:
+        return  # a variant's steps per execution and round trip are its method's (tested above)
     several = build(name, steps_per_execution=2)
     fit(several, uneven[:2])
     assert int(several.optimizer.iterations.numpy()) == int(single.optimizer.iterations.numpy()) == 2
