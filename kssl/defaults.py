@@ -32,13 +32,21 @@ CHECKPOINT_EVERY = 100
 STRATEGY_NAMES = ("default", "mirrored", "multiworker", "tpu")
 
 
+def steps_for(epochs: float, images: int, batch_size: int) -> int:
+    """The optimizer steps of `epochs` passes over `images` at `batch_size` (at least 1);
+    the one count `kssl.pretrain`, `kssl.finetune` and the command use."""
+    if epochs is None or not epochs > 0:
+        raise ValueError(f"epochs must be > 0. Received: epochs={epochs!r}")
+    return max(1, int(round(epochs * images / batch_size)))
+
+
 def pretraining_epochs(images: int, batch_size: int, data: str | None = None) -> tuple[int, str]:
     """`(epochs, reason)`: the default pretraining length for `images` images at
     `batch_size` (`data`, the data string, picks out the embedded digits)."""
     steps_per_epoch = images / batch_size
 
     def steps(epochs):
-        return max(1, int(round(epochs * steps_per_epoch)))
+        return steps_for(epochs, images, batch_size)
 
     if str(data).split(":")[0] == "digits":
         epochs = DIGITS_PRETRAIN_EPOCHS

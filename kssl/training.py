@@ -40,12 +40,6 @@ from kssl.schedules import warmup_cosine
 from kssl.semi_supervised.base import SemiSupervisedTraining
 
 
-def _steps_for(epochs, size, batch_size):
-    if epochs is None or not epochs > 0:
-        raise ValueError(f"epochs must be > 0. Received: epochs={epochs!r}")
-    return max(1, int(round(epochs * size / batch_size)))
-
-
 def _check_steps_per_execution(value, strategy):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"steps_per_execution must be a positive integer. Received: {value!r}")
@@ -239,7 +233,7 @@ def pretrain(
         budget = TimeBudget(budget_minutes)
     else:
         epochs = defaults.pretraining_epochs(len(image_set), batch_size)[0] if epochs is None else epochs
-        steps = _steps_for(epochs, len(image_set), batch_size)
+        steps = defaults.steps_for(epochs, len(image_set), batch_size)
     if budget is not None:  # the budget drives the schedule and stops the one open-ended epoch
         budget.peak_learning_rate = recipe.peak_learning_rate(batch_size)
         budget.warmup_fraction = recipe.warmup_fraction
@@ -358,7 +352,7 @@ def finetune(
     jit_compile = resolve_jit_compile(jit_compile, strategy)
     _check_split(batch_size, strategy)
     batch_size = min(batch_size, len(labeled_set) - len(labeled_set) % strategy.num_replicas_in_sync)
-    steps = _steps_for(epochs, len(labeled_set), batch_size)
+    steps = defaults.steps_for(epochs, len(labeled_set), batch_size)
     size = encoder.input_shape[1]
     labeled_set = labeled_set.at_size(size)
     validation_set = validation_set.at_size(size) if validation_set is not None else None

@@ -14,6 +14,7 @@ def _final_metrics(curve) -> dict:
 
 def knn_monitor(labeled, config, images: int, path):
     """A `KNNMonitor` on the labeled training images, or None (printed either way)."""
+    from kssl.defaults import steps_for
     from kssl.monitor import KNNMonitor, monitor_every
 
     if config.knn_monitor is False:
@@ -24,7 +25,7 @@ def knn_monitor(labeled, config, images: int, path):
         return None
     steps = None
     if config.epochs is not None and config.budget is None:
-        steps = max(1, int(round(config.epochs * images / min(config.batch_size, images))))
+        steps = steps_for(config.epochs, images, min(config.batch_size, images))
     monitor = KNNMonitor(labeled, every=monitor_every(steps), seed=config.seed, path=path)
     print(monitor.describe(), flush=True)
     return monitor
