@@ -57,6 +57,23 @@ def _float32_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.fixture(autouse=True)
+def _eager_steps(request):
+    # Tests of the command's plumbing (files, messages, choices) mark themselves
+    # `eager_steps`: each fit then runs without tracing its step, a third faster at test
+    # scale. What users run is traced: the contract tests trace every method's, mode's and
+    # semi-supervised step, and the notebooks, the SIGKILL and the two-worker tests run
+    # the command in processes of their own, traced.
+    if request.node.get_closest_marker("eager_steps") is None:
+        yield
+        return
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
 # The longest tests start first: under `-n 2`, one of them started last would leave the
 # other worker idle at the end of the run (pytest-xdist's worksteal balances the rest).
 LONGEST_FIRST = ("test_multiworker.py", "test_cli.py", "test_notebooks.py", "test_streaming.py", "test_device.py")

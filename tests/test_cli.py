@@ -101,6 +101,7 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
     assert not (tmp_path / "x").exists() and not (tmp_path / ".x.partial").exists()
 
 
+@pytest.mark.eager_steps
 def test_weights_that_do_not_fit_the_backbone_stop_before_anything_is_written(tmp_path, capsys):
     import keras
 
@@ -141,6 +142,7 @@ def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys, where):
     assert "Cannot write to" in capsys.readouterr().err
 
 
+@pytest.mark.eager_steps
 def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys):
     pretrained, finetuned, serving = tmp_path / "pre", tmp_path / "fine", tmp_path / "serving"
     tiny_model = ["--image-size", "8", *TINY_MODEL]
@@ -232,6 +234,7 @@ def write_images(root, classes=2, per_class=12, bad=None):
     return root
 
 
+@pytest.mark.eager_steps
 def test_an_unreadable_image_names_the_commands_own_option(tmp_path, capsys):
     data = write_images(tmp_path / "photos", bad="broken.jpg")
     args = ["pretrain", "--data", str(data), "--image-size", "8", *TINY_MODEL, "--epochs", "1",
@@ -243,6 +246,7 @@ def test_an_unreadable_image_names_the_commands_own_option(tmp_path, capsys):
     assert (tmp_path / "b" / "encoder.keras").is_file()
 
 
+@pytest.mark.eager_steps
 def test_select_labels_the_images_typiclust_picks_on_the_pretrained_features(tmp_path, capsys):
     import keras
 
@@ -269,6 +273,7 @@ def test_select_labels_the_images_typiclust_picks_on_the_pretrained_features(tmp
     assert list(metrics["label_budgets"][0]["per_class"].values()) == expected.tolist()
 
 
+@pytest.mark.eager_steps
 def test_finetune_resumes_only_the_encoder_it_started_with(tmp_path, capsys, monkeypatch):
     import keras
 
@@ -320,6 +325,7 @@ def test_mirrored_strategy_from_the_command_line(tmp_path):
     assert (tmp_path / "m" / "encoder.keras").is_file()
 
 
+@pytest.mark.eager_steps
 def test_pretrain_with_another_method_reports_its_own_metrics_and_prints_only_what_applies(tmp_path, capsys):
     out = tmp_path / "barlow"
     args = ["pretrain", "--method", "Barlow", "--image-size", "8", *TINY_MODEL, "--epochs", "1", "--no-knn-monitor"]
@@ -382,6 +388,7 @@ def test_bad_method_and_mode_options_are_one_line_and_exit_code_2(tmp_path, caps
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.eager_steps
 def test_options_reach_the_method_and_config_json_alone_reruns_to_the_same_weights(tmp_path, capsys):
     import keras
 

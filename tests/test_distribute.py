@@ -100,7 +100,8 @@ def test_gradual_unfreezing_on_two_replicas_equals_one_device():
         with strategy.scope():
             keras.utils.set_random_seed(3)
             classifier = Classifier(tiny_encoder(), 10, mode="gradual", mode_options={"every_epochs": 1})
-            classifier.compile(optimizer=keras.optimizers.SGD(0.1))
+            # The one-device reference runs eagerly: an independent path, and no retraces.
+            classifier.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=strategy.num_replicas_in_sync == 1)
         callbacks = classifier.fine_tuning_mode.callbacks(classifier, steps_per_epoch=1, total_steps=3)
         data = tf.data.Dataset.from_tensors(batch).repeat(3)
         kernels = [classifier.encoder.get_layer(f"stage{n}_block1_1_conv").kernel for n in (2, 3)]

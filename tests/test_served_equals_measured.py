@@ -10,6 +10,7 @@ import textwrap
 
 import keras
 import numpy as np
+import pytest
 from helpers import TINY_MODEL, write_image_folder
 from PIL import Image
 
@@ -17,6 +18,8 @@ from kssl.cli import main
 from kssl.data.files import list_folder, stored_side
 from kssl.data.pipeline import labeled_batches
 from kssl.evaluation import extract_features
+
+pytestmark = pytest.mark.eager_steps  # the command's plumbing: see conftest
 
 SIZE = 8
 # The shorter side is the in-memory copy's (1.5x the training size), so the stored

@@ -9,6 +9,8 @@ import pytest
 from kssl.cli import main
 from kssl.statistics import mean_interval
 
+pytestmark = pytest.mark.eager_steps  # the command's plumbing: see conftest
+
 
 @pytest.fixture(scope="module")
 def encoder_file(tmp_path_factory):

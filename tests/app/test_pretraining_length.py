@@ -10,6 +10,8 @@ from kssl import defaults
 from kssl.app.config import RunConfig, with_pretraining_length
 from kssl.cli import main
 
+pytestmark = pytest.mark.eager_steps  # the command's plumbing: see conftest
+
 
 @pytest.mark.parametrize(
     "images, batch, epochs",

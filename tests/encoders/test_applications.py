@@ -65,6 +65,7 @@ def test_bad_backbones_and_weights_are_clear_errors(weights_file, tmp_path):
         build_encoder("resnet18", weights="imagenet")
 
 
+@pytest.mark.eager_steps
 def test_partial_mode_and_a_momentum_method_continue_from_a_keras_backbone(weights_file):
     from kssl.training import pretrain
 
