@@ -11,6 +11,12 @@ keras_cv.layers.RandomCropAndResize (the same crop, computed per image).
 compares, at 32, 96 and 224 px, the transform computing each random branch only for the
 images that take it with the same transform computing every branch for every image.
 
+    python benchmarks/augment_speed.py --colour
+
+compares, at 32, 96 and 224 px, kssl's colour step (jitter and grayscale as one affine
+map per image) with the HSV round trip it replaced, alternating, and reports how far
+apart their views are.
+
     python benchmarks/augment_speed.py --device-path
 
 measures, at 32, 96 and 224 px, the views per second that the host's `tf.data`
@@ -59,8 +65,8 @@ def main(batch=512, size=32):
             tf.function(augment.ViewAugmentation(size, blur_probability=0.5)),
             images,
         ),
-        "kssl colour jitter only": (
-            tf.function(lambda x, s: augment._color_jitter(x, jitter.draw(s, batch))),
+        "kssl colour jitter and grayscale only": (
+            tf.function(lambda x, s: colour_map(x, jitter.draw(s, batch))),
             floats,
         ),
         "kssl random resized crop": (tf.function(crop), images),
@@ -70,6 +76,74 @@ def main(batch=512, size=32):
     for name, (function, inputs) in cases.items():
         repeats = 3 if name.startswith("keras_cv") else 20
         print(f"{name:38s} {images_per_second(function, inputs, batch, repeats):10.0f} images/s", flush=True)
+
+
+def colour_map(views, parameters):
+    """kssl's colour step: one affine map per image (`kssl.data.augment.colour_matrices`), then a clip."""
+    import tensorflow as tf
+
+    from kssl.data import augment
+
+    mean_luma = tf.reduce_mean(tf.tensordot(views, tf.constant(augment._GRAY_WEIGHTS), 1), axis=[1, 2])
+    matrices, offsets = augment.colour_matrices(parameters, mean_luma)
+    return tf.clip_by_value(tf.einsum("bhwc,bdc->bhwd", views, matrices) + offsets[:, None, None, None], 0.0, 1.0)
+
+
+def hsv_colour_jitter(views, parameters):
+    """The colour jitter kssl used until 2026-12-05, as torchvision's and SimCLR's code do
+    it: each factor clipped in turn, the hue shifted in an RGB-HSV round trip; then the
+    grayscale. The reference that `--colour` times kssl's affine map against."""
+    import tensorflow as tf
+
+    from kssl.data import augment
+
+    def gray(x):
+        return tf.reduce_sum(x * tf.constant(augment._GRAY_WEIGHTS), axis=-1, keepdims=True)
+
+    def factor(name):
+        return parameters[name][:, None, None, None]
+
+    x = tf.clip_by_value(views * factor("brightness"), 0.0, 1.0)
+    mean = tf.reduce_mean(gray(x), axis=[1, 2, 3], keepdims=True)
+    x = tf.clip_by_value((x - mean) * factor("contrast") + mean, 0.0, 1.0)
+    x = tf.clip_by_value((x - gray(x)) * factor("saturation") + gray(x), 0.0, 1.0)
+    hsv = tf.image.rgb_to_hsv(x)
+    hue = tf.math.floormod(hsv[..., 0] + parameters["hue"][:, None, None], 1.0)
+    x = tf.image.hsv_to_rgb(tf.stack([hue, hsv[..., 1], hsv[..., 2]], axis=-1))
+    x = tf.where(parameters["jitter"][:, None, None, None], x, views)
+    return tf.where(parameters["grayscale"][:, None, None, None], tf.repeat(gray(x), 3, axis=-1), x)
+
+
+def colour(sizes=(32, 96, 224), batch=256, rounds=5):
+    """Views/s of the colour step (jitter p=0.8, grayscale p=0.2) as kssl's affine map vs the
+    HSV round trip with a clip after every factor, alternated; and how far apart the views are."""
+    import numpy as np
+    import tensorflow as tf
+
+    from kssl.data import augment
+
+    for size in sizes:
+        views = tf.constant(np.random.default_rng(0).random((batch, size, size, 3)).astype("float32"))
+        parameters = augment.ViewAugmentation(size).draw(tf.constant([0, 1], tf.int64), batch)
+        contenders = {"affine map (kssl)": tf.function(colour_map), "HSV round trip": tf.function(hsv_colour_jitter)}
+        difference = np.abs(
+            contenders["affine map (kssl)"](views, parameters) - contenders["HSV round trip"](views, parameters)
+        )
+        times = {name: [] for name in contenders}
+        for round_ in range(rounds):
+            for name, function in contenders.items() if round_ % 2 == 0 else reversed(contenders.items()):
+                start = time.perf_counter()
+                for _ in range(3):
+                    function(views, parameters).numpy()
+                times[name].append((time.perf_counter() - start) / 3)
+        rates = {name: batch / float(np.median(t)) for name, t in times.items()}
+        for name, rate in rates.items():
+            print(f"{size:4d} px  {name:20s} {rate:9.0f} views/s", flush=True)
+        print(
+            f"{size:4d} px  speed-up {rates['affine map (kssl)'] / rates['HSV round trip']:.1f}x; "
+            f"|difference| mean {difference.mean():.4f}, 99th percentile {np.percentile(difference, 99):.3f}",
+            flush=True,
+        )
 
 
 def branches(sizes=(32, 96, 224), batch=256, rounds=5):
@@ -156,6 +230,8 @@ if __name__ == "__main__":
 
     if "--branches" in sys.argv:
         branches()
+    elif "--colour" in sys.argv:
+        colour()
     elif "--device-path" in sys.argv:
         device_path()
     else:

@@ -2,7 +2,8 @@
 number of epochs or the same wall clock, then kNN and linear probe.
 
 For each method (default: all of `kssl.methods.METHODS`; a variant is `NAME:KEY=VALUE`,
-e.g. `simclr:local_crops=4` for multi-crop) it runs what a user runs,
+e.g. `simclr:local_crops=4` for multi-crop, or `dino:recipe.learning_rate=0.03` for a
+field of its recipe) it runs what a user runs,
 `kssl.pretrain(train, encoder, method=...)` with the method's recipe (`kssl.recipes`)
 and views (`view_augmentations`), on the folder's train split without labels, for
 --epochs epochs (or --budget minutes each) at --batch-size, with a `KNNMonitor` (the
@@ -32,6 +33,7 @@ Results are written after every method (--out), so an interrupted run keeps what
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -70,6 +72,16 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def recipe_with(recipe, assignments):
+    """`recipe` with fields changed by `KEY=VALUE` strings (`learning_rate=0.03`), typed as the field's default."""
+    changes = {}
+    for assignment in assignments:
+        key, _, value = assignment.partition("=")
+        default = getattr(recipe, key)  # an AttributeError names a field that does not exist
+        changes[key] = (value.lower() == "true") if isinstance(default, bool) else type(default)(value)
+    return dataclasses.replace(recipe, **changes)
+
+
 def main(argv=None):
     args = parse_args(argv)
     import keras
@@ -90,7 +102,10 @@ def main(argv=None):
     variants = {}
     for variant in args.methods.split(","):
         name, *options = variant.split(":")
-        variants[variant] = (check_method(name), method_spec(name).parse_options(options, "--methods", name))
+        fields = [o[len("recipe.") :] for o in options if o.startswith("recipe.")]
+        recipe = recipe_with(method_spec(name).recipe, fields)
+        options = [o for o in options if not o.startswith("recipe.")]
+        variants[variant] = (check_method(name), method_spec(name).parse_options(options, "--methods", name), recipe)
     precision = set_precision(args.precision)
     size = args.image_size
     train = from_folder(args.data, image_size=size, split="train")
@@ -119,7 +134,7 @@ def main(argv=None):
         "methods": {},
         "random_init": {},
     }
-    for variant, (method, options) in variants.items():
+    for variant, (method, options, recipe) in variants.items():
         keras.utils.set_random_seed(args.seed)
         encoder = make_encoder(method)
         monitor = KNNMonitor(train, every=250, seed=args.seed)
@@ -132,6 +147,7 @@ def main(argv=None):
             batch_size=args.batch_size,
             method=method,
             method_options=options,
+            recipe=recipe,
             seed=args.seed,
             callbacks=[monitor],
             verbose=2,
@@ -149,6 +165,7 @@ def main(argv=None):
             "epochs": steps * args.batch_size / len(pretraining),
             "fit_seconds": seconds,
             "views_per_image": views,
+            "recipe": dataclasses.asdict(recipe),
             "images_per_second": args.batch_size * steps / seconds,
             "views_per_second": views * args.batch_size * steps / seconds,
             "monitor_seconds": monitor.seconds,

@@ -14,8 +14,9 @@ in a fresh process:
    streaming / views/s of the encoder alone);
 3. the same folder read by `keras.utils.image_dataset_from_directory` and kssl's batched
    augmentation (squashed to the training size first, as that reader does), and, with
-   `--torch-python`, by torchvision's `ImageFolder` with a 2-worker `DataLoader` and
-   lightly's `SimCLRTransform` (the path lightly's users take), in images/s.
+   `--torch-python`, kssl's streaming host path alone against torchvision's `ImageFolder`
+   with a 2-worker `DataLoader` and lightly's `SimCLRTransform` (the path lightly's users
+   take), each in a fresh process, alternating over 3 rounds (medians, views/s).
 
 The folder is deleted afterwards unless `--keep`.
 
@@ -46,7 +47,8 @@ def build_folder(out: pathlib.Path, count: int, side: int = 256) -> pathlib.Path
 
     sources = sorted(CIFAR.glob("*/*.jpg"))
     rng = np.random.default_rng(0)
-    jobs = [(sources[i % len(sources)], i, rng.integers(0, 6, 2)) for i in range(count)]
+    order = rng.permutation(len(sources))  # every class, whatever the count (torchvision refuses empty ones)
+    jobs = [(sources[order[i % len(sources)]], i, rng.integers(0, 6, 2)) for i in range(count)]
 
     def write(job):
         path, index, (dy, dx) = job
@@ -228,6 +230,48 @@ TORCH_READER = textwrap.dedent(
 )
 
 
+HOST_PIPELINE = textwrap.dedent(
+    """
+    import json, sys, time
+    import kssl
+    from kssl.data.files import list_folder
+    from kssl.data.pipeline import view_pairs
+
+    folder, size, batches = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    data = iter(view_pairs(list_folder(folder, progress=False).at_size(size), 128))
+    for _ in range(3):
+        next(data)  # past the start and the first prefetch
+    start = time.time()
+    for _ in range(batches):
+        next(data)
+    print(json.dumps({"images_per_s": 128 * batches / (time.time() - start)}))
+    """
+)
+
+
+def host_path(folder, size, batches=30):
+    """Images/s of kssl's streaming host path alone: read, decode, crop and the full SimCLR augmentation."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run([sys.executable, "-c", HOST_PIPELINE, str(folder), str(size), str(batches)],
+                         capture_output=True, text=True, env=env)  # fmt: skip
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def host_against_lightly(python, folder, size, rounds=3):
+    """kssl's host path and lightly's reader, each in a fresh process, alternating over `rounds`: views/s."""
+    runs = {"kssl": [], "lightly": []}
+    for round_ in range(rounds):
+        order = ("kssl", "lightly") if round_ % 2 == 0 else ("lightly", "kssl")
+        for name in order:
+            result = host_path(folder, size) if name == "kssl" else torch_reader(python, folder, size)
+            runs[name].append(2 * result["images_per_s"])
+    medians = {name: float(sorted(values)[len(values) // 2]) for name, values in runs.items()}
+    ratio = medians["kssl"] / medians["lightly"]
+    return {"views_per_s_by_round": runs, "median_views_per_s": medians, "kssl_over_lightly": ratio}
+
+
 def torch_reader(python, folder, size, batches=30):
     """Images/s of torchvision's ImageFolder, a 2-worker DataLoader and lightly's SimCLRTransform."""
     out = subprocess.run(
@@ -269,7 +313,7 @@ def main(argv=None):
             for size in map(int, args.sizes.split(",")):
                 result = throughput(small, size, args.memory_images)
                 if args.torch_python:
-                    result["torchvision ImageFolder + 2-worker DataLoader + lightly SimCLRTransform"] = torch_reader(
+                    result["host path against lightly (views/s, alternating, fresh processes)"] = host_against_lightly(
                         args.torch_python, small, size
                     )
                 results[f"{size} px"] = result

@@ -107,6 +107,7 @@ METHODS = {
             "local_crops": dataclasses.replace(_LOCAL_CROPS, default=6),
             "momentum": Option(0.99, "starting EMA rate of the teacher"),
             "momentum_schedule": Option(True, "raise the momentum to 1 on a cosine over training"),
+            "head_batch_norm": Option(False, "batch norm after the head's hidden layers (use_bn_in_head)"),
         },
         recipe=recipes.LIGHTLY_CIFAR,
     ),

@@ -14,9 +14,12 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import tensorflow as tf
 
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as tf.image.rgb_to_grayscale
+# RGB to YIQ (NTSC): Y is the luma above; the chroma plane (I, Q) holds the hue as an angle.
+_RGB_TO_YIQ = np.array([_GRAY_WEIGHTS, (0.596, -0.274, -0.322), (0.211, -0.523, 0.312)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +146,10 @@ class ViewAugmentation:
         spans = tf.stack([heights - 1.0, widths - 1.0, heights - 1.0, widths - 1.0], axis=1)
         return tf.stack([top, left, height, width], axis=1) * spans
 
+    def flips(self, parameters):
+        """Which views are mirrored (`(N,)` bool), or None: `crop_windows` flips them as it crops."""
+        return parameters["flip"] if self.flip else None
+
     def finishing_parameters(self, parameters) -> dict:
         """The drawn parameters that `finish` uses: those of the branches this transform has on.
 
@@ -150,7 +157,6 @@ class ViewAugmentation:
         (`finish_views`), and which of them are present says which branches run.
         """
         on = {
-            "flip": self.flip,
             "jitter": self.jitter_strength > 0 and self.jitter_probability > 0,
             "grayscale": self.grayscale_probability > 0,
             "blur": self.effective_blur_probability > 0,
@@ -159,8 +165,9 @@ class ViewAugmentation:
         return {name: parameters[name] for branch, names in _BRANCHES.items() if on[branch] for name in names}
 
     def finish(self, crops, parameters, compute_all_branches: bool = False):
-        """Flip, colour jitter, grayscale, blur and solarize of `(N, S, S, 3)` crops
-        (uint8, or float in [0, 1]); `finish_views` of this transform's branches."""
+        """Colour jitter, grayscale, blur and solarize of `(N, S, S, 3)` crops (uint8, or
+        float in [0, 1]); `finish_views` of this transform's branches. (The flip is the
+        crop's: `crop_windows`.)"""
         return finish_views(crops, self.finishing_parameters(parameters), compute_all_branches)
 
     def __call__(self, images, seed, shapes=None):
@@ -169,13 +176,12 @@ class ViewAugmentation:
         parameters = self.draw(seed, _batch_size(images))
         heights, widths = _image_shapes(images, shapes)
         windows = self.windows(parameters, heights, widths)
-        crops = crop_windows(images, windows, self.image_size)
+        crops = crop_windows(images, windows, self.image_size, self.flips(parameters))
         return self.finish(as_uint8(crops) if images.dtype == tf.uint8 else crops, parameters)
 
 
 # The parameters of each branch of `finish_views`, in the order they apply.
 _BRANCHES = {
-    "flip": ("flip",),
     "jitter": ("jitter", "brightness", "contrast", "saturation", "hue"),
     "grayscale": ("grayscale",),
     "blur": ("blur", "blur_sigma"),
@@ -197,38 +203,41 @@ def as_uint8(crops):
 
 
 def finish_views(crops, parameters, compute_all_branches: bool = False):
-    """Flip, colour jitter, grayscale, blur and solarize of `(N, S, S, 3)` crops.
+    """Colour jitter, grayscale, blur and solarize of `(N, S, S, 3)` crops (flipped as cropped).
 
     `crops` are uint8 (divided by 255 here) or float in [0, 1]; `parameters` are the
     drawn ones of `ViewAugmentation.finishing_parameters`: the branches whose
-    parameters are present run, each only for the images that take it (gathered,
-    transformed and scattered back: jitter, with its RGB-HSV round trip, is the
-    costliest step, and blur at p=0.5 skips half the batch).
-    `compute_all_branches=True` computes every branch for every image and selects with
-    `tf.where`: the same views at a higher cost, with static shapes, as XLA needs
-    (`tf.where(mask)` has a data-dependent shape).
+    parameters are present run. Colour jitter and grayscale are one affine map per
+    image (`colour_matrices`: the identity for an image that takes neither); blur
+    runs only for the images that take it (gathered, blurred and scattered back: at
+    p=0.5 it skips half the batch).
+    `compute_all_branches=True` blurs every image and selects with `tf.where`: the
+    same views at a higher cost, with static shapes, as XLA needs (`tf.where(mask)`
+    has a data-dependent shape).
 
     Example:
     >>> augment = ViewAugmentation(image_size=8)
     >>> parameters = augment.finishing_parameters(augment.draw([0, 1], 2))
     >>> sorted(parameters)[:3], finish_views(tf.zeros([2, 8, 8, 3], tf.uint8), parameters).dtype
-    (['brightness', 'contrast', 'flip'], tf.float32)
+    (['brightness', 'contrast', 'grayscale'], tf.float32)
     """
-    views = tf.cast(crops, tf.float32) / 255.0 if crops.dtype == tf.uint8 else tf.cast(crops, tf.float32)
-    apply = _where_all if compute_all_branches else _gather_scatter
-    if "flip" in parameters:
-        views = _where_per_image(parameters["flip"], views[:, :, ::-1, :], views)
-    if "jitter" in parameters:
-        views = apply(parameters["jitter"], views, parameters, _color_jitter)
-    if "grayscale" in parameters:
-        gray = tf.repeat(_grayscale(views), 3, axis=-1)  # cheap: a select costs as much as a gather
-        views = _where_per_image(parameters["grayscale"], gray, views)
+    scale = 1 / 255 if crops.dtype == tf.uint8 else 1.0
+    views = tf.cast(crops, tf.float32)
+    if "jitter" in parameters or "grayscale" in parameters:
+        # The scaling to [0, 1] rides in the colour map: one pass over the pixels fewer.
+        mean_luma = tf.reduce_mean(_grayscale(views), axis=[1, 2, 3]) * scale
+        matrices, offsets = colour_matrices(parameters, mean_luma)
+        views = tf.einsum("bhwc,bdc->bhwd", views, matrices * scale) + offsets[:, None, None, None]
+        views = tf.clip_by_value(views, 0.0, 1.0)
+    elif scale != 1.0:
+        views = views * scale
     if "blur" in parameters:
+        apply = _where_all if compute_all_branches else _gather_scatter
         views = apply(parameters["blur"], views, parameters, lambda v, p: _gaussian_blur(v, p["blur_sigma"]))
     if "solarize" in parameters:
         solarized = tf.where(views < 0.5, views, 1.0 - views)
         views = _where_per_image(parameters["solarize"], solarized, views)
-    return tf.clip_by_value(views, 0.0, 1.0)
+    return views  # in [0, 1]: every step keeps the range (blur averages, colour clips)
 
 
 def _image_shapes(images, shapes):
@@ -239,8 +248,9 @@ def _image_shapes(images, shapes):
     return tf.fill([count], tf.shape(images)[1]), tf.fill([count], tf.shape(images)[2])
 
 
-def crop_windows(images, windows, size):
-    """Bilinear crops of `windows` (`(N, 4)` top, left, height, width) resized to `size` x `size`.
+def crop_windows(images, windows, size, flips=None):
+    """Bilinear crops of `windows` (`(N, 4)` top, left, height, width) resized to `size` x `size`,
+    mirrored left to right where `flips` (`(N,)` bool, optional) is True.
 
     `images` is a batch whose image `i` holds its picture in its top-left corner (the
     rest may be padding), or a single image that every window is cut from. A window
@@ -255,10 +265,10 @@ def crop_windows(images, windows, size):
     canvas_height = tf.cast(tf.maximum(tf.shape(images)[1] - 1, 1), tf.float32)
     canvas_width = tf.cast(tf.maximum(tf.shape(images)[2] - 1, 1), tf.float32)
     top, left, height, width = tf.unstack(windows, axis=1)
-    boxes = tf.stack(
-        [top / canvas_height, left / canvas_width, (top + height) / canvas_height, (left + width) / canvas_width],
-        axis=1,
-    )
+    x1, x2 = left / canvas_width, (left + width) / canvas_width
+    if flips is not None:  # a box from right to left samples the mirrored crop: a flip at no cost
+        x1, x2 = tf.where(flips, x2, x1), tf.where(flips, x1, x2)
+    boxes = tf.stack([top / canvas_height, x1, (top + height) / canvas_height, x2], axis=1)
     count = tf.shape(windows)[0] if windows.shape[0] is None else windows.shape[0]
     box_indices = tf.range(count) if images.shape[0] is None or images.shape[0] != 1 else tf.zeros([count], tf.int32)
     return tf.image.crop_and_resize(images, boxes, box_indices, [size, size], method="bilinear")
@@ -314,19 +324,48 @@ def _grayscale(images):
     return tf.reduce_sum(images * tf.constant(_GRAY_WEIGHTS, images.dtype), axis=-1, keepdims=True)
 
 
-def _color_jitter(images, parameters):
-    # Fixed order brightness -> contrast -> saturation -> hue, as keras_cv's
-    # RandomColorJitter; SimCLR shuffles the order per image, which would cost four
-    # times the work in a vectorised pipeline for no reported accuracy gain.
-    # Brightness is multiplicative, as in SimCLR v2's implementation.
-    images = tf.clip_by_value(images * _per_image(parameters["brightness"]), 0.0, 1.0)
-    mean = tf.reduce_mean(_grayscale(images), axis=[1, 2, 3], keepdims=True)
-    images = tf.clip_by_value((images - mean) * _per_image(parameters["contrast"]) + mean, 0.0, 1.0)
-    gray = _grayscale(images)
-    images = tf.clip_by_value((images - gray) * _per_image(parameters["saturation"]) + gray, 0.0, 1.0)
-    hsv = tf.image.rgb_to_hsv(images)
-    hue = tf.math.floormod(hsv[..., 0] + parameters["hue"][:, None, None], 1.0)
-    return tf.image.hsv_to_rgb(tf.stack([hue, hsv[..., 1], hsv[..., 2]], axis=-1))
+def colour_matrices(parameters, mean_luma):
+    """Colour jitter and grayscale of each image as one affine map of its pixels.
+
+    Returns `(matrices, offsets)`: `(N, 3, 3)` and `(N,)`, such that an image's
+    transformed pixel is `matrix @ rgb + offset` (before the final clip to [0, 1]);
+    `mean_luma` is each image's mean luma (in [0, 1]), which contrast blends with.
+    Jitter (brightness b, contrast c, saturation s, hue h, in SimCLR's order) is linear
+    in the pixels: brightness scales them, contrast blends them with their mean luma
+    (b times the original's), saturation with each pixel's luma, and the hue turns
+    the chroma plane of YIQ by -h of a turn (HSV's hue grows red -> yellow -> green,
+    YIQ's angle the other way). Grayscale, after jitter, projects onto the luma.
+    So `matrix = G @ (c b H S)` and `offset = (1 - c) b mean_luma`, where a
+    gray pixel stays gray under S, H and G.
+
+    This is NVIDIA DALI's `ColorTwist` (which solo-learn's DALI loaders use for the same
+    methods) rather than torchvision's `ColorJitter`: the hue turns in YIQ instead of a
+    round trip through HSV, and values are clipped once at the end instead of after
+    every step. It costs one 3 x 3 product per pixel instead of the HSV round trip's
+    ~40 operations (`benchmarks/augment_speed.py --colour`; BENCHMARKS.md).
+    """
+    count = _batch_size(mean_luma)
+    identity = tf.eye(3, batch_shape=[count])
+    luma = tf.constant(_GRAY_WEIGHTS, tf.float32)
+    to_luma = tf.ones([3, 1]) * luma[None, :]  # each channel becomes the luma: 1 w^T
+    matrices, offsets = identity, tf.zeros([count])
+    if "jitter" in parameters:
+        brightness, contrast = parameters["brightness"], parameters["contrast"]
+        saturation = parameters["saturation"][:, None, None]
+        saturate = saturation * identity + (1.0 - saturation) * to_luma
+        angle = -2.0 * math.pi * parameters["hue"]
+        cos, sin, zero, one = tf.cos(angle), tf.sin(angle), tf.zeros([count]), tf.ones([count])
+        rotation = tf.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], axis=1)
+        rotation = tf.reshape(rotation, [count, 3, 3])
+        yiq = tf.constant(_RGB_TO_YIQ, tf.float32)
+        hue = tf.linalg.inv(yiq)[None] @ rotation @ yiq[None]
+        jittered = (contrast * brightness)[:, None, None] * (hue @ saturate)
+        chosen = parameters["jitter"]
+        matrices = tf.where(chosen[:, None, None], jittered, matrices)
+        offsets = tf.where(chosen, (1.0 - contrast) * brightness * mean_luma, offsets)
+    if "grayscale" in parameters:
+        matrices = tf.where(parameters["grayscale"][:, None, None], to_luma[None] @ matrices, matrices)
+    return matrices, offsets
 
 
 def _gaussian_blur(images, sigma):
@@ -335,8 +374,9 @@ def _gaussian_blur(images, sigma):
     size = images.shape[1]
     radius = max(1, int(size * 0.1) // 2)
     offsets = tf.range(-radius, radius + 1, dtype=tf.float32)
+    sigma = tf.cast(sigma, tf.float32)
     kernel = tf.exp(-(offsets[None, :] ** 2) / (2.0 * sigma[:, None] ** 2))
-    kernel /= tf.reduce_sum(kernel, axis=1, keepdims=True)  # (B, K)
+    kernel = tf.cast(kernel / tf.reduce_sum(kernel, axis=1, keepdims=True), images.dtype)  # (B, K)
     batch = _batch_size(images)
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     folded = tf.reshape(tf.transpose(images, [1, 2, 0, 3]), [1, height, width, batch * 3])

@@ -1,7 +1,7 @@
 """Views finished on the accelerator: the host crops, the device does the rest.
 
 On a GPU the host's CPU cores cannot augment as many views per second as the GPU
-trains on (SimCLR's colour jitter alone is an RGB-HSV round trip of every pixel). So
+trains on (the colour jitter, grayscale and blur touch every pixel several times). So
 the pipeline splits the augmentation where the source image stops being needed:
 
 - on the host, inside `tf.data`: read, decode (only the region the views need, when

@@ -34,7 +34,7 @@ class EvaluationView:
 
     It serves two callers with the same operations:
     - `kssl.data.pipeline` treats it as a view transform with nothing random (`draw`,
-      `windows`, `finishing_parameters`), cropping in memory or from streamed files;
+      `windows`, `flips`, `finishing_parameters`), cropping in memory or from streamed files;
     - graphs (the SavedModel's signatures) call `crop` on a batch of same-sized images
       or `decode_and_crop` on one encoded image, then `finish`.
     """
@@ -53,6 +53,9 @@ class EvaluationView:
 
     def windows(self, parameters, heights, widths):
         return center_windows(heights, widths)
+
+    def flips(self, parameters):
+        return None  # never mirrored
 
     def finishing_parameters(self, parameters):
         return {}  # finishing is only the conversion to float in [0, 1]

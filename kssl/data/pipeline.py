@@ -45,6 +45,10 @@ def _check_batch(source, batch_size: int, drop_remainder: bool):
 _MARGIN = 8
 
 
+def _first(flips):
+    return None if flips is None else flips[None]
+
+
 def _decode_region(contents, make_windows):
     """Decodes the part of an encoded image that `make_windows(height, width)` asks for.
 
@@ -165,7 +169,10 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
             )
 
         region, windows = _decode_region(reader.contents(key), make_windows)
-        crops = [crop_windows(region[None], windows[i : i + 1], view.image_size)[0] for i, view in enumerate(views)]
+        crops = [
+            crop_windows(region[None], windows[i : i + 1], view.image_size, _first(view.flips(p)))[0]
+            for i, (view, p) in enumerate(zip(views, drawn))
+        ]
         return tuple(as_uint8(c) for c in crops), label, drawn
 
     @_graph_only

@@ -69,7 +69,7 @@ class MemoryReader(SourceReader):
             shapes = tf.gather(self.shapes, keys)
             heights, widths = shapes[:, 0], shapes[:, 1]
         return tuple(
-            crop_windows(batch, view.windows(parameters, heights, widths), view.image_size)
+            crop_windows(batch, view.windows(parameters, heights, widths), view.image_size, view.flips(parameters))
             for view, parameters in zip(views, drawn)
         )
 

@@ -194,22 +194,21 @@ class Prototypes(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="kssl")
 class DINOHead(keras.layers.Layer):
-    """DINO's projection head: an MLP (`hidden_dim`, then a `bottleneck_dim` output, no
-    batch norm), L2 normalisation, and `Prototypes(prototypes)` (Caron et al. 2021, 3.1).
+    """DINO's projection head: an MLP (`hidden_dim`, then a `bottleneck_dim` output),
+    L2 normalisation, and `Prototypes(prototypes)` (Caron et al. 2021, 3.1).
     The paper's MLP is 2048 wide with a 256 bottleneck and 65,536 prototypes for ImageNet;
     kssl's preset (`dino_head`) scales them to the encoder and to small data sets.
+    `batch_norm` puts batch norm after each hidden layer (the reference code's
+    `use_bn_in_head`; lightly's ResNet heads), never on the bottleneck.
     """
 
-    def __init__(self, prototypes=1024, hidden_dim=2048, bottleneck_dim=256, depth=3, **kwargs):
+    def __init__(self, prototypes=1024, hidden_dim=2048, bottleneck_dim=256, depth=3, batch_norm=False, **kwargs):
         super().__init__(**kwargs)
-        self.prototypes, self.hidden_dim, self.bottleneck_dim, self.depth = (
-            prototypes,
-            hidden_dim,
-            bottleneck_dim,
-            depth,
-        )
-        self.mlp = ProjectionHead(hidden_dim=hidden_dim, output_dim=bottleneck_dim, depth=depth, batch_norm=False,
-                                  name="mlp")  # fmt: skip
+        self.prototypes, self.hidden_dim = prototypes, hidden_dim
+        self.bottleneck_dim, self.depth = bottleneck_dim, depth
+        self.batch_norm = bool(batch_norm)
+        self.mlp = ProjectionHead(hidden_dim=hidden_dim, output_dim=bottleneck_dim, depth=depth,
+                                  batch_norm=self.batch_norm, output_norm=None, name="mlp")  # fmt: skip
         self.last = Prototypes(prototypes, name="prototypes")
         self.output_dim = prototypes
 
@@ -230,10 +229,10 @@ class DINOHead(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "prototypes": self.prototypes, "hidden_dim": self.hidden_dim,
-                "bottleneck_dim": self.bottleneck_dim, "depth": self.depth}  # fmt: skip
+                "bottleneck_dim": self.bottleneck_dim, "depth": self.depth, "batch_norm": self.batch_norm}  # fmt: skip
 
 
-def dino_head(feature_dim: int, prototypes: int = 1024) -> DINOHead:
+def dino_head(feature_dim: int, prototypes: int = 1024, batch_norm: bool = False) -> DINOHead:
     """DINO: D -> 2D (paper: 2048) -> 2D -> 256 -> L2 -> K prototypes (paper: 65,536)."""
     return DINOHead(prototypes=prototypes, hidden_dim=min(2048, 2 * feature_dim), bottleneck_dim=256, depth=3,
-                    name="projector")  # fmt: skip
+                    batch_norm=batch_norm, name="projector")  # fmt: skip

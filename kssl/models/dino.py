@@ -35,7 +35,7 @@ class DINO(MomentumModel):
 
     Args:
         encoder: a `keras.Model` mapping images to `(B, D)` features.
-        projector: default `kssl.layers.heads.dino_head(D, prototypes)`.
+        projector: default `kssl.layers.heads.dino_head(D, prototypes, head_batch_norm)`.
         prototypes: K, the number of prototypes (the head's output).
         student_temperature: tau_s (0.1).
         teacher_temperature: tau_t after the warm-up (0.07 in the paper's longer runs; 0.04 to
@@ -47,6 +47,8 @@ class DINO(MomentumModel):
         local_crops: small crops per image (multi-crop), 0 for two global crops only.
         momentum: the teacher's EMA rate at the start (0.996 in the paper's long runs;
             0.99 suits short schedules); `momentum_schedule` raises it to 1 on a cosine.
+        head_batch_norm: batch norm after the head's hidden layers (the reference code's
+            `use_bn_in_head`, off by default there; lightly's CIFAR-10 ResNet sets it).
         probe_classes: see `SelfSupervisedModel`.
 
     Metrics: `loss`, `embedding_std` of the student's bottleneck-free outputs, `momentum`,
@@ -85,6 +87,7 @@ class DINO(MomentumModel):
         local_crops=6,
         momentum=0.99,
         momentum_schedule=True,
+        head_batch_norm=False,
         probe_classes=None,
         **kwargs,
     ):
@@ -103,7 +106,8 @@ class DINO(MomentumModel):
         self.warmup_teacher_temperature = float(warmup_teacher_temperature)
         self.teacher_warmup = float(teacher_warmup)
         self.centre_momentum = float(centre_momentum)
-        self.projector = projector or dino_head(self.feature_dim, self.prototypes)
+        self.head_batch_norm = bool(head_batch_norm)
+        self.projector = projector or dino_head(self.feature_dim, self.prototypes, self.head_batch_norm)
         self.projector.build((None, self.feature_dim))
         self.make_targets()
         self.centre = Centre(self.prototypes, centre_momentum, name="centre")
@@ -158,4 +162,5 @@ class DINO(MomentumModel):
             "warmup_teacher_temperature": self.warmup_teacher_temperature,
             "teacher_warmup": self.teacher_warmup,
             "centre_momentum": self.centre_momentum,
+            "head_batch_norm": self.head_batch_norm,
         }

@@ -44,3 +44,19 @@ def test_local_crops_need_an_encoder_of_any_size_and_say_so():
     with pytest.raises(ValueError, match="Local crops need an encoder that takes images of any size"):
         DINO(vit(depth=1, width=1 / 12, image_size=8, patch_size=4), prototypes=8, local_crops=2)
     DINO(vit(depth=1, width=1 / 12, image_size=8, patch_size=4), prototypes=8, local_crops=0)  # global crops only
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_the_heads_batch_norm_follows_hidden_layers_only_and_survives_a_round_trip(batch_norm, tmp_path):
+    from kssl.layers import FusedBatchNormalization
+
+    model = DINO(conv4(width=0.125, image_size=16), prototypes=32, local_crops=0, head_batch_norm=batch_norm)
+    norms = [layer for layer in model.projector.mlp._flatten_layers() if "normalization" in type(layer).__name__.lower()
+             or isinstance(layer, FusedBatchNormalization)]  # fmt: skip
+    assert len(norms) == (2 if batch_norm else 0)  # depth 3: two hidden layers; the 256-d bottleneck has none
+    assert model.get_config()["head_batch_norm"] is batch_norm
+    model.compile(optimizer="sgd")
+    model.train_on_batch(tuple(np.random.default_rng(0).random((2, 8, 16, 16, 3)).astype("float32")))
+    model.save(tmp_path / "dino.keras")
+    restored = keras.saving.load_model(tmp_path / "dino.keras")
+    assert restored.head_batch_norm is batch_norm and restored.projector.batch_norm is batch_norm
