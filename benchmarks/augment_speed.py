@@ -79,14 +79,10 @@ def main(batch=512, size=32):
 
 
 def colour_map(views, parameters):
-    """kssl's colour step: one affine map per image (`kssl.data.augment.colour_matrices`), then a clip."""
-    import tensorflow as tf
-
+    """kssl's colour step: one affine map per image (`kssl.data.augment.apply_colour`)."""
     from kssl.data import augment
 
-    mean_luma = tf.reduce_mean(tf.tensordot(views, tf.constant(augment._GRAY_WEIGHTS), 1), axis=[1, 2])
-    matrices, offsets = augment.colour_matrices(parameters, mean_luma)
-    return tf.clip_by_value(tf.einsum("bhwc,bdc->bhwd", views, matrices) + offsets[:, None, None, None], 0.0, 1.0)
+    return augment.apply_colour(views, parameters)
 
 
 def hsv_colour_jitter(views, parameters):

@@ -224,11 +224,7 @@ def finish_views(crops, parameters, compute_all_branches: bool = False):
     scale = 1 / 255 if crops.dtype == tf.uint8 else 1.0
     views = tf.cast(crops, tf.float32)
     if "jitter" in parameters or "grayscale" in parameters:
-        # The scaling to [0, 1] rides in the colour map: one pass over the pixels fewer.
-        mean_luma = tf.reduce_mean(_grayscale(views), axis=[1, 2, 3]) * scale
-        matrices, offsets = colour_matrices(parameters, mean_luma)
-        views = tf.einsum("bhwc,bdc->bhwd", views, matrices * scale) + offsets[:, None, None, None]
-        views = tf.clip_by_value(views, 0.0, 1.0)
+        views = apply_colour(views, parameters, scale)
     elif scale != 1.0:
         views = views * scale
     if "blur" in parameters:
@@ -316,12 +312,20 @@ def _gather_scatter(mask, views, parameters, transform):
     return tf.tensor_scatter_nd_update(views, chosen, transform(subset, chosen_parameters))
 
 
-def _per_image(values):
-    return values[:, None, None, None]
-
-
 def _grayscale(images):
     return tf.reduce_sum(images * tf.constant(_GRAY_WEIGHTS, images.dtype), axis=-1, keepdims=True)
+
+
+def apply_colour(views, parameters, scale=1.0):
+    """Colour jitter and grayscale of `(N, S, S, 3)` float views (`colour_matrices`), clipped
+    to [0, 1]; `scale` (1/255 for uint8 values) rides in the map, one pass fewer."""
+    # Per image and elementwise, so a row's views do not depend on the batch it is computed
+    # in (a tensordot here is one matmul over the batch's pixels, whose rounding does:
+    # two workers then trained to weights 7e-4 apart from one process's).
+    mean_luma = tf.reduce_mean(_grayscale(views), axis=[1, 2, 3]) * scale
+    matrices, offsets = colour_matrices(parameters, mean_luma)
+    views = tf.einsum("bhwc,bdc->bhwd", views, matrices * scale) + offsets[:, None, None, None]
+    return tf.clip_by_value(views, 0.0, 1.0)
 
 
 def colour_matrices(parameters, mean_luma):
