@@ -39,29 +39,40 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--budget", type=float, default=15.0, help="pretraining minutes")
+    add_common_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def add_common_arguments(parser) -> None:
+    """The options every lightly reference script takes: width, batch, workers, seed, output."""
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--features", required=True, help="write train/test features and labels here (.npz)")
-    return parser.parse_args(argv)
+
+
+def lightly_backbone(width: float):
+    """lightly's CIFAR ResNet-18 (`ResNetGenerator`) at `width`, pooled and flattened to features."""
+    import torch
+    from lightly.models import ResNetGenerator
+
+    resnet = ResNetGenerator("resnet-18", width=width)
+    return torch.nn.Sequential(*list(resnet.children())[:-1], torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
 
 
 def main(argv=None):
     args = parse_args(argv)
-    import numpy as np
     import torch
     import torchvision
     from lightly.loss import NTXentLoss
     from lightly.models import ResNetGenerator
     from lightly.models.modules import SimCLRProjectionHead
     from lightly.transforms import SimCLRTransform
-    from lightly.transforms.utils import IMAGENET_NORMALIZE
 
     torch.manual_seed(args.seed)
     data = pathlib.Path(args.data)
-    resnet = ResNetGenerator("resnet-18", width=args.width)
-    backbone = torch.nn.Sequential(*list(resnet.children())[:-1], torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    backbone = lightly_backbone(args.width)
     features = backbone(torch.zeros(2, 3, 32, 32)).shape[1]
     head = SimCLRProjectionHead(features, features, 128)
     model = torch.nn.Sequential(backbone, head)
@@ -120,24 +131,6 @@ def main(argv=None):
         flush=True,
     )
 
-    test_transform = torchvision.transforms.Compose(
-        [
-            torchvision.transforms.ToTensor(),
-            torchvision.transforms.Normalize(mean=IMAGENET_NORMALIZE["mean"], std=IMAGENET_NORMALIZE["std"]),
-        ]
-    )
-    backbone.eval()
-    arrays = {}
-    with torch.no_grad():
-        for split in ("train", "test"):
-            dataset = torchvision.datasets.ImageFolder(data / split, transform=test_transform)
-            loader = torch.utils.data.DataLoader(dataset, batch_size=512, num_workers=args.workers)
-            feature_batches, label_batches = [], []
-            for images, labels in loader:
-                feature_batches.append(backbone(images).numpy())
-                label_batches.append(labels.numpy())
-            arrays[f"{split}_features"] = np.concatenate(feature_batches)
-            arrays[f"{split}_labels"] = np.concatenate(label_batches)
     summary = {
         "date": time.strftime("%Y-%m-%d"),
         "recipe": "lightly SimCLR (cifar10_benchmark.py), cosine over the time budget",
@@ -148,13 +141,46 @@ def main(argv=None):
         "views_per_second": views_per_second,
         "backbone_views_per_second": backbone_views_per_second,
     }
-    path = pathlib.Path(args.features)
+    save_features(backbone, data, args.features, summary, workers=args.workers)
+    print(json.dumps(summary, indent=2))
+
+
+def save_features(backbone, data, path, summary, workers=2, image_size=None):
+    """Writes the frozen `backbone`'s features of `data`/train and `data`/test (lightly's
+    test transform; photos resized and centre-cropped to `image_size`) with their labels
+    and the JSON `summary` to the `.npz` at `path`, whole or not at all."""
+    import numpy as np
+    import torch
+    import torchvision
+    from lightly.transforms.utils import IMAGENET_NORMALIZE
+
+    resize = [] if image_size is None else [torchvision.transforms.Resize(image_size),
+                                            torchvision.transforms.CenterCrop(image_size)]  # fmt: skip
+    test_transform = torchvision.transforms.Compose(
+        resize
+        + [
+            torchvision.transforms.ToTensor(),
+            torchvision.transforms.Normalize(mean=IMAGENET_NORMALIZE["mean"], std=IMAGENET_NORMALIZE["std"]),
+        ]
+    )
+    backbone.eval()
+    arrays = {}
+    with torch.no_grad():
+        for split in ("train", "test"):
+            dataset = torchvision.datasets.ImageFolder(pathlib.Path(data) / split, transform=test_transform)
+            loader = torch.utils.data.DataLoader(dataset, batch_size=512, num_workers=workers)
+            feature_batches, label_batches = [], []
+            for images, labels in loader:
+                feature_batches.append(backbone(images).numpy())
+                label_batches.append(labels.numpy())
+            arrays[f"{split}_features"] = np.concatenate(feature_batches)
+            arrays[f"{split}_labels"] = np.concatenate(label_batches)
+    path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as file:  # written whole, then renamed into place
         np.savez(file, summary=json.dumps(summary), **arrays)
     os.replace(partial, path)
-    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,14 @@ METHODS = {
     "simclr": MethodSpec(
         "kssl.models.simclr:SimCLR",
         "contrastive: each view against the batch's other images (Chen et al. 2020)",
-        {"temperature": _TEMPERATURE, "local_crops": _LOCAL_CROPS},
+        {
+            "temperature": _TEMPERATURE,
+            "local_crops": Option(
+                None,
+                "small crops per image besides the 2 global ones (multi-crop); default: 4 from 64 px, 0 below",
+                kind=int,
+            ),
+        },
         recipe=recipes.SIMCLR,
     ),
     "moco": MethodSpec(

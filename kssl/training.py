@@ -33,6 +33,7 @@ from kssl.finetuning.adversarial import AdversarialTraining
 from kssl.finetuning.discriminative import LayerwiseAdam, stage_learning_rates
 from kssl.memory import check_training_memory
 from kssl.methods import method_class, method_spec
+from kssl.models import multicrop
 from kssl.models.classifier import Classifier
 from kssl.precision import has_gpu, resolve_jit_compile
 from kssl.recipes import PretrainingRecipe, recipe_for
@@ -220,6 +221,9 @@ def pretrain(
         options["temperature"] = spec.parse_options({"temperature": temperature}, "temperature")["temperature"]
     size = encoder.input_shape[1]
     image_set = image_set.at_size(size)
+    if model_class.supports_local_crops:  # decided once, on the encoder: the views and the model agree
+        local_crops = options.get("local_crops", model_class.default_local_crops())
+        options["local_crops"] = multicrop.resolve_local_crops(local_crops, size, encoder)
     augmentation = augmentation or model_class.view_augmentations(size, **options)
     if projection_head is not None:
         options["projection_head"] = projection_head

@@ -81,7 +81,7 @@ def prepare(config, strategy, labeled=True, pretraining=False):
     # An unknown name, an encoder the method cannot train, or a step that cannot fit in
     # memory fails before loading data.
     if config.encoder is not None and config.image_size is not None:
-        check_encoder_and_memory(model_class, config, pretraining)
+        config = check_encoder_and_memory(model_class, config, pretraining)
     elif config.weights is not None:
         raise InputError("--weights needs a keras.applications backbone: add --encoder keras:ResNet50V2 (or another).")
     config = check_finetuning(config)
@@ -101,7 +101,7 @@ def prepare(config, strategy, labeled=True, pretraining=False):
         config = dataclasses.replace(config, image_size=notes["image_size"])
     config = dataclasses.replace(config, stream=notes["storage"] == "streaming")
     if config.encoder is not None and not size_was_given:  # checked above when the size was known
-        check_encoder_and_memory(model_class, config, pretraining, min(config.batch_size, len(train)))
+        config = check_encoder_and_memory(model_class, config, pretraining, min(config.batch_size, len(train)))
     if labeled:
         check_classes(train, config.data, "fine-tuning")
     budgets = [label_draws(train, labels, config.draws, config.seed) for labels in config.labels] if labeled else []
@@ -148,18 +148,33 @@ def picked_subsets(encoder, train, budgets, config) -> list:
     return picked
 
 
-def check_encoder_and_memory(model_class, config, pretraining, batch_size=None) -> None:
-    """An `InputError` unless the method can train `config`'s encoder and, when
-    `pretraining`, a step of `batch_size` (default `config.batch_size`) fits in memory
+def check_encoder_and_memory(model_class, config, pretraining, batch_size=None):
+    """`config` with multi-crop's size-dependent default decided on its encoder, or an
+    `InputError` unless the method can train `config`'s encoder and, when `pretraining`,
+    a step of `batch_size` (default `config.batch_size`) fits in memory
     (`kssl.memory.check_training_memory`)."""
     from kssl.encoders import build_encoder
     from kssl.memory import check_training_memory
+    from kssl.models.multicrop import AUTO_FROM_SIZE, local_size, resolve_local_crops
 
     encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
     model_class.check_encoder(encoder)
+    if model_class.supports_local_crops and config.method_options.get("local_crops", 0) is None:
+        local_crops = resolve_local_crops(None, config.image_size, encoder)
+        config = dataclasses.replace(config, method_options={**config.method_options, "local_crops": local_crops})
+        reason = (
+            f"from {AUTO_FROM_SIZE} px"
+            if local_crops
+            else f"below {AUTO_FROM_SIZE} px"
+            if config.image_size < AUTO_FROM_SIZE
+            else "the encoder takes one size"
+        )
+        what = f"{local_crops} local crops of {local_size(config.image_size)} px" if local_crops else "off"
+        print(f"multi-crop: {what} ({reason}; --method-option local_crops=N overrides)", flush=True)
     if pretraining:
         views = model_class.view_augmentations(config.image_size, **config.method_options)
         check_training_memory(encoder, batch_size or config.batch_size, views)
+    return config
 
 
 def encoder_size(encoder, asked, path) -> int:

@@ -98,6 +98,8 @@ class SelfSupervisedModel(keras.Model):
         self.check_encoder(encoder)
         if probe_classes is not None and (not isinstance(probe_classes, int) or probe_classes < 2):
             raise ValueError(f"probe_classes must be an integer >= 2 or None. Received: {probe_classes!r}")
+        if self.supports_local_crops:
+            local_crops = multicrop.resolve_local_crops(local_crops, encoder.input_shape[1], encoder)
         if multicrop.check_local_crops(local_crops) and not self.supports_local_crops:
             raise ValueError(
                 f"{type(self).__name__} does not take local crops (multi-crop). Received: local_crops={local_crops!r}"
@@ -198,11 +200,14 @@ class SelfSupervisedModel(keras.Model):
         with `options` (its constructor options): its `global_views`, and its local crops
         after them if it takes any (`kssl.models.multicrop.with_local_crops`)."""
         local_crops = options.pop("local_crops", cls.default_local_crops())
+        if cls.supports_local_crops:
+            local_crops = multicrop.resolve_local_crops(local_crops, image_size)
         return multicrop.with_local_crops(cls.global_views(image_size, **options), image_size, local_crops)
 
     @classmethod
     def default_local_crops(cls) -> int:
-        """The constructor's default `local_crops` (0 for a method without multi-crop)."""
+        """The constructor's default `local_crops` (0 for a method without multi-crop; None
+        for the size-dependent default, `kssl.models.multicrop.resolve_local_crops`)."""
         parameter = inspect.signature(cls.__init__).parameters.get("local_crops")
         return 0 if parameter is None or not cls.supports_local_crops else parameter.default
 

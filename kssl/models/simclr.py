@@ -31,7 +31,8 @@ class SimCLR(SelfSupervisedModel):
         probe_classes: if set, an online linear probe with this many classes trains
             on stop-gradient features whenever the data carries labels, and reports
             `probe_accuracy`; it never changes the encoder.
-        local_crops: small crops per image (multi-crop, `kssl.models.multicrop`); the
+        local_crops: small crops per image (multi-crop, `kssl.models.multicrop`); None
+            (default): 4 from 64 px, 0 below (`multicrop.resolve_local_crops`). The
             loss is then NT-Xent's mean over the pairs of the two global crops and of
             each global crop with each local one (`symmetric_pairs`), each pair with the
             batch's other images of its two views as negatives.
@@ -59,7 +60,7 @@ class SimCLR(SelfSupervisedModel):
     nested_layers = ("projection_head",)
     supports_local_crops = True
 
-    def __init__(self, encoder, projection_head=None, temperature=0.2, local_crops=0, probe_classes=None, **kwargs):
+    def __init__(self, encoder, projection_head=None, temperature=0.2, local_crops=None, probe_classes=None, **kwargs):
         super().__init__(encoder, probe_classes=probe_classes, local_crops=local_crops, **kwargs)
         self.projection_head = projection_head or simclr_projector(self.feature_dim)
         self.temperature = check_temperature(temperature)

@@ -10,20 +10,50 @@ import tensorflow as tf
 from kssl.encoders import conv4, vit
 from kssl.losses import byol, byol_crops
 from kssl.methods import METHODS, method_class
-from kssl.models.multicrop import directed_pairs, local_size, symmetric_pairs, with_local_crops
+from kssl.models.multicrop import (
+    AUTO_FROM_SIZE,
+    AUTO_LOCAL_CROPS,
+    directed_pairs,
+    local_size,
+    resolve_local_crops,
+    symmetric_pairs,
+    with_local_crops,
+)
 
 
 @pytest.mark.parametrize("name", ["simclr", "vicreg", "byol"])
 def test_local_crops_add_small_views_after_the_methods_own_two(name):
     model_class = method_class(name)
-    own = model_class.view_augmentations(96)
-    assert len(own) == 2 and own[0].crop_area == (0.08, 1.0)  # two views by default: nothing changes
+    own = model_class.view_augmentations(96, local_crops=0)
+    assert len(own) == 2 and own[0].crop_area == (0.08, 1.0)  # no local crops: the method's own two views
     views = model_class.view_augmentations(96, local_crops=4)
     assert [view.image_size for view in views] == [96, 96] + [local_size(96)] * 4
     assert [view.crop_area for view in views] == [(0.14, 1.0)] * 2 + [(0.05, 0.14)] * 4
     # the global pair keeps the method's own differences (BYOL's asymmetric blur)
     assert [view.blur_probability for view in views[:2]] == [view.blur_probability for view in own]
     assert views[2].blur_probability == 0.5 and views[2].solarize_probability == 0.0
+
+
+def test_simclr_takes_local_crops_by_default_from_64_px_only_and_never_on_a_vit():
+    simclr = method_class("simclr")
+    assert len(simclr.view_augmentations(AUTO_FROM_SIZE)) == 2 + AUTO_LOCAL_CROPS
+    assert len(simclr.view_augmentations(AUTO_FROM_SIZE - 1)) == 2
+    assert simclr(conv4(0.125, image_size=64)).local_crops == AUTO_LOCAL_CROPS
+    assert simclr(conv4(0.125, image_size=32)).local_crops == 0
+    assert simclr(vit(depth=1, width=1 / 12, image_size=64, patch_size=16)).local_crops == 0
+    assert simclr(conv4(0.125, image_size=64), local_crops=0).local_crops == 0  # an explicit 0 wins
+    assert resolve_local_crops(3, 16) == 3
+    # Methods whose multi-crop was not measured to pay keep two views (DINO its 6).
+    assert [method_class(name).default_local_crops() for name in ("vicreg", "byol", "dino")] == [0, 0, 6]
+
+
+def test_pretrain_and_its_config_record_the_decided_number(tmp_path):
+    import kssl
+    from kssl.training import pretrain
+
+    images = kssl.load_digits(image_size=8).subset(range(16))
+    model, _ = pretrain(images, conv4(0.125, image_size=64), epochs=1, batch_size=8, verbose=0)
+    assert model.local_crops == AUTO_LOCAL_CROPS and model.get_config()["local_crops"] == AUTO_LOCAL_CROPS
 
 
 def test_local_crops_at_cifar_size_have_no_blur_and_a_floor_of_four_pixels():
