@@ -101,8 +101,8 @@ def main(argv=None):
             loss.backward()
             optimizer.step()
             if step % args.log_every == 0 or step == args.steps - 1:
-                curve.append({"step": step, "loss": float(loss), "teacher_entropy": entropy})
-                print(f"step {step} ({time.perf_counter() - start:.0f}s): loss {float(loss):.3f} "
+                curve.append({"step": step, "loss": loss.item(), "teacher_entropy": entropy})
+                print(f"step {step} ({time.perf_counter() - start:.0f}s): loss {loss.item():.3f} "
                       f"teacher entropy {entropy:.3f} (log K {math.log(args.prototypes):.3f})", flush=True)  # fmt: skip
             step += 1
     summary = {
