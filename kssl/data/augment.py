@@ -17,6 +17,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
+# Images this large or larger are photos: blur is on (SimCLR leaves it out for CIFAR's
+# 32 px), and so are BYOL's asymmetric views and SimCLR's default local crops.
+LARGE_IMAGE_SIZE = 64
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as tf.image.rgb_to_grayscale
 # RGB to YIQ (NTSC): Y is the luma above; the chroma plane (I, Q) holds the hue as an angle.
 _RGB_TO_YIQ = np.array([_GRAY_WEIGHTS, (0.596, -0.274, -0.322), (0.211, -0.523, 0.312)])
@@ -88,7 +91,7 @@ class ViewAugmentation:
     def effective_blur_probability(self) -> float:
         if self.blur_probability is not None:
             return float(self.blur_probability)
-        return 0.5 if self.image_size >= 64 else 0.0
+        return 0.5 if self.image_size >= LARGE_IMAGE_SIZE else 0.0
 
     def get_config(self) -> dict:
         return dataclasses.asdict(self)

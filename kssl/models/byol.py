@@ -85,9 +85,9 @@ class BYOL(MomentumModel):
         """BYOL's asymmetric pair (Grill et al. 2020, table 6): blur with probability 1.0
         on the first view and 0.1 on the second, solarize 0 and 0.2, where blur is on
         (images of 64 px or more; at CIFAR sizes, as SimCLR, neither)."""
-        from kssl.data.augment import ViewAugmentation
+        from kssl.data.augment import LARGE_IMAGE_SIZE, ViewAugmentation
 
-        large = image_size >= 64
+        large = image_size >= LARGE_IMAGE_SIZE
         return [
             ViewAugmentation(image_size, blur_probability=1.0 if large else 0.0),
             ViewAugmentation(

@@ -24,6 +24,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from kssl.data.augment import LARGE_IMAGE_SIZE
+
 GLOBAL_CROPS = 2
 LOCAL_SCALE = 96 / 224
 GLOBAL_AREA = (0.14, 1.0)
@@ -33,7 +35,7 @@ LOCAL_AREA = (0.05, 0.14)
 # +2.0 kNN and +2.2 linear points on the 96-px flowers and a wash on 32-px CIFAR-10, whose
 # local crops are 14 px (BENCHMARKS.md, "Multi-crop and DINO at equal wall clock").
 AUTO_LOCAL_CROPS = 4
-AUTO_FROM_SIZE = 64
+AUTO_FROM_SIZE = LARGE_IMAGE_SIZE  # where blur is on
 
 
 def local_size(image_size: int) -> int:
@@ -85,7 +87,7 @@ def with_local_crops(global_views: list, image_size: int, local_crops: int) -> l
     """
     if not check_local_crops(local_crops):
         return list(global_views)
-    large = image_size >= 64
+    large = image_size >= LARGE_IMAGE_SIZE
     first, second = (dataclasses.replace(view, crop_area=GLOBAL_AREA) for view in global_views)
     local = dataclasses.replace(
         second,
