@@ -50,6 +50,15 @@ def results_table(metrics: dict, out=None) -> str:
                 notes.append(note)
     lines += [f"  {note}" for note in notes]
     for row in metrics["label_budgets"]:
+        over = row.get("over_scratch")
+        if over and len(row["modes"]) > 1:  # with `full` alone, its own row says it
+            trained = "" if over["training"] == "supervised" else f"+{over['training']} "
+            lines.append(
+                f"  {row['labeled_images']} labels, pretraining's gain: the chosen {over['mode']} {trained}classifier "
+                f"{over['accuracy']:.1%} against the whole network trained from scratch ({over['scratch_mode']}) "
+                f"{over['scratch_accuracy']:.1%}: {over['gain']:+.1%}"
+            )
+    for row in metrics["label_budgets"]:
         propagated = row.get("label_propagation")
         if propagated:
             lines.append(

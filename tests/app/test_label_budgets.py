@@ -68,6 +68,10 @@ def test_draws_are_summarised_and_the_choice_ignores_a_test_only_signal(tmp_path
     assert "50 labels, linear: draw 2 of 2 (seed 1)" in printed
     assert "means over 2 draws of the labeled images (seeds 0-1)" in printed
     assert "saved: the full classifier at 50 labels (the best validation accuracy; nothing is chosen on" in printed
+    # Pretraining's gain is the chosen classifier against the whole network from scratch.
+    full = row["modes"]["full"]
+    assert row["over_scratch"]["gain"] == pytest.approx(full["pretrained_accuracy"] - full["scratch_accuracy"])
+    assert "50 labels, pretraining's gain: the chosen full classifier" in printed
     assert (out / "label_efficiency.png").is_file()
 
 
