@@ -91,6 +91,7 @@ def main(argv=None):
     from kssl.cpu import cpu_model, onednn_enabled
     from kssl.data.sources import from_folder
     from kssl.encoders import build_encoder, vit
+    from kssl.errors import DivergedError
     from kssl.evaluation import evaluate_encoder
     from kssl.methods import check_method, method_spec
     from kssl.monitor import KNNMonitor
@@ -139,19 +140,24 @@ def main(argv=None):
         encoder = make_encoder(method)
         monitor = KNNMonitor(train, every=250, seed=args.seed)
         start = time.perf_counter()
-        model, history = pretrain(
-            pretraining,
-            encoder,
-            epochs=None if args.budget else args.epochs,
-            budget_minutes=args.budget,
-            batch_size=args.batch_size,
-            method=method,
-            method_options=options,
-            recipe=recipe,
-            seed=args.seed,
-            callbacks=[monitor],
-            verbose=2,
-        )
+        try:
+            model, history = pretrain(
+                pretraining,
+                encoder,
+                epochs=None if args.budget else args.epochs,
+                budget_minutes=args.budget,
+                batch_size=args.batch_size,
+                method=method,
+                method_options=options,
+                recipe=recipe,
+                seed=args.seed,
+                callbacks=[monitor],
+                verbose=2,
+            )
+        except DivergedError as error:  # a recipe too aggressive for this method: recorded, the others go on
+            results["methods"][variant] = {"recipe": dataclasses.asdict(recipe), "diverged": str(error)}
+            save(results)
+            continue
         seconds = time.perf_counter() - start
         steps = int(model.optimizer.iterations.numpy())
         scores = evaluate_encoder(model.encoder, train, test, k=min(200, len(train)), linear=not args.no_linear)

@@ -82,6 +82,7 @@ _EXPORTS = {
     "TimeBudget": "kssl.callbacks",
     "TrainingProgress": "kssl.callbacks",
     "StepHistory": "kssl.callbacks",
+    "StopOnDivergence": "kssl.callbacks",
     "KNNMonitor": "kssl.monitor",
     "pretrain": "kssl.training",
     "finetune": "kssl.training",

@@ -1,4 +1,4 @@
-"""Keras callbacks for training on a wall-clock budget."""
+"""Keras callbacks: training on a wall-clock budget, its progress, its curve, and a stop on divergence."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from kssl.atomic import atomic_file
+from kssl.errors import DivergedError
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -108,6 +109,47 @@ class TimeBudget(keras.callbacks.Callback):
         if self.first_step_end is None or self.steps < 2:
             return float("nan")
         return (self.steps - 1) / (time.perf_counter() - self.first_step_end)
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Raises `kssl.errors.DivergedError` at the first step whose loss is not finite.
+
+    Keras' `TerminateOnNaN` only sets `stop_training`: the step's later callbacks (a
+    checkpoint) still run on the broken weights and `fit` returns as if it had ended. This
+    one raises at once, naming the step, the learning rate then and `advice` (what to
+    change), so no checkpoint or model of the diverged weights is written. `kssl.pretrain`
+    and `kssl.finetune` put it first in their callbacks. It reads the loss the step
+    already returned (one host read per execution of `steps_per_execution` steps).
+
+    Example:
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    >>> model.compile(keras.optimizers.SGD(0.1), "mse")
+    >>> x = np.full((8, 1), np.nan, "float32")
+    >>> try:
+    ...     model.fit(x, x, epochs=3, verbose=0, callbacks=[StopOnDivergence(total_steps=3)])
+    ... except DivergedError as error:
+    ...     print(str(error).split(";")[0])
+    Training diverged: the loss was nan at step 1 of 3 (learning rate 0.1 then)
+    """
+
+    def __init__(self, total_steps: int | None = None, advice: str = "lower the learning rate"):
+        super().__init__()
+        self.total_steps = total_steps
+        self.advice = advice
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        step = int(self.model.optimizer.iterations.numpy())
+        of = "" if self.total_steps is None else f" of {self.total_steps}"
+        rate = self.model.optimizer.learning_rate
+        rate = float(rate(step) if callable(rate) else rate)  # a schedule or a variable
+        raise DivergedError(
+            f"Training diverged: the loss was {float(loss)} at step {step}{of} (learning rate {rate:.3g} then); "
+            f"nothing of it is saved. To train, {self.advice}."
+        )
 
 
 class TrainingProgress(keras.callbacks.Callback):

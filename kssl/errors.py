@@ -33,3 +33,8 @@ class UnwritableOutputError(InputError, PermissionError):
 
 class MissingInputError(InputError, FileNotFoundError):
     """A model file or folder that should exist does not."""
+
+
+class DivergedError(InputError, FloatingPointError):
+    """Training's loss stopped being finite: the settings (most often the learning rate)
+    cannot train this model on this data. Nothing of the diverged training is saved."""

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from kssl import defaults
-from kssl.callbacks import BudgetProgress, TimeBudget, TrainingProgress
+from kssl.callbacks import BudgetProgress, StopOnDivergence, TimeBudget, TrainingProgress
 from kssl.checkpointing import StepCheckpoint
 from kssl.cpu import warn_if_onednn_off
 from kssl.data.augment import ViewAugmentation
@@ -90,8 +90,11 @@ def _copy_in_scope(encoder, strategy):
         return copy_model(encoder)
 
 
-def _fit(model, data, total_steps, checkpoint_dir, every_steps, callbacks, verbose, budget=None, **fit_kwargs):
-    """Fits for `total_steps` (or until `budget` stops it), resuming from `checkpoint_dir`.
+def _fit(model, data, total_steps, checkpoint_dir, every_steps, callbacks, verbose, budget=None, peak_rate=None,
+         **fit_kwargs):  # fmt: skip
+    """Fits for `total_steps` (or until `budget` stops it), resuming from `checkpoint_dir`;
+    a loss that is no longer finite raises `DivergedError` before anything is saved
+    (`StopOnDivergence`, first of the callbacks; `peak_rate` goes into its advice).
 
     Under a budget, Keras' progress bar (which has no total then) gives way to
     `BudgetProgress`: minutes elapsed and left, and an estimated number of steps.
@@ -115,6 +118,12 @@ def _fit(model, data, total_steps, checkpoint_dir, every_steps, callbacks, verbo
         if verbose != 0:
             callbacks.append(BudgetProgress(budget, initial_step=done))
             verbose = 0
+    advice = (
+        "lower the learning rate"
+        if peak_rate is None
+        else (f"pass a smaller learning_rate (its peak was {peak_rate:.3g}; try {peak_rate / 3:.2g})")
+    )
+    callbacks = [StopOnDivergence(total_steps, advice), *callbacks]
     remaining = None if total_steps is None else total_steps - done
     return model.fit(
         data(done),
@@ -275,7 +284,8 @@ def pretrain(
         )
         return to_device(batches, strategy) if on_device else batches
 
-    history = _fit(model, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, budget)
+    history = _fit(model, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, budget,
+                   peak_rate=recipe.peak_learning_rate(batch_size))  # fmt: skip
     return model, history
 
 
@@ -419,7 +429,15 @@ def finetune(
 
     validation = labeled_batches(validation_set, 256) if validation_set is not None else None
     history = _fit(
-        trained, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, validation_data=validation
+        trained,
+        data,
+        steps,
+        checkpoint_dir,
+        checkpoint_every,
+        list(callbacks),
+        verbose,
+        validation_data=validation,
+        peak_rate=learning_rate,
     )
     return classifier, history
 

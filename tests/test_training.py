@@ -74,3 +74,18 @@ def test_finetune_trains_a_classifier_that_beats_chance(images):
 
 def _arrays(image_set):
     return image_set.images.astype("float32") / 255.0, image_set.labels
+
+
+def test_a_diverging_loss_stops_at_its_step_and_no_checkpoint_keeps_the_broken_weights(images, tmp_path):
+    import tensorflow as tf
+
+    from kssl.errors import DivergedError
+
+    with pytest.raises(DivergedError, match=r"the loss was nan at step [23] of 8 .*try 3.3e\+05") as error:
+        pretrain(images, tiny_encoder(), epochs=2, batch_size=32, method="vicreg", learning_rate=1e6, verbose=0,
+                 checkpoint_dir=tmp_path, checkpoint_every=1)  # fmt: skip
+    assert "nothing of it is saved" in str(error.value)
+    reader = tf.train.load_checkpoint(str(tmp_path))  # the last step before the loss broke
+    values = [reader.get_tensor(name) for name in reader.get_variable_to_shape_map()]
+    floats = [v for v in values if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+    assert len(floats) > 20 and all(np.isfinite(v).all() for v in floats)
