@@ -8,8 +8,9 @@ in a fresh process:
    first training step, and the command's peak RSS, for `--files` and 4x as many files
    (the extra files are hard links under new names: as many files to list, shuffle and
    open, without 4x the disk), with a new and with a saved listing;
-2. pretraining views/s at 64 and 96 px streaming from disk, and in memory (a subset of
-   `--memory-images` decoded first), against the encoder's own forward+backward speed on
+2. pretraining views/s at 64 and 96 px streaming from disk (also with tf.data's threads
+   in a private pool of 1 or 2, `tf.data.Options().threading.private_threadpool_size`), and
+   in memory (a subset of `--memory-images` decoded first), against the encoder's own forward+backward speed on
    a constant batch, measured interleaved in one process (pipeline ratio = views/s
    streaming / views/s of the encoder alone);
 3. the same folder read by `keras.utils.image_dataset_from_directory` and kssl's batched
@@ -148,8 +149,15 @@ THROUGHPUT = textwrap.dedent(
         return augment(x / 255.0, tf.stack([0, i])), augment(x / 255.0, tf.stack([1, i]))
 
     keras_pairs = keras_reader.enumerate().map(two_views, num_parallel_calls=tf.data.AUTOTUNE)
+    def capped(threads):  # tf.data's own pool of `threads` threads: less contention with the step's
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = threads
+        return lambda: view_pairs(files.at_size(size), batch).with_options(options)
+
     makers = {
         "streaming": lambda: view_pairs(files.at_size(size), batch),
+        "streaming, tf.data's own pool of 1 thread": capped(1),
+        "streaming, tf.data's own pool of 2 threads": capped(2),
         "in memory": lambda: view_pairs(memory.at_size(size), batch),
         "constant batch (encoder alone)": None,
         "keras image_dataset_from_directory + kssl augmentation": lambda: keras_pairs.repeat().prefetch(

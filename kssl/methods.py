@@ -66,7 +66,7 @@ METHODS = {
             "momentum_schedule": Option(False, "raise the momentum to 1 on a cosine over training"),
             "symmetric": Option(True, "each view is query and key in turn"),
         },
-        recipe=recipes.LIGHTLY_CIFAR,
+        recipe=recipes.MOCO,
     ),
     "byol": MethodSpec(
         "kssl.models.byol:BYOL",
@@ -76,18 +76,18 @@ METHODS = {
             "momentum_schedule": Option(True, "raise the momentum to 1 on a cosine over training"),
             "local_crops": _LOCAL_CROPS,
         },
-        recipe=recipes.LIGHTLY_CIFAR,
+        recipe=recipes.BYOL,
     ),
     "simsiam": MethodSpec(
         "kssl.models.simsiam:SimSiam",
         "a predictor and a stop-gradient, no negatives (Chen & He 2021)",
-        recipe=recipes.LIGHTLY_CIFAR,
+        recipe=recipes.SIMSIAM,
     ),
     "barlow": MethodSpec(
         "kssl.models.barlow_twins:BarlowTwins",
         "cross-correlation of the views driven to identity (Zbontar et al. 2021)",
         {"lambda_": Option(5e-3, "weight of the off-diagonal (redundancy) terms")},
-        recipe=recipes.LIGHTLY_CIFAR,
+        recipe=recipes.BARLOW,
     ),
     "vicreg": MethodSpec(
         "kssl.models.vicreg:VICReg",

@@ -399,7 +399,11 @@ def test_options_reach_the_method_and_config_json_alone_reruns_to_the_same_weigh
     assert config["method_options"] == {
         "temperature": 0.3, "queue_size": 128, "momentum": 0.99, "momentum_schedule": False, "symmetric": True,
     }  # fmt: skip
-    assert config["recipe"]["learning_rate"] == 0.12 and config["view_augmentations"][0]["image_size"] == 8
+    assert (
+        config["recipe"]["learning_rate"] == 0.3
+        and config["recipe"]["weight_decay"] == 1e-4
+        and config["view_augmentations"][0]["image_size"] == 8
+    )
     assert config["kssl_version"] and config["epochs"] == 0.1
     again = tmp_path / "again"
     assert main(["pretrain", "--config", str(tmp_path / "first" / "config.json"), "--out", str(again)]) == 0

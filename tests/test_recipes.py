@@ -70,3 +70,17 @@ def test_lars_variant_trains_with_kssls_lars_and_a_budget_can_drive_its_rate():
     budgeted = recipe.build_optimizer(batch_size=256)
     budgeted.learning_rate.assign(0.01)
     assert float(budgeted.learning_rate) == pytest.approx(0.01)
+
+
+def test_the_tuned_recipes_build_what_benchmarks_md_measured():
+    from kssl.optimizers import LARS
+
+    # BENCHMARKS.md, "Recipe tuning": each method's adopted recipe, as the optimizer it builds.
+    barlow = recipe_for("barlow").build_optimizer(batch_size=512, total_steps=10)
+    assert isinstance(barlow, LARS) and barlow.lars_weight_decay == pytest.approx(1e-4)
+    expected = {"moco": (0.3, 1e-4), "byol": (0.3, 5e-4), "simsiam": (0.5, 1e-5), "vicreg": (0.12, 5e-4)}
+    for method, (rate, decay) in expected.items():
+        optimizer = recipe_for(method).build_optimizer(batch_size=512, total_steps=20)
+        assert isinstance(optimizer, keras.optimizers.SGD) and not optimizer.nesterov, method
+        assert float(optimizer._learning_rate(1)) == pytest.approx(2 * rate), method  # the peak, at B=512
+        assert optimizer.weight_decay == pytest.approx(decay), method
