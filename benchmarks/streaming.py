@@ -138,7 +138,7 @@ THROUGHPUT = textwrap.dedent(
     batch = 128
     files = list_folder(folder, progress=False)
     memory = files.subset(np.random.default_rng(0).permutation(len(files))[:memory_images]).load(size, progress=False)
-    model = kssl.SimCLR(kssl.resnet(18, width=0.25, image_size=size))
+    model = kssl.SimCLR(kssl.resnet(18, width=0.25, image_size=size), local_crops=0)  # two views: pairs
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     constant = next(iter(view_pairs(memory.at_size(size), batch)))
     augment = kssl.ViewAugmentation(size)

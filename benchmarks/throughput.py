@@ -43,7 +43,7 @@ strategy = (tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(config["r
             if config["replicas"] > 1 else tf.distribute.get_strategy())
 size, batch = config["image_size"], config["batch_size"]
 with strategy.scope():
-    model = SimCLR(resnet(18, width=0.25, image_size=size))
+    model = SimCLR(resnet(18, width=0.25, image_size=size), local_crops=0)  # two views at any size
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=config["jit"])
 views = tf.random.uniform((batch, size, size, 3))
 data = tf.data.Dataset.from_tensors((views, views)).repeat()
