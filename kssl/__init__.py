@@ -83,6 +83,7 @@ _EXPORTS = {
     "TrainingProgress": "kssl.callbacks",
     "StepHistory": "kssl.callbacks",
     "StopOnDivergence": "kssl.callbacks",
+    "StepProgress": "kssl.callbacks",
     "KNNMonitor": "kssl.monitor",
     "pretrain": "kssl.training",
     "finetune": "kssl.training",

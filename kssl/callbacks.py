@@ -252,6 +252,91 @@ class BudgetProgress(keras.callbacks.Callback):
         self._show(final=True)
 
 
+def live_display(stream) -> bool:
+    """Whether `stream` shows a line rewritten in place: a terminal or a Jupyter notebook's
+    output (Keras' progress bar assumes it of any POSIX stream, so a log file gets thousands
+    of carriage-return updates on one line).
+
+    Example:
+    >>> import io
+    >>> live_display(io.StringIO())
+    False
+    """
+    if getattr(stream, "isatty", lambda: False)():
+        return True
+    kernel_stream = getattr(sys.modules.get("ipykernel.iostream"), "OutStream", None)
+    return kernel_stream is not None and isinstance(stream, kernel_stream)
+
+
+class StepProgress(keras.callbacks.Callback):
+    """Progress as whole lines, for output that is not a terminal (a log file, a pipe).
+
+    Prints a line each time another `every_fraction` of the steps is done or
+    `every_seconds` have passed, whichever comes first, and one at the end: the step, the
+    time elapsed and left (at the speed since the first step, which includes tracing), and
+    the running means of the metrics (validation ones at the end). `kssl.pretrain` and
+    `kssl.finetune` use it in place of Keras' bar when standard output is not a terminal.
+
+    Example:
+    >>> progress = StepProgress(total_steps=586)
+    >>> progress.line(step=120, elapsed=45.0, steps_per_second=2.7, logs={"loss": 1.2345})
+    'step 120 of 586 (20%) | 0:45 elapsed, ~2:53 left | 2.7 steps/s | loss 1.234'
+    """
+
+    def __init__(self, total_steps: int, initial_step: int = 0, stream=None, every_fraction: float = 0.1,
+                 every_seconds: float = 30.0):  # fmt: skip
+        super().__init__()
+        self.total_steps = int(total_steps)
+        self.initial_step = int(initial_step)
+        self.stream = stream or sys.stdout
+        self.every_steps = max(1, int(every_fraction * total_steps))
+        self.every_seconds = every_seconds
+        self._raw_logs = {}
+
+    def line(self, step: int, elapsed: float, steps_per_second: float, logs: dict) -> str:
+        share = f"{100 * step // self.total_steps}%"
+        text = f"step {step:,} of {self.total_steps:,} ({share}) | {_minutes(elapsed)} elapsed"
+        if step < self.total_steps and math.isfinite(steps_per_second) and steps_per_second > 0:
+            text += f", ~{_minutes((self.total_steps - step) / steps_per_second)} left"
+        if math.isfinite(steps_per_second) and steps_per_second > 0:
+            text += f" | {steps_per_second:.1f} steps/s"
+        metrics = "  ".join(f"{name} {float(np.ravel(value)[0]):.3f}" for name, value in logs.items())
+        return f"{text} | {metrics}" if metrics else text
+
+    def on_train_begin(self, logs=None):
+        self._start = self._shown_time = time.perf_counter()
+        self._first = None  # (step, time) at the end of the first step: the speed after tracing
+        self._step = self._shown_step = self.initial_step
+
+    def _rate(self, now):
+        """Steps per second since the first step ended (tracing excluded), or since the start."""
+        if self._first is not None and self._step > self._first[0]:
+            return (self._step - self._first[0]) / max(now - self._first[1], 1e-9)
+        return (self._step - self.initial_step) / max(now - self._start, 1e-9)
+
+    def _show(self, logs):
+        now = time.perf_counter()
+        self.stream.write(self.line(self._step, now - self._start, self._rate(now), logs) + "\n")
+        self.stream.flush()
+        self._shown_time, self._shown_step = now, self._step
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keep the logs as they are; read them (a wait for the device) only to show them.
+        self._raw_logs, self._step = logs or {}, self.initial_step + batch + 1
+        if self._first is None:
+            self._first = (self._step, time.perf_counter())
+        due = self._step - self._shown_step >= self.every_steps
+        if self._step < self.total_steps and (due or time.perf_counter() - self._shown_time >= self.every_seconds):
+            self._show(self._raw_logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._raw_logs = logs or self._raw_logs  # with the validation metrics, if any
+
+    def on_train_end(self, logs=None):
+        if self._step > self.initial_step:
+            self._show(self._raw_logs)
+
+
 def _minutes(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"

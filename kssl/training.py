@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import sys
 
 import keras
 import tensorflow as tf
 
 from kssl import defaults
-from kssl.callbacks import BudgetProgress, StopOnDivergence, TimeBudget, TrainingProgress
+from kssl.callbacks import (
+    BudgetProgress,
+    StepProgress,
+    StopOnDivergence,
+    TimeBudget,
+    TrainingProgress,
+    live_display,
+)
 from kssl.checkpointing import StepCheckpoint
 from kssl.cpu import warn_if_onednn_off
 from kssl.data.augment import ViewAugmentation
@@ -118,6 +126,10 @@ def _fit(model, data, total_steps, checkpoint_dir, every_steps, callbacks, verbo
         if verbose != 0:
             callbacks.append(BudgetProgress(budget, initial_step=done))
             verbose = 0
+    elif verbose in (1, "auto") and total_steps is not None and not live_display(sys.stdout):
+        # A log file or a pipe: whole lines instead of Keras' carriage-return bar.
+        callbacks.append(StepProgress(total_steps, initial_step=done))
+        verbose = 0
     advice = (
         "lower the learning rate"
         if peak_rate is None
