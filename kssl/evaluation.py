@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from kssl.quiet import quiet_keras_step_retracing
+
+quiet_keras_step_retracing()  # each new model traces its own step once: not retracing
+
 
 def extract_features(encoder, images, batch_size: int = 512, verbose: int = 0) -> np.ndarray:
     """Encoder features of the evaluation view of every image, in inference mode.

@@ -1,4 +1,5 @@
-"""Keeps TensorFlow's C++ log lines out of the `kssl` command's output.
+"""Keeps TensorFlow's C++ log lines out of the `kssl` command's output, and its spurious
+retracing warning about Keras' step functions out of any kssl output.
 
 TensorFlow's C++ runtime writes its logs straight to file descriptor 2: oneDNN notices,
 "Could not find cuda drivers" and `cuInit` errors on machines without a GPU, grappler's
@@ -97,3 +98,37 @@ def filter_native_logs() -> bool:
 
     atexit.register(restore)
     return True
+
+
+class KerasStepRetracingFilter:
+    """Drops TensorFlow's "triggered tf.function retracing" warning about Keras' own step
+    functions (the `TensorFlowTrainer` methods that make the train, test and predict steps).
+
+    kssl builds a new model for every fine-tuning mode, draw and start (and for each
+    evaluation), and each traces its own step once. TensorFlow counts the traces of the
+    same Python function across those distinct models and calls it excessive retracing;
+    here it is neither a bug nor avoidable. The warning about any other function passes.
+
+    Example:
+    >>> import logging
+    >>> record = lambda text: logging.LogRecord("tensorflow", logging.WARNING, "", 0, text, None, None)
+    >>> keep = KerasStepRetracingFilter().filter
+    >>> keep(record("5 out of the last 5 calls to <function TensorFlowTrainer.make_predict_function."
+    ...             "<locals>.one_step_on_data_distributed at 0x7f> triggered tf.function retracing."))
+    False
+    >>> keep(record("5 out of the last 5 calls to <function my_step at 0x7f> triggered tf.function retracing."))
+    True
+    """
+
+    def filter(self, record) -> bool:
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and "TensorFlowTrainer." in message)
+
+
+def quiet_keras_step_retracing() -> None:
+    """Adds `KerasStepRetracingFilter` to TensorFlow's logger, once."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, KerasStepRetracingFilter) for f in logger.filters):
+        logger.addFilter(KerasStepRetracingFilter())

@@ -44,9 +44,12 @@ from kssl.methods import method_class, method_spec
 from kssl.models import multicrop
 from kssl.models.classifier import Classifier
 from kssl.precision import has_gpu, resolve_jit_compile
+from kssl.quiet import quiet_keras_step_retracing
 from kssl.recipes import PretrainingRecipe, recipe_for
 from kssl.schedules import warmup_cosine
 from kssl.semi_supervised.base import SemiSupervisedTraining
+
+quiet_keras_step_retracing()  # each new model traces its own step once: not retracing
 
 
 def _check_steps_per_execution(value, strategy):
