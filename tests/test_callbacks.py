@@ -1,5 +1,4 @@
 import io
-import re
 import time
 
 import keras
@@ -101,23 +100,3 @@ def test_paused_time_is_not_charged_to_the_budget():
     with budget.paused():
         time.sleep(0.3)
     assert budget.elapsed < 0.1
-
-
-@pytest.mark.eager_steps
-def test_a_piped_run_logs_whole_short_lines_without_carriage_returns(tmp_path, capsys):
-    from helpers import TINY_MODEL
-
-    from kssl.cli import main
-
-    # capsys's stdout is not a terminal, as a pipe or a log file: Keras' bar would write
-    # every update on one line with carriage returns.
-    args = ["run", "--image-size", "8", *TINY_MODEL, "--epochs", "1", "--labels", "2", "--draws", "1",
-            "--validation", "none", "--finetune-epochs", "2", "--no-knn-monitor",
-            "--out", str(tmp_path / "run")]  # fmt: skip
-    assert main(args) == 0
-    printed = capsys.readouterr().out
-    assert "\r" not in printed and max(map(len, printed.splitlines())) <= 300
-    steps = [line for line in printed.splitlines() if line.startswith("step ")]
-    finals = [line for line in steps if re.match(r"step (\d+) of \1 \(100%\) \|.* loss \d", line)]
-    assert len(finals) == 3, steps  # pretraining, then fine-tuning pretrained and from scratch
-    assert len(steps) > len(finals)  # each also prints as it goes, not only at its end

@@ -1,5 +1,4 @@
-"""The `kssl` command hides TensorFlow's C++ log lines, and nothing else; kssl quiets TensorFlow's retracing
-warning about Keras' own steps, and nothing else."""
+"""The `kssl` command hides TensorFlow's C++ log lines, and nothing else."""
 
 import os
 import subprocess
@@ -81,26 +80,28 @@ def test_the_command_prints_no_native_log_lines_unless_verbose(tmp_path):
     assert [line for line in verbose if not is_native_log_line(line)] == quiet
 
 
-def test_fine_tuning_several_models_logs_no_retracing_warning_about_keras_steps():
+def test_new_models_tracing_their_steps_log_no_retracing_warning_but_other_functions_do():
     import logging
 
-    from helpers import digits, tiny_encoder
+    import keras
+    import numpy as np
 
-    from kssl.training import finetune
+    import kssl.training  # noqa: F401  (kssl's training and evaluation install the filter)
 
-    records = []
+    logged = []
     handler = logging.Handler()
-    handler.emit = lambda record: records.append(record.getMessage())
+    handler.emit = lambda record: logged.append(record.getMessage())
     logger = logging.getLogger("tensorflow")
     logger.addHandler(handler)
     try:
-        images = digits().subset(range(64))
-        for _ in range(7):  # as `kssl finetune` does: a new model per mode, draw and start
-            classifier, _ = finetune(tiny_encoder(), images, mode="linear", epochs=1, batch_size=32, verbose=0)
-            classifier.predict(images.images[:8].astype("float32") / 255, verbose=0)
+        for _ in range(8):  # as `kssl finetune` does: a new model per mode, draw and start
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+            model.compile("sgd", "mse")
+            model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0)
+            model.predict(np.zeros((4, 3)), verbose=0)
         logger.warning("3 out of the last 3 calls to <function users_own at 0x1> triggered tf.function retracing.")
     finally:
         logger.removeHandler(handler)
-    assert [r for r in records if "retracing" in r] == [  # a user's own function still warns
+    assert [message for message in logged if "retracing" in message] == [  # a user's own function still warns
         "3 out of the last 3 calls to <function users_own at 0x1> triggered tf.function retracing."
     ]

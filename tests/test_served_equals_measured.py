@@ -4,6 +4,7 @@
 then, in that process, `import kssl` alone loads the run's .keras files."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -67,6 +68,12 @@ def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "run"]  # no staging folder left behind
     printed = capsys.readouterr().out
     assert "from scratch" in printed and "frozen features of the SimCLR encoder" in printed
+    # capsys is not a terminal, as a pipe or a log file: whole short lines, no carriage
+    # returns (Keras' bar would write every update on one line), printed as training goes.
+    assert "\r" not in printed and max(map(len, printed.splitlines())) <= 300
+    steps = [line for line in printed.splitlines() if line.startswith("step ")]
+    finals = [line for line in steps if re.match(r"step (\d+) of \1 \(100%\) \|.* loss \d", line)]
+    assert len(finals) >= 3 and len(steps) > len(finals), steps  # pretraining, fine-tuning pretrained and scratch
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == "SimCLR" and metrics["label_budgets"][0]["labeled_images"] == 12
     assert metrics["test_images"] == 16 and json.loads((out / "config.json").read_text())["image_size"] == SIZE
