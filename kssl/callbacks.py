@@ -224,8 +224,7 @@ class BudgetProgress(keras.callbacks.Callback):
         text = f"[{bar}] {_minutes(elapsed):>5} of {_minutes(seconds)}, {_minutes(left)} left | step {steps:,}"
         if math.isfinite(steps_per_second) and steps_per_second > 0:
             text += f" of ~{int(steps + left * steps_per_second):,} | {steps_per_second:.1f} steps/s"
-        metrics = "  ".join(f"{name} {value:.3f}" for name, value in logs.items())
-        return f"{text} | {metrics}" if metrics else text
+        return _with_metrics(text, logs)
 
     def _show(self, final=False):
         self._logs = {name: float(np.ravel(value)[0]) for name, value in self._raw_logs.items()}
@@ -300,8 +299,7 @@ class StepProgress(keras.callbacks.Callback):
             text += f", ~{_minutes((self.total_steps - step) / steps_per_second)} left"
         if math.isfinite(steps_per_second) and steps_per_second > 0:
             text += f" | {steps_per_second:.1f} steps/s"
-        metrics = "  ".join(f"{name} {float(np.ravel(value)[0]):.3f}" for name, value in logs.items())
-        return f"{text} | {metrics}" if metrics else text
+        return _with_metrics(text, logs)
 
     def on_train_begin(self, logs=None):
         self._start = self._shown_time = time.perf_counter()
@@ -335,6 +333,12 @@ class StepProgress(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._step > self.initial_step:
             self._show(self._raw_logs)
+
+
+def _with_metrics(text: str, logs: dict) -> str:
+    """A progress line's `text`, then the logs as `name 0.123` (scalars or one-element arrays)."""
+    metrics = "  ".join(f"{name} {float(np.ravel(value)[0]):.3f}" for name, value in logs.items())
+    return f"{text} | {metrics}" if metrics else text
 
 
 def _minutes(seconds: float) -> str:

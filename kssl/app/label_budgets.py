@@ -178,13 +178,12 @@ def gain_over_scratch(row: dict) -> dict | None:
     """
     if "full" not in row["modes"]:
         return None
-    entry = row["modes"][row["best_mode"]]
-    semi = row.get("best_training", "supervised") != "supervised"
-    accuracy = entry["semi_supervised"]["accuracy"] if semi else entry["pretrained_accuracy"]
+    entry, training = row["modes"][row["best_mode"]], row.get("best_training", "supervised")
+    accuracy = entry["pretrained_accuracy"] if training == "supervised" else entry["semi_supervised"]["accuracy"]
     scratch = row["modes"]["full"]["scratch_accuracy"]
     return {
         "mode": row["best_mode"],
-        "training": row.get("best_training", "supervised"),
+        "training": training,
         "accuracy": accuracy,
         "scratch_mode": "full",
         "scratch_accuracy": scratch,
