@@ -346,6 +346,26 @@ def _minutes(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+class ImagesDone(keras.callbacks.Callback):
+    """A progress bar (tqdm, on stderr) of the images `predict` has gone through, `batch_size` a step."""
+
+    def __init__(self, total: int, batch_size: int, description: str = "embedding"):
+        super().__init__()
+        self.total, self.batch_size, self.description = int(total), int(batch_size), description
+        self.bar = None
+
+    def on_predict_begin(self, logs=None):
+        from kssl.data.files import progress_bar
+
+        self.bar = progress_bar(self.total, self.description)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.bar.update(min(self.batch_size, self.total - self.bar.n))
+
+    def on_predict_end(self, logs=None):
+        self.bar.close()
+
+
 class StepHistory(keras.callbacks.Callback):
     """Per-interval metric values within one long epoch, for training curves.
 
@@ -373,6 +393,11 @@ class StepHistory(keras.callbacks.Callback):
         self._start = 0
         self._step = 0
         self._previous = (0, {})
+
+    @property
+    def curves(self) -> dict[str, list[float]]:
+        """`logs` under the name `kssl.monitor.KNNMonitor` gives its own (metric name -> values)."""
+        return self.logs
 
     def on_train_begin(self, logs=None):
         optimizer = getattr(self.model, "optimizer", None) if self._model_is_set() else None

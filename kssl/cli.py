@@ -77,6 +77,26 @@ def _fraction(text):
     return value
 
 
+def _cosine(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a cosine similarity in [-1, 1], got {text!r}") from None
+    if not -1 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a cosine similarity is in [-1, 1] (near-duplicates: 0.95), got {text}")
+    return value
+
+
+def _export_formats(text):
+    from kssl.defaults import EXPORT_FORMATS  # imports no TensorFlow
+
+    names = _names(text)
+    unknown = [name for name in names if name not in EXPORT_FORMATS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose among {', '.join(EXPORT_FORMATS)}, got {text!r}")
+    return names
+
+
 def _few_shot(text):
     from kssl.few_shot import parse_few_shot  # imports no TensorFlow
 
@@ -346,6 +366,13 @@ def _output_options(parser, default="saved_models/<run-name>"):
         help="checkpoint training every this many steps; the same command resumes a killed run "
         f"(default {_default('checkpoint_every')})",
     )
+    parser.add_argument(
+        "--no-tensorboard",
+        dest="tensorboard",
+        action="store_false",
+        help="write no TensorBoard logs (default: scalars, the augmentation preview and the test embeddings "
+        "under OUT/logs/)",
+    )
 
 
 def _methods_epilog() -> str:
@@ -379,6 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
     _finetuning_options(run)
     _performance_options(run)
     _output_options(run)
+    run.add_argument(
+        "--export-formats",
+        type=_export_formats,
+        help="also export the classifier as onnx and/or litert files beside the SavedModel, in OUT/serving/ "
+        "(comma-separated; onnx needs tf2onnx)",
+    )
 
     pretrain = commands.add_parser(
         "pretrain",
@@ -439,7 +472,52 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model-name", default="kssl", help="TF Serving model name (default kssl)")
     export.add_argument("--version", type=_positive(int), default=1, help="model version (default 1)")
     export.add_argument("--out", required=True, help="serving root: the model goes to OUT/<model-name>/<version>/")
-    export.add_argument("--overwrite", action="store_true")
+    export.add_argument(
+        "--format",
+        dest="formats",
+        type=_export_formats,
+        default=["saved_model"],
+        help="saved_model (TF Serving: OUT/<model-name>/<version>/), onnx (OUT/<model-name>-v<version>.onnx, "
+        "needs tf2onnx) or litert (OUT/<model-name>-v<version>.tflite); several comma-separated "
+        "(default saved_model)",
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace what exists")
+    embed = commands.add_parser(
+        "embed",
+        help="write every image's embedding (path, label, L2-normalised features) to a .parquet or .npz file",
+        description="One row per image of --data: its path, its class name when the folder has class folders "
+        "(root/<class>/<image>), and the L2-normalised features of the evaluation view, the vectors of the "
+        "SavedModel's embed signature. Parquet needs pyarrow (pip install pyarrow).",
+    )
+    embed.add_argument(
+        "--pretrained",
+        required=True,
+        help="a run folder (its classifier.keras, the served model, else its encoder.keras) or a .keras file",
+    )
+    embed.add_argument("--data", required=True, help="a folder of images (any layout), tfds:NAME[:SPLIT] or digits")
+    embed.add_argument("--out", required=True, help="the file to write: .parquet or .npz (chosen by the suffix)")
+    embed.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    similar = commands.add_parser(
+        "similar",
+        help="a query image's nearest images, or the near-duplicate pairs, in an embedding file",
+        description="Exact cosine search over `kssl embed`'s file, chunked so memory stays flat. With --query: "
+        "its --top nearest images, printed and drawn in a contact sheet PNG (--out, default "
+        "similar-<query>.png). With --duplicates: every pair at cosine similarity >= --threshold, most similar "
+        "first, written as a CSV (--out, default duplicates.csv) with a contact sheet of the first pairs beside it.",
+    )
+    similar.add_argument("--embeddings", required=True, help="the .parquet or .npz file of `kssl embed`")
+    target = similar.add_mutually_exclusive_group(required=True)
+    target.add_argument("--query", help="an image file: in the embedding file or not (then embedded by its model)")
+    target.add_argument("--duplicates", action="store_true", help="find the near-duplicate pairs instead")
+    similar.add_argument("--top", type=_positive(int), default=10, help="neighbours of --query (default 10)")
+    similar.add_argument(
+        "--threshold", type=_cosine, default=0.95, help="cosine similarity of --duplicates (default 0.95)"
+    )
+    similar.add_argument("--out", help="the contact sheet (.png) of --query, or the pairs' CSV of --duplicates")
+    similar.add_argument(
+        "--pretrained", help="the model that embeds a --query not in the file (default: the one that wrote the file)"
+    )
+    similar.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     select = commands.add_parser(
         "select",
         help="which images of a folder to label first, chosen on a pretrained encoder's features",
@@ -475,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="check this precision only (default: float32 and the device's mixed precision)",
     )
-    for command in (run, pretrain, finetune, evaluate, export, select, doctor):
+    for command in (run, pretrain, finetune, evaluate, export, embed, similar, select, doctor):
         _common_options(command)
     return parser
 
@@ -527,8 +605,20 @@ def main(argv=None) -> int:
             select_job(args["pretrained"], args["data"], args["budget"], args["out"], args["method"],
                        args["labeled"], args["seed"], args["overwrite"])  # fmt: skip
             return 0
+        if command == "embed":
+            from kssl.app.embedding import embed_job
+
+            embed_job(args["pretrained"], args["data"], args["out"], args["overwrite"])
+            return 0
+        if command == "similar":
+            from kssl.app.embedding import similar_job
+
+            similar_job(args["embeddings"], args["query"], args["top"], args["duplicates"], args["threshold"],
+                        args["out"], args["pretrained"], args["overwrite"])  # fmt: skip
+            return 0
         if command == "export":
-            runs.export_job(args["model"], args["out"], args["model_name"], args["version"], args["overwrite"])
+            runs.export_job(args["model"], args["out"], args["model_name"], args["version"], args["overwrite"],
+                            args["formats"])  # fmt: skip
             return 0
         pretrained = args.pop("pretrained", None)
         config = _run_config(args)

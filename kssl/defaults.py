@@ -59,3 +59,7 @@ def pretraining_epochs(images: int, batch_size: int, data: str | None = None) ->
         f"{batch_size} an epoch, and kssl trains at least {MIN_PRETRAIN_STEPS:,} steps "
         f"({PRETRAIN_EPOCHS} epochs would be {steps(PRETRAIN_EPOCHS):,})"
     )
+
+
+# The formats `kssl export --format` writes (kssl.export: a SavedModel folder, a .onnx or a .tflite file).
+EXPORT_FORMATS = ("saved_model", "onnx", "litert")

@@ -10,12 +10,13 @@ from kssl.quiet import quiet_keras_step_retracing
 quiet_keras_step_retracing()  # each new model traces its own step once: not retracing
 
 
-def extract_features(encoder, images, batch_size: int = 512, verbose: int = 0) -> np.ndarray:
+def extract_features(encoder, images, batch_size: int = 512, verbose: int = 0, progress: bool = False) -> np.ndarray:
     """Encoder features of the evaluation view of every image, in inference mode.
 
     `images` is an `ImageSet`, a streamed source, or a uint8 `(N, H, W, 3)` array; each
     image becomes `kssl.data.evaluation_view.EvaluationView` at the encoder's input
     size (its centred square), as in the exported model's `embed` signature.
+    `progress=True` shows a bar of the images done (tqdm, on stderr).
     """
     import tensorflow as tf
 
@@ -34,7 +35,10 @@ def extract_features(encoder, images, batch_size: int = 512, verbose: int = 0) -
         as_float32 = keras.Sequential(
             [keras.Input(encoder.input_shape[1:]), encoder, keras.layers.Activation("linear", dtype="float32")]
         )
-    return np.asarray(as_float32.predict(dataset, verbose=verbose), dtype=np.float32)
+    from kssl.callbacks import ImagesDone
+
+    callbacks = [ImagesDone(len(images), batch_size)] if progress else []
+    return np.asarray(as_float32.predict(dataset, verbose=verbose, callbacks=callbacks), dtype=np.float32)
 
 
 def knn_accuracy(

@@ -1,4 +1,7 @@
-"""Export a trained `Classifier` as a TensorFlow SavedModel for TF Serving, written atomically.
+"""Export a trained `Classifier`: a TensorFlow SavedModel for TF Serving, an ONNX file for
+ONNX Runtime, or a LiteRT (TFLite) file for phones and edge devices, each written atomically.
+
+The SavedModel:
 
 Signatures (all images are RGB; pixel values 0-255; any height and width). Inside the
 graph every image goes through `kssl.data.evaluation_view.EvaluationView`, the view kssl
@@ -20,15 +23,21 @@ from __future__ import annotations
 
 import pathlib
 
-from kssl.atomic import atomic_folder
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kssl import defaults
+from kssl.atomic import atomic_file, atomic_folder
+from kssl.data.evaluation_view import EvaluationView
+
+# The suffix of each format's file (a SavedModel is a folder). ONNX and LiteRT go
+# through Keras' `model.export`.
+EXPORT_FORMATS = dict(zip(defaults.EXPORT_FORMATS, ("", ".onnx", ".tflite")))
 
 
 def serving_functions(classifier):
     """The `tf.function`s exported as signatures, keyed by signature name."""
-    import tensorflow as tf
-
-    from kssl.data.evaluation_view import EvaluationView
-
     view = EvaluationView(classifier.encoder.input_shape[1])
     names = classifier.class_names or [str(i) for i in range(classifier.num_classes)]
     class_names = tf.constant(names)
@@ -75,13 +84,14 @@ def serving_functions(classifier):
     }
 
 
-def export_saved_model(classifier, path, overwrite: bool = False) -> pathlib.Path:
+def export_saved_model(classifier, path, overwrite: bool = False, model_name: str = "kssl") -> pathlib.Path:
     """Writes `classifier` as a SavedModel that plain TensorFlow (or TF Serving) loads without kssl.
 
     The model goes to a temporary folder beside `path` and is renamed into place, so an
     interrupted export leaves nothing half-written. An existing `path` is an error
     unless `overwrite=True`. For TF Serving, `path` should end in
-    `<model-name>/<version>`, e.g. `saved_models/run/serving/kssl/1`.
+    `<model-name>/<version>`, e.g. `saved_models/run/serving/kssl/1`. The folder holds
+    TF Serving's warm-up requests for `model_name` (`warmup_requests`).
 
     Example (a fresh process needs only TensorFlow)::
 
@@ -90,8 +100,6 @@ def export_saved_model(classifier, path, overwrite: bool = False) -> pathlib.Pat
         outputs = model.signatures["serving_default"](images=tf.constant(images_0_255, tf.float32))
         outputs["class_name"]
     """
-    import keras
-
     path = pathlib.Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} already exists; choose another path or pass overwrite=True.")
@@ -101,4 +109,171 @@ def export_saved_model(classifier, path, overwrite: bool = False) -> pathlib.Pat
         archive.add_endpoint(name, function)
     with atomic_folder(path) as staging:
         archive.write_out(str(staging), verbose=False)
+        write_warmup_requests(staging, classifier.encoder.input_shape[1], model_name)
     return path
+
+
+# TF Serving runs these requests when it loads a version, before it serves it, so the
+# first user request does not pay for the graph's first run (allocations, oneDNN's kernel
+# choice): https://www.tensorflow.org/tfx/serving/saved_model_warmup
+WARMUP_FILE = pathlib.Path("assets.extra") / "tf_serving_warmup_requests"
+WARMUP_BATCH_SIZES = (1, 8)
+
+
+def warmup_requests(image_size: int, model_name: str = "kssl") -> list:
+    """TF Serving `PredictionLog`s: each signature of `serving_functions` at each batch size of
+    `WARMUP_BATCH_SIZES`, on seeded noise images of the model's size (PNGs for `predict_bytes`)."""
+    import io
+
+    from PIL import Image
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    rng = np.random.default_rng(0)
+    logs = []
+    for batch in WARMUP_BATCH_SIZES:
+        pixels = rng.integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8)
+        encoded = []
+        for image in pixels:
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="PNG")
+            encoded.append(buffer.getvalue())
+        inputs = {
+            "serving_default": {"images": pixels.astype(np.float32)},
+            "predict_uint8": {"images": pixels},
+            "predict_bytes": {"image_bytes": np.asarray(encoded, dtype=object)},
+            "embed": {"images": pixels.astype(np.float32)},
+        }
+        for signature, arrays in inputs.items():
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
+            )
+            for key, array in arrays.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(array))
+            logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+    return logs
+
+
+def write_warmup_requests(folder, image_size: int, model_name: str = "kssl") -> pathlib.Path:
+    """Writes `warmup_requests` as `folder/assets.extra/tf_serving_warmup_requests` (TFRecords)."""
+    path = pathlib.Path(folder) / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for log in warmup_requests(image_size, model_name):
+            writer.write(log.SerializeToString())
+    return path
+
+
+# An example of TF Serving's --batching_parameters_file: requests that arrive within 2 ms
+# of each other run as one batch, padded up to the next allowed size (each size a graph
+# run TF Serving keeps warm). Tune max_batch_size and the timeout to your traffic.
+BATCHING_PARAMETERS = """\
+# TF Serving batching (tensorflow_model_server --enable_batching --batching_parameters_file=THIS_FILE).
+# Requests arriving within batch_timeout_micros run together, padded to the next allowed batch size;
+# the last allowed size must equal max_batch_size. On a CPU, num_batch_threads = the number of cores.
+# Requests batch together only if their images have the same height and width (no padding: zeros would
+# move the centred square): send encoded images to predict_bytes (any sizes batch), or resize on the client.
+max_batch_size { value: 32 }
+batch_timeout_micros { value: 2000 }
+max_enqueued_batches { value: 100 }
+num_batch_threads { value: %d }
+allowed_batch_sizes: 1
+allowed_batch_sizes: 2
+allowed_batch_sizes: 4
+allowed_batch_sizes: 8
+allowed_batch_sizes: 16
+allowed_batch_sizes: 32
+"""
+
+
+def write_batching_parameters(root, overwrite: bool = False) -> pathlib.Path:
+    """Writes the example `batching_parameters.txt` in the serving root `root` (beside the
+    model folders), its thread count this machine's cores; an existing file is kept unless
+    `overwrite` (it may be the user's own tuning)."""
+    import os
+
+    path = pathlib.Path(root) / "batching_parameters.txt"
+    if path.exists() and not overwrite:
+        return path
+    with atomic_file(path, suffix=".txt") as tmp:
+        tmp.write_text(BATCHING_PARAMETERS % (os.cpu_count() or 1))
+    return path
+
+
+class ProbabilitiesModel(keras.Model):
+    """A Keras model of `classifier` for ONNX and LiteRT (`model.export` exports `call`): float32
+    images `(batch, H, W, 3)` of pixel values 0-255, one size per batch, -> class
+    probabilities `(batch, classes)`, with the evaluation view inside the graph
+    (`EvaluationView`: the centred square, resized bilinearly, rounded to uint8 levels).
+    """
+
+    def __init__(self, classifier, **kwargs):
+        super().__init__(name="probabilities", **kwargs)
+        self.classifier = classifier
+        self.view = EvaluationView(classifier.encoder.input_shape[1])
+
+    def call(self, images):
+        # The view cropped with builtin ops (LiteRT has no CropAndResize): the same pixels.
+        views = self.view.finish(self.view.crop_by_gathering(images))
+        logits = tf.cast(self.classifier(views, training=False), tf.float32)
+        return {"probabilities": tf.nn.softmax(logits, axis=-1)}
+
+
+def export_file(classifier, path, format: str, overwrite: bool = False) -> pathlib.Path:
+    """Writes `classifier` as an ONNX (`format="onnx"`, a `.onnx` path) or LiteRT
+    (`format="litert"`, a `.tflite` path) file through Keras' `model.export`, atomically.
+
+    The file takes float32 `images` `(batch, H, W, 3)`, pixel values 0-255 (each batch of
+    one size; any size), and gives `probabilities` `(batch, classes)`; the evaluation view
+    is inside it, as in the SavedModel. Class names are not in the file: they are the
+    run's `config.json`/`metrics.json` classes, in the classifier's order
+    (`classifier.class_names`). Needs tf2onnx for ONNX (`pip install tf2onnx`); LiteRT
+    needs only TensorFlow to write, and `ai-edge-litert` (or TensorFlow) to run.
+
+    Example (in the process that runs it, ONNX Runtime only)::
+
+        import onnxruntime
+        session = onnxruntime.InferenceSession("saved_models/run/serving/kssl-v1.onnx")
+        probabilities = session.run(None, {"images": images_0_255.astype("float32")})[0]
+    """
+    suffix = EXPORT_FORMATS[format]
+    path = pathlib.Path(path)
+    if path.suffix != suffix:
+        raise ValueError(f"A {format} file is named *{suffix}. Received: {str(path)!r}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{str(path)!r} already exists; choose another path or pass overwrite=True.")
+    model = ProbabilitiesModel(classifier)
+    size = model.view.image_size
+    model(tf.zeros((1, size, size, 3)))  # built: Keras exports built models only
+    signature = [tf.TensorSpec((None, None, None, 3), tf.float32, name="images")]
+    if format == "onnx":
+        _teach_tf2onnx_erfc()
+    with atomic_file(path, suffix=suffix) as tmp:
+        model.export(str(tmp), format=format, input_signature=signature, verbose=False)
+    return path
+
+
+def _teach_tf2onnx_erfc() -> None:
+    """Registers a tf2onnx converter for TensorFlow's `Erfc` as `1 - Erf(x)`.
+
+    TensorFlow's exact GELU (kssl's ViTs) computes `0.5 * x * erfc(-x / sqrt(2))`; tf2onnx
+    1.17 has no `Erfc` converter and writes the op as is, which ONNX Runtime then refuses
+    ("No Op registered for Erfc"). ONNX has `Erf` from opset 9.
+    """
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    if getattr(_teach_tf2onnx_erfc, "done", False):
+        return
+
+    @tf_op("Erfc")
+    class Erfc:
+        @classmethod
+        def version_9(cls, ctx, node, **kwargs):
+            dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+            one = ctx.make_const(utils.make_name("one"), np.array(1, dtype=dtype)).output[0]
+            erf = ctx.make_node("Erf", [node.input[0]], op_name_scope=node.name, name="erf")
+            output, shapes, dtypes = node.output[0], node.output_shapes, node.output_dtypes
+            ctx.remove_node(node.name)
+            ctx.make_node("Sub", [one, erf.output[0]], outputs=[output], name=node.name, shapes=shapes, dtypes=dtypes)
+
+    _teach_tf2onnx_erfc.done = True

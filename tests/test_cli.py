@@ -19,7 +19,7 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     lines = result.stdout.split("COMMAND\n")[-1].splitlines()
     listed = [line.split()[0] for line in lines if line.startswith("    ") and not line.startswith("     ")]
-    assert listed == ["run", "pretrain", "finetune", "evaluate", "export", "select", "doctor"]
+    assert listed == ["run", "pretrain", "finetune", "evaluate", "export", "embed", "similar", "select", "doctor"]
 
 
 @pytest.mark.parametrize("command", ["pretrain", "run"])
@@ -64,6 +64,23 @@ def test_tiny_run_end_to_end_writes_every_artifact(tmp_path, capsys):
     assert "from scratch" in printed and "frozen features of the SimCLR encoder" in printed
     assert metrics["method"] == "SimCLR"
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging folder left behind
+
+
+def check_batching_parameters(path):
+    """TF Serving's text format (its proto is not in tensorflow-serving-api's package): every line a
+    comment, `name { value: N }` or `allowed_batch_sizes: N`; the last allowed size is the maximum."""
+    import re
+
+    values, allowed = {}, []
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        if match := re.fullmatch(r"(\w+) \{ value: (\d+) \}", line):
+            values[match[1]] = int(match[2])
+        else:
+            allowed.append(int(re.fullmatch(r"allowed_batch_sizes: (\d+)", line)[1]))
+    assert set(values) == {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads"}
+    assert allowed == sorted(allowed) and allowed[-1] == values["max_batch_size"]
 
 
 def test_existing_output_is_refused_and_left_untouched(tmp_path, capsys):
@@ -146,11 +163,15 @@ def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys, where):
 def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys):
     pretrained, finetuned, serving = tmp_path / "pre", tmp_path / "fine", tmp_path / "serving"
     tiny_model = ["--image-size", "8", *TINY_MODEL]
-    assert main(["pretrain", *tiny_model, "--epochs", "1", "--no-knn-monitor", "--out", str(pretrained)]) == 0
+    assert main(["pretrain", *tiny_model, "--epochs", "1", "--no-knn-monitor", "--no-tensorboard",
+                 "--out", str(pretrained)]) == 0  # fmt: skip
     assert (pretrained / "encoder.keras").is_file() and (pretrained / "pretraining.png").is_file()
+    assert not (pretrained / "logs").exists() and "tensorboard --logdir" not in capsys.readouterr().out
     assert main(["finetune", "--pretrained", str(pretrained), "--labels", "2,4", "--finetune-epochs", "1",
                  "--draws", "1", "--validation", "none", "--modes", "linear", "--width", "0.125",
                  "--out", str(finetuned)]) == 0  # fmt: skip
+    assert sorted(p.name for p in (finetuned / "logs" / "finetune").iterdir())[:2] == [
+        "linear-pretrained-20-draw0", "linear-pretrained-40-draw0"]  # fmt: skip
     rows = json.loads((finetuned / "metrics.json").read_text())["label_budgets"]
     assert [r["labeled_images"] for r in rows] == [20, 40] and (finetuned / "label_efficiency.png").is_file()
     assert main(["evaluate", "--pretrained", str(pretrained), "--few-shot", "5x5", "--few-shot-episodes", "50"]) == 0
@@ -173,9 +194,15 @@ def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys
     assert metrics["exported"]["mode"] == "lora" and metrics["adversarial"] == "fgsm"
     printed = capsys.readouterr().out
     assert "PGD-10" in printed and "saved: the" in printed
-    assert main(["export", "--model", str(finetuned), "--out", str(serving), "--version", "3"]) == 0
-    assert (serving / "kssl" / "3" / "saved_model.pb").is_file()
+    assert main(["export", "--model", str(finetuned), "--out", str(serving), "--version", "3",
+                 "--format", "saved_model,litert"]) == 0  # fmt: skip
+    assert (serving / "kssl" / "3" / "saved_model.pb").is_file() and (serving / "kssl-v3.tflite").is_file()
+    assert (serving / "kssl" / "3" / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    check_batching_parameters(serving / "batching_parameters.txt")
     assert main(["export", "--model", str(finetuned), "--out", str(serving), "--version", "3"]) == 2
+    assert main(["export", "--model", str(finetuned), "--out", str(serving), "--format", "litert"]) == 0
+    assert main(["export", "--model", str(finetuned), "--out", str(serving), "--format", "litert"]) == 2
+    assert "kssl-v1.tflite' already exists" in capsys.readouterr().err
     assert main(["finetune", "--pretrained", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
     assert "No encoder at" in capsys.readouterr().err
 

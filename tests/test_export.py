@@ -83,3 +83,66 @@ def test_export_refuses_to_overwrite(exported):
     with pytest.raises(FileExistsError, match="already exists"):
         export_saved_model(classifier, path)
     assert sorted(p.name for p in path.iterdir()) == before
+
+
+def test_tf_serving_warmup_requests_parse_and_run_against_the_saved_model(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from kssl.export import WARMUP_BATCH_SIZES, WARMUP_FILE
+
+    _, path, _ = exported
+    signatures = tf.saved_model.load(str(path)).signatures
+    seen = []
+    for record in tf.data.TFRecordDataset(str(path / WARMUP_FILE)):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        assert request.model_spec.name == "kssl"
+        inputs = {key: tf.make_ndarray(tensor) for key, tensor in request.inputs.items()}
+        outputs = signatures[request.model_spec.signature_name](**{k: tf.constant(v) for k, v in inputs.items()})
+        batch = len(next(iter(inputs.values())))
+        assert all(value.shape[0] == batch for value in outputs.values())
+        seen.append((request.model_spec.signature_name, batch))
+    assert sorted(seen) == sorted((name, batch) for name in signatures for batch in WARMUP_BATCH_SIZES)
+
+
+def test_the_gathering_crop_is_crop_and_resize_pixel_for_pixel(rng):
+    # The crop of the ONNX and LiteRT files (no CropAndResize there) against the SavedModel's.
+    for size in (1, 7, 16):
+        view = EvaluationView(size)
+        for height, width in ((5, 9), (9, 5), (16, 16), (17, 40), (33, 32), (100, 61)):
+            images = rng.integers(0, 256, (2, height, width, 3)).astype("float32")
+            np.testing.assert_array_equal(view.crop_by_gathering(images), view.crop(images), err_msg=f"{size}")
+
+
+def _classifier(kind):
+    from helpers import tiny_resnet
+
+    from kssl.encoders import vit
+
+    if kind == "vit":
+        return Classifier(vit(depth=1, width=1 / 12, image_size=16), num_classes=3, mode="linear")
+    classifier = Classifier(tiny_resnet(16), num_classes=3, mode="lora" if kind == "lora" else "full")
+    for weight in classifier.weights:  # weights away from their start (LoRA's B factors start at 0)
+        weight.assign(weight + tf.random.stateless_normal(weight.shape, (1, 2), stddev=0.05, dtype=weight.dtype))
+    return classifier.merged() if kind == "lora" else classifier
+
+
+@pytest.mark.parametrize("kind", ["resnet", "vit", "lora"])
+def test_onnx_and_litert_files_give_the_saved_models_probabilities(kind, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime", reason="the test extra installs ONNX Runtime")
+    litert = pytest.importorskip("ai_edge_litert.interpreter", reason="the test extra installs LiteRT")
+    from kssl.export import export_file, serving_functions
+
+    classifier = _classifier(kind)
+    assert kind != "lora" or not any("lora" in w.path for w in classifier.weights)
+    rng = np.random.default_rng(0)
+    served = serving_functions(classifier)["serving_default"]  # what the SavedModel computes
+    onnx = onnxruntime.InferenceSession(str(export_file(classifier, tmp_path / "m.onnx", "onnx")))
+    lite = litert.Interpreter(model_path=str(export_file(classifier, tmp_path / "m.tflite", "litert")))
+    for shape in ((3, 20, 29, 3), (2, 31, 18, 3), (1, 16, 16, 3)):  # wide, tall, the model's own size
+        images = rng.integers(0, 256, shape).astype("float32")
+        expected = served(images=tf.constant(images))["probabilities"].numpy()
+        from_onnx = onnx.run(["probabilities"], {"images": images})[0]
+        from_litert = lite.get_signature_runner()(images=images)["probabilities"]
+        np.testing.assert_allclose(from_onnx, expected, atol=1e-4, err_msg=f"onnx {shape}")
+        np.testing.assert_allclose(from_litert, expected, atol=1e-4, err_msg=f"litert {shape}")
+    assert expected.std() > 1e-3  # the classes differ: a constant output would pass the comparison

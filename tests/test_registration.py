@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-HEAVY = ("tensorflow", "keras", "tensorflow_datasets", "keras_cv")
+HEAVY = ("tensorflow", "keras", "tensorflow_datasets", "keras_cv", "tensorboard", "pyarrow", "tf2onnx", "onnxruntime")
 
 
 def modules_after(code):
@@ -19,7 +19,17 @@ def test_import_kssl_imports_no_tensorflow():
     assert modules_after("import kssl") == "[]"
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["pretrain", "--help"], ["export", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["run", "--help"],
+        ["pretrain", "--help"],
+        ["export", "--help"],
+        ["embed", "--help"],
+        ["similar", "--help"],
+    ],
+)
 def test_the_command_line_parser_imports_no_tensorflow(argv):
     parse = f"build_parser().parse_args({argv!r})"
     code = f"from kssl.cli import build_parser\ntry:\n    {parse}\nexcept SystemExit:\n    pass"

@@ -15,10 +15,13 @@ import pytest
 from helpers import TINY_MODEL, write_image_folder
 from PIL import Image
 
+from kssl.app.staging import file_sha256
 from kssl.cli import main
 from kssl.data.files import list_folder, stored_side
 from kssl.data.pipeline import labeled_batches
 from kssl.evaluation import extract_features
+from kssl.similarity import read_embeddings
+from kssl.tensorboard_logs import scalar_events
 
 pytestmark = pytest.mark.eager_steps  # the command's plumbing: see conftest
 
@@ -62,21 +65,25 @@ def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_
     assert main(args) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {
-        "encoder.keras", "classifier.keras", "metrics.json", "config.json", "serving",
+        "encoder.keras", "classifier.keras", "metrics.json", "config.json", "serving", "logs",
         "augmentations.png", "pretraining.png", "finetuning.png", "embeddings.png",
     }  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "run"]  # no staging folder left behind
     printed = capsys.readouterr().out
+    assert printed.count("tensorboard --logdir") == 1
     assert "from scratch" in printed and "frozen features of the SimCLR encoder" in printed
     # capsys is not a terminal, as a pipe or a log file: whole short lines, no carriage
     # returns (Keras' bar would write every update on one line), printed as training goes.
-    assert "\r" not in printed and max(map(len, printed.splitlines())) <= 300
+    too_long = [line for line in printed.splitlines() if len(line) > 300]
+    assert "\r" not in printed and not too_long, too_long
     steps = [line for line in printed.splitlines() if line.startswith("step ")]
     finals = [line for line in steps if re.match(r"step (\d+) of \1 \(100%\) \|.* loss \d", line)]
     assert len(finals) >= 3 and len(steps) > len(finals), steps  # pretraining, fine-tuning pretrained and scratch
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == "SimCLR" and metrics["label_budgets"][0]["labeled_images"] == 12
     assert metrics["test_images"] == 16 and json.loads((out / "config.json").read_text())["image_size"] == SIZE
+
+    check_tensorboard_logs(out / "logs", metrics)
 
     files = list_folder(root, "test", progress=False)
     assert {np.asarray(Image.open(p)).shape[:2] for p in files.paths} == {WIDE, TALL}
@@ -100,3 +107,41 @@ def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_
     features = extract_features(keras.saving.load_model(out / "encoder.keras"), test)
     features /= np.linalg.norm(features, axis=1, keepdims=True)
     np.testing.assert_allclose(served["embed"], features, atol=1e-5)
+    # `kssl embed` writes the served `embed` vectors, a row per file with its class.
+    assert (
+        main(["embed", "--pretrained", str(out), "--data", str(root / "test"), "--out", str(tmp_path / "e.npz")]) == 0
+    )
+    embedded = read_embeddings(tmp_path / "e.npz")
+    assert list(embedded.paths) == [str(p) for p in files.paths]
+    assert list(embedded.labels) == [files.class_names[label] for label in files.labels]
+    np.testing.assert_allclose(embedded.embeddings, served["embed"], atol=1e-5)
+    assert embedded.model["sha256"] == file_sha256(out / "classifier.keras")
+
+
+def check_tensorboard_logs(logs, metrics):
+    """The run's TensorBoard logs: each training's curve (the points of its PNG, at the
+    optimizer's steps) with the learning rate, the augmentation preview, and the projector."""
+    import tensorflow as tf
+    from google.protobuf import text_format
+    from tensorboard.plugins import projector
+
+    pretraining = scalar_events(logs / "pretrain")
+    assert {"loss", "contrastive_accuracy", "learning_rate"} <= set(pretraining)
+    steps = [step for step, _ in pretraining["loss"]]
+    assert steps == sorted(steps) and steps[-1] == metrics["pretraining"]["steps"]
+    assert pretraining["loss"][-1][1] == pytest.approx(metrics["pretraining"]["final_loss"], rel=1e-6)
+    images = [value.tag for path in (logs / "pretrain").glob("events.*")
+              for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value
+              if value.metadata.plugin_data.plugin_name == "images"]  # fmt: skip
+    assert images == ["augmentations"]
+    assert sorted(p.name for p in (logs / "finetune").iterdir()) == ["linear-pretrained-12-draw0",
+                                                                     "linear-scratch-12-draw0"]  # fmt: skip
+    for folder in (logs / "finetune").iterdir():
+        assert {"loss", "accuracy", "learning_rate"} <= set(scalar_events(folder))
+    config = text_format.Parse(
+        (logs / "embeddings" / "projector_config.pbtxt").read_text(), projector.ProjectorConfig()
+    )
+    reader = tf.train.load_checkpoint(str(logs / "embeddings"))
+    table = reader.get_tensor(config.embeddings[0].tensor_name)
+    names = (logs / "embeddings" / config.embeddings[0].metadata_path).read_text().splitlines()
+    assert table.shape[0] == len(names) == metrics["test_images"] and set(names) == {"ant", "bee"}

@@ -24,6 +24,8 @@ _NOT_RESULT_FIELDS = (
     "version",
     "augment_on_device",
     "knn_monitor",
+    "tensorboard",
+    "export_formats",
 )
 
 
@@ -74,6 +76,8 @@ class RunConfig:
     cache_size: int | None = None
     refresh_listing: bool = False
     augment_on_device: bool | None = None
+    tensorboard: bool = True  # TensorBoard logs under <out>/logs (kssl.tensorboard_logs)
+    export_formats: list = dataclasses.field(default_factory=list)  # besides the SavedModel: onnx, litert
 
     def resolved(self, default_encoder: bool = True) -> RunConfig:
         """Fills the defaults that need no data read (digits are 8x8, so 16 px loses

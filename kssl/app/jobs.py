@@ -23,7 +23,7 @@ from kssl.app.config import (
 from kssl.app.data import in_memory_if_it_fits, load_train_test, unlabeled_pool
 from kssl.app.label_budgets import finetune_into
 from kssl.app.report import results_table
-from kssl.app.stages import check_few_shot, evaluate_frozen, few_shot, pretrain_into
+from kssl.app.stages import announce_tensorboard, check_few_shot, evaluate_frozen, few_shot, pretrain_into
 from kssl.app.staging import (
     check_output_folder,
     encoder_file,
@@ -33,7 +33,7 @@ from kssl.app.staging import (
     staged_folder,
     write_json,
 )
-from kssl.errors import DataError, InputError, MissingInputError
+from kssl.errors import DataError, InputError, MissingInputError, OutputExistsError
 from kssl.methods import method_class
 
 _STRATEGIES = {}
@@ -219,6 +219,7 @@ def pretrain_job(config: RunConfig, verbose="auto") -> dict:
     config, train, _, _ = prepare(dataclasses.replace(config, labels=[]), strategy, labeled=False, pretraining=True)
     pool, _ = unlabeled_pool(train, config)
     config = with_pretraining_length(config, len(pool))
+    announce_tensorboard(config, out)
     with staged_folder(out, config.result_fields()) as folder:
         _, metrics = pretrain_into(folder, config, strategy, pool, verbose, labeled=train)
         write_json(folder / "metrics.json", {"data": config.data, "pretraining": metrics})
@@ -241,6 +242,7 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
     config = dataclasses.replace(config, image_size=encoder_size(encoder, asked, path))
     config, train, test, budgets = prepare(config, strategy)
     source = {"pretrained": str(pretrained), "pretrained_sha256": file_sha256(path)}
+    announce_tensorboard(config, out)
     with staged_folder(out, {**config.result_fields(), "pretrained_sha256": source["pretrained_sha256"]}) as folder:
         budgets = picked_subsets(encoder, train, budgets, config)
         pool, extra = unlabeled_pool(train, config)
@@ -322,27 +324,72 @@ def labeled_as_classifier(classifier, test, data):
     return dataclasses.replace(test, labels=position[test.labels], class_names=list(names))
 
 
-def export_job(model, out, model_name="kssl", version=1, overwrite=False) -> pathlib.Path:
-    """`kssl export`: `out/<model_name>/<version>/`, the layout TF Serving reads."""
-
-    from kssl.export import export_saved_model
-
+def export_job(model, out, model_name="kssl", version=1, overwrite=False, formats=("saved_model",)) -> list:
+    """`kssl export`: `out/<model_name>/<version>/` (the layout TF Serving reads, with its
+    warm-up requests) and an example `out/batching_parameters.txt`, and for ONNX and LiteRT
+    `out/<model_name>-v<version>.onnx` / `.tflite`; returns the paths written."""
     path = pathlib.Path(model)
     if path.is_dir():
         path = path / "classifier.keras"
     if not path.is_file():
         raise MissingInputError(f"No classifier at {str(path)!r}: pass a run folder or a classifier .keras file.")
-    target = check_output_folder(pathlib.Path(out) / model_name / str(version), overwrite)
-    export_saved_model(load_keras_file(path), target, overwrite=overwrite)
-    print(f"SavedModel in {target}/ (signatures: serving_default, predict_uint8, predict_bytes, embed)")
-    return target
+    targets = export_targets(pathlib.Path(out), model_name, version, formats)
+    for name, target in targets.items():  # every one checked before anything is written
+        if name == "saved_model":
+            check_output_folder(target, overwrite)
+        elif target.exists() and not overwrite:
+            raise OutputExistsError(f"{str(target)!r} already exists; pass --overwrite to replace it.")
+    written = export_formats(load_keras_file(path), targets, model_name, overwrite)
+    return written
+
+
+def export_targets(root: pathlib.Path, model_name: str, version: int, formats) -> dict:
+    """Where each of `formats` goes under the serving root `root`."""
+    from kssl.export import EXPORT_FORMATS
+
+    unknown = [name for name in formats if name not in EXPORT_FORMATS]
+    if unknown:
+        raise InputError(f"Unknown export format {unknown[0]!r}: choose among {', '.join(EXPORT_FORMATS)}.")
+    if "onnx" in formats:
+        try:
+            import tf2onnx  # noqa: F401
+        except ImportError:
+            raise InputError("ONNX export needs tf2onnx: pip install tf2onnx (or pip install 'kssl[onnx]').") from None
+    return {
+        name: root / model_name / str(version) if name == "saved_model" else root / f"{model_name}-v{version}{suffix}"
+        for name, suffix in EXPORT_FORMATS.items()
+        if name in formats
+    }
+
+
+def export_formats(classifier, targets: dict, model_name: str, overwrite: bool = False, staged=None) -> list:
+    """Writes `classifier` in each format of `targets` (format -> path), printed; returns the
+    paths. `staged` is `(staging folder, run folder)`: paths are printed where they end up."""
+    from kssl.export import export_file, export_saved_model, write_batching_parameters
+
+    def shown(path):
+        return path if staged is None else staged[1] / path.relative_to(staged[0])
+
+    written = []
+    for name, target in targets.items():
+        if name == "saved_model":
+            export_saved_model(classifier, target, overwrite=overwrite, model_name=model_name)
+            batching = write_batching_parameters(target.parent.parent, overwrite=overwrite)
+            print(f"SavedModel for TF Serving in {shown(target)}/ (signatures serving_default, predict_uint8, "
+                  f"predict_bytes, embed; its warm-up requests in assets.extra/)\n"
+                  f"  an example of TF Serving's batching parameters: {shown(batching)}")  # fmt: skip
+            written += [target, batching]
+        else:
+            export_file(classifier, target, name, overwrite=overwrite)
+            print(f"{'ONNX' if name == 'onnx' else 'LiteRT'} file {shown(target)} (input images: float32 pixel values "
+                  "0-255, batch x height x width x 3; output probabilities)")  # fmt: skip
+            written.append(target)
+    return written
 
 
 def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     """`kssl run`: pretrains, evaluates frozen features, fine-tunes (pretrained and from
     scratch) for every label budget, exports, and returns the metrics of `metrics.json`."""
-    from kssl.export import export_saved_model
-
     started = time.perf_counter()
     config = config.resolved()
     out = check_output_folder(config.out, config.overwrite, config.data)
@@ -350,16 +397,20 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     config, train, test, budgets = prepare(config, strategy, pretraining=True)
     pool, extra = unlabeled_pool(train, config)
     config = with_pretraining_length(config, len(pool))
+    serving = (config.model_name, config.version, ["saved_model", *config.export_formats])
+    export_targets(out / "serving", *serving)  # a format that cannot be written fails now, not after training
+    announce_tensorboard(config, out)
     with staged_folder(out, config.result_fields()) as folder:
         print(f"[1/4] pretraining with {method_class(config.method).__name__} (labels unused)", flush=True)
         encoder, pretraining = pretrain_into(folder, config, strategy, pool, verbose, labeled=train)
         print("[2/4] evaluating frozen features (kNN, linear probe, embedding map)", flush=True)
-        frozen = evaluate_frozen(encoder, train, test, folder, config.seed)
+        frozen = evaluate_frozen(encoder, train, test, folder, config.seed, config.tensorboard)
         print("[3/4] fine-tuning: pretrained encoder vs. the same architecture from scratch", flush=True)
         budgets = picked_subsets(encoder, train, budgets, config)
         rows, classifier, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose, pool)
         print("[4/4] exporting the SavedModel for TF Serving", flush=True)
-        export_saved_model(classifier, folder / "serving" / config.model_name / str(config.version))
+        export_formats(classifier, export_targets(folder / "serving", *serving), config.model_name,
+                       staged=(folder, out))  # fmt: skip
         metrics = {
             "data": config.data,
             "method": method_class(config.method).__name__,

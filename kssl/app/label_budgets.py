@@ -70,9 +70,11 @@ class _Finetuner:
         """`(classifier, deployed)`: the classifier and the model as it is deployed (LoRA
         merged), trained with checkpoints under `tag`; with `semi_supervised`, on the
         unlabeled pool too (distillation's `teacher`: the plain fine-tuning's classifier)."""
+        from kssl.app.stages import tensorboard_scalars
         from kssl.training import finetune
 
         config = self.config
+        log_name = "finetune/" + tag.removeprefix("finetune-")
         semi = {}
         if semi_supervised:
             semi = dict(semi_supervised=config.semi_supervised, unlabeled_set=self.unlabeled,
@@ -90,7 +92,7 @@ class _Finetuner:
             jit_compile=config.jit_compile,
             checkpoint_dir=self.folder / "checkpoints" / tag,
             checkpoint_every=config.checkpoint_every,
-            callbacks=[] if curve is None else [curve],
+            callbacks=[] if curve is None else [curve, *tensorboard_scalars(config, self.folder, log_name, [curve])],
             verbose=self.verbose if verbose is None else verbose,
             **semi,
         )

@@ -12,6 +12,25 @@ def _final_metrics(curve) -> dict:
     return {f"final_{name}": values[-1] for name, values in curve.logs.items() if values}
 
 
+def tensorboard_scalars(config, folder, name: str, sources) -> list:
+    """`[TensorBoardScalars]` of `sources` into `folder/logs/name`, or `[]` with `--no-tensorboard`."""
+    if not config.tensorboard:
+        return []
+    from kssl.tensorboard_logs import TensorBoardScalars
+
+    return [TensorBoardScalars(folder / "logs" / name, sources)]
+
+
+def announce_tensorboard(config, out) -> None:
+    """Prints, once per job, where its TensorBoard logs go and the command that shows them."""
+    if config.tensorboard:
+        print(
+            f"TensorBoard: logs in {out}/logs (until the run ends: {out.parent}/.{out.name}.partial/logs; "
+            f"--no-tensorboard: none)\n  to watch them: tensorboard --logdir {out.parent}",
+            flush=True,
+        )
+
+
 def knn_monitor(labeled, config, images: int, path):
     """A `KNNMonitor` on the labeled training images, or None (printed either way)."""
     from kssl.defaults import steps_for
@@ -42,12 +61,17 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
 
     model_class = method_class(config.method)
     augmentation = model_class.view_augmentations(config.image_size, **config.method_options)
-    save_view_grid(train, augmentation, folder / "augmentations.png", seed=config.seed)
+    preview = save_view_grid(train, augmentation, folder / "augmentations.png", seed=config.seed)
+    if config.tensorboard:
+        from kssl.tensorboard_logs import write_image
+
+        write_image(folder / "logs" / "pretrain", "augmentations", preview)
     with strategy.scope():
         encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
     checkpoints = folder / "checkpoints" / "pretrain"
     curve = StepHistory(path=checkpoints.with_name("pretrain-curve.json"))  # the whole run's, across resumes
     monitor = knn_monitor(labeled, config, len(train), checkpoints.with_name("knn-monitor.json"))
+    sources = [curve] + ([monitor] if monitor else [])
     started = time.perf_counter()
     model, _ = pretrain(
         train,
@@ -64,7 +88,8 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
         augment_on_device=config.augment_on_device,
         checkpoint_dir=checkpoints,
         checkpoint_every=config.checkpoint_every,
-        callbacks=[curve] + ([monitor] if monitor else []),  # the monitor last: it adds to the logs
+        # The monitor after the curve (it adds to the logs), TensorBoard last (it reads both).
+        callbacks=[curve, *sources[1:], *tensorboard_scalars(config, folder, "pretrain", sources)],
         verbose=verbose,
     )
     seconds = time.perf_counter() - started
@@ -85,7 +110,9 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
     return encoder, metrics
 
 
-def evaluate_frozen(encoder, train, test, folder=None, seed=0):
+def evaluate_frozen(encoder, train, test, folder=None, seed=0, tensorboard=False):
+    """kNN and linear-probe accuracy of `encoder`'s frozen features; with a `folder`, the
+    test embeddings' map (`embeddings.png`) and, with `tensorboard`, the projector's files."""
     from kssl.evaluation import evaluate_encoder, extract_features
     from kssl.plots import plot_embedding_map
 
@@ -94,6 +121,10 @@ def evaluate_frozen(encoder, train, test, folder=None, seed=0):
     if folder is not None:
         features = extract_features(encoder, test)
         plot_embedding_map(features, test.labels, test.class_names, folder / "embeddings.png", seed=seed)
+        if tensorboard:
+            from kssl.tensorboard_logs import write_projector
+
+            write_projector(folder / "logs" / "embeddings", features, test.labels, test.class_names, seed)
     return {"knn_accuracy": frozen["knn_accuracy"], "knn_k": k, "linear_probe_accuracy": frozen["linear_accuracy"]}
 
 

@@ -69,6 +69,43 @@ class EvaluationView:
         windows = center_windows(tf.fill([count], shape[1]), tf.fill([count], shape[2]))
         return as_uint8(crop_windows(images, windows, self.image_size))
 
+    def crop_by_gathering(self, images):
+        """`crop`, computed with gathers and arithmetic instead of `tf.image.crop_and_resize`.
+
+        LiteRT has no builtin CropAndResize (only TensorFlow's "select ops", which its
+        interpreter does not run), so its exported graph crops so: the same sample points
+        (the square's corners on pixel centres, as `crop_windows` places them), the same
+        bilinear weights in the same order, and the same uint8 rounding, for the same views
+        (tests/test_export.py compares them).
+        """
+        images = tf.cast(images, tf.float32)
+        shape = tf.shape(images)
+        height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+        side = tf.minimum(height, width)
+        if self.image_size > 1:
+            steps = tf.range(self.image_size, dtype=tf.float32) * ((side - 1.0) / (self.image_size - 1))
+        else:  # one sample: the square's centre
+            steps = tf.reshape((side - 1.0) / 2.0, [1])
+
+        def sample_points(length):  # rows (or columns) and their weights
+            points = (length - side) / 2.0 + steps
+            # Within the image: LiteRT's converter turns the division above into a product
+            # by the reciprocal, which can put the last point a hair past the last pixel.
+            low = tf.minimum(tf.floor(points), length - 1.0)
+            high = tf.minimum(tf.math.ceil(points), length - 1.0)
+            return tf.cast(low, tf.int32), tf.cast(high, tf.int32), points - low
+
+        top, bottom, y_weight = sample_points(height)
+        left, right, x_weight = sample_points(width)
+        x_weight = x_weight[None, None, :, None]
+
+        def across(rows):  # bilinear along each row at the sampled columns
+            left_values, right_values = tf.gather(rows, left, axis=2), tf.gather(rows, right, axis=2)
+            return left_values + (right_values - left_values) * x_weight
+
+        upper, lower = across(tf.gather(images, top, axis=1)), across(tf.gather(images, bottom, axis=1))
+        return as_uint8(upper + (lower - upper) * y_weight[None, :, None, None])
+
     def decode_and_crop(self, encoded):
         """The uint8 `(S, S, 3)` view of one encoded JPEG/PNG/BMP/GIF (first frame), a
         JPEG decoded as in memory and turned as its EXIF orientation says

@@ -1,0 +1,196 @@
+"""`kssl embed` and `kssl similar`: embeddings of a folder's images, and exact search over them.
+
+`kssl embed` computes, for every image, the L2-normalised features of the evaluation view
+(`kssl.data.evaluation_view`), as evaluation and the SavedModel's `embed` signature do,
+streaming the files (any number of them) with a progress bar, and writes an embedding
+file (`kssl.similarity`). `kssl similar` finds a query image's nearest neighbours, or the
+near-duplicate pairs, in such a file, and draws a contact sheet of them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import pathlib
+
+import numpy as np
+
+from kssl.atomic import atomic_file
+from kssl.errors import InputError, MissingInputError, OutputExistsError
+
+
+def embedding_model(pretrained) -> tuple[pathlib.Path, object]:
+    """`(file, encoder)` of `pretrained`: a `.keras` file (an encoder, a pretraining model or a
+    classifier), or a run folder: its `classifier.keras` when it has one (the model it
+    serves, so the vectors are the SavedModel's `embed`), else its `encoder.keras`."""
+    from kssl.app.staging import encoder_file, load_encoder
+
+    path = pathlib.Path(pretrained).expanduser()
+    if path.is_dir() and (path / "classifier.keras").is_file():
+        path = path / "classifier.keras"
+    path = encoder_file(path)
+    return path, load_encoder(path)
+
+
+def images_of(data: str, progress: bool = True):
+    """`(images, paths, labels)` of `data`: a folder (`root/<class>/<image>` gives class
+    names as labels; any other layout, every image under it without labels), `tfds:NAME[:SPLIT]`
+    (SPLIT default train; paths `tfds:NAME:SPLIT[i]`) or `digits` (its train split)."""
+    from kssl.data.sources import parse_data_spec
+
+    parsed = parse_data_spec(data)
+    if parsed.kind == "folder":
+        from kssl.data.files import class_root, list_folder, list_images
+
+        root = pathlib.Path(parsed.name).expanduser()
+        if not root.is_dir():
+            raise MissingInputError(f"No folder at {str(root)!r}: pass the folder that holds the images.")
+        try:
+            classes = class_root(root, None) == root
+        except InputError:
+            classes = False
+        files = list_folder(root, progress=progress) if classes else list_images(root, progress=progress)
+        labels = None if files.labels is None else np.asarray(files.class_names)[files.labels]
+        return files, [str(p) for p in files.paths], labels
+    split = parsed.split or "train"
+    if parsed.kind == "tfds":
+        from kssl.data.tfds_stream import TFDSRecords
+
+        images = TFDSRecords.open(parsed.name, split)
+    else:
+        from kssl.data.sources import load_digits
+
+        images = load_digits(16, split)
+    paths = [f"{data if parsed.kind == 'embedded' else f'tfds:{parsed.name}:{split}'}[{i}]" for i in range(len(images))]
+    labels = None if images.labels is None else np.asarray(images.class_names)[images.labels]
+    return images, paths, labels
+
+
+def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: bool = True) -> pathlib.Path:
+    """`kssl embed`: the embedding file `out` (`.parquet` or `.npz`) of every image of `data`."""
+    from kssl.app.staging import file_sha256
+    from kssl.evaluation import extract_features
+    from kssl.similarity import check_format, write_embeddings
+
+    out = pathlib.Path(out).expanduser()
+    check_format(out)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{str(out)!r} already exists; pass --overwrite to replace it, or choose another --out."
+        )
+    if not out.parent.is_dir():
+        raise MissingInputError(f"No folder {str(out.parent)!r} to write --out into: create it first.")
+    path, encoder = embedding_model(pretrained)
+    images, paths, labels = images_of(data, progress)
+    if not len(paths):
+        raise InputError(f"{data!r} holds no images to embed.")
+    if hasattr(images, "at_size"):  # streamed TFDS records read at the encoder's size
+        images = images.at_size(encoder.input_shape[1])
+    size = encoder.input_shape[1]
+    print(f"embedding {len(paths):,} images with {path} ({size}-px evaluation view)", flush=True)
+    features = extract_features(encoder, images, progress=progress)
+    model = {"path": str(path.resolve()), "sha256": file_sha256(path), "image_size": size}
+    write_embeddings(out, paths, features, labels, model)
+    print(f"Wrote {len(paths):,} embeddings of {features.shape[1]} dimensions to {out}", flush=True)
+    return out
+
+
+def _check_sheet(sheet: pathlib.Path, overwrite: bool) -> None:
+    if sheet.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{str(sheet)!r} already exists; pass --overwrite to replace it, or choose another --out."
+        )
+    if not sheet.parent.is_dir():
+        raise MissingInputError(f"No folder {str(sheet.parent)!r} to write into: create it first.")
+
+
+def query_vector(table, query, pretrained=None) -> np.ndarray:
+    """The embedding of the image file `query`: its row when the table holds it, else
+    computed by the table's model (or `pretrained`'s) on its evaluation view."""
+    query = pathlib.Path(query).expanduser()
+    if not query.is_file():
+        raise MissingInputError(f"No image at {str(query)!r}: pass an image file as --query.")
+    resolved = str(query.resolve())
+    for index, path in enumerate(table.paths):
+        if path == str(query) or str(pathlib.Path(path).resolve()) == resolved:
+            return table.embeddings[index]
+    model = pretrained or table.model.get("path")
+    if not model or not pathlib.Path(model).exists():
+        raise MissingInputError(
+            f"{str(query)!r} is not in the embedding file and the model that wrote it ({model!r}) is not here: "
+            "pass --pretrained (the run folder or .keras file the embeddings came from)."
+        )
+    from kssl.evaluation import extract_features
+    from kssl.similarity import l2_normalized
+
+    _, encoder = embedding_model(model)
+    pixels = _decoded(query)
+    return l2_normalized(extract_features(encoder, pixels[None]))[0]
+
+
+def _decoded(path) -> np.ndarray:
+    """The pixels of an image file as kssl reads it (first frame, RGB, EXIF orientation applied)."""
+    import tensorflow as tf
+
+    from kssl.data.orientation import decode_image
+
+    try:
+        return decode_image(tf.io.read_file(str(path))).numpy()
+    except tf.errors.InvalidArgumentError:
+        raise InputError(f"{str(path)!r} is not an image kssl can read (JPEG, PNG, BMP or GIF).") from None
+
+
+def similar_job(embeddings, query=None, top: int = 10, duplicates: bool = False, threshold: float = 0.95,
+                out=None, pretrained=None, overwrite: bool = False, progress: bool = True) -> list:  # fmt: skip
+    """`kssl similar`: with `query`, its `top` nearest rows (printed, and a contact sheet
+    PNG of the query and them at `out`, default `similar-<query name>.png`); with
+    `duplicates`, every pair at cosine >= `threshold` (printed, written as a CSV at `out`,
+    default `duplicates.csv`, and the first pairs' contact sheet beside it)."""
+    from kssl.plots import plot_contact_sheet
+    from kssl.similarity import duplicate_pairs, read_embeddings, top_k
+
+    if (query is None) == (not duplicates):
+        raise InputError("Pass either --query IMAGE (its nearest images) or --duplicates (near-duplicate pairs).")
+    if duplicates:
+        out = pathlib.Path(out or "duplicates.csv").expanduser()
+        if out.suffix.lower() != ".csv":
+            raise InputError(
+                f"--out {str(out)!r}: with --duplicates, name a .csv file (its contact sheet goes beside it)."
+            )
+        for path in (out, out.with_suffix(".png")):
+            _check_sheet(path, overwrite)
+        table = read_embeddings(embeddings)
+        pairs, scores = duplicate_pairs(table.embeddings, threshold, progress=progress)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["similarity", "path_a", "path_b"])
+        writer.writerows([f"{score:.4f}", table.paths[i], table.paths[j]] for (i, j), score in zip(pairs, scores))
+        with atomic_file(out, suffix=".csv") as tmp:
+            tmp.write_text(buffer.getvalue())
+        print(
+            f"{len(pairs):,} pairs of {len(table):,} images at cosine similarity >= {threshold:g}, most similar first:"
+        )
+        for (i, j), score in list(zip(pairs, scores))[:10]:
+            print(f"  {score:.3f}  {table.paths[i]}  {table.paths[j]}")
+        shown = [p for pair in pairs[:8] for p in (table.paths[pair[0]], table.paths[pair[1]])]
+        if shown and all(pathlib.Path(p).is_file() for p in shown):
+            plot_contact_sheet(shown, out.with_suffix(".png"), f"the {len(shown) // 2} most similar pairs "
+                               f"(cosine >= {threshold:g}), side by side", columns=4)  # fmt: skip
+        print(f"Wrote the pairs to {out}" + (f" and the first ones' contact sheet to {out.with_suffix('.png')}"
+                                             if shown else ""))  # fmt: skip
+        return [(table.paths[i], table.paths[j], float(s)) for (i, j), s in zip(pairs, scores)]
+    sheet = pathlib.Path(out or f"similar-{pathlib.Path(query).stem}.png").expanduser()
+    if sheet.suffix.lower() != ".png":
+        raise InputError(f"--out {str(sheet)!r}: name a .png file for the contact sheet.")
+    _check_sheet(sheet, overwrite)
+    table = read_embeddings(embeddings)
+    indices, scores = top_k(table.embeddings, query_vector(table, query, pretrained), top)
+    rows = [(table.paths[i], float(s), None if table.labels is None else str(table.labels[i]))
+            for i, s in zip(indices, scores)]  # fmt: skip
+    print(f"the {len(rows)} images of {embeddings} most similar to {query} (cosine similarity):")
+    for rank, (path, score, label) in enumerate(rows, start=1):
+        print(f"  {rank:>3}. {score:.3f}  {path}" + (f"  ({label})" if label is not None else ""))
+    shown = [str(query)] + [path for path, _, _ in rows if pathlib.Path(path).is_file()]
+    plot_contact_sheet(shown, sheet, f"{pathlib.Path(query).name} (1) and its {len(shown) - 1} nearest images")
+    print(f"Wrote the contact sheet to {sheet}")
+    return rows
