@@ -251,22 +251,6 @@ class BudgetProgress(keras.callbacks.Callback):
         self._show(final=True)
 
 
-def live_display(stream) -> bool:
-    """Whether `stream` shows a line rewritten in place: a terminal or a Jupyter notebook's
-    output (Keras' progress bar assumes it of any POSIX stream, so a log file gets thousands
-    of carriage-return updates on one line).
-
-    Example:
-    >>> import io
-    >>> live_display(io.StringIO())
-    False
-    """
-    if getattr(stream, "isatty", lambda: False)():
-        return True
-    kernel_stream = getattr(sys.modules.get("ipykernel.iostream"), "OutStream", None)
-    return kernel_stream is not None and isinstance(stream, kernel_stream)
-
-
 class StepProgress(keras.callbacks.Callback):
     """Progress as whole lines, for output that is not a terminal (a log file, a pipe).
 

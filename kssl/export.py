@@ -22,6 +22,7 @@ loaded model (and the server) carry on.
 from __future__ import annotations
 
 import pathlib
+import warnings
 
 import keras
 import numpy as np
@@ -218,13 +219,37 @@ class ProbabilitiesModel(keras.Model):
         return {"probabilities": tf.nn.softmax(logits, axis=-1)}
 
 
+def float32_copy(model):
+    """`model` itself when every layer computes in float32, else a copy that does (the same
+    weights; mixed-precision policies in its config replaced by float32): ONNX Runtime and
+    LiteRT run no bfloat16 convolutions, and Keras' ONNX export asks for float32."""
+    if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers()):
+        return model
+
+    def as_float32(node, key=None):
+        if isinstance(node, dict):
+            name = node.get("config", {}).get("name") if node.get("class_name", "").endswith("DTypePolicy") else None
+            if isinstance(name, str) and name.startswith("mixed_"):
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {k: as_float32(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [as_float32(v) for v in node]
+        return "float32" if key == "dtype" and isinstance(node, str) and node.startswith("mixed_") else node
+
+    copy = keras.saving.deserialize_keras_object(as_float32(keras.saving.serialize_keras_object(model)))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def export_file(classifier, path, format: str, overwrite: bool = False) -> pathlib.Path:
     """Writes `classifier` as an ONNX (`format="onnx"`, a `.onnx` path) or LiteRT
     (`format="litert"`, a `.tflite` path) file through Keras' `model.export`, atomically.
 
     The file takes float32 `images` `(batch, H, W, 3)`, pixel values 0-255 (each batch of
     one size; any size), and gives `probabilities` `(batch, classes)`; the evaluation view
-    is inside it, as in the SavedModel. Class names are not in the file: they are the
+    is inside it, as in the SavedModel. It computes in float32: a classifier trained in
+    mixed precision (bfloat16 on CPUs that have it) is exported as a float32 copy, whose
+    probabilities differ from the SavedModel's by bfloat16's rounding. Class names are not in the file: they are the
     run's `config.json`/`metrics.json` classes, in the classifier's order
     (`classifier.class_names`). Needs tf2onnx for ONNX (`pip install tf2onnx`); LiteRT
     needs only TensorFlow to write, and `ai-edge-litert` (or TensorFlow) to run.
@@ -241,13 +266,15 @@ def export_file(classifier, path, format: str, overwrite: bool = False) -> pathl
         raise ValueError(f"A {format} file is named *{suffix}. Received: {str(path)!r}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} already exists; choose another path or pass overwrite=True.")
-    model = ProbabilitiesModel(classifier)
+    model = ProbabilitiesModel(float32_copy(classifier))
     size = model.view.image_size
     model(tf.zeros((1, size, size, 3)))  # built: Keras exports built models only
     signature = [tf.TensorSpec((None, None, None, 3), tf.float32, name="images")]
     if format == "onnx":
         _teach_tf2onnx_erfc()
-    with atomic_file(path, suffix=suffix) as tmp:
+    with atomic_file(path, suffix=suffix) as tmp, warnings.catch_warnings():
+        # Keras' own tf2onnx patch probes `np.object`, which NumPy 2 warns about: not ours to fix.
+        warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
         model.export(str(tmp), format=format, input_signature=signature, verbose=False)
     return path
 

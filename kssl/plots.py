@@ -144,9 +144,9 @@ def _colours(count):
     return [cmap(i if count <= 20 else i / max(1, count - 1)) for i in range(count)]
 
 
-def plot_contact_sheet(paths, path, title: str, columns: int = 8, side: int = 96) -> pathlib.Path:
+def plot_contact_sheet(paths, path, title: str, columns: int = 8, side: int = 96, captions=None) -> pathlib.Path:
     """A grid of the image files at `paths` (each its centred square, `side` px, turned
-    as its EXIF orientation says), numbered in order, as a PNG at `path`."""
+    as its EXIF orientation says), numbered in order (or titled by `captions`), as a PNG at `path`."""
     from PIL import Image, ImageOps
 
     rows = max(1, -(-len(paths) // columns))
@@ -157,6 +157,7 @@ def plot_contact_sheet(paths, path, title: str, columns: int = 8, side: int = 96
         with Image.open(image_path) as image:
             square = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (side, side))
         ax.imshow(np.asarray(square))
-        ax.set_title(f"{rank}. {pathlib.Path(image_path).name}"[:18], fontsize=7)
+        caption = f"{rank}. {pathlib.Path(image_path).name}" if captions is None else captions[rank - 1]
+        ax.set_title(caption[:18], fontsize=7)
     figure.suptitle(title, fontsize=9)
     return _save(figure, path)

@@ -26,7 +26,6 @@ from kssl.callbacks import (
     StopOnDivergence,
     TimeBudget,
     TrainingProgress,
-    live_display,
 )
 from kssl.checkpointing import StepCheckpoint
 from kssl.cpu import warn_if_onednn_off
@@ -48,6 +47,7 @@ from kssl.quiet import quiet_keras_step_retracing
 from kssl.recipes import PretrainingRecipe, recipe_for
 from kssl.schedules import warmup_cosine
 from kssl.semi_supervised.base import SemiSupervisedTraining
+from kssl.terminal import live_display
 
 quiet_keras_step_retracing()  # each new model traces its own step once: not retracing
 

@@ -120,22 +120,29 @@ def _classifier(kind):
 
     if kind == "vit":
         return Classifier(vit(depth=1, width=1 / 12, image_size=16), num_classes=3, mode="linear")
+    if kind == "resnet-bfloat16":  # as `kssl run` trains on CPUs with AVX512-BF16
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # conftest sets float32 back
     classifier = Classifier(tiny_resnet(16), num_classes=3, mode="lora" if kind == "lora" else "full")
     for weight in classifier.weights:  # weights away from their start (LoRA's B factors start at 0)
         weight.assign(weight + tf.random.stateless_normal(weight.shape, (1, 2), stddev=0.05, dtype=weight.dtype))
     return classifier.merged() if kind == "lora" else classifier
 
 
-@pytest.mark.parametrize("kind", ["resnet", "vit", "lora"])
+# A ResNet trained in mixed precision (its LoRA-merged copy is a ResNet in float32): the
+# files compute in float32 (ONNX Runtime has no bfloat16 convolution), and match the
+# SavedModel of its float32 copy.
+@pytest.mark.parametrize("kind", ["resnet-bfloat16", "vit", "lora"])
 def test_onnx_and_litert_files_give_the_saved_models_probabilities(kind, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime", reason="the test extra installs ONNX Runtime")
     litert = pytest.importorskip("ai_edge_litert.interpreter", reason="the test extra installs LiteRT")
-    from kssl.export import export_file, serving_functions
+    from kssl.export import export_file, float32_copy, serving_functions
 
     classifier = _classifier(kind)
+    keras.mixed_precision.set_global_policy("float32")
     assert kind != "lora" or not any("lora" in w.path for w in classifier.weights)
+    assert (classifier.encoder.dtype_policy.name == "mixed_bfloat16") == (kind == "resnet-bfloat16")
     rng = np.random.default_rng(0)
-    served = serving_functions(classifier)["serving_default"]  # what the SavedModel computes
+    served = serving_functions(float32_copy(classifier))["serving_default"]  # what the SavedModel computes
     onnx = onnxruntime.InferenceSession(str(export_file(classifier, tmp_path / "m.onnx", "onnx")))
     lite = litert.Interpreter(model_path=str(export_file(classifier, tmp_path / "m.tflite", "litert")))
     for shape in ((3, 20, 29, 3), (2, 31, 18, 3), (1, 16, 16, 3)):  # wide, tall, the model's own size

@@ -62,6 +62,7 @@ def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_
     out = tmp_path / "run"
     args = ["run", "--data", str(root), "--image-size", str(SIZE), *TINY_MODEL, "--epochs", "1"]
     args += ["--finetune-epochs", "2", "--labels", "6", "--draws", "1", "--modes", "linear", "--out", str(out)]
+    args += ["--export-formats", "onnx"]
     assert main(args) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {
@@ -69,8 +70,10 @@ def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_
         "augmentations.png", "pretraining.png", "finetuning.png", "embeddings.png",
     }  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "run"]  # no staging folder left behind
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert printed.count("tensorboard --logdir") == 1
+    assert "\r" not in captured.err  # listing and decoding in whole lines too (tqdm's bar is for terminals)
     assert "from scratch" in printed and "frozen features of the SimCLR encoder" in printed
     # capsys is not a terminal, as a pipe or a log file: whole short lines, no carriage
     # returns (Keras' bar would write every update on one line), printed as training goes.
@@ -95,6 +98,7 @@ def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     served = np.load(served)
     assert bool(served["alone"]) and list(served["loaded"]) == ["Classifier", "Functional"]
+    assert (out / "serving" / "kssl-v1.onnx").stat().st_size > 1000  # --export-formats, beside the SavedModel
 
     test = files.load(SIZE, progress=False)
     classifier = keras.saving.load_model(out / "classifier.keras")
@@ -126,7 +130,9 @@ def check_tensorboard_logs(logs, metrics):
     from tensorboard.plugins import projector
 
     pretraining = scalar_events(logs / "pretrain")
-    assert {"loss", "contrastive_accuracy", "learning_rate"} <= set(pretraining)
+    assert {"loss", "contrastive_accuracy", "learning_rate", "knn_20", "knn_200"} <= set(pretraining)
+    monitor = metrics["pretraining"]["knn_monitor"]
+    assert [step for step, _ in pretraining["knn_20"]] == monitor["steps"]
     steps = [step for step, _ in pretraining["loss"]]
     assert steps == sorted(steps) and steps[-1] == metrics["pretraining"]["steps"]
     assert pretraining["loss"][-1][1] == pytest.approx(metrics["pretraining"]["final_loss"], rel=1e-6)

@@ -140,45 +140,27 @@ def _decoded(path) -> np.ndarray:
         raise InputError(f"{str(path)!r} is not an image kssl can read (JPEG, PNG, BMP or GIF).") from None
 
 
+def typical_similarity(embeddings, pairs: int = 10_000, seed: int = 0) -> float:
+    """The median cosine similarity of `pairs` random pairs of rows: what a threshold means for
+    this encoder (features after a ReLU are all positive, so their cosines sit well above 0)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, len(embeddings), (2, pairs))
+    keep = a != b
+    return float(np.median(np.sum(embeddings[a[keep]] * embeddings[b[keep]], axis=1))) if keep.any() else 1.0
+
+
 def similar_job(embeddings, query=None, top: int = 10, duplicates: bool = False, threshold: float = 0.95,
                 out=None, pretrained=None, overwrite: bool = False, progress: bool = True) -> list:  # fmt: skip
     """`kssl similar`: with `query`, its `top` nearest rows (printed, and a contact sheet
     PNG of the query and them at `out`, default `similar-<query name>.png`); with
-    `duplicates`, every pair at cosine >= `threshold` (printed, written as a CSV at `out`,
-    default `duplicates.csv`, and the first pairs' contact sheet beside it)."""
+    `duplicates`, `duplicates_job`. Returns `(path, similarity, label)` rows, or the pairs."""
     from kssl.plots import plot_contact_sheet
-    from kssl.similarity import duplicate_pairs, read_embeddings, top_k
+    from kssl.similarity import read_embeddings, top_k
 
     if (query is None) == (not duplicates):
         raise InputError("Pass either --query IMAGE (its nearest images) or --duplicates (near-duplicate pairs).")
     if duplicates:
-        out = pathlib.Path(out or "duplicates.csv").expanduser()
-        if out.suffix.lower() != ".csv":
-            raise InputError(
-                f"--out {str(out)!r}: with --duplicates, name a .csv file (its contact sheet goes beside it)."
-            )
-        for path in (out, out.with_suffix(".png")):
-            _check_sheet(path, overwrite)
-        table = read_embeddings(embeddings)
-        pairs, scores = duplicate_pairs(table.embeddings, threshold, progress=progress)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["similarity", "path_a", "path_b"])
-        writer.writerows([f"{score:.4f}", table.paths[i], table.paths[j]] for (i, j), score in zip(pairs, scores))
-        with atomic_file(out, suffix=".csv") as tmp:
-            tmp.write_text(buffer.getvalue())
-        print(
-            f"{len(pairs):,} pairs of {len(table):,} images at cosine similarity >= {threshold:g}, most similar first:"
-        )
-        for (i, j), score in list(zip(pairs, scores))[:10]:
-            print(f"  {score:.3f}  {table.paths[i]}  {table.paths[j]}")
-        shown = [p for pair in pairs[:8] for p in (table.paths[pair[0]], table.paths[pair[1]])]
-        if shown and all(pathlib.Path(p).is_file() for p in shown):
-            plot_contact_sheet(shown, out.with_suffix(".png"), f"the {len(shown) // 2} most similar pairs "
-                               f"(cosine >= {threshold:g}), side by side", columns=4)  # fmt: skip
-        print(f"Wrote the pairs to {out}" + (f" and the first ones' contact sheet to {out.with_suffix('.png')}"
-                                             if shown else ""))  # fmt: skip
-        return [(table.paths[i], table.paths[j], float(s)) for (i, j), s in zip(pairs, scores)]
+        return duplicates_job(embeddings, threshold, out, overwrite, progress)
     sheet = pathlib.Path(out or f"similar-{pathlib.Path(query).stem}.png").expanduser()
     if sheet.suffix.lower() != ".png":
         raise InputError(f"--out {str(sheet)!r}: name a .png file for the contact sheet.")
@@ -190,7 +172,47 @@ def similar_job(embeddings, query=None, top: int = 10, duplicates: bool = False,
     print(f"the {len(rows)} images of {embeddings} most similar to {query} (cosine similarity):")
     for rank, (path, score, label) in enumerate(rows, start=1):
         print(f"  {rank:>3}. {score:.3f}  {path}" + (f"  ({label})" if label is not None else ""))
-    shown = [str(query)] + [path for path, _, _ in rows if pathlib.Path(path).is_file()]
-    plot_contact_sheet(shown, sheet, f"{pathlib.Path(query).name} (1) and its {len(shown) - 1} nearest images")
+    found = [(path, score) for path, score, _ in rows if pathlib.Path(path).is_file()]
+    captions = ["query"] + [f"{score:.3f} {pathlib.Path(path).name}" for path, score in found]
+    plot_contact_sheet([str(query)] + [path for path, _ in found], sheet,
+                       f"{pathlib.Path(query).name} and its {len(found)} nearest images (cosine similarity)",
+                       captions=captions)  # fmt: skip
     print(f"Wrote the contact sheet to {sheet}")
     return rows
+
+
+def duplicates_job(embeddings, threshold: float = 0.95, out=None, overwrite: bool = False, progress=True) -> list:
+    """`kssl similar --duplicates`: every pair at cosine >= `threshold`, most similar first
+    (printed, the first ten; written as a CSV at `out`, default `duplicates.csv`, with a
+    contact sheet of the first eight pairs beside it). Returns `(path_a, path_b, similarity)`s."""
+    from kssl.plots import plot_contact_sheet
+    from kssl.similarity import duplicate_pairs, read_embeddings
+
+    out = pathlib.Path(out or "duplicates.csv").expanduser()
+    if out.suffix.lower() != ".csv":
+        raise InputError(f"--out {str(out)!r}: with --duplicates, name a .csv file (its contact sheet goes beside it).")
+    for path in (out, out.with_suffix(".png")):
+        _check_sheet(path, overwrite)
+    table = read_embeddings(embeddings)
+    pairs, scores = duplicate_pairs(table.embeddings, threshold, progress=progress)
+    found = [(table.paths[i], table.paths[j], float(score)) for (i, j), score in zip(pairs, scores)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["similarity", "path_a", "path_b"])
+    writer.writerows([f"{score:.4f}", a, b] for a, b, score in found)
+    with atomic_file(out, suffix=".csv") as tmp:
+        tmp.write_text(buffer.getvalue())
+    print(f"{len(found):,} pairs of {len(table):,} images at cosine similarity >= {threshold:g} (a random pair's: "
+          f"{typical_similarity(table.embeddings):.3f}, the median of 10,000), most similar first:")  # fmt: skip
+    for a, b, score in found[:10]:
+        print(f"  {score:.3f}  {a}  {b}")
+    first = found[:8]
+    sheet = out.with_suffix(".png")
+    if first and all(pathlib.Path(p).is_file() for a, b, _ in first for p in (a, b)):
+        captions = [f"{score:.3f} {pathlib.Path(p).name}" for a, b, score in first for p in (a, b)]
+        plot_contact_sheet([p for a, b, _ in first for p in (a, b)], sheet, f"the {len(first)} most similar pairs "
+                           f"(cosine >= {threshold:g}), side by side", columns=4, captions=captions)  # fmt: skip
+        print(f"Wrote the pairs to {out} and the first ones' contact sheet to {sheet}")
+    else:
+        print(f"Wrote the pairs to {out}")
+    return found

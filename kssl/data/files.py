@@ -48,9 +48,16 @@ def cache_root() -> pathlib.Path:
 
 
 def progress_bar(total: int, description: str, enabled: bool = True, unit: str = "img"):
-    """A tqdm progress bar with a total (to stderr), or a silent stand-in."""
+    """A tqdm progress bar with a total (to stderr) on a terminal or in a notebook, whole
+    lines in a log (`kssl.terminal.progress_lines`), or a silent stand-in."""
+    import sys
+
     from tqdm.auto import tqdm
 
+    from kssl.terminal import live_display, progress_lines
+
+    if enabled and not live_display(sys.stderr):
+        return progress_lines(total, description, unit)
     return tqdm(total=total, desc=description, unit=unit, disable=not enabled)
 
 

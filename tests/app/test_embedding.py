@@ -67,7 +67,10 @@ def test_duplicates_are_the_copied_pair_written_as_a_csv_with_its_contact_sheet(
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1 and {rows[0]["path_a"].split("/")[-1], rows[0]["path_b"].split("/")[-1]} == {
         "00000.png", "copy.png"}  # fmt: skip
-    assert pairs.with_suffix(".png").is_file() and "1 pairs of 13 images" in capsys.readouterr().out
+    assert (
+        pairs.with_suffix(".png").is_file()
+        and "1 pairs of 13 images at cosine similarity >= 0.9999 (a random pair" in capsys.readouterr().out
+    )
 
 
 def test_similar_needs_a_query_or_duplicates_and_a_readable_image():

@@ -111,3 +111,19 @@ def test_an_unknown_tfds_name_is_one_line_with_the_closest_names():
             open_unknown()
         message = str(error.value)
         assert message.startswith("Unknown TFDS dataset 'cifar1O'; did you mean 'cifar10'") and "\n" not in message
+
+
+@pytest.mark.eager_steps  # the command's plumbing: see conftest
+def test_kssl_embed_streams_a_tfds_split_with_its_class_names(data_dir, monkeypatch, tmp_path):
+    from helpers import tiny_encoder
+
+    from kssl.similarity import read_embeddings
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))
+    tiny_encoder(8).save(tmp_path / "encoder.keras")
+    out = tmp_path / "test.npz"
+    args = ["embed", "--pretrained", str(tmp_path / "encoder.keras"), "--data", "tfds:kssl_tiny_shapes:test"]
+    assert main([*args, "--out", str(out)]) == 0
+    table = read_embeddings(out)
+    assert list(table.paths) == [f"tfds:kssl_tiny_shapes:test[{i}]" for i in range(10)]
+    assert sorted(set(table.labels)) == ["dark", "light"] and table.embeddings.shape[0] == 10
