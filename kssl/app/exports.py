@@ -1,0 +1,72 @@
+"""`kssl export` and the export step of `kssl run`: where each format goes, checked before
+anything is written, and the writing (`kssl.export`, the one artifact writer of exports)."""
+
+from __future__ import annotations
+
+import pathlib
+
+from kssl.app.staging import check_output_folder, load_keras_file
+from kssl.errors import InputError, MissingInputError, OutputExistsError
+
+
+def export_job(model, out, model_name="kssl", version=1, overwrite=False, formats=("saved_model",)) -> list:
+    """`kssl export`: `out/<model_name>/<version>/` (the layout TF Serving reads, with its
+    warm-up requests) and an example `out/batching_parameters.txt`, and for ONNX and LiteRT
+    `out/<model_name>-v<version>.onnx` / `.tflite`; returns the paths written."""
+    path = pathlib.Path(model)
+    if path.is_dir():
+        path = path / "classifier.keras"
+    if not path.is_file():
+        raise MissingInputError(f"No classifier at {str(path)!r}: pass a run folder or a classifier .keras file.")
+    targets = export_targets(pathlib.Path(out), model_name, version, formats)
+    for name, target in targets.items():  # every one checked before anything is written
+        if name == "saved_model":
+            check_output_folder(target, overwrite)
+        elif target.exists() and not overwrite:
+            raise OutputExistsError(f"{str(target)!r} already exists; pass --overwrite to replace it.")
+    written = export_formats(load_keras_file(path), targets, model_name, overwrite)
+    return written
+
+
+def export_targets(root: pathlib.Path, model_name: str, version: int, formats) -> dict:
+    """Where each of `formats` goes under the serving root `root`."""
+    from kssl.export import EXPORT_FORMATS
+
+    unknown = [name for name in formats if name not in EXPORT_FORMATS]
+    if unknown:
+        raise InputError(f"Unknown export format {unknown[0]!r}: choose among {', '.join(EXPORT_FORMATS)}.")
+    if "onnx" in formats:
+        try:
+            import tf2onnx  # noqa: F401
+        except ImportError:
+            raise InputError("ONNX export needs tf2onnx: pip install tf2onnx (or pip install 'kssl[onnx]').") from None
+    return {
+        name: root / model_name / str(version) if name == "saved_model" else root / f"{model_name}-v{version}{suffix}"
+        for name, suffix in EXPORT_FORMATS.items()
+        if name in formats
+    }
+
+
+def export_formats(classifier, targets: dict, model_name: str, overwrite: bool = False, staged=None) -> list:
+    """Writes `classifier` in each format of `targets` (format -> path), printed; returns the
+    paths. `staged` is `(staging folder, run folder)`: paths are printed where they end up."""
+    from kssl.export import export_file, export_saved_model, write_batching_parameters
+
+    def shown(path):
+        return path if staged is None else staged[1] / path.relative_to(staged[0])
+
+    written = []
+    for name, target in targets.items():
+        if name == "saved_model":
+            export_saved_model(classifier, target, overwrite=overwrite, model_name=model_name)
+            batching = write_batching_parameters(target.parent.parent, overwrite=overwrite)
+            print(f"SavedModel for TF Serving in {shown(target)}/ (signatures serving_default, predict_uint8, "
+                  f"predict_bytes, embed; its warm-up requests in assets.extra/)\n"
+                  f"  an example of TF Serving's batching parameters: {shown(batching)}")  # fmt: skip
+            written += [target, batching]
+        else:
+            export_file(classifier, target, name, overwrite=overwrite)
+            print(f"{'ONNX' if name == 'onnx' else 'LiteRT'} file {shown(target)} (input images: float32 pixel values "
+                  "0-255, batch x height x width x 3; output probabilities)")  # fmt: skip
+            written.append(target)
+    return written
