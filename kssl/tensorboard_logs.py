@@ -139,6 +139,11 @@ def write_projector(log_dir, features, labels, class_names, seed: int = 0) -> in
     embedding.tensor_name = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
     embedding.metadata_path = "metadata.tsv"
     (log_dir / "projector_config.pbtxt").write_text(text_format.MessageToString(config))
+    # TensorBoard lists as runs only folders with event files; its projector looks in runs.
+    summaries = _writer(log_dir)
+    with summaries.as_default():
+        tf.summary.text("embeddings", f"{len(features)} images' features ({features.shape[1]} dimensions)", step=0)
+    summaries.close()
     return len(features)
 
 

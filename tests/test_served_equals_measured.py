@@ -151,3 +151,4 @@ def check_tensorboard_logs(logs, metrics):
     table = reader.get_tensor(config.embeddings[0].tensor_name)
     names = (logs / "embeddings" / config.embeddings[0].metadata_path).read_text().splitlines()
     assert table.shape[0] == len(names) == metrics["test_images"] and set(names) == {"ant", "bee"}
+    assert list((logs / "embeddings").glob("events.out.tfevents.*"))  # a run: TensorBoard's projector looks in runs
