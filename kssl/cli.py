@@ -333,6 +333,18 @@ def _pretrain_options(parser):
         "--config",
         help="run again what a run's config.json records (options given here replace its values)",
     )
+    parser.add_argument(
+        "--data-service",
+        metavar="HOST:PORT",
+        help="compute the pretraining batches on a tf.data service (`kssl data-service`): the same batches, "
+        "on other CPU machines that can read the data folder at the same path",
+    )
+    parser.add_argument(
+        "--data-service-timeout",
+        type=_positive(float),
+        metavar="SECONDS",
+        help="compute a step here when the service has not sent it within this time (default 60)",
+    )
 
 
 def _performance_options(parser):
@@ -518,6 +530,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--pretrained", help="the model that embeds a --query not in the file (default: the one that wrote the file)"
     )
     similar.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    service = commands.add_parser(
+        "data-service",
+        help="run a tf.data service dispatcher or worker, to prepare pretraining batches on CPU machines",
+        description="The tf.data service computes `kssl pretrain|run --data-service HOST:PORT`'s batches (the same "
+        "ones, in step order) on CPU machines. Start one dispatcher, then workers on machines that see the data "
+        "folder at the same path. Ctrl-C stops either.",
+    )
+    roles = service.add_subparsers(dest="role", required=True, metavar="ROLE")
+    dispatcher = roles.add_parser("dispatcher", help="the coordinator (one per cluster)")
+    dispatcher.add_argument("--port", type=int, required=True, help="the port to listen on (0: any free one)")
+    dispatcher.add_argument(
+        "--work-dir", required=True, help="its journal: a restarted dispatcher resumes its jobs from it"
+    )
+    worker = roles.add_parser("worker", help="computes batches (as many as the trainer needs)")
+    worker.add_argument("--dispatcher", required=True, metavar="HOST:PORT", help="the dispatcher's address")
+    worker.add_argument("--port", type=int, default=0, help="the port to listen on (default: any free one)")
     select = commands.add_parser(
         "select",
         help="which images of a folder to label first, chosen on a pretrained encoder's features",
@@ -553,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="check this precision only (default: float32 and the device's mixed precision)",
     )
-    for command in (run, pretrain, finetune, evaluate, export, embed, similar, select, doctor):
+    for command in (run, pretrain, finetune, evaluate, export, embed, similar, service, select, doctor):
         _common_options(command)
     return parser
 
@@ -591,6 +619,14 @@ def main(argv=None) -> int:
     from kssl.errors import InputError
 
     try:
+        if command == "data-service":  # TensorFlow alone: a worker starts in seconds
+            from kssl.data.service import run_dispatcher, run_worker
+
+            if args["role"] == "dispatcher":
+                run_dispatcher(args["port"], args["work_dir"])
+            else:
+                run_worker(args["dispatcher"], args["port"])
+            return 0
         from kssl.app import jobs as runs
 
         if command == "doctor":

@@ -174,6 +174,8 @@ def pretrain(
     method_options: dict | None = None,
     steps_per_execution: int = 1,
     augment_on_device: bool | None = None,
+    data_service: str | None = None,
+    data_service_timeout: float = 60.0,
 ):
     """Pretrains `encoder` with a self-supervised `method` on `image_set` (labels unused
     unless `probe`).
@@ -223,6 +225,11 @@ def pretrain(
             grayscale, blur, solarize) in the train step, on the accelerator
             (`kssl.data.device`): the same views as on the host. Default (None): when
             this machine has a GPU.
+        data_service: a tf.data service dispatcher's `HOST:PORT`: its workers compute the
+            batches (the same ones; `kssl.data.service`); the source must be in memory or
+            files (not a TFDS stream), the workers able to read the files at their paths.
+        data_service_timeout: seconds to wait for a step from the service before
+            computing it here.
 
     Returns:
         `(model, history)`: the trained model (a `SelfSupervisedModel`) and Keras'
@@ -281,22 +288,26 @@ def pretrain(
         )
 
     on_device = has_gpu() if augment_on_device is None else bool(augment_on_device)
+    if data_service is not None:
+        from kssl.data.service import check_data_service
+
+        service = check_data_service(data_service, image_set, timeout=min(10.0, data_service_timeout))
 
     def data(start_step):
-        batches = distribute_batches(
-            strategy,
-            lambda rows: view_pairs(
-                image_set,
-                batch_size,
-                augmentation,
-                seed=seed,
-                with_labels=probe,
-                start_step=start_step,
-                rows=rows,
-                on_device=on_device,
-            ),
-            batch_size,
-        )
+        def rows_of(rows, start=start_step, stop=None, tag_steps=False):
+            return view_pairs(image_set, batch_size, augmentation, seed=seed, with_labels=probe, start_step=start,
+                              rows=rows, on_device=on_device, stop_step=stop, tag_steps=tag_steps)  # fmt: skip
+
+        make = rows_of
+        if data_service is not None:  # the same batches, computed by the service's workers
+            from kssl.data.service import job_name, served_batches
+
+            def make(rows):
+                stop = steps if steps is not None else start_step + 2**40  # a budget stops it
+                return served_batches(lambda a, b: rows_of(rows, a, b, tag_steps=True), start_step, stop, service,
+                                      job_name(strategy), data_service_timeout)  # fmt: skip
+
+        batches = distribute_batches(strategy, make, batch_size)
         return to_device(batches, strategy) if on_device else batches
 
     history = _fit(model, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, budget,

@@ -19,7 +19,18 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     lines = result.stdout.split("COMMAND\n")[-1].splitlines()
     listed = [line.split()[0] for line in lines if line.startswith("    ") and not line.startswith("     ")]
-    assert listed == ["run", "pretrain", "finetune", "evaluate", "export", "embed", "similar", "select", "doctor"]
+    assert listed == [
+        "run",
+        "pretrain",
+        "finetune",
+        "evaluate",
+        "export",
+        "embed",
+        "similar",
+        "data-service",
+        "select",
+        "doctor",
+    ]
 
 
 @pytest.mark.parametrize("command", ["pretrain", "run"])

@@ -28,6 +28,7 @@ def test_import_kssl_imports_no_tensorflow():
         ["export", "--help"],
         ["embed", "--help"],
         ["similar", "--help"],
+        ["data-service", "dispatcher", "--help"],
     ],
 )
 def test_the_command_line_parser_imports_no_tensorflow(argv):

@@ -26,6 +26,8 @@ _NOT_RESULT_FIELDS = (
     "knn_monitor",
     "tensorboard",
     "export_formats",
+    "data_service",
+    "data_service_timeout",
 )
 
 
@@ -78,6 +80,8 @@ class RunConfig:
     augment_on_device: bool | None = None
     tensorboard: bool = True  # TensorBoard logs under <out>/logs (kssl.tensorboard_logs)
     export_formats: list = dataclasses.field(default_factory=list)  # besides the SavedModel: onnx, litert
+    data_service: str | None = None  # a tf.data service dispatcher's HOST:PORT (kssl.data.service)
+    data_service_timeout: float = 60.0  # seconds to wait for a step from it before computing it here
 
     def resolved(self, default_encoder: bool = True) -> RunConfig:
         """Fills the defaults that need no data read (digits are 8x8, so 16 px loses

@@ -213,9 +213,24 @@ def _announce_augmentation_place() -> bool:
     return gpu
 
 
+def with_service_streaming(config):
+    """With `--data-service`, `config` streaming its files unless `--in-memory` was given: the
+    service's workers read the files themselves; images in memory would travel to each of them
+    inside the pipeline's graph."""
+    if config.data_service is None:
+        return config
+    from kssl.data.service import check_reachable
+
+    check_reachable(config.data_service, timeout=min(10.0, config.data_service_timeout))  # before any work
+    if config.stream is not None:
+        return config
+    print("data: streamed from the files, which the tf.data service's workers read (--data-service)", flush=True)
+    return dataclasses.replace(config, stream=True)
+
+
 def pretrain_job(config: RunConfig, verbose="auto") -> dict:
     """`kssl pretrain`: encoder.keras, augmentations.png, pretraining.png, metrics.json, config.json."""
-    config = config.resolved()
+    config = with_service_streaming(config.resolved())
     out = check_output_folder(config.out, config.overwrite, config.data)
     strategy = start_strategy(config.strategy)
     config, train, _, _ = prepare(dataclasses.replace(config, labels=[]), strategy, labeled=False, pretraining=True)
@@ -330,7 +345,7 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     """`kssl run`: pretrains, evaluates frozen features, fine-tunes (pretrained and from
     scratch) for every label budget, exports, and returns the metrics of `metrics.json`."""
     started = time.perf_counter()
-    config = config.resolved()
+    config = with_service_streaming(config.resolved())
     out = check_output_folder(config.out, config.overwrite, config.data)
     strategy = start_strategy(config.strategy)
     config, train, test, budgets = prepare(config, strategy, pretraining=True)

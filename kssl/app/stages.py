@@ -86,6 +86,8 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
         strategy=strategy,
         jit_compile=config.jit_compile,
         augment_on_device=config.augment_on_device,
+        data_service=config.data_service,
+        data_service_timeout=config.data_service_timeout,
         checkpoint_dir=checkpoints,
         checkpoint_every=config.checkpoint_every,
         # The monitor after the curve (it adds to the logs), TensorBoard last (it reads both).

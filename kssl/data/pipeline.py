@@ -121,20 +121,27 @@ def reader_for(source):
     return reader()
 
 
-def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remainder, start_step, rows, on_device=False):
-    """`(views_tuple, labels)` batches: the shared body of `view_pairs` and `labeled_batches`.
+def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remainder, start_step, rows, on_device=False,
+                  stop_step=None, tag_steps=False):  # fmt: skip
+    """`(views_tuple, labels)` batches: the shared body of `view_pairs` and `labeled_batches`;
+    with `tag_steps`, `(step, (views_tuple, labels))`, each batch with its step (the steps
+    `start_step` to `stop_step`, for a shuffled endless source whose keys are indices).
 
     Crops are rounded to uint8 (`as_uint8`) and then finished here, or, `on_device`,
     left for the train step as `kssl.data.device.unfinished_views`.
     """
     reader = reader_for(source)
+    if stop_step is not None and not (repeat and shuffle and reader.indexed):
+        raise ValueError("stop_step needs a shuffled, repeated source whose keys are indices (not a TFDS stream)")
 
     @_graph_only
-    def finish(crops, labels, drawn):
+    def finish(crops, labels, drawn, step):
         kept = tuple(view.finishing_parameters(p) for view, p in zip(views, drawn))
         if on_device:
-            return unfinished_views(crops, kept), labels
-        return tuple(finish_views(c, p) for c, p in zip(crops, kept)), labels
+            batch = unfinished_views(crops, kept), labels
+        else:
+            batch = tuple(finish_views(c, p) for c, p in zip(crops, kept)), labels
+        return (step, batch) if tag_steps else batch
 
     lo, hi = rows if rows is not None else (0, None)
 
@@ -144,16 +151,19 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
         count = keys.shape[0] if keys.shape[0] is not None else tf.shape(keys)[0]
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.constant(seed, tf.int64), step]), len(views))
         drawn = tuple(view.draw(seeds[i], count) for i, view in enumerate(views))
-        return tf.nest.map_structure(lambda t: t[lo:hi], (keys, labels, drawn))
+        return (*tf.nest.map_structure(lambda t: t[lo:hi], (keys, labels, drawn)), step)
 
-    batches = reader.key_batches(batch_size, seed, repeat, shuffle, drop_remainder).enumerate().skip(start_step)
+    if repeat and shuffle and reader.indexed:  # training: each step's batch from the step alone
+        batches = reader.step_key_batches(batch_size, seed, start_step, stop_step)
+    else:
+        batches = reader.key_batches(batch_size, seed, repeat, shuffle, drop_remainder).enumerate().skip(start_step)
     batches = batches.map(parameters)
     if not reader.streaming:
 
         @_graph_only
-        def in_memory(keys, labels, drawn):
+        def in_memory(keys, labels, drawn, step):
             crops = tuple(as_uint8(c) for c in reader.crops(keys, views, drawn))
-            return finish(crops, labels, drawn)
+            return finish(crops, labels, drawn, step)
 
         return batches.map(in_memory, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -176,7 +186,7 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
         return tuple(as_uint8(c) for c in crops), label, drawn
 
     @_graph_only
-    def one_batch(keys, labels, drawn):
+    def one_batch(keys, labels, drawn, step):
         count = tf.shape(labels, out_type=tf.int64)[0]
         loaded = tf.data.Dataset.from_tensor_slices((keys, labels, drawn)).map(
             load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
@@ -184,11 +194,12 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
         places = tf.data.Dataset.range(count)  # each image's place in its batch, to name the dropped ones
         # An unreadable file is dropped here and reported below.
         images = tf.data.Dataset.zip(loaded, places).ignore_errors().batch(batch_size)
-        return tf.data.Dataset.zip(images, tf.data.Dataset.from_tensors(reader.names(keys)))
+        about = tf.data.Dataset.from_tensors((reader.names(keys), step))
+        return tf.data.Dataset.zip(images, about)
 
     @_graph_only
     def report_skipped(skipped, batch):
-        ((crops, labels, drawn), places), names = batch
+        ((crops, labels, drawn), places), (names, step) = batch
         read = tf.reduce_any(tf.range(tf.shape(names, out_type=tf.int64)[0])[:, None] == places[None, :], axis=1)
         unreadable = tf.boolean_mask(names, ~read)
         missing = tf.shape(unreadable)[0]
@@ -207,13 +218,13 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
             return skipped + tf.cast(missing, tf.int64)
 
         skipped = tf.cond(missing > 0, warn, lambda: skipped)
-        return skipped, (crops, labels, drawn)
+        return skipped, (crops, labels, drawn, step)
 
     dataset = batches.interleave(
         one_batch, cycle_length=4, block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     ).scan(tf.constant(0, tf.int64), report_skipped)
     if repeat:
-        dataset = dataset.filter(_graph_only(lambda crops, labels, drawn: tf.shape(labels)[0] > 0))
+        dataset = dataset.filter(_graph_only(lambda crops, labels, drawn, step: tf.shape(labels)[0] > 0))
     else:  # one batch per key batch, also when all its files were unreadable: Keras knows the length
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches.cardinality()))
     return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -230,6 +241,8 @@ def view_pairs(
     start_step: int = 0,
     rows: tuple[int, int] | None = None,
     on_device: bool = False,
+    stop_step: int | None = None,
+    tag_steps: bool = False,
 ) -> tf.data.Dataset:
     """Batches of augmented views of each image (two, or one per given transform), for a
     pretraining model's `fit`.
@@ -256,6 +269,10 @@ def view_pairs(
             model's train step, which runs them on its device: batches are then
             `kssl.data.device.unfinished_views` (uint8 crops and their parameters), the
             same views once finished (`kssl.pretrain` does this on a GPU).
+        stop_step: end before this step (default: endless, with `repeat`).
+        tag_steps: yield `(step, batch)`: the tf.data service's workers compute steps in
+            any order (`kssl.data.service`). Both need a source whose keys are indices
+            (in memory or files; not a TFDS stream), shuffled and repeated.
 
     A streamed file that cannot be decoded is dropped from its batch with a warning
     naming the batch's files and the count so far, so a long run never stops halfway.
@@ -278,9 +295,12 @@ def view_pairs(
         raise DataError("with_labels=True needs a labeled image set.")
     augmentation = augmentation or ViewAugmentation(image_set.image_size)
     views = tuple(augmentation) if isinstance(augmentation, (tuple, list)) else (augmentation, augmentation)
-    batches = _view_batches(image_set, batch_size, views, seed, repeat, shuffle, True, start_step, rows, on_device)
+    batches = _view_batches(image_set, batch_size, views, seed, repeat, shuffle, True, start_step, rows, on_device,
+                            stop_step, tag_steps)  # fmt: skip
     if with_labels:
         return batches
+    if tag_steps:
+        return batches.map(_graph_only(lambda step, batch: (step, batch[0])))
     return batches.map(_graph_only(lambda views, labels: views))
 
 

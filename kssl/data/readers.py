@@ -28,9 +28,31 @@ class SourceReader:
     """
 
     streaming = False
+    # Whether keys are indices 0..N-1 into the source, so that any step's batch can be
+    # computed from the step alone (`step_key_batches`); a TFDS stream's are records.
+    indexed = True
 
     def __init__(self, source):
         self.source = source
+
+    def step_key_batches(self, batch_size, seed, start_step=0, stop_step=None):
+        """`(step, (keys, labels))` for each step from `start_step` (to `stop_step`, else
+        endless): the keys are the images at positions `step * batch_size` to
+        `step * batch_size + batch_size - 1` of the endless shuffle of `kssl.data.shuffle`,
+        a function of the step alone (epochs follow each other within a batch, as
+        `keys.shuffle(...).repeat().batch(...)` would have them)."""
+        from kssl.data.shuffle import shuffled_indices
+
+        size = len(self.source)
+        labels = self.labels()
+
+        def keys_of(step):
+            keys = shuffled_indices(step * batch_size + tf.range(batch_size, dtype=tf.int64), size, seed)
+            keys.set_shape([batch_size])  # static, as a batched dataset's: grappler costs ops with known shapes
+            return step, (keys, tf.gather(labels, keys))
+
+        stop = tf.int64.max if stop_step is None else stop_step
+        return tf.data.Dataset.range(start_step, stop).map(tf.autograph.experimental.do_not_convert(keys_of))
 
     def key_batches(self, batch_size, seed, repeat, shuffle, drop_remainder):
         """`(keys, labels)` batches: keys are indices here, records for TFDS."""

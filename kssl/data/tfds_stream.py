@@ -138,6 +138,7 @@ class TFDSRecords(ImageCollection):
 
         class _RecordReader(SourceReader):
             streaming = True
+            indexed = False  # records come in file order: a step's batch needs the ones before it
 
             def key_batches(self, batch_size, seed, repeat, shuffle, drop_remainder):
                 dataset = records.records(shuffle=shuffle, seed=seed)

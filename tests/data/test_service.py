@@ -1,0 +1,93 @@
+"""The tf.data service gives training the batches of local training, in step order, even
+when a worker dies: a dispatcher and workers in this process (their servers are threads),
+and, once, as the commands in processes of their own (tests/test_cli_service.py)."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import write_image_folder
+
+from kssl.data.files import list_folder
+from kssl.data.pipeline import view_pairs
+from kssl.data.service import check_reachable, served_batches
+from kssl.errors import InputError
+
+service = tf.data.experimental.service
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    dispatcher = service.DispatchServer(service.DispatcherConfig(port=0, work_dir=str(tmp_path / "journal"),
+                                                                 fault_tolerant_mode=True))  # fmt: skip
+    address = dispatcher.target.split("://")[1]
+    workers = [service.WorkerServer(service.WorkerConfig(dispatcher_address=address)) for _ in range(2)]
+    yield dispatcher, workers
+    for server in [*workers, dispatcher]:
+        server._stop()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = write_image_folder(tmp_path_factory.mktemp("service") / "photos", classes=2, per_class=12,
+                              shapes=((14, 20), (18, 12)), formats=("png", "jpg"))  # fmt: skip
+    return list_folder(root, progress=False).at_size(8)
+
+
+def steps_of(files, start, stop, **options):
+    return view_pairs(files, batch_size=8, seed=3, start_step=start, stop_step=stop, tag_steps=True, **options)
+
+
+def test_served_batches_come_in_step_order_and_equal_local_ones_when_a_worker_dies(files, cluster, capfd):
+    dispatcher, workers = cluster
+    local = list(itertools.islice(view_pairs(files, batch_size=8, seed=3), 12))
+
+    def make_steps(start, stop):  # the served graph loses step 5 (as a dying worker would); the trainer's has it
+        steps = steps_of(files, start, stop)
+        return steps.filter(lambda step, views: step != 5) if stop - start > 1 else steps
+
+    served = served_batches(make_steps, 0, 12, dispatcher.target, "test-job", timeout=1.0)
+    batches = []
+    for index, views in enumerate(served):
+        batches.append(views)
+        if index == 1:
+            workers[0]._stop()  # what it held is lost too
+    assert len(batches) == 12
+    for got, expected in zip(batches, local):
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
+    assert "step 5 did not come from the tf.data service within 1 s; computed here" in capfd.readouterr().err
+
+
+def test_pretraining_through_the_service_trains_the_weights_of_local_pretraining(files, cluster):
+    import keras
+    from helpers import tiny_encoder
+
+    from kssl.training import pretrain
+
+    dispatcher, _ = cluster
+    trained = []
+    for service_address in (None, dispatcher.target):
+        keras.utils.set_random_seed(0)
+        model, _ = pretrain(files, tiny_encoder(8), epochs=3, batch_size=8, seed=3, verbose=0,
+                            data_service=service_address)  # fmt: skip
+        trained.append([w.numpy() for w in model.weights])
+    assert len(trained[0]) == len(trained[1]) > 20
+    for local, served in zip(*trained):
+        np.testing.assert_array_equal(served, local)
+
+
+def test_an_unreachable_dispatcher_is_a_clear_error_in_bounded_time():
+    import socket
+    import time
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(InputError, match=f"No tf.data service dispatcher answers at 127.0.0.1:{port}"):
+        check_reachable(f"127.0.0.1:{port}", timeout=1.0)
+    assert time.monotonic() - started < 5
+    with pytest.raises(InputError, match="HOST:PORT"):
+        check_reachable("no-port-here")
