@@ -111,7 +111,18 @@ def run_worker(dispatcher: str, port: int = 0, stop: threading.Event | None = No
     _serve(server, stop)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _serve(server, stop):
+    """Serves until Ctrl-C, SIGTERM (what `docker stop` and systemd send) or `stop`; a
+    process started in the background of a script, where SIGINT is ignored, stops on it too."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         while stop is None or not stop.is_set():
             time.sleep(0.2)
@@ -143,17 +154,34 @@ def served_batches(make_steps, start_step: int, stop_step: int, service: str, jo
     )
     signature = served.element_spec[1]
     arrived: queue.Queue = queue.Queue(maxsize=64)
+    done = threading.Event()  # the trainer has stopped reading (finished, or training failed)
+
+    def hand_over(item) -> bool:
+        while not done.is_set():
+            try:
+                arrived.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def read():  # the service's iterator blocks: a thread, so the trainer can time out
         try:
             for step, batch in served:
-                arrived.put((int(step), batch))
+                if not hand_over((int(step), batch)):
+                    return  # the iterator goes with the thread: the job's client ends
         except Exception as error:  # noqa: BLE001 - handed to the trainer, which rebuilds what is missing
-            arrived.put(("error", error))
-        arrived.put(("end", None))
+            hand_over(("error", error))
+        hand_over(("end", None))
 
     def in_order():
         threading.Thread(target=read, daemon=True).start()
+        try:
+            yield from ordered()
+        finally:  # also when training stops early or fails: the reader lets go
+            done.set()
+
+    def ordered():
         waiting, ended, degraded_until = {}, False, 0.0
         for step in range(start_step, stop_step):
             became_next = time.monotonic()

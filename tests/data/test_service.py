@@ -41,41 +41,59 @@ def steps_of(files, start, stop, **options):
 
 def test_served_batches_come_in_step_order_and_equal_local_ones_when_a_worker_dies(files, cluster, capfd):
     dispatcher, workers = cluster
-    local = list(itertools.islice(view_pairs(files, batch_size=8, seed=3), 12))
+    local = list(itertools.islice(view_pairs(files, batch_size=8, seed=3), 8))
 
     def make_steps(start, stop):  # the served graph loses step 5 (as a dying worker would); the trainer's has it
         steps = steps_of(files, start, stop)
         return steps.filter(lambda step, views: step != 5) if stop - start > 1 else steps
 
-    served = served_batches(make_steps, 0, 12, dispatcher.target, "test-job", timeout=1.0)
+    served = served_batches(make_steps, 0, 8, dispatcher.target, "test-job", timeout=1.0)
     batches = []
     for index, views in enumerate(served):
         batches.append(views)
         if index == 1:
             workers[0]._stop()  # what it held is lost too
-    assert len(batches) == 12
+    assert len(batches) == 8
     for got, expected in zip(batches, local):
         for a, b in zip(got, expected):
             np.testing.assert_array_equal(a, b)
     assert "step 5 did not come from the tf.data service within 1 s; computed here" in capfd.readouterr().err
 
 
-def test_pretraining_through_the_service_trains_the_weights_of_local_pretraining(files, cluster):
+def test_pretraining_through_the_service_and_resumed_after_a_crash_trains_the_local_weights(files, cluster,
+                                                                                              tmp_path):  # fmt: skip
+    # The run dies in step 4 (after its checkpoint of step 2); the same call again resumes,
+    # its served steps starting at step 3 under a new job. kill -9 of the command itself:
+    # tests/test_cli.py (locally).
     import keras
     from helpers import tiny_encoder
 
     from kssl.training import pretrain
 
+    class Crash(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 3:
+                raise RuntimeError("the trainer went away")
+
     dispatcher, _ = cluster
-    trained = []
-    for service_address in (None, dispatcher.target):
+
+    def run(service_address=None, callbacks=()):
         keras.utils.set_random_seed(0)
-        model, _ = pretrain(files, tiny_encoder(8), epochs=3, batch_size=8, seed=3, verbose=0,
-                            data_service=service_address)  # fmt: skip
-        trained.append([w.numpy() for w in model.weights])
-    assert len(trained[0]) == len(trained[1]) > 20
-    for local, served in zip(*trained):
-        np.testing.assert_array_equal(served, local)
+        model, _ = pretrain(files, tiny_encoder(8), epochs=2, batch_size=8, seed=3, verbose=0, callbacks=callbacks,
+                            data_service=service_address, checkpoint_dir=tmp_path / "checkpoints",
+                            checkpoint_every=2)  # fmt: skip
+        return [w.numpy() for w in model.weights]
+
+    local = run()
+    import shutil
+
+    shutil.rmtree(tmp_path / "checkpoints")
+    with pytest.raises(RuntimeError, match="went away"):
+        run(dispatcher.target, [Crash()])
+    served = run(dispatcher.target)
+    assert len(local) == len(served) > 20
+    for a, b in zip(served, local):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_an_unreachable_dispatcher_is_a_clear_error_in_bounded_time():
