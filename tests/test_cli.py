@@ -62,7 +62,7 @@ def test_tiny_run_end_to_end_writes_every_artifact(tmp_path, capsys):
     assert main(["run", *TINY, "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {
-        "encoder.keras", "classifier.keras", "metrics.json", "config.json", "serving",
+        "encoder.keras", "classifier.keras", "metrics.json", "config.json", "serving", "logs",
         "augmentations.png", "pretraining.png", "finetuning.png", "embeddings.png",
     }  # fmt: skip
     assert (out / "serving" / "kssl" / "1" / "saved_model.pb").exists()
