@@ -150,5 +150,6 @@ def evaluate_encoder(encoder, train_set, test_set, k: int = 200, linear: bool = 
 
 
 def _normalize(features):
-    features = np.asarray(features, dtype=np.float32)
-    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    from kssl.similarity import l2_normalized  # numpy only
+
+    return l2_normalized(features)

@@ -121,7 +121,9 @@ def plot_embedding_map(features, labels, class_names, path, max_points: int = 20
     if len(features) > max_points:
         keep = np.random.default_rng(seed).choice(len(features), max_points, replace=False)
         features, labels = features[keep], labels[keep]
-    features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    from kssl.similarity import l2_normalized
+
+    features = l2_normalized(features)
     perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
     points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
     figure, axis = _figure(figsize=(5.5, 4.5))

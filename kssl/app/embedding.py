@@ -15,8 +15,9 @@ import pathlib
 
 import numpy as np
 
+from kssl.app.staging import check_output_file
 from kssl.atomic import atomic_file
-from kssl.errors import InputError, MissingInputError, OutputExistsError
+from kssl.errors import InputError, MissingInputError
 
 
 def embedding_model(pretrained) -> tuple[pathlib.Path, object]:
@@ -74,12 +75,7 @@ def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: boo
 
     out = pathlib.Path(out).expanduser()
     check_format(out)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{str(out)!r} already exists; pass --overwrite to replace it, or choose another --out."
-        )
-    if not out.parent.is_dir():
-        raise MissingInputError(f"No folder {str(out.parent)!r} to write --out into: create it first.")
+    check_output_file(out, overwrite)
     path, encoder = embedding_model(pretrained)
     images, paths, labels = images_of(data, progress)
     if not len(paths):
@@ -93,15 +89,6 @@ def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: boo
     write_embeddings(out, paths, features, labels, model)
     print(f"Wrote {len(paths):,} embeddings of {features.shape[1]} dimensions to {out}", flush=True)
     return out
-
-
-def _check_sheet(sheet: pathlib.Path, overwrite: bool) -> None:
-    if sheet.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{str(sheet)!r} already exists; pass --overwrite to replace it, or choose another --out."
-        )
-    if not sheet.parent.is_dir():
-        raise MissingInputError(f"No folder {str(sheet.parent)!r} to write into: create it first.")
 
 
 def query_vector(table, query, pretrained=None) -> np.ndarray:
@@ -164,7 +151,7 @@ def similar_job(embeddings, query=None, top: int = 10, duplicates: bool = False,
     sheet = pathlib.Path(out or f"similar-{pathlib.Path(query).stem}.png").expanduser()
     if sheet.suffix.lower() != ".png":
         raise InputError(f"--out {str(sheet)!r}: name a .png file for the contact sheet.")
-    _check_sheet(sheet, overwrite)
+    check_output_file(sheet, overwrite)
     table = read_embeddings(embeddings)
     indices, scores = top_k(table.embeddings, query_vector(table, query, pretrained), top)
     rows = [(table.paths[i], float(s), None if table.labels is None else str(table.labels[i]))
@@ -192,7 +179,7 @@ def duplicates_job(embeddings, threshold: float = 0.95, out=None, overwrite: boo
     if out.suffix.lower() != ".csv":
         raise InputError(f"--out {str(out)!r}: with --duplicates, name a .csv file (its contact sheet goes beside it).")
     for path in (out, out.with_suffix(".png")):
-        _check_sheet(path, overwrite)
+        check_output_file(path, overwrite)
     table = read_embeddings(embeddings)
     pairs, scores = duplicate_pairs(table.embeddings, threshold, progress=progress)
     found = [(table.paths[i], table.paths[j], float(score)) for (i, j), score in zip(pairs, scores)]

@@ -12,7 +12,7 @@ import io
 import pathlib
 
 from kssl.atomic import atomic_file
-from kssl.errors import InputError, MissingInputError, OutputExistsError
+from kssl.errors import InputError, MissingInputError
 
 
 def select_job(pretrained, data, budget: int, out, method: str = "typiclust", labeled=None, seed: int = 0,
@@ -50,20 +50,17 @@ def select_job(pretrained, data, budget: int, out, method: str = "typiclust", la
 
 
 def _check_out(out: pathlib.Path, sheet: pathlib.Path, data: pathlib.Path, overwrite: bool) -> None:
+    from kssl.app.staging import check_output_file
+
     if out.suffix.lower() != ".csv":
         raise InputError(f"--out {str(out)!r}: name a .csv file (its contact sheet goes beside it, as .png).")
     for path in (out, sheet):
-        if path.exists() and not overwrite:
-            raise OutputExistsError(
-                f"{str(path)!r} already exists; pass --overwrite to replace it, or choose another --out."
-            )
+        check_output_file(path, overwrite)
     if data.is_dir() and out.resolve().is_relative_to(data.resolve()):
         raise InputError(
             f"--out {str(out)!r} lies inside --data {str(data)!r}: its contact sheet would be listed as one of the "
             "images next time. Write it outside the folder."
         )
-    if not out.parent.is_dir():
-        raise MissingInputError(f"No folder {str(out.parent)!r} to write --out into: create it first.")
 
 
 def _read_labeled(path, listed) -> list[int]:

@@ -49,6 +49,19 @@ def check_output_folder(out, overwrite: bool, data: str | None = None) -> pathli
     return out
 
 
+def check_output_file(path, overwrite: bool) -> pathlib.Path:
+    """Fails early, before any work, if the file `path` exists (unless `overwrite`) or its
+    folder does not."""
+    path = pathlib.Path(path).expanduser()
+    if path.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{str(path)!r} already exists; pass --overwrite to replace it, or choose another --out."
+        )
+    if not path.parent.is_dir():
+        raise MissingInputError(f"No folder {str(path.parent)!r} to write --out into: create it first.")
+    return path
+
+
 def _check_apart(out: pathlib.Path, data: str | None) -> None:
     """A run folder inside the data folder would be read as a class by the next run on it."""
     from kssl.data.sources import parse_data_spec
