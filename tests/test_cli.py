@@ -218,40 +218,6 @@ def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys
     assert "No encoder at" in capsys.readouterr().err
 
 
-def test_killed_cli_run_resumes_with_the_same_command(tmp_path):
-    import os
-    import signal
-    import time
-
-    import keras
-    import numpy as np
-
-    # The reference runs in this process (one process start fewer); conftest gives this
-    # process and the ones it starts one thread, on which every step is deterministic.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    args = ["pretrain", "--image-size", "8", *TINY_MODEL, "--epochs", "1", "--batch-size", "64",
-            "--checkpoint-every", "5"]  # fmt: skip
-    assert main([*args, "--out", str(tmp_path / "reference")]) == 0
-    command = [sys.executable, "-m", "kssl", *args, "--out", str(tmp_path / "run")]
-    victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = tmp_path / ".run.partial" / "checkpoints" / "pretrain" / "checkpoint"
-    deadline = time.time() + 300
-    while not checkpoint.exists() and victim.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
-    assert victim.returncode == -signal.SIGKILL and not (tmp_path / "run").exists()
-    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming the interrupted run" in resumed.stdout
-    assert not (tmp_path / ".run.partial").exists()
-    expected = keras.saving.load_model(tmp_path / "reference" / "encoder.keras").get_weights()
-    actual = keras.saving.load_model(tmp_path / "run" / "encoder.keras").get_weights()
-    assert len(actual) == len(expected) == 20  # Conv-4: 4 x (kernel, and batch norm's 4 variables)
-    for a, b in zip(actual, expected):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
 def test_a_bug_keeps_its_traceback_and_is_not_blamed_on_the_input(tmp_path, capsys, monkeypatch):
     import kssl.app.jobs
 

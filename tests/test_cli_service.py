@@ -1,19 +1,21 @@
 """`kssl data-service` as a user starts it: a dispatcher and two workers in processes of
-their own on 127.0.0.1, and `kssl pretrain --data-service` training to the weights of the
-same command without the service; Ctrl-C stops the servers cleanly."""
+their own on 127.0.0.1, a `kssl pretrain --data-service` killed with SIGKILL together with
+one of the workers, and the same command again resuming to the weights of local training;
+Ctrl-C stops the servers cleanly. (This is also the suite's SIGKILL test of a command: its
+checkpoints and resume do not depend on where the batches come from.)"""
 
+import os
 import re
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 from helpers import TINY_MODEL, write_image_folder
 
 from kssl.cli import main
-
-pytestmark = pytest.mark.eager_steps  # the command's plumbing: see conftest
 
 
 def start(args):
@@ -40,30 +42,42 @@ def weights(path):
     return keras.saving.load_model(path).get_weights()
 
 
-# Three more TensorFlow processes (about 20 s of CPU): the suite's budget keeps it out of the
-# default run; tests/data/test_service.py checks the same with servers in the test's process.
-@pytest.mark.slow
-def test_pretraining_through_the_service_gives_the_weights_of_local_pretraining(tmp_path, capsys):
+def test_a_killed_run_and_a_killed_worker_resume_through_the_service_to_the_local_weights(tmp_path, capsys):
     data = write_image_folder(tmp_path / "photos", classes=2, per_class=24, shapes=((14, 20), (18, 12)))
     dispatcher = start(["dispatcher", "--port", "0", "--work-dir", str(tmp_path / "journal")])
     port = port_of(dispatcher)
     workers = [start(["worker", "--dispatcher", f"127.0.0.1:{port}"]) for _ in range(2)]
     try:
-        common = ["pretrain", "--data", str(data), "--image-size", "8", *TINY_MODEL, "--epochs", "2",
-                  "--batch-size", "16", "--no-knn-monitor", "--no-tensorboard"]  # fmt: skip
-        assert main([*common, "--out", str(tmp_path / "local"), "--stream"]) == 0  # while the workers start
+        args = ["pretrain", "--data", str(data), "--image-size", "8", *TINY_MODEL, "--epochs", "4",
+                "--batch-size", "16", "--checkpoint-every", "2", "--no-knn-monitor", "--no-tensorboard"]  # fmt: skip
+        assert main([*args, "--stream", "--out", str(tmp_path / "local")]) == 0  # while the servers start
         assert all(port_of(worker) for worker in workers)
-        assert main([*common, "--out", str(tmp_path / "served"), "--data-service", f"127.0.0.1:{port}"]) == 0
-        assert "computed here" not in capsys.readouterr().err  # every step came from the service
+        served = [*args, "--data-service", f"127.0.0.1:{port}", "--data-service-timeout", "5",
+                  "--out", str(tmp_path / "served")]  # fmt: skip
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        victim = subprocess.Popen([sys.executable, "-m", "kssl", *served], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)  # fmt: skip
+        checkpoint = tmp_path / ".served.partial" / "checkpoints" / "pretrain" / "checkpoint"
+        deadline = time.time() + 300
+        while not checkpoint.exists() and victim.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        workers[0].kill()  # SIGKILL: the dispatcher still counts it, and gives it tasks of the next job
+        victim.kill()
+        assert victim.wait() == -signal.SIGKILL and workers[0].wait() == -signal.SIGKILL
+        assert checkpoint.exists() and not (tmp_path / "served").exists()
+        capsys.readouterr()
+        assert main(served) == 0  # the same command again
+        assert "resuming the interrupted run" in capsys.readouterr().out
     finally:
-        for process in [*workers, dispatcher]:
+        for process in [*workers[1:], dispatcher]:
             stop(process)
-    local, served = weights(tmp_path / "local" / "encoder.keras"), weights(tmp_path / "served" / "encoder.keras")
-    assert len(local) == len(served) > 5
-    for a, b in zip(local, served):
-        np.testing.assert_array_equal(a, b)
+    local, resumed = weights(tmp_path / "local" / "encoder.keras"), weights(tmp_path / "served" / "encoder.keras")
+    assert len(local) == len(resumed) > 5
+    for a, b in zip(local, resumed):  # the first steps ran in another process: float rounding at most
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.eager_steps  # the command's plumbing: see conftest
 def test_an_unreachable_dispatcher_stops_the_command_with_exit_code_2(tmp_path, capsys):
     import socket
 

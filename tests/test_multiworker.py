@@ -1,5 +1,6 @@
 """Two MultiWorkerMirroredStrategy workers on 127.0.0.1 train to the weights of one process,
-each reading and decoding only its own half of every global batch."""
+each reading and decoding only its own half of every global batch, from the files or through
+the tf.data service."""
 
 import json
 import os
@@ -20,6 +21,7 @@ SCRIPT = textwrap.dedent(
     import json, pathlib, sys
     import keras, numpy as np, tensorflow as tf
     import kssl.data.readers as readers
+    import kssl.data.service as data_service
     from kssl.data.files import list_folder
     from kssl.data.pipeline import view_pairs
     from kssl.data.subsets import label_subset
@@ -43,12 +45,18 @@ SCRIPT = textwrap.dedent(
         with tf.control_dependencies([tf.py_function(count, [path], tf.int32)]):
             return tf.io.read_file(path)
 
-    readers._read_file = counting_read
-    # 1. Two fixed steps, to compare with one process (the test's own).
+    # 1. Two fixed steps, to compare with one process (the test's own). The first worker
+    # reads its rows from the tf.data service, the second computes them: the same batches.
     with strategy.scope():  # build in the scope, as users should: no copy is needed then
         encoder = tiny_encoder(8)
-    model, _ = pretrain(files, encoder, epochs=0.5, batch_size=32, strategy=strategy, verbose=0)  # 2 steps
+    service = sys.argv[4] if strategy.cluster_resolver.task_id == 0 else None
+    jobs = []  # the service's jobs this worker reads from
+    serve = data_service.served_batches
+    data_service.served_batches = lambda *args, **kwargs: jobs.append(args[4]) or serve(*args, **kwargs)
+    model, _ = pretrain(files, encoder, epochs=0.5, batch_size=32, strategy=strategy, verbose=0,
+                        data_service=service)  # 2 steps
     np.savez(out + ".fixed.npz", *[np.asarray(w.numpy()) for w in model.weights])
+    readers._read_file = counting_read  # a py_function, which the service could not run
     # One full pass over the 4 batches of 32, as training reads them: count the reads.
     del read[:]
     passes = distribute_batches(
@@ -68,7 +76,7 @@ SCRIPT = textwrap.dedent(
                              verbose=0)
     features = extract_features(encoder, images.subset(range(20)))
     np.savez(out + ".budget.npz", *[np.asarray(w.numpy()) for w in classifier.weights], features=features)
-    pathlib.Path(out + ".json").write_text(json.dumps({"reads": reads}))
+    pathlib.Path(out + ".json").write_text(json.dumps({"reads": reads, "jobs": len(jobs)}))
     """
 )
 
@@ -85,6 +93,7 @@ def free_ports(count):
 
 def test_one_two_worker_cluster_matches_one_process_and_finetunes_in_bfloat16(tmp_path):
     import keras
+    import tensorflow as tf
     from PIL import Image
 
     from kssl.data.files import list_folder
@@ -96,6 +105,10 @@ def test_one_two_worker_cluster_matches_one_process_and_finetunes_in_bfloat16(tm
     for i, (image, label) in enumerate(zip(digits.images, digits.labels)):
         (folder / str(label)).mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(folder / str(label) / f"{i}.png")
+    service = tf.data.experimental.service
+    dispatcher = service.DispatchServer(service.DispatcherConfig(port=0))
+    address = dispatcher.target.split("://")[1]
+    servers = [dispatcher, service.WorkerServer(service.WorkerConfig(dispatcher_address=address))]
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = []
     for index in range(2):
@@ -106,7 +119,7 @@ def test_one_two_worker_cluster_matches_one_process_and_finetunes_in_bfloat16(tm
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-c", SCRIPT, str(folder), str(tmp_path / f"worker{index}"), str(TESTS)],
+                [sys.executable, "-c", SCRIPT, str(folder), str(tmp_path / f"worker{index}"), str(TESTS), address],
                 env=env,
                 stderr=subprocess.PIPE,
             )  # fmt: skip
@@ -120,13 +133,18 @@ def test_one_two_worker_cluster_matches_one_process_and_finetunes_in_bfloat16(tm
     reference, _ = pretrain(list_folder(folder, progress=False), tiny_encoder(8), epochs=0.5,
                             batch_size=32, verbose=0, callbacks=[snapshot])  # fmt: skip
     reference = [np.asarray(w.numpy()) for w in reference.weights]
-    for process in processes:
-        try:
-            _, err = process.communicate(timeout=400)
-        finally:
-            process.kill()
-        assert process.returncode == 0, err.decode()[-3000:]
+    try:
+        for process in processes:
+            try:
+                _, err = process.communicate(timeout=400)
+            finally:
+                process.kill()
+            assert process.returncode == 0, err.decode()[-3000:]
+    finally:
+        for server in servers:
+            server._stop()
     notes = [json.loads((tmp_path / f"worker{i}.json").read_text()) for i in (0, 1)]
+    assert [n["jobs"] for n in notes] == [1, 0]  # the first worker's rows came from the service
     assert [n["reads"] for n in notes] == [64, 64]  # each worker reads and decodes half the images: its rows
     fixed = [np.load(tmp_path / f"worker{i}.fixed.npz") for i in (0, 1)]
     assert len(reference) > 25

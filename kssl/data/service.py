@@ -133,7 +133,8 @@ def _serve(server, stop):
         print("kssl data-service: stopped", flush=True)
 
 
-def served_batches(make_steps, start_step: int, stop_step: int, service: str, job_name: str, timeout: float = 60.0):
+def served_batches(make_steps, start_step: int, stop_step: int, service: str, job_name: str, timeout: float = 60.0,
+                   first_timeout: float | None = None):  # fmt: skip
     """A `tf.data.Dataset` of the batches of steps `start_step` to `stop_step - 1`, in step
     order, computed by the tf.data service's workers.
 
@@ -143,6 +144,14 @@ def served_batches(make_steps, start_step: int, stop_step: int, service: str, jo
     became the next one, while later steps have, is computed here by the same function.
     `job_name` must be new for every run and trainer: iterators that share a job name share
     its elements (`job_name`).
+
+    Before it returns, the first batch the service sends is compared bit for bit with the
+    same step computed here (`make_steps(step, step + 1)`, the function that rebuilds lost
+    steps): a service whose workers send nothing within `timeout`, fail, or compute other
+    batches (other files at the same paths, another TensorFlow) is an `InputError` then,
+    not a run trained on other data or one that waits forever. The first batch may take
+    `first_timeout` seconds (default: `timeout`, at least 30 s): the workers build the
+    pipeline before they compute it.
     """
     served = make_steps(start_step, stop_step).apply(
         tf.data.experimental.service.distribute(
@@ -153,58 +162,131 @@ def served_batches(make_steps, start_step: int, stop_step: int, service: str, jo
         )
     )
     signature = served.element_spec[1]
-    arrived: queue.Queue = queue.Queue(maxsize=64)
-    done = threading.Event()  # the trainer has stopped reading (finished, or training failed)
+    arrivals = _Arrivals(served)
+    try:
+        first = _first_arrival(arrivals, service, max(timeout, 30.0) if first_timeout is None else first_timeout)
+        _check_same_batch(first, make_steps, service)
+    except BaseException:
+        arrivals.close()
+        raise
+    iterated = []
 
-    def hand_over(item) -> bool:
-        while not done.is_set():
+    def in_order():
+        if iterated:
+            raise RuntimeError("the batches of a tf.data service job are read once; call served_batches again")
+        iterated.append(True)
+        try:
+            yield from _ordered(arrivals, first, make_steps, start_step, stop_step, timeout)
+        finally:  # also when training stops early or fails: the reader lets go
+            arrivals.close()
+
+    return tf.data.Dataset.from_generator(in_order, output_signature=signature)
+
+
+class _Arrivals:
+    """What the service sends, `(step, batch)`, then `("end", None)` or `("error", error)`,
+    read on a thread of its own (the service's iterator blocks; the trainer must be able to
+    stop waiting) into a small queue."""
+
+    def __init__(self, served):
+        self.queue: queue.Queue = queue.Queue(maxsize=64)
+        self.closed = threading.Event()
+        threading.Thread(target=self._read, args=(served,), daemon=True).start()
+
+    def _put(self, item) -> bool:
+        while not self.closed.is_set():
             try:
-                arrived.put(item, timeout=0.5)
+                self.queue.put(item, timeout=0.5)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def read():  # the service's iterator blocks: a thread, so the trainer can time out
+    def _read(self, served):
         try:
             for step, batch in served:
-                if not hand_over((int(step), batch)):
+                if not self._put((int(step), batch)):
                     return  # the iterator goes with the thread: the job's client ends
-        except Exception as error:  # noqa: BLE001 - handed to the trainer, which rebuilds what is missing
-            hand_over(("error", error))
-        hand_over(("end", None))
+        except Exception as error:  # noqa: BLE001 - handed to the trainer
+            self._put(("error", error))
+        self._put(("end", None))
 
-    def in_order():
-        threading.Thread(target=read, daemon=True).start()
+    def get(self, timeout: float):
+        """The next arrival, or `None` after `timeout` seconds."""
         try:
-            yield from ordered()
-        finally:  # also when training stops early or fails: the reader lets go
-            done.set()
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
 
-    def ordered():
-        waiting, ended, degraded_until = {}, False, 0.0
-        for step in range(start_step, stop_step):
-            became_next = time.monotonic()
-            while step not in waiting and not ended:
-                now = time.monotonic()
-                # Lost with a worker or late: after `timeout` seconds, or at once while a
-                # step was just lost and a later one has come (a dead worker held several).
-                if now - became_next > timeout or (now < degraded_until and any(s > step for s in waiting)):
-                    break
-                try:
-                    got, batch = arrived.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if got in ("end", "error"):
-                    ended = True
-                elif got >= step:  # a late copy of a step already rebuilt is dropped
-                    waiting[got] = batch
-            if step in waiting:
-                yield waiting.pop(step)
+    def close(self):
+        self.closed.set()
+
+
+def _first_arrival(arrivals, service, timeout):
+    arrival = arrivals.get(timeout)
+    if arrival is None:
+        raise InputError(
+            f"The tf.data service at {service} sent no batch within {timeout:g} s: its dispatcher answers, but no "
+            "worker computed this run's first step. Start workers with `kssl data-service worker --dispatcher "
+            "HOST:PORT` (and check their output), or raise --data-service-timeout if they are slow to start."
+        )
+    if arrival[0] in ("end", "error"):
+        reason = _first_line(arrival[1]) if arrival[0] == "error" else "it ended without sending one"
+        raise InputError(f"The tf.data service at {service} could not compute this run's batches: {reason}")
+    return arrival
+
+
+def _check_same_batch(first, make_steps, service):
+    step, batch = first
+    here = next(iter(make_steps(step, step + 1)))[1]
+    served, local = tf.nest.flatten(batch), tf.nest.flatten(here)
+    if len(served) != len(local) or any(
+        a.shape != b.shape or not bool(tf.reduce_all(a == b)) for a, b in zip(served, local)
+    ):
+        raise InputError(
+            f"Step {step}'s batch from the tf.data service at {service} differs from the same step computed here, so "
+            "its workers would train another run: they read other files at the same paths, cannot read some "
+            f"(they need this run's data folder at the same path), or run another TensorFlow than {tf.__version__}. "
+            "Give the workers the same data and TensorFlow, or leave --data-service out."
+        )
+
+
+def _first_line(error) -> str:
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _ordered(arrivals, first, make_steps, start_step, stop_step, timeout):
+    """The batches of steps `start_step` to `stop_step - 1` in order: each from the service
+    when it arrives, else computed here (see `served_batches`)."""
+    waiting, ended, degraded_until = {first[0]: first[1]}, False, 0.0
+    for step in range(start_step, stop_step):
+        became_next = time.monotonic()
+        while step not in waiting and not ended:
+            now = time.monotonic()
+            # Lost with a worker or late: after `timeout` seconds, or at once while a
+            # step was just lost and a later one has come (a dead worker held several).
+            if now - became_next > timeout or (now < degraded_until and any(s > step for s in waiting)):
+                break
+            arrival = arrivals.get(0.2)
+            if arrival is None:
                 continue
+            got, batch = arrival
+            if got in ("end", "error"):
+                ended = True
+                reason = _first_line(batch) if got == "error" else "its job ended early"
+                print(f"kssl: the tf.data service stopped serving at step {step} ({reason}); the remaining steps "
+                      "are computed here", file=sys.stderr, flush=True)  # fmt: skip
+            elif got >= step:  # a late copy of a step already rebuilt is dropped
+                waiting[got] = batch
+        if step in waiting:
+            yield waiting.pop(step)
+        elif ended:  # one local pipeline for the rest, not one per step
+            for _, batch in make_steps(step, stop_step):
+                yield batch
+            return
+        else:
             degraded_until = time.monotonic() + timeout
             print(f"kssl: step {step} did not come from the tf.data service within {timeout:g} s; computed here",
                   file=sys.stderr, flush=True)  # fmt: skip
             yield next(iter(make_steps(step, step + 1)))[1]
-
-    return tf.data.Dataset.from_generator(in_order, output_signature=signature)

@@ -3,6 +3,7 @@ when a worker dies: a dispatcher and workers in this process (their servers are 
 and, once, as the commands in processes of their own (tests/test_cli_service.py)."""
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from helpers import write_image_folder
 
 from kssl.data.files import list_folder
 from kssl.data.pipeline import view_pairs
-from kssl.data.service import check_reachable, served_batches
+from kssl.data.service import _ordered, check_reachable, served_batches
 from kssl.errors import InputError
 
 service = tf.data.experimental.service
@@ -43,9 +44,10 @@ def test_served_batches_come_in_step_order_and_equal_local_ones_when_a_worker_di
     dispatcher, workers = cluster
     local = list(itertools.islice(view_pairs(files, batch_size=8, seed=3), 8))
 
-    def make_steps(start, stop):  # the served graph loses step 5 (as a dying worker would); the trainer's has it
-        steps = steps_of(files, start, stop)
-        return steps.filter(lambda step, views: step != 5) if stop - start > 1 else steps
+    def make_steps(start, stop):
+        if (start, stop) == (0, 8):  # the served graph loses step 5, as a dying worker would, and goes on
+            return steps_of(files, 0, 100).filter(lambda step, views: step != 5)
+        return steps_of(files, start, stop)  # the trainer's
 
     served = served_batches(make_steps, 0, 8, dispatcher.target, "test-job", timeout=1.0)
     batches = []
@@ -58,6 +60,60 @@ def test_served_batches_come_in_step_order_and_equal_local_ones_when_a_worker_di
         for a, b in zip(got, expected):
             np.testing.assert_array_equal(a, b)
     assert "step 5 did not come from the tf.data service within 1 s; computed here" in capfd.readouterr().err
+
+
+def test_workers_that_compute_other_batches_are_refused_before_training(files, cluster):
+    # As workers that read other files at the same paths would: the served graph differs.
+    dispatcher, _ = cluster
+
+    def make_steps(start, stop):
+        steps = steps_of(files, start, stop)
+        if stop - start == 1:
+            return steps  # the trainer's own, which rebuilds lost steps
+        return steps.map(lambda step, views: (step, tf.nest.map_structure(lambda t: t * 0.5, views)))
+
+    with pytest.raises(InputError, match=r"Step \d's batch from the tf.data service at .* differs from the same step"):
+        served_batches(make_steps, 0, 4, dispatcher.target, "other-data", timeout=1.0)
+
+
+class Arrivals:  # what `served_batches` reads from the service, fed by the test
+    def __init__(self, items):
+        self.items = list(items)
+
+    def get(self, timeout):
+        item = self.items.pop(0) if self.items else None
+        if item is None:  # nothing within `timeout`
+            time.sleep(timeout)
+        return item
+
+
+def local_steps(calls):
+    def make_steps(start, stop):
+        calls.append((start, stop))
+        return [(step, f"here {step}") for step in range(start, stop)]
+
+    return make_steps
+
+
+def test_the_order_is_restored_lost_steps_are_computed_here_and_late_copies_dropped(capfd):
+    calls = []
+    arrivals = Arrivals([(2, "served 2"), (4, "served 4"), (1, "served 1"), (1, "copy of 1"), None, None,
+                         (3, "late 3"), (5, "served 5")])  # fmt: skip
+    got = list(_ordered(arrivals, (0, "served 0"), local_steps(calls), 0, 6, timeout=0.3))
+    # Step 3 was not there 0.3 s after step 2 was used; its late copy is dropped.
+    assert got == ["served 0", "served 1", "served 2", "here 3", "served 4", "served 5"]
+    assert calls == [(3, 4)]
+    assert "step 3 did not come from the tf.data service within 0.3 s; computed here" in capfd.readouterr().err
+
+
+def test_when_the_service_fails_the_remaining_steps_are_computed_here_in_one_pipeline(capfd):
+    calls = []
+    arrivals = Arrivals([(1, "served 1"), ("error", RuntimeError("Failed to get element from worker\nmore"))])
+    got = list(_ordered(arrivals, (0, "served 0"), local_steps(calls), 0, 5, timeout=30))
+    assert got == ["served 0", "served 1", "here 2", "here 3", "here 4"]
+    assert calls == [(2, 5)]  # at once, not after the timeout
+    err = capfd.readouterr().err
+    assert "stopped serving at step 2 (Failed to get element from worker)" in err
 
 
 def test_pretraining_through_the_service_and_resumed_after_a_crash_trains_the_local_weights(files, cluster,
