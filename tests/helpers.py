@@ -151,3 +151,15 @@ def assert_same_state(a, b, rtol=1e-5, atol=1e-5):
     assert a.keys() == b.keys()
     for path in a:
         np.testing.assert_allclose(a[path], b[path], rtol=rtol, atol=atol, err_msg=path)
+
+
+def stop_servers(servers, timeout=5):
+    """Stops tf.data service servers, waiting at most `timeout` seconds: a server that a
+    client still waits on (another test's, on a port a dead worker had) takes half a minute."""
+    import threading
+
+    stopping = [threading.Thread(target=server._stop, daemon=True) for server in servers]
+    for thread in stopping:
+        thread.start()
+    for thread in stopping:
+        thread.join(timeout=timeout)

@@ -12,7 +12,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from helpers import TINY_MODEL, tiny_encoder
+from helpers import TINY_MODEL, stop_servers, tiny_encoder
 
 TESTS = pathlib.Path(__file__).parent
 
@@ -141,8 +141,7 @@ def test_one_two_worker_cluster_matches_one_process_and_finetunes_in_bfloat16(tm
                 process.kill()
             assert process.returncode == 0, err.decode()[-3000:]
     finally:
-        for server in servers:
-            server._stop()
+        stop_servers(servers)
     notes = [json.loads((tmp_path / f"worker{i}.json").read_text()) for i in (0, 1)]
     assert [n["jobs"] for n in notes] == [1, 0]  # the first worker's rows came from the service
     assert [n["reads"] for n in notes] == [64, 64]  # each worker reads and decodes half the images: its rows
@@ -242,7 +241,6 @@ def test_two_trainers_reading_their_rows_from_the_data_service_train_the_weights
                                                    "--out", str(tmp_path / f"{name}{i}")]
             )  # fmt: skip
     finally:
-        for server in [*workers, dispatcher]:
-            server._stop()
+        stop_servers([*workers, dispatcher])
     for name in ("alone1", "served0", "served1"):
         assert_identical(tmp_path / "alone0" / "encoder.keras", tmp_path / name / "encoder.keras")

@@ -5,13 +5,12 @@ killed and resumed) and tests/test_multiworker.py (a trainer reading from the se
 trains the weights of one that computes its batches)."""
 
 import itertools
-import threading
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import write_image_folder
+from helpers import stop_servers, write_image_folder
 
 from kssl.data.files import list_folder
 from kssl.data.pipeline import view_pairs
@@ -28,11 +27,7 @@ def cluster(tmp_path):
     address = dispatcher.target.split("://")[1]
     workers = [service.WorkerServer(service.WorkerConfig(dispatcher_address=address)) for _ in range(2)]
     yield dispatcher, workers
-    stopping = [threading.Thread(target=server._stop, daemon=True) for server in [*workers, dispatcher]]
-    for thread in stopping:
-        thread.start()
-    for thread in stopping:  # a server that a client still waits on can take half a minute to stop
-        thread.join(timeout=5)
+    stop_servers([*workers, dispatcher])
 
 
 @pytest.fixture(scope="module")
