@@ -31,6 +31,9 @@ import tensorflow as tf
 from kssl.errors import InputError
 
 PROTOCOL = "grpc"
+# Later steps kept while the next one is awaited; with the 2 in the service's client and 2
+# in the reader's queue, at most 8 batches wait on the trainer.
+_MOST_WAITING = 4
 
 
 def service_address(address: str) -> tuple[str, int]:
@@ -159,6 +162,10 @@ def served_batches(make_steps, start_step: int, stop_step: int, service: str, jo
             service=service,
             job_name=job_name,
             max_outstanding_requests=2,  # each request a whole batch: bounded memory on the trainer
+            # Uncompressed: snappy ("AUTO") cut what one trainer can take in by a third to a
+            # half on loopback (benchmarks/data_service.py --intake: 8,020 against 4,878
+            # uint8 views/s at 224 px), and views, pixels or floats, barely compress.
+            compression=None,
         )
     )
     signature = served.element_spec[1]
@@ -189,7 +196,7 @@ class _Arrivals:
     stop waiting) into a small queue."""
 
     def __init__(self, served):
-        self.queue: queue.Queue = queue.Queue(maxsize=64)
+        self.queue: queue.Queue = queue.Queue(maxsize=2)  # batches of up to hundreds of MB: few
         self.closed = threading.Event()
         threading.Thread(target=self._read, args=(served,), daemon=True).start()
 
@@ -264,9 +271,14 @@ def _ordered(arrivals, first, make_steps, start_step, stop_step, timeout):
         became_next = time.monotonic()
         while step not in waiting and not ended:
             now = time.monotonic()
-            # Lost with a worker or late: after `timeout` seconds, or at once while a
-            # step was just lost and a later one has come (a dead worker held several).
-            if now - became_next > timeout or (now < degraded_until and any(s > step for s in waiting)):
+            # Lost with a worker or late: after `timeout` seconds, at once while a step was
+            # just lost and a later one has come (a dead worker held several), or when
+            # `_MOST_WAITING` later steps wait (the trainer's memory stays bounded).
+            if (
+                now - became_next > timeout
+                or (now < degraded_until and any(s > step for s in waiting))
+                or len(waiting) >= _MOST_WAITING
+            ):
                 break
             arrival = arrivals.get(0.2)
             if arrival is None:

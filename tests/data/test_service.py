@@ -110,3 +110,12 @@ def test_an_unreachable_dispatcher_is_a_clear_error_in_bounded_time():
     assert time.monotonic() - started < 5
     with pytest.raises(InputError, match="HOST:PORT"):
         check_reachable("no-port-here")
+
+
+def test_a_step_is_computed_here_at_once_when_four_later_ones_wait(capfd):
+    calls = []
+    arrivals = Arrivals([(2, "served 2"), (3, "served 3"), (4, "served 4"), (5, "served 5")])
+    started = time.monotonic()
+    got = list(_ordered(arrivals, (1, "served 1"), local_steps(calls), 0, 6, timeout=30))
+    assert got == ["here 0", "served 1", "served 2", "served 3", "served 4", "served 5"]
+    assert calls == [(0, 1)] and time.monotonic() - started < 5  # not after the 30 s timeout: memory stays bounded
