@@ -31,9 +31,10 @@ import tensorflow as tf
 from kssl.errors import InputError
 
 PROTOCOL = "grpc"
-# Later steps kept while the next one is awaited; with the 2 in the service's client and 2
-# in the reader's queue, at most 8 batches wait on the trainer.
-_MOST_WAITING = 4
+# What the later steps kept while the next one is awaited may hold (and at least 8 of
+# them): with two or three workers, each reading some 5 steps ahead, steps came up to 10
+# early (flowers, 64 px); fewer places made the trainer compute steps still on their way.
+_WAITING_BYTES = 2 * 2**30
 
 
 def service_address(address: str) -> tuple[str, int]:
@@ -265,20 +266,30 @@ def _first_line(error) -> str:
 
 def _ordered(arrivals, first, make_steps, start_step, stop_step, timeout):
     """The batches of steps `start_step` to `stop_step - 1` in order: each from the service
-    when it arrives, else computed here (see `served_batches`)."""
-    waiting, ended, degraded_until = {first[0]: first[1]}, False, 0.0
+    when it arrives, else computed here (see `served_batches`).
+
+    A step is taken as lost, and computed here, when it has not come `timeout` seconds
+    after it became the next one, or `timeout` seconds after a later step came (so the
+    several steps a dead worker held cost one wait, not one each), or when the later steps
+    waiting fill `_WAITING_BYTES` (the trainer's memory stays bounded).
+    """
+    step_bytes = sum(getattr(t, "nbytes", 0) or 0 for t in tf.nest.flatten(first[1]))
+    most_waiting = max(8, _WAITING_BYTES // max(step_bytes, 1))
+    waiting = {first[0]: (first[1], time.monotonic())}  # step: (batch, when it came)
+    ended = False
     for step in range(start_step, stop_step):
         became_next = time.monotonic()
+        reason = None
         while step not in waiting and not ended:
             now = time.monotonic()
-            # Lost with a worker or late: after `timeout` seconds, at once while a step was
-            # just lost and a later one has come (a dead worker held several), or when
-            # `_MOST_WAITING` later steps wait (the trainer's memory stays bounded).
-            if (
-                now - became_next > timeout
-                or (now < degraded_until and any(s > step for s in waiting))
-                or len(waiting) >= _MOST_WAITING
-            ):
+            first_later = min((came for s, (_, came) in waiting.items() if s > step), default=now)
+            if now - became_next > timeout:
+                reason = f"within {timeout:g} s"
+            elif now - first_later > timeout:
+                reason = f"within {timeout:g} s of a later one"
+            elif len(waiting) >= most_waiting:
+                reason = f"while {len(waiting)} later ones waited"
+            if reason:
                 break
             arrival = arrivals.get(0.2)
             if arrival is None:
@@ -286,19 +297,18 @@ def _ordered(arrivals, first, make_steps, start_step, stop_step, timeout):
             got, batch = arrival
             if got in ("end", "error"):
                 ended = True
-                reason = _first_line(batch) if got == "error" else "its job ended early"
-                print(f"kssl: the tf.data service stopped serving at step {step} ({reason}); the remaining steps "
+                why = _first_line(batch) if got == "error" else "its job ended early"
+                print(f"kssl: the tf.data service stopped serving at step {step} ({why}); the remaining steps "
                       "are computed here", file=sys.stderr, flush=True)  # fmt: skip
             elif got >= step:  # a late copy of a step already rebuilt is dropped
-                waiting[got] = batch
+                waiting[got] = (batch, time.monotonic())
         if step in waiting:
-            yield waiting.pop(step)
+            yield waiting.pop(step)[0]
         elif ended:  # one local pipeline for the rest, not one per step
             for _, batch in make_steps(step, stop_step):
                 yield batch
             return
         else:
-            degraded_until = time.monotonic() + timeout
-            print(f"kssl: step {step} did not come from the tf.data service within {timeout:g} s; computed here",
+            print(f"kssl: step {step} did not come from the tf.data service {reason}; computed here",
                   file=sys.stderr, flush=True)  # fmt: skip
             yield next(iter(make_steps(step, step + 1)))[1]

@@ -10,10 +10,12 @@ the function that computes lost steps."""
 
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import stop_servers, write_image_folder
 
+import kssl.data.service as service_module
 from kssl.data.files import list_folder
 from kssl.data.pipeline import view_pairs
 from kssl.data.service import _ordered, check_reachable, served_batches
@@ -112,10 +114,21 @@ def test_an_unreachable_dispatcher_is_a_clear_error_in_bounded_time():
         check_reachable("no-port-here")
 
 
-def test_a_step_is_computed_here_at_once_when_four_later_ones_wait(capfd):
+def test_the_steps_a_dead_worker_held_cost_one_wait_and_waiting_steps_are_bounded(capfd, monkeypatch):
+    # Steps 1 and 3 were held by a worker that died; 2 and 4 came early from another.
     calls = []
-    arrivals = Arrivals([(2, "served 2"), (3, "served 3"), (4, "served 4"), (5, "served 5")])
-    started = time.monotonic()
-    got = list(_ordered(arrivals, (1, "served 1"), local_steps(calls), 0, 6, timeout=30))
-    assert got == ["here 0", "served 1", "served 2", "served 3", "served 4", "served 5"]
-    assert calls == [(0, 1)] and time.monotonic() - started < 5  # not after the 30 s timeout: memory stays bounded
+    arrivals = Arrivals([(2, "served 2"), (4, "served 4"), None, None, None, None, None, None])
+    got = list(_ordered(arrivals, (0, "served 0"), local_steps(calls), 0, 5, timeout=0.5))
+    assert got == ["served 0", "here 1", "served 2", "here 3", "served 4"] and calls == [(1, 2), (3, 4)]
+    err = capfd.readouterr().err
+    assert "step 1 did not come from the tf.data service within 0.5 s; computed here" in err
+    # Step 3 is lost at once: step 4 came more than the timeout before.
+    assert "step 3 did not come from the tf.data service within 0.5 s of a later one" in err
+    assert len(arrivals.items) >= 3  # not waited for again
+    # However long the timeout, the later steps kept on the trainer fill at most its budget.
+    monkeypatch.setattr(service_module, "_WAITING_BYTES", 1)  # then 8 of them, the least
+    calls.clear()
+    arrivals = Arrivals([(step, np.full(4, step)) for step in range(2, 10)])
+    got = list(_ordered(arrivals, (1, np.full(4, 1)), local_steps(calls), 0, 10, timeout=600))
+    assert got[0] == "here 0" and calls == [(0, 1)] and [int(b[0]) for b in got[1:]] == list(range(1, 10))
+    assert "step 0 did not come from the tf.data service while 8 later ones waited" in capfd.readouterr().err
