@@ -163,9 +163,9 @@ def served_batches(make_steps, start_step: int, stop_step: int, service: str, jo
             service=service,
             job_name=job_name,
             max_outstanding_requests=2,  # each request a whole batch: bounded memory on the trainer
-            # Uncompressed: snappy ("AUTO") cut what one trainer can take in by a third to a
-            # half on loopback (benchmarks/data_service.py --intake: 8,020 against 4,878
-            # uint8 views/s at 224 px), and views, pixels or floats, barely compress.
+            # Uncompressed: snappy ("AUTO") cut what one trainer can take in by 1.1-1.6x on
+            # loopback (benchmarks/data_service.py --intake, BENCHMARKS.md), and views,
+            # pixels or floats, barely compress.
             compression=None,
         )
     )
