@@ -172,6 +172,26 @@ RSS_SCRIPT = textwrap.dedent(
 )
 
 
+def test_a_streamed_pipeline_holds_no_pixels_and_keeps_no_images(tmp_path):
+    # What memory could grow with the folder: pixels inside the pipeline's graph, or a cache
+    # or shuffle buffer of images (kssl shuffles keys). The paths are in the graph: a few
+    # dozen bytes a file. The peak memory of two folders: the slow test below.
+    small = write_folder(tmp_path / "small", count=40, classes=4, low=48, high=64, distinct=False)
+    large = write_folder(tmp_path / "large", count=400, classes=4, low=48, high=64, distinct=False)
+    graphs = []
+    for folder in (small, large):
+        files = list_folder(folder, progress=False).at_size(32)
+        pairs = view_pairs(files, 16)
+        assert [tuple(v.shape) for v in next(iter(pairs))] == [(16, 32, 32, 3)] * 2
+        graphs.append(pairs._as_serialized_graph().numpy())
+    paths = sum(len(str(p).encode()) + 4 for p in list_folder(large, progress=False).paths)
+    # In the graph, 360 more images of 48-64 px would be 360 x 48 x 48 x 3 bytes = 2.5 MB at least.
+    assert len(graphs[1]) - len(graphs[0]) < paths + 20_000, (len(graphs[0]), len(graphs[1]), paths)
+    for kept in (b"CacheDataset", b"ShuffleDataset", b"SnapshotDataset"):
+        assert kept not in graphs[1], kept
+
+
+@pytest.mark.slow  # two more TensorFlow processes; the test above checks the graph in this one
 def test_streaming_memory_does_not_grow_with_the_folder(tmp_path):
     # distinct=False writes each shape's encoded bytes again: 4,400 files in a second.
     small = write_folder(tmp_path / "small", count=400, classes=4, low=48, high=64, distinct=False)
