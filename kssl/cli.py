@@ -343,7 +343,8 @@ def _pretrain_options(parser):
         "--data-service-timeout",
         type=_positive(float),
         metavar="SECONDS",
-        help="compute a step here when the service has not sent it within this time (default 60)",
+        help="compute a step here when the service has not sent it within this time (default 60; the first "
+        "batch may take at least 30 s: the workers build the pipeline first)",
     )
 
 
