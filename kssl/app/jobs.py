@@ -224,7 +224,8 @@ def with_service_streaming(config):
     check_reachable(config.data_service, timeout=min(10.0, config.data_service_timeout))  # before any work
     if config.stream is not None:
         return config
-    print("data: streamed from the files, which the tf.data service's workers read (--data-service)", flush=True)
+    print("data: streamed from the files, which the tf.data service's workers read (--data-service sets --stream)",
+          flush=True)  # fmt: skip
     return dataclasses.replace(config, stream=True)
 
 

@@ -75,13 +75,13 @@ def choose_streaming(count: int, shapes, image_size: int, stream: bool | None = 
     >>> choose_streaming(50_000, [(32, 32)], 32)[0]
     False
     >>> choose_streaming(50_000, [(32, 32)], 32, stream=True)
-    (True, 'streaming from disk, as asked (--stream)')
+    (True, 'streaming from disk (--stream)')
     """
     needed = decoded_bytes(count, shapes, image_size)
     budget = MEMORY_SHARE * memory_bytes()
     size = f"decoded for {image_size} px the {count:,} images take about {human_bytes(needed)}"
     if stream is True:
-        return True, "streaming from disk, as asked (--stream)"
+        return True, "streaming from disk (--stream)"
     if stream is False:
         return False, f"in memory, as asked (--in-memory): {size}"
     share = f"{int(MEMORY_SHARE * 100)}% of this machine's {human_bytes(memory_bytes())} of RAM"
