@@ -50,6 +50,19 @@ def test_start_step_skips_exactly_the_batches_already_seen(images):
         np.testing.assert_array_equal(a, b)
 
 
+def test_any_range_of_steps_tagged_with_its_steps_is_that_stretch_of_training(images):
+    # What the tf.data service's workers compute (`kssl.data.service`): steps 2-4 alone.
+    full = list(view_pairs(images, 32, seed=3, with_labels=True).take(5))
+    tagged = list(view_pairs(images, 32, seed=3, with_labels=True, start_step=2, stop_step=5, tag_steps=True))
+    assert [int(step) for step, _ in tagged] == [2, 3, 4]
+    for (views, labels), (_, ((tagged_views, tagged_labels))) in zip(full[2:], tagged):
+        np.testing.assert_array_equal(labels, tagged_labels)
+        for a, b in zip(views, tagged_views):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="stop_step needs a shuffled, repeated source"):
+        view_pairs(images, 32, repeat=False, stop_step=3)
+
+
 def test_labeled_batches_in_order_keep_the_last_partial_batch(images):
     batches = list(labeled_batches(images, 100))
     assert [len(labels) for _, labels in batches] == [100, 100, 100, 60]
