@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from kssl.errors import InputError
@@ -273,7 +274,7 @@ def _ordered(arrivals, first, make_steps, start_step, stop_step, timeout):
     several steps a dead worker held cost one wait, not one each), or when the later steps
     waiting fill `_WAITING_BYTES` (the trainer's memory stays bounded).
     """
-    step_bytes = sum(getattr(t, "nbytes", 0) or 0 for t in tf.nest.flatten(first[1]))
+    step_bytes = sum(np.asarray(t).nbytes for t in tf.nest.flatten(first[1]))  # TensorFlow's tensors have no nbytes
     most_waiting = max(8, _WAITING_BYTES // max(step_bytes, 1))
     waiting = {first[0]: (first[1], time.monotonic())}  # step: (batch, when it came)
     ended = False

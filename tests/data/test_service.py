@@ -10,7 +10,6 @@ the function that computes lost steps."""
 
 import time
 
-import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import stop_servers, write_image_folder
@@ -126,9 +125,14 @@ def test_the_steps_a_dead_worker_held_cost_one_wait_and_waiting_steps_are_bounde
     assert "step 3 did not come from the tf.data service within 0.5 s of a later one" in err
     assert len(arrivals.items) >= 3  # not waited for again
     # However long the timeout, the later steps kept on the trainer fill at most its budget.
-    monkeypatch.setattr(service_module, "_WAITING_BYTES", 1)  # then 8 of them, the least
+    # The batches are what the service's iterator hands over: TensorFlow tensors, 64 bytes each.
+    monkeypatch.setattr(service_module, "_WAITING_BYTES", 10 * 64)  # room for 10 of them
     calls.clear()
-    arrivals = Arrivals([(step, np.full(4, step)) for step in range(2, 10)])
-    got = list(_ordered(arrivals, (1, np.full(4, 1)), local_steps(calls), 0, 10, timeout=600))
-    assert got[0] == "here 0" and calls == [(0, 1)] and [int(b[0]) for b in got[1:]] == list(range(1, 10))
+    arrivals = Arrivals([(step, tf.fill([16], step)) for step in range(2, 12)])
+    got = list(_ordered(arrivals, (1, tf.fill([16], 1)), local_steps(calls), 0, 12, timeout=5))
+    assert got[0] == "here 0" and calls == [(0, 1)] and [int(b[0]) for b in got[1:]] == list(range(1, 12))
+    assert "step 0 did not come from the tf.data service while 10 later ones waited" in capfd.readouterr().err
+    monkeypatch.setattr(service_module, "_WAITING_BYTES", 1)  # and never fewer than 8
+    arrivals = Arrivals([(step, tf.fill([16], step)) for step in range(2, 10)])
+    list(_ordered(arrivals, (1, tf.fill([16], 1)), local_steps(calls), 0, 10, timeout=5))
     assert "step 0 did not come from the tf.data service while 8 later ones waited" in capfd.readouterr().err
