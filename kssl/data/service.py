@@ -247,7 +247,7 @@ def _first_arrival(arrivals, service, timeout):
 
 def _check_same_batch(first, make_steps, service):
     step, batch = first
-    here = next(iter(make_steps(step, step + 1)))[1]
+    here = _computed_here(make_steps, step)
     served, local = tf.nest.flatten(batch), tf.nest.flatten(here)
     if len(served) != len(local) or any(
         a.shape != b.shape or not bool(tf.reduce_all(a == b)) for a, b in zip(served, local)
@@ -258,6 +258,11 @@ def _check_same_batch(first, make_steps, service):
             f"(they need this run's data folder at the same path), or run another TensorFlow than {tf.__version__}. "
             "Give the workers the same data and TensorFlow, or leave --data-service out."
         )
+
+
+def _computed_here(make_steps, step):
+    """Step `step`'s batch, computed by the trainer (a lost step, or the first-step check)."""
+    return next(iter(make_steps(step, step + 1)))[1]
 
 
 def _first_line(error) -> str:
@@ -312,4 +317,4 @@ def _ordered(arrivals, first, make_steps, start_step, stop_step, timeout):
         else:
             print(f"kssl: step {step} did not come from the tf.data service {reason}; computed here",
                   file=sys.stderr, flush=True)  # fmt: skip
-            yield next(iter(make_steps(step, step + 1)))[1]
+            yield _computed_here(make_steps, step)
