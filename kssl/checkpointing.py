@@ -9,10 +9,15 @@ learning rates as an uninterrupted one.
 
 from __future__ import annotations
 
+import logging
 import pathlib
 
 import keras
 import tensorflow as tf
+
+from kssl.errors import DataError
+
+logger = logging.getLogger("kssl")
 
 
 class StepCheckpoint(keras.callbacks.Callback):
@@ -69,10 +74,30 @@ class StepCheckpoint(keras.callbacks.Callback):
         return self._manager
 
     def restore(self, model) -> int:
-        """Restores the latest checkpoint into `model` (compiled); returns the steps already done."""
+        """Restores the latest checkpoint into `model` (compiled); returns the steps already done.
+
+        A checkpoint that cannot be read (a truncated or damaged file) gives way to the one
+        before it, with a warning: a step recomputed is cheaper than a run lost. None
+        readable is a `DataError` naming the folder.
+        """
         manager = self._checkpoint_manager(model)
-        if manager.latest_checkpoint:
-            manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        failures = []
+        for path in reversed(manager.checkpoints):  # the newest first
+            try:
+                manager.checkpoint.restore(path).assert_existing_objects_matched()
+            except Exception as error:  # noqa: BLE001 - TensorFlow's reader raises many types (IndexError too)
+                reason = str(error).strip().splitlines()[0][:200]
+                failures.append(reason)
+                logger.warning("Cannot read the checkpoint %s (%s); trying the one before it", path, reason)
+                continue
+            if failures:
+                print(f"kssl: resuming from {path}: the newer checkpoint could not be read", flush=True)
+            return int(self.step.numpy())
+        if failures:
+            raise DataError(
+                f"None of the checkpoints in {str(self.directory)!r} can be read ({failures[0]}): they are damaged. "
+                f"Delete {str(self.directory)!r} to start this training over."
+            )
         return int(self.step.numpy())
 
     def _save(self):

@@ -10,6 +10,7 @@ message and exit code 2; any other error is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import traceback
 
@@ -50,6 +51,10 @@ def _yes_or_no(parser, dest, yes, no):
     group.add_argument(no[0], dest=dest, action="store_const", const=False, help=no[1])
 
 
+# Counts (steps, images, epochs) fit TensorFlow's int32 shapes and counters with room to spare.
+_LARGEST = 2**31 - 1
+
+
 def _positive(kind):
     def parse(text):
         try:
@@ -58,9 +63,21 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if not math.isfinite(value) or value > _LARGEST:  # inf passed and overflowed later
+            raise argparse.ArgumentTypeError(f"must be a finite number up to {_LARGEST:,}, got {text}")
         return value
 
     return parse
+
+
+def _port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: any free one), got {text}")
+    return value
 
 
 def _names(text: str) -> list:
@@ -540,13 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     roles = service.add_subparsers(dest="role", required=True, metavar="ROLE")
     dispatcher = roles.add_parser("dispatcher", help="the coordinator (one per cluster)")
-    dispatcher.add_argument("--port", type=int, required=True, help="the port to listen on (0: any free one)")
+    dispatcher.add_argument("--port", type=_port, required=True, help="the port to listen on (0: any free one)")
     dispatcher.add_argument(
         "--work-dir", required=True, help="its journal: a restarted dispatcher resumes its jobs from it"
     )
     worker = roles.add_parser("worker", help="computes batches (as many as the trainer needs)")
     worker.add_argument("--dispatcher", required=True, metavar="HOST:PORT", help="the dispatcher's address")
-    worker.add_argument("--port", type=int, default=0, help="the port to listen on (default: any free one)")
+    worker.add_argument("--port", type=_port, default=0, help="the port to listen on (default: any free one)")
     select = commands.add_parser(
         "select",
         help="which images of a folder to label first, chosen on a pretrained encoder's features",
@@ -673,7 +690,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("kssl: interrupted; nothing was written to --out", file=sys.stderr)
         return 130
-    except Exception:
+    except Exception as error:
+        from kssl.errors import refused_write_message
+
+        refused = refused_write_message(error)
+        if refused is not None:
+            print(f"kssl: error: {refused}", file=sys.stderr)
+            return 2
         traceback.print_exc()
         print(
             "kssl: internal error: this is a bug in kssl or a library it uses, not a problem with your input. "

@@ -38,3 +38,38 @@ class MissingInputError(InputError, FileNotFoundError):
 class DivergedError(InputError, FloatingPointError):
     """Training's loss stopped being finite: the settings (most often the learning rate)
     cannot train this model on this data. Nothing of the diverged training is saved."""
+
+
+# What the machine refuses, not kssl's input nor a bug: a full disk, a quota, a read-only
+# file system, a folder this user cannot write.
+_REFUSED_WRITES = {"ENOSPC": "the disk is full", "EDQUOT": "the disk quota is used up",
+                   "EROFS": "the file system is read-only", "EACCES": "permission denied",
+                   "EPERM": "permission denied"}  # fmt: skip
+
+
+def refused_write_message(error: BaseException) -> str | None:
+    """The one-line message for a write the machine refused (`OSError` with ENOSPC, EDQUOT,
+    EROFS, EACCES or EPERM, or TensorFlow's error of the same), else None (a bug keeps its
+    traceback).
+
+    Example:
+    >>> import errno
+    >>> refused_write_message(OSError(errno.ENOSPC, "No space left on device", "/out/model.keras"))[:52]
+    "cannot write '/out/model.keras': the disk is full. F"
+    >>> refused_write_message(ValueError("a bug")) is None
+    True
+    """
+    import errno
+
+    reason = None
+    if isinstance(error, OSError) and error.errno is not None:
+        reason = _REFUSED_WRITES.get(errno.errorcode.get(error.errno, ""))
+    text = str(error)
+    for code, strerror in ((errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system")):
+        if reason is None and type(error).__module__.startswith("tensorflow") and strerror in text:
+            reason = _REFUSED_WRITES[errno.errorcode[code]]
+    if reason is None:
+        return None
+    where = repr(str(error.filename)) if getattr(error, "filename", None) else "a file"
+    return (f"cannot write {where}: {reason}. Free space or choose another --out, then run the same command again "
+            "(a run resumes from its last checkpoint).")  # fmt: skip

@@ -5,40 +5,94 @@ from __future__ import annotations
 
 import numpy as np
 
+from kssl.errors import DataError
 from kssl.quiet import quiet_keras_step_retracing
 
 quiet_keras_step_retracing()  # each new model traces its own step once: not retracing
 
 
 def extract_features(encoder, images, batch_size: int = 512, verbose: int = 0, progress: bool = False) -> np.ndarray:
-    """Encoder features of the evaluation view of every image, in inference mode.
+    """Encoder features of the evaluation view of every image, in inference mode: row `i`
+    is image `i`'s.
 
     `images` is an `ImageSet`, a streamed source, or a uint8 `(N, H, W, 3)` array; each
     image becomes `kssl.data.evaluation_view.EvaluationView` at the encoder's input
     size (its centred square), as in the exported model's `embed` signature.
-    `progress=True` shows a bar of the images done (tqdm, on stderr).
+    `progress=True` shows a bar of the images done (tqdm, on stderr). A streamed file
+    that cannot be read is an error naming it: `readable_features` leaves such files out
+    and says which images the rows belong to.
     """
+    features, rows = features_by_row(encoder, images, batch_size, verbose, progress)
+    if len(rows) != len(images):
+        raise DataError(f"{unread_message(images, rows)}: delete or replace it, or use readable_features().")
+    return features
+
+
+def readable_features(encoder, images, batch_size: int = 512, verbose: int = 0, progress: bool = False):
+    """`(features, read)`: the features of every image that could be read, and `read`, those
+    images (`images.subset(rows)`: paths and labels that go with the features, row for row).
+
+    Every caller that meets a listing with computed rows (`kssl select`, `kssl embed`,
+    evaluation, label propagation) goes through here, so an unreadable file can never lend
+    its name or label to another image's features. None readable is an error.
+
+    Example:
+    >>> import kssl
+    >>> digits = kssl.load_digits(image_size=8).subset(range(5))
+    >>> features, read = readable_features(kssl.conv4(width=0.125, image_size=8), digits)
+    >>> features.shape[0] == len(read) == 5
+    True
+    """
+    features, rows = features_by_row(encoder, images, batch_size, verbose, progress)
+    if not len(rows):
+        raise DataError(f"None of the {len(images):,} images of {getattr(images, 'source', '') or 'the data'!r} "
+                        "could be read: check the files (JPEG, PNG, BMP or GIF).")  # fmt: skip
+    return features, images if len(rows) == len(images) else images.subset(rows)
+
+
+def features_by_row(encoder, images, batch_size: int = 512, verbose: int = 0, progress: bool = False):
+    """`(features, rows)`: the features of the images that could be read and each one's row
+    in `images` (all rows, in order, unless a streamed file could not be decoded)."""
+    import keras
     import tensorflow as tf
 
+    from kssl.callbacks import ImagesDone
     from kssl.data.pipeline import evaluation_images
     from kssl.data.sources import from_arrays
 
     if isinstance(images, np.ndarray):
         images = from_arrays(images)
-    import keras
-
     size = encoder.input_shape[1] or images.image_size
-    dataset = evaluation_images(images, batch_size, size).prefetch(tf.data.AUTOTUNE)
+
+    # Each view carries its row through the model, so a file left out of its batch takes its
+    # row with it. A batch whose files were all unreadable becomes one blank view of row -1:
+    # a model cannot run on an empty batch, and dropping the batch would hide their number.
+    def never_empty(views, rows):
+        empty = tf.equal(tf.size(rows), 0)
+        views = tf.cond(empty, lambda: tf.zeros([1, size, size, 3], views.dtype), lambda: views)
+        return ((views, tf.cond(empty, lambda: tf.constant([-1], tf.int64), lambda: rows)),)
+
+    dataset = evaluation_images(images, batch_size, size, with_rows=True).map(never_empty)
     # Features leave the model as float32: under mixed_bfloat16, MultiWorkerMirroredStrategy's
     # predict gathers the replicas' outputs with a collective that has no bfloat16 kernel.
     with encoder.distribute_strategy.scope():
-        as_float32 = keras.Sequential(
-            [keras.Input(encoder.input_shape[1:]), encoder, keras.layers.Activation("linear", dtype="float32")]
-        )
-    from kssl.callbacks import ImagesDone
-
+        views, rows = keras.Input(encoder.input_shape[1:]), keras.Input((), dtype="int64")
+        features = keras.layers.Activation("linear", dtype="float32")(encoder(views))
+        with_rows = keras.Model([views, rows], [features, keras.layers.Identity(dtype="int64")(rows)])
     callbacks = [ImagesDone(len(images), batch_size)] if progress else []
-    return np.asarray(as_float32.predict(dataset, verbose=verbose, callbacks=callbacks), dtype=np.float32)
+    features, rows = with_rows.predict(dataset.prefetch(tf.data.AUTOTUNE), verbose=verbose, callbacks=callbacks)
+    read = np.asarray(rows, np.int64) >= 0
+    return np.asarray(features, dtype=np.float32)[read], np.asarray(rows, np.int64)[read]
+
+
+def unread_message(images, rows) -> str:
+    """Names the images of `images` whose rows are not among `rows` (read): "'a.jpg' could
+    not be read", or "'a.jpg' and 2 other images could not be read"."""
+    unread = np.setdiff1d(np.arange(len(images)), rows)
+    paths = getattr(images, "paths", None)
+    first = repr(str(paths[unread[0]])) if paths is not None else f"image {unread[0]}"
+    more = f" and {len(unread) - 1:,} other image{'s' * (len(unread) > 2)}" if len(unread) > 1 else ""
+    return f"{first}{more} could not be read"
 
 
 def knn_accuracy(
@@ -139,8 +193,8 @@ def evaluate_encoder(encoder, train_set, test_set, k: int = 200, linear: bool = 
     Returns:
         `{"knn_accuracy": ..., "linear_accuracy": ...}` (the latter only with `linear`).
     """
-    train_features = extract_features(encoder, train_set, batch_size)
-    test_features = extract_features(encoder, test_set, batch_size)
+    train_features, train_set = readable_features(encoder, train_set, batch_size)
+    test_features, test_set = readable_features(encoder, test_set, batch_size)
     results = {"knn_accuracy": knn_accuracy(train_features, train_set.labels, test_features, test_set.labels, k=k)}
     if linear:
         results["linear_accuracy"] = linear_probe_accuracy(

@@ -153,9 +153,13 @@ class KNNMonitor(keras.callbacks.Callback):
 
         size = self.model.encoder.input_shape[1]
         subset = self.labeled.subset(self._order)
-        return np.concatenate(
-            [as_uint8(views * 255.0).numpy() for views in evaluation_images(subset, self.batch_size, size)]
-        )
+        batches = [(as_uint8(views * 255.0).numpy(), rows.numpy())
+                   for views, rows in evaluation_images(subset, self.batch_size, size, with_rows=True)]  # fmt: skip
+        rows = np.concatenate([r for _, r in batches])
+        if len(rows) < len(self._order):  # streamed files that cannot be read leave with their labels
+            self._labels = self._labels[rows]
+            self.queries, self.bank = int(np.sum(rows < self.queries)), int(np.sum(rows >= self.queries))
+        return np.concatenate([v for v, _ in batches])
 
     def features(self) -> np.ndarray:
         """The encoder's features (inference mode) of the subset, queries first."""

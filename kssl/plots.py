@@ -148,7 +148,8 @@ def _colours(count):
 
 def plot_contact_sheet(paths, path, title: str, columns: int = 8, side: int = 96, captions=None) -> pathlib.Path:
     """A grid of the image files at `paths` (each its centred square, `side` px, turned
-    as its EXIF orientation says), numbered in order (or titled by `captions`), as a PNG at `path`."""
+    as its EXIF orientation says), numbered in order (or titled by `captions`), as a PNG at `path`.
+    A file that cannot be read (gone or changed since it was listed) is a grey tile captioned so."""
     from PIL import Image, ImageOps
 
     rows = max(1, -(-len(paths) // columns))
@@ -156,10 +157,13 @@ def plot_contact_sheet(paths, path, title: str, columns: int = 8, side: int = 96
     for ax in axes.flat:
         ax.axis("off")
     for rank, (ax, image_path) in enumerate(zip(axes.flat, paths), start=1):
-        with Image.open(image_path) as image:
-            square = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (side, side))
-        ax.imshow(np.asarray(square))
         caption = f"{rank}. {pathlib.Path(image_path).name}" if captions is None else captions[rank - 1]
+        try:
+            with Image.open(image_path) as image:
+                square = np.asarray(ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (side, side)))
+        except Exception:  # noqa: BLE001 - PIL raises many types for unreadable files
+            square, caption = np.full((side, side, 3), 128, np.uint8), f"unreadable: {caption}"
+        ax.imshow(square)
         ax.set_title(caption[:18], fontsize=7)
     figure.suptitle(title, fontsize=9)
     return _save(figure, path)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kssl.errors import InputError
+from kssl.errors import DataError, InputError
 
 # The paper's constants (TypiClust's code: MIN_CLUSTER_SIZE, K_NN, MAX_NUM_CLUSTERS).
 MIN_CLUSTER_SIZE = 5
@@ -138,13 +138,14 @@ def picked_subset(encoder, image_set, labels, method: str, seed: int = 0):
     return image_set.subset(picks)
 
 
-def select_for_labeling(
-    encoder, images, budget: int, method: str = "typiclust", labeled=(), seed: int = 0, verbose: int = 0
-):
+def select_for_labeling(encoder, images, budget: int, method: str = "typiclust", labeled=(), seed: int = 0,
+                        verbose: int = 0, progress: bool = False):  # fmt: skip
     """Indices of `images` (an `ImageSet`, a streamed source or a uint8 array) to label
     first: `budget` of them by `method` (`typiclust`, `kcenter` or `random`) on the
     encoder's L2-normalised features, none of `labeled` (indices labeled already).
-    `verbose=1` shows a progress bar while the features are computed.
+    A streamed file that cannot be read is never picked (its row has no features).
+    `verbose=1` shows Keras' progress bar while the features are computed, `progress=True`
+    a bar of the images done.
 
     Example:
     >>> import kssl
@@ -153,7 +154,8 @@ def select_for_labeling(
     >>> len(set(picks.tolist())), bool(set(picks.tolist()) & {0, 1})
     (5, False)
     """
-    from kssl.evaluation import extract_features
+    from kssl.evaluation import features_by_row, unread_message
+    from kssl.similarity import l2_normalized
 
     if method not in METHODS:
         raise InputError(f"Unknown selection method {method!r}: use one of {', '.join(METHODS)}.")
@@ -161,11 +163,23 @@ def select_for_labeling(
     count = len(images)
     if labeled.size and (labeled.min() < 0 or labeled.max() >= count):
         raise InputError(f"Labeled indices must lie in [0, {count}); received {labeled.min()}..{labeled.max()}.")
-    if not isinstance(budget, (int, np.integer)) or not 1 <= budget <= count - labeled.size:
-        raise InputError(
-            f"A budget of {budget!r} images cannot be picked from {count - labeled.size} unlabeled images: "
-            f"ask for 1 to {count - labeled.size}."
+    _check_budget(budget, count - labeled.size, "unlabeled images")
+    features, rows = features_by_row(encoder, images, verbose=verbose, progress=progress)
+    # Features are rows of the images that were read: picks are made among them and named by
+    # their rows, so an unreadable file is never picked nor shifts a pick to its neighbour.
+    if not len(rows):
+        raise DataError(
+            f"None of the {count:,} images could be read ({unread_message(images, rows)}): nothing to pick."
         )
-    features = extract_features(encoder, images, verbose=verbose)
-    features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    return METHODS[method](features, int(budget), labeled=labeled, seed=seed)
+    read_labeled = np.flatnonzero(np.isin(rows, labeled))
+    if len(rows) < count:
+        _check_budget(budget, len(rows) - read_labeled.size,
+                      f"readable unlabeled images ({unread_message(images, rows)})")  # fmt: skip
+    return rows[METHODS[method](l2_normalized(features), int(budget), labeled=read_labeled, seed=seed)]
+
+
+def _check_budget(budget, available: int, what: str) -> None:
+    if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool) or not 1 <= budget <= available:
+        raise InputError(
+            f"A budget of {budget!r} images cannot be picked from {available} {what}: ask for 1 to {available}."
+        )

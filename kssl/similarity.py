@@ -112,32 +112,85 @@ def write_embeddings(path, paths, embeddings, labels=None, model: dict | None = 
 
 def read_embeddings(path) -> EmbeddingTable:
     """The rows of an embedding file (`.parquet` or `.npz`), embeddings normalised again
-    (a file from elsewhere may hold raw features)."""
+    (a file from elsewhere may hold raw features). Every file is checked as it is read: an
+    `InputError` names the field that does not fit (a damaged file, arrays of other lengths,
+    embeddings that are not a finite 2-D float array, a model record that is not JSON), so
+    a vector never lends its neighbour's name."""
     path = pathlib.Path(path).expanduser()
     suffix = check_format(path)
     if not path.is_file():
         raise InputError(f"No embedding file at {str(path)!r}: write one with `kssl embed`.")
-    if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            missing = {"path", "embedding"} - set(archive.files)
-            if missing:
-                raise InputError(
-                    f"{str(path)!r} has no {' or '.join(sorted(missing))} array: write it with `kssl embed`."
-                )
-            model = json.loads(str(archive["model"])) if "model" in archive.files else {}
-            labels = archive["label"] if "label" in archive.files else None
-            return EmbeddingTable(archive["path"].astype(str), labels, l2_normalized(archive["embedding"]), model)
+    try:
+        fields = _npz_fields(path) if suffix == ".npz" else _parquet_fields(path)
+    except InputError:
+        raise
+    except Exception as error:  # noqa: BLE001 - numpy, zipfile and pyarrow raise many types for damaged files
+        raise InputError(f"{str(path)!r} is not a readable embedding file ({type(error).__name__}: {error}): "
+                         "write it again with `kssl embed`.") from None  # fmt: skip
+    return _checked_table(path, *fields)
+
+
+def _npz_fields(path):
+    with np.load(path, allow_pickle=False) as archive:
+        missing = {"path", "embedding"} - set(archive.files)
+        if missing:
+            raise InputError(f"{str(path)!r} has no {' or '.join(sorted(missing))} array: write it with `kssl embed`.")
+        model = str(archive["model"]) if "model" in archive.files else None
+        labels = archive["label"] if "label" in archive.files else None
+        return archive["path"], labels, archive["embedding"], model
+
+
+def _parquet_fields(path):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
     if not {"path", "embedding"} <= set(table.column_names):
         raise InputError(f"{str(path)!r} has no path and embedding columns: write it with `kssl embed`.")
     column = table.column("embedding").combine_chunks()
-    embeddings = np.asarray(column.flatten().to_numpy(zero_copy_only=False), np.float32).reshape(len(table), -1)
+    if not (pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type)):
+        raise InputError(f"{str(path)!r}: its embedding column holds {column.type}, not lists of numbers.")
+    widths = set(column.value_lengths().to_pylist()) if pa.types.is_list(column.type) else {column.type.list_size}
+    if len(widths) > 1 or None in widths:
+        raise InputError(f"{str(path)!r}: its embeddings have {len(widths)} lengths; write it with `kssl embed`.")
+    embeddings = np.asarray(column.flatten().to_numpy(zero_copy_only=False)).reshape(len(table), -1)
     labels = np.asarray(table.column("label").to_pylist()) if "label" in table.column_names else None
     metadata = (table.schema.metadata or {}).get(b"kssl.model")
-    model = json.loads(metadata) if metadata else {}
-    return EmbeddingTable(np.asarray(table.column("path").to_pylist()), labels, l2_normalized(embeddings), model)
+    return np.asarray(table.column("path").to_pylist()), labels, embeddings, metadata
+
+
+def _checked_table(path, paths, labels, embeddings, model) -> EmbeddingTable:
+    """The fields of an embedding file as a table, each checked against the others."""
+    where = repr(str(path))
+
+    def refuse(field, problem):
+        raise InputError(f"{where}: its {field} {problem}; write it again with `kssl embed`.")
+
+    paths = np.asarray(paths)
+    if paths.ndim != 1 or paths.dtype.kind not in "UO":
+        refuse("path array", f"is a {paths.ndim}-D {paths.dtype} array, not one string per image")
+    embeddings = np.asarray(embeddings)
+    if embeddings.ndim != 2 or embeddings.dtype.kind != "f" or not embeddings.shape[1]:
+        refuse("embedding array", f"has shape {embeddings.shape} and dtype {embeddings.dtype}, not (images, "
+               "dimensions) of floats")  # fmt: skip
+    if len(embeddings) != len(paths):
+        refuse("embedding array", f"has {len(embeddings):,} rows for {len(paths):,} paths")
+    if not np.isfinite(embeddings).all():
+        refuse("embedding array", "holds values that are not finite numbers")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or len(labels) != len(paths):
+            refuse("label array", f"has shape {labels.shape} for {len(paths):,} paths")
+        labels = labels.astype(str)
+    record = {}
+    if model is not None:
+        try:
+            record = json.loads(model)
+        except (ValueError, TypeError):
+            refuse("model record", "is not JSON")
+        if not isinstance(record, dict) or not all(isinstance(record.get(k, ""), str) for k in ("path", "sha256")):
+            refuse("model record", f"is {str(model)[:80]!r}, not kssl's {{path, sha256, image_size}}")
+    return EmbeddingTable(paths.astype(str), labels, l2_normalized(embeddings), record)
 
 
 def top_k(embeddings, query, k: int = 10, chunk_rows: int = 65_536) -> tuple[np.ndarray, np.ndarray]:

@@ -31,10 +31,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import pathlib
 
 import keras
 import numpy as np
+
+logger = logging.getLogger("kssl")
 
 # The test embeddings kept for the projector: a seeded sample beyond this many rows
 # (the projector computes PCA and t-SNE in the browser; 10,000 is its own cap).
@@ -45,6 +49,23 @@ def _writer(log_dir):
     import tensorflow as tf
 
     return tf.summary.create_file_writer(str(log_dir))
+
+
+@contextlib.contextmanager
+def survived(log_dir, on_failure=None):
+    """Runs a block of log writes; a write the machine refuses (a full disk, a folder that
+    cannot be written) is a warning, never the end of a training run: logs are a view of
+    the run, not the run. `on_failure()` is called then (a callback stops logging)."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as error:
+        reason = str(error).strip().splitlines()[0][:200]
+        logger.warning("TensorBoard logs stopped: cannot write %s (%s); training goes on without them "
+                       "(--no-tensorboard turns them off)", log_dir, reason)  # fmt: skip
+        if on_failure is not None:
+            on_failure()
 
 
 class TensorBoardScalars(keras.callbacks.Callback):
@@ -69,17 +90,26 @@ class TensorBoardScalars(keras.callbacks.Callback):
         # The sources have read back their points up to a resumed step by now (they come
         # first): those were written by the run that recorded them.
         self._written = [len(source.steps) for source in self.sources]
-        self._summaries = _writer(self.log_dir)
+        self._stopped = False
+        with survived(self.log_dir, self._stop):
+            self._summaries = _writer(self.log_dir)
+
+    def _stop(self):
+        self._summaries, self._stopped = None, True
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._summaries is None:
+            return
         if any(len(source.steps) > written for source, written in zip(self.sources, self._written)):
-            self._write_new_points()
+            with survived(self.log_dir, self._stop):
+                self._write_new_points()
 
     def on_train_end(self, logs=None):
         if self._summaries is None:
             return
-        self._write_new_points()
-        self._summaries.close()
+        with survived(self.log_dir, self._stop):
+            self._write_new_points()
+            self._summaries.close()
         self._summaries = None
 
     def _write_new_points(self):
@@ -109,10 +139,11 @@ def write_image(log_dir, name: str, png_path, step: int = 0) -> None:
     import tensorflow as tf
 
     image = tf.io.decode_png(tf.io.read_file(str(png_path)), channels=3)
-    summaries = _writer(log_dir)
-    with summaries.as_default():
-        tf.summary.image(name, image[None], step=step)
-    summaries.close()
+    with survived(log_dir):
+        summaries = _writer(log_dir)
+        with summaries.as_default():
+            tf.summary.image(name, image[None], step=step)
+        summaries.close()
 
 
 def write_projector(log_dir, features, labels, class_names, seed: int = 0) -> int:

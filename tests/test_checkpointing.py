@@ -69,3 +69,26 @@ def test_steps_are_counted_exactly_with_several_steps_per_execution(tmp_path):
     fresh = make_model()
     assert StepCheckpoint(tmp_path).restore(fresh) == 9
     np.testing.assert_array_equal(fresh.get_weights()[0], model.get_weights()[0])
+
+
+def test_a_damaged_checkpoint_gives_way_to_the_one_before_it_and_none_readable_is_an_error(tmp_path, capsys):
+    import keras
+
+    from kssl.checkpointing import StepCheckpoint
+    from kssl.errors import DataError
+
+    def make_model():
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    x, y = np.ones((8, 2)), np.ones((8, 1))
+    make_model().fit(x, y, batch_size=2, verbose=0, callbacks=[StepCheckpoint(tmp_path, every_steps=2)])
+    data = sorted(tmp_path.glob("ckpt-*.data-*"), key=lambda p: int(p.name.split("-")[1].split(".")[0]))
+    assert [p.name.split(".")[0] for p in data] == ["ckpt-2", "ckpt-4"]  # the last two kept
+    data[-1].write_bytes(data[-1].read_bytes()[:10])  # the newest cut short
+    assert StepCheckpoint(tmp_path).restore(make_model()) == 2
+    assert "resuming from" in capsys.readouterr().out
+    data[0].write_bytes(b"")
+    with pytest.raises(DataError, match="None of the checkpoints in .* can be read"):
+        StepCheckpoint(tmp_path).restore(make_model())

@@ -152,6 +152,27 @@ def test_bad_fine_tuning_options_are_rejected_by_the_parser(args, capsys):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--epochs", "inf"],
+        ["run", "--budget", "nan"],
+        ["pretrain", "--batch-size", "99999999999"],
+        ["data-service", "dispatcher", "--port", "70000", "--work-dir", "w"],
+        ["data-service", "worker", "--dispatcher", "localhost:1", "--port", "-1"],
+    ],
+)
+def test_numbers_and_ports_out_of_range_are_rejected_by_the_parser(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2 and "error: argument" in capsys.readouterr().err
+
+
+def test_a_dispatcher_port_out_of_range_is_refused_not_wrapped(capsys):
+    assert main(["data-service", "worker", "--dispatcher", "127.0.0.1:99999"]) == 2
+    assert "with a port of 1 to 65535" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("labels", ["0", "1.5", "-0.1", "ten"])
 def test_bad_label_budget_is_rejected_by_the_parser(labels):
     with pytest.raises(SystemExit) as exit_info:
@@ -457,6 +478,21 @@ def _hostile_input(tmp_path, case):
         model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)])
         model.save(tmp_path / "classifier.keras")
         return ["export", "--model", str(tmp_path / "classifier.keras")]
+    if case == "an activation that names os.system":
+        import zipfile
+
+        keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="relu")]).save(tmp_path / "m.keras")
+        with zipfile.ZipFile(tmp_path / "m.keras") as original:
+            files = {name: original.read(name) for name in original.namelist()}
+        files["config.json"] = files["config.json"].replace(b'"relu"', b'"os.system"')
+        with zipfile.ZipFile(tmp_path / "classifier.keras", "w") as hostile:
+            for name, data in files.items():
+                hostile.writestr(name, data)
+        return ["export", "--model", str(tmp_path / "classifier.keras")]
+    if case.startswith("model name"):
+        (tmp_path / "classifier.keras").write_bytes(b"never read: the name is checked first")
+        name = {"model name outside --out": "../../x", "model name empty": "", "model name a path": "a/b"}[case]
+        return ["export", "--model", str(tmp_path / "classifier.keras"), "--model-name", name]
     raise AssertionError(case)
 
 
@@ -472,6 +508,10 @@ def _hostile_input(tmp_path, case):
         ("random model", "is not a .keras file"),
         ("not a model", "is not a .keras file"),
         ("code that safe_mode refuses", "safe_mode=False"),
+        ("an activation that names os.system", "was refused as unsafe or unknown"),
+        ("model name outside --out", "--model-name '../../x': a model name is one folder name"),
+        ("model name empty", "--model-name '': a model name is one folder name"),
+        ("model name a path", "--model-name 'a/b': a model name is one folder name"),
     ],
 )
 def test_hostile_folders_and_files_are_one_line_and_exit_code_2(tmp_path, capsys, case, message):

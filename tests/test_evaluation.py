@@ -52,3 +52,31 @@ def test_label_propagation_follows_the_unlabeled_images_where_the_nearest_label_
     nearest_label = np.argmin(((test[:, None] - labeled[None]) ** 2).sum(-1), axis=1)
     assert nearest_label.tolist() == [1, 0]  # the nearest labeled image is of the other chain
     assert label_propagation_accuracy(labeled, [0, 1], np.concatenate(chains), test, [0, 1], k=3) == 1.0
+
+
+def test_features_stay_with_their_files_when_a_file_cannot_be_read(tmp_path):
+    """The one alignment mechanism: each feature carries its row, so an unreadable file takes
+    its row (and label) with it; `extract_features` refuses rather than shift rows."""
+    from helpers import write_image_folder
+
+    from kssl.data.files import list_folder
+    from kssl.errors import DataError
+    from kssl.evaluation import features_by_row, readable_features
+
+    root = write_image_folder(tmp_path / "photos", classes=("a", "b"), per_class=5, shapes=((12, 12), (10, 14)))
+    (root / "a" / "00000.png").write_bytes(b"not a png")  # sorts first: every later row would shift
+    (root / "b" / "00007.png").write_bytes(b"")
+    files = list_folder(root, skip_bad_images=True, progress=False).at_size(8)
+    encoder = tiny_encoder(8)
+    features, rows = features_by_row(encoder, files, batch_size=4)  # the bad files fall in two batches
+    good = [i for i, path in enumerate(files.paths) if not path.endswith("00000.png")]
+    assert rows.tolist() == good
+    alone = extract_features(encoder, files.subset(good).load(8))
+    np.testing.assert_allclose(features, alone, atol=1e-5)
+    features, read = readable_features(encoder, files)
+    assert list(read.paths) == [files.paths[i] for i in good] and read.labels.tolist() == files.labels[good].tolist()
+    with pytest.raises(DataError, match="00000.png' could not be read"):
+        extract_features(encoder, files)
+    nothing = files.subset([0])
+    with pytest.raises(DataError, match="None of the 1 images"):
+        readable_features(encoder, nothing)

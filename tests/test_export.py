@@ -71,8 +71,9 @@ def test_the_saved_model_predicts_like_keras_and_rejects_malformed_bytes(exporte
     np.testing.assert_allclose(embed, embedding, rtol=1e-4, atol=1e-6)
     assert list(default["class_id"].numpy()) == list(probabilities.argmax(1))
     assert list(default["class_name"].numpy().astype(str)) == [f"digit{i}" for i in probabilities.argmax(1)]
-    with pytest.raises(tf.errors.InvalidArgumentError):
-        signatures["predict_bytes"](image_bytes=tf.constant([b"not an image"]))
+    for bad in (b"not an image", b"", encoded[0][:40], b"\xff\xd8\xff" + bytes(30)):  # cut short, a bare header
+        with pytest.raises(tf.errors.InvalidArgumentError):  # one request fails, with TensorFlow's message
+            signatures["predict_bytes"](image_bytes=tf.constant([encoded[1], bad]))
     after = signatures["predict_bytes"](image_bytes=tf.constant(encoded))["probabilities"].numpy()
     np.testing.assert_array_equal(after, as_bytes)  # a rejected request leaves the model as it was
 

@@ -81,3 +81,19 @@ def test_a_tensorboard_callback_after_the_monitor_records_its_values(tmp_path):
         for event in tf.compat.v1.train.summary_iterator(str(events)):
             tags.update(value.tag for value in event.summary.value)
     assert {"batch_knn_20", "epoch_knn_20", "epoch_knn_200"} <= tags, tags
+
+
+def test_an_unreadable_file_leaves_the_subset_with_its_label(tmp_path):
+    from helpers import tiny_encoder, write_image_folder
+
+    from kssl.data.files import list_folder
+
+    root = write_image_folder(tmp_path / "photos", classes=("a", "b"), per_class=6)
+    (root / "a" / "00000.png").write_bytes(b"not a png")  # an "a" image: every later label would shift
+    files = list_folder(root, progress=False).at_size(8)
+    monitor = KNNMonitor(files, every=2, max_images=12)
+    monitor.set_model(type("M", (), {"encoder": tiny_encoder(8)})())
+    views = monitor._evaluation_views()
+    read = [i for i in monitor._order if not files.paths[i].endswith("a/00000.png")]
+    assert len(views) == len(monitor._labels) == monitor.queries + monitor.bank == 11
+    assert monitor._labels.tolist() == files.labels[read].tolist()

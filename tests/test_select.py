@@ -26,6 +26,7 @@ def setup(tmp_path_factory):
     encoder = root / "encoder.keras"
     conv4(width=0.125, image_size=8).save(encoder)
     (root / "foreign.csv").write_text("rank,path\n1,/elsewhere/cat.jpg\n")  # picks made in another folder
+    (root / "short.csv").write_text(f"rank,path\n1,{photos / '0.png'}\n2\n")  # a row cut short
     return root, photos, encoder
 
 
@@ -65,6 +66,7 @@ def test_an_earlier_selection_is_extended_without_picking_it_again(setup, tmp_pa
         (["--budget", "3", "--pretrained", "/no/such/run"], "No encoder at"),
         (["--budget", "3", "--labeled", "/no/such.csv"], "No CSV at"),
         (["--budget", "3", "--labeled", "FOREIGN"], "1 file(s) of"),
+        (["--budget", "3", "--labeled", "SHORT"], "line 3: no path in this row"),
         (["--budget", "3", "--out", "PICKS.txt"], "name a .csv file"),
         (["--budget", "3", "--out", "INSIDE"], "lies inside --data"),
         (["--budget", "3", "--out", "EXISTS"], "already exists; pass --overwrite"),
@@ -74,7 +76,7 @@ def test_bad_input_is_one_line_exit_code_2_and_nothing_is_written(setup, tmp_pat
     _, photos, encoder = setup
     (tmp_path / "exists.csv").write_text("mine")
     out = {"PICKS.txt": tmp_path / "picks.txt", "INSIDE": photos / "picks.csv", "EXISTS": tmp_path / "exists.csv",
-           "FOREIGN": setup[0] / "foreign.csv"}  # fmt: skip
+           "FOREIGN": setup[0] / "foreign.csv", "SHORT": setup[0] / "short.csv"}  # fmt: skip
     args = ["select", "--pretrained", str(encoder), "--data", str(photos), "--out", str(tmp_path / "picks.csv")]
     extra = [str(out.get(value, value)) for value in extra]
     assert main([*args, *extra]) == 2
@@ -90,3 +92,38 @@ def test_a_budget_of_zero_is_refused_by_the_parser():
     with pytest.raises(SystemExit) as exit_info:
         main(["select", "--pretrained", "x", "--data", "y", "--budget", "0", "--out", "z.csv"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("method", ["typiclust", "kcenter"])
+def test_an_unreadable_file_is_never_picked_nor_shifts_the_picks(setup, tmp_path, capfd, method):
+    """One unreadable file that sorts first shifted every pick to the file before it."""
+    import shutil
+
+    _, photos, encoder = setup
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    args = ["select", "--pretrained", str(encoder), "--data", str(folder), "--budget", "6", "--method", method]
+    assert main([*args, "--out", str(tmp_path / "clean.csv")]) == 0
+    (folder / "0000-broken.png").write_bytes(b"\x89PNG not really")  # listed before every other file
+    assert main([*args, "--out", str(tmp_path / "picks.csv")]) == 0
+    assert [r["path"] for r in rows_of(tmp_path / "picks.csv")] == [r["path"] for r in rows_of(tmp_path / "clean.csv")]
+    err = capfd.readouterr().err  # the pipeline's warning comes from TensorFlow's own stderr
+    assert err.count("0000-broken.png") == 1 and "\r" not in err  # named once; whole lines, no Keras bar
+
+
+def test_a_budget_that_only_the_unreadable_file_would_fill_writes_nothing(setup, tmp_path, capsys):
+    _, photos, encoder = setup
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (12, 12), name[0] == "a" and "red" or "blue").save(folder / name)
+    (folder / "c.png").write_bytes(b"broken")
+    out = tmp_path / "picks.csv"
+    args = ["select", "--pretrained", str(encoder), "--data", str(folder), "--out", str(out)]
+    assert main([*args, "--budget", "3"]) == 2
+    assert "from 2 readable unlabeled images ('" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+    (folder / "a.png").write_bytes(b"broken too")
+    (folder / "b.png").write_bytes(b"")
+    assert main([*args, "--budget", "1"]) == 2
+    assert "None of the 3 images could be read" in capsys.readouterr().err and not out.exists()

@@ -66,13 +66,12 @@ def _tfds(parsed, image_size, notes, stream=None, **options):
 
 def _folder(parsed, image_size, notes, seed=0, skip_bad_images=False, stream=None, cache_size=None,
             refresh_listing=False):  # fmt: skip
-    from sklearn.model_selection import train_test_split
-
     from kssl.data import planning
     from kssl.data.files import cached_copies, list_folder
 
     path = pathlib.Path(parsed.name)
     splits = ("train", "test") if (path / "train").is_dir() and (path / "test").is_dir() else (None,)
+    _name_ignored_splits(path, splits)
     listed = []
     for split in splits:
         # Class ids are the training split's: a test split that lacks a class keeps the others' ids.
@@ -102,10 +101,81 @@ def _folder(parsed, image_size, notes, seed=0, skip_bad_images=False, stream=Non
             "test split needs at least 2 per class. Add images, remove the folder, or give the folder "
             "train/ and test/ splits."
         )
-    indices = np.arange(len(everything))
-    train, test = train_test_split(indices, test_size=0.2, stratify=everything.labels, random_state=seed)
+    train, test = split_80_20(everything.labels, seed)
     spec = parsed.name
-    return everything.subset(np.sort(train), f"{spec} (80%)"), everything.subset(np.sort(test), f"{spec} (20%)")
+    return everything.subset(train, f"{spec} (80%)"), everything.subset(test, f"{spec} (20%)")
+
+
+def split_80_20(labels, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`(train, test)` sorted indices: the stratified 80/20 split of a folder without splits."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(labels))
+    train, test = train_test_split(indices, test_size=0.2, stratify=labels, random_state=seed)
+    return np.sort(train), np.sort(test)
+
+
+def test_files(spec: str, seed: int = 0):
+    """The listed files of a data folder's test split (`test/`, or the 20% of `split_80_20`),
+    or None for data that are not a folder (TFDS, digits: their test split has no files)."""
+    from kssl.data import sources
+    from kssl.data.files import list_folder
+
+    parsed = sources.parse_data_spec(spec)
+    if parsed.kind != "folder":
+        return None
+    path = pathlib.Path(parsed.name)
+    if (path / "train").is_dir() and (path / "test").is_dir():
+        return list_folder(path, "test", skip_bad_images=True, progress=False)
+    everything = list_folder(path, skip_bad_images=True, progress=False)
+    return everything.subset(split_80_20(everything.labels, seed)[1])
+
+
+def check_not_test_images(files, spec: str, seed: int = 0, what: str = "--unlabeled") -> None:
+    """An `InputError` when any of `files` is an image of `spec`'s test split, by path or by
+    content (the same bytes under another name): test images never join what trains."""
+    import hashlib
+
+    test = test_files(spec, seed)
+    if test is None:
+        return
+    tested = {str(pathlib.Path(p).resolve()) for p in test.paths}
+    same_path = [p for p in files.paths if str(pathlib.Path(p).resolve()) in tested]
+    if not same_path:  # the same bytes elsewhere: only files of a test file's size are read
+
+        def digest(path):
+            return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+        test_sizes = set(np.asarray(test.sizes).tolist())
+        candidates = [p for p, size in zip(files.paths, files.sizes) if int(size) in test_sizes]
+        if candidates:
+            by_size = [p for p, size in zip(test.paths, test.sizes) if int(size) in set(map(int, files.sizes))]
+            hashes = {digest(p) for p in by_size}
+            same_path = [p for p in candidates if digest(p) in hashes]
+    if same_path:
+        raise DataError(
+            f"{what} holds {len(same_path):,} image(s) of the test split of {spec!r} (by path or identical content), "
+            f"e.g. {str(same_path[0])!r}: test images must never be trained on. Pass a folder of other images."
+        )
+
+
+def _name_ignored_splits(path: pathlib.Path, splits) -> None:
+    """Says which folders beside `train/` a run does not read (`validation/`, `val/`, ...): a
+    published layout's validation split is not the held-out labels kssl chooses on."""
+    from kssl.data.files import UNLABELED_FOLDER, holds_run
+
+    if not (path / "train").is_dir():
+        return
+    used = {"train", UNLABELED_FOLDER, *(s for s in splits if s)}
+    ignored = sorted(
+        p.name for p in path.iterdir() if p.is_dir() and p.name not in used and not p.name.startswith(".")
+        and not holds_run(p)
+    )  # fmt: skip
+    if ignored:
+        where = "trains on train/ and tests on test/" if "test" in splits else "splits train/ 80/20 into train and test"
+        print(f"data: not used: {', '.join(f'{name}/' for name in ignored)} of {path} (kssl {where}, and makes its "
+              "choices on labels held out of each draw); move a folder into train/ or test/ to use its images",
+              flush=True)  # fmt: skip
 
 
 # The train and test sets of each kind of data string (`DataSpec.kind`): a new kind is
@@ -163,6 +233,7 @@ def unlabeled_pool(train, config):
     files = list_images(folder, config.refresh_listing, config.skip_bad_images).at_size(config.image_size)
     if not len(files):
         raise DataError(f"{str(folder)!r} holds no image files: pass a folder of images as --unlabeled.")
+    check_not_test_images(files, config.data, config.seed)
     where = f"{len(files)} images without a class in {folder}"
     if isinstance(train, ImageFiles):
         pool = concatenated(train, files)

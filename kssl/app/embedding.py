@@ -17,7 +17,7 @@ import numpy as np
 
 from kssl.app.staging import check_output_file
 from kssl.atomic import atomic_file
-from kssl.errors import InputError, MissingInputError
+from kssl.errors import DataError, InputError, MissingInputError
 
 
 def embedding_model(pretrained) -> tuple[pathlib.Path, object]:
@@ -70,7 +70,7 @@ def images_of(data: str, progress: bool = True):
 def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: bool = True) -> pathlib.Path:
     """`kssl embed`: the embedding file `out` (`.parquet` or `.npz`) of every image of `data`."""
     from kssl.app.staging import file_sha256
-    from kssl.evaluation import extract_features
+    from kssl.evaluation import features_by_row, unread_message
     from kssl.similarity import check_format, write_embeddings
 
     out = pathlib.Path(out).expanduser()
@@ -84,35 +84,77 @@ def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: boo
         images = images.at_size(encoder.input_shape[1])
     size = encoder.input_shape[1]
     print(f"embedding {len(paths):,} images with {path} ({size}-px evaluation view)", flush=True)
-    features = extract_features(encoder, images, progress=progress)
+    features, rows = features_by_row(encoder, images, progress=progress)
+    if not len(rows):
+        raise DataError(f"None of the {len(paths):,} images of {data!r} could be read: nothing to embed.")
+    if len(rows) < len(paths):  # each vector keeps its own file's path and label
+        print(f"left out of the embeddings: {unread_message(images, rows)}", flush=True)
+        paths, labels = [paths[i] for i in rows], None if labels is None else labels[rows]
     model = {"path": str(path.resolve()), "sha256": file_sha256(path), "image_size": size}
     write_embeddings(out, paths, features, labels, model)
     print(f"Wrote {len(paths):,} embeddings of {features.shape[1]} dimensions to {out}", flush=True)
     return out
 
 
-def query_vector(table, query, pretrained=None) -> np.ndarray:
-    """The embedding of the image file `query`: its row when the table holds it, else
-    computed by the table's model (or `pretrained`'s) on its evaluation view."""
+def query_vector(table, query, pretrained=None, embeddings=None) -> np.ndarray:
+    """The embedding of the image file `query`: its row when the table holds it (and the
+    file has not changed since the embedding file `embeddings` was written), else computed
+    on its evaluation view by the table's model or `pretrained`, which must be the model
+    that computed the table (the same SHA-256 as its record)."""
     query = pathlib.Path(query).expanduser()
     if not query.is_file():
         raise MissingInputError(f"No image at {str(query)!r}: pass an image file as --query.")
     resolved = str(query.resolve())
-    for index, path in enumerate(table.paths):
-        if path == str(query) or str(pathlib.Path(path).resolve()) == resolved:
-            return table.embeddings[index]
-    model = pretrained or table.model.get("path")
-    if not model or not pathlib.Path(model).exists():
+    row = next((i for i, path in enumerate(table.paths)
+                if path == str(query) or str(pathlib.Path(path).resolve()) == resolved), None)  # fmt: skip
+    written = pathlib.Path(embeddings).stat().st_mtime if embeddings is not None else float("inf")
+    changed = row is not None and query.stat().st_mtime > written
+    # A --pretrained model is checked even when the query's row is used: it names the wrong model.
+    model = _table_model(table, pretrained) if pretrained is not None or row is None or changed else None
+    if row is not None and not changed:
+        return table.embeddings[row]
+    if model is None:
+        if changed:
+            raise InputError(
+                f"{str(query)!r} changed after {str(embeddings)!r} was written, so its stored vector is of the old "
+                f"file, and the model that wrote it ({table.model.get('path')!r}) is not here: pass --pretrained (the "
+                "run folder or .keras file the embeddings came from), or run `kssl embed` again."
+            )
         raise MissingInputError(
-            f"{str(query)!r} is not in the embedding file and the model that wrote it ({model!r}) is not here: "
-            "pass --pretrained (the run folder or .keras file the embeddings came from)."
+            f"{str(query)!r} is not in the embedding file and the model that wrote it "
+            f"({table.model.get('path')!r}) is not here: pass --pretrained (the run folder or .keras file the "
+            "embeddings came from)."
         )
+    if changed:
+        print(f"{query} changed after {embeddings} was written: its vector is computed again from the file now")
     from kssl.evaluation import extract_features
     from kssl.similarity import l2_normalized
 
-    _, encoder = embedding_model(model)
-    pixels = _decoded(query)
-    return l2_normalized(extract_features(encoder, pixels[None]))[0]
+    return l2_normalized(extract_features(model, _decoded(query)[None]))[0]
+
+
+def _table_model(table, pretrained):
+    """The encoder that computed `table`: `pretrained`, else the file its record names (None
+    when that is gone); refused when its SHA-256 is not the record's."""
+    from kssl.app.staging import file_sha256
+
+    if pretrained is None:
+        recorded = table.model.get("path")
+        if not recorded or not pathlib.Path(recorded).is_file():
+            return None
+        pretrained = recorded
+    elif not pathlib.Path(pretrained).expanduser().exists():
+        raise MissingInputError(f"No model at {str(pretrained)!r} (--pretrained): pass the run folder or .keras file "
+                                "the embeddings came from.")  # fmt: skip
+    path, encoder = embedding_model(pretrained)
+    expected = table.model.get("sha256")
+    if expected and file_sha256(path) != expected:
+        raise InputError(
+            f"{str(path)!r} is not the model that computed these embeddings ({table.model.get('path')!r}, SHA-256 "
+            f"{expected[:12]}...): a query embedded by another model is not comparable with them. Pass that model as "
+            "--pretrained, or run `kssl embed` again with this one."
+        )
+    return encoder
 
 
 def _decoded(path) -> np.ndarray:
@@ -127,13 +169,16 @@ def _decoded(path) -> np.ndarray:
         raise InputError(f"{str(path)!r} is not an image kssl can read (JPEG, PNG, BMP or GIF).") from None
 
 
-def typical_similarity(embeddings, pairs: int = 10_000, seed: int = 0) -> float:
-    """The median cosine similarity of `pairs` random pairs of rows: what a threshold means for
-    this encoder (features after a ReLU are all positive, so their cosines sit well above 0)."""
+def typical_similarity(embeddings, pairs: int = 10_000, seed: int = 0) -> float | None:
+    """The median cosine similarity of `pairs` random pairs of distinct rows: what a threshold
+    means for this encoder (features after a ReLU are all positive, so their cosines sit well
+    above 0); None for fewer than two rows."""
+    if len(embeddings) < 2:
+        return None
     rng = np.random.default_rng(seed)
     a, b = rng.integers(0, len(embeddings), (2, pairs))
     keep = a != b
-    return float(np.median(np.sum(embeddings[a[keep]] * embeddings[b[keep]], axis=1))) if keep.any() else 1.0
+    return float(np.median(np.sum(embeddings[a[keep]] * embeddings[b[keep]], axis=1)))
 
 
 def similar_job(embeddings, query=None, top: int = 10, duplicates: bool = False, threshold: float = 0.95,
@@ -153,7 +198,7 @@ def similar_job(embeddings, query=None, top: int = 10, duplicates: bool = False,
         raise InputError(f"--out {str(sheet)!r}: name a .png file for the contact sheet.")
     check_output_file(sheet, overwrite)
     table = read_embeddings(embeddings)
-    indices, scores = top_k(table.embeddings, query_vector(table, query, pretrained), top)
+    indices, scores = top_k(table.embeddings, query_vector(table, query, pretrained, embeddings), top)
     rows = [(table.paths[i], float(s), None if table.labels is None else str(table.labels[i]))
             for i, s in zip(indices, scores)]  # fmt: skip
     print(f"the {len(rows)} images of {embeddings} most similar to {query} (cosine similarity):")
@@ -187,19 +232,19 @@ def duplicates_job(embeddings, threshold: float = 0.95, out=None, overwrite: boo
     writer = csv.writer(buffer)
     writer.writerow(["similarity", "path_a", "path_b"])
     writer.writerows([f"{score:.4f}", a, b] for a, b, score in found)
-    with atomic_file(out, suffix=".csv") as tmp:
-        tmp.write_text(buffer.getvalue())
-    print(f"{len(found):,} pairs of {len(table):,} images at cosine similarity >= {threshold:g} (a random pair's: "
-          f"{typical_similarity(table.embeddings):.3f}, the median of 10,000), most similar first:")  # fmt: skip
+    typical = typical_similarity(table.embeddings)
+    typical = "" if typical is None else f" (a random pair's: {typical:.3f}, the median of 10,000)"
+    print(f"{len(found):,} pairs of {len(table):,} images at cosine similarity >= {threshold:g}{typical}, "
+          "most similar first:")  # fmt: skip
     for a, b, score in found[:10]:
         print(f"  {score:.3f}  {a}  {b}")
     first = found[:8]
     sheet = out.with_suffix(".png")
-    if first and all(pathlib.Path(p).is_file() for a, b, _ in first for p in (a, b)):
-        captions = [f"{score:.3f} {pathlib.Path(p).name}" for a, b, score in first for p in (a, b)]
-        plot_contact_sheet([p for a, b, _ in first for p in (a, b)], sheet, f"the {len(first)} most similar pairs "
-                           f"(cosine >= {threshold:g}), side by side", columns=4, captions=captions)  # fmt: skip
-        print(f"Wrote the pairs to {out} and the first ones' contact sheet to {sheet}")
-    else:
-        print(f"Wrote the pairs to {out}")
+    with atomic_file(out, suffix=".csv") as table_file:
+        table_file.write_text(buffer.getvalue())
+        if first:  # the CSV and its sheet are written together; a file gone since is a grey tile
+            captions = [f"{score:.3f} {pathlib.Path(p).name}" for a, b, score in first for p in (a, b)]
+            title = f"the {len(first)} most similar pairs (cosine >= {threshold:g}), side by side"
+            plot_contact_sheet([p for a, b, _ in first for p in (a, b)], sheet, title, columns=4, captions=captions)
+    print(f"Wrote the pairs to {out}" + (f" and the first ones' contact sheet to {sheet}" if first else ""))
     return found

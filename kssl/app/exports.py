@@ -4,6 +4,7 @@ anything is written, and the writing (`kssl.export`, the one artifact writer of 
 from __future__ import annotations
 
 import pathlib
+import re
 
 from kssl.app.staging import check_output_folder, load_keras_file
 from kssl.errors import InputError, MissingInputError, OutputExistsError
@@ -28,9 +29,23 @@ def export_job(model, out, model_name="kssl", version=1, overwrite=False, format
     return written
 
 
+# TF Serving finds a model as one folder of its base path: a name is one path component.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
 def export_targets(root: pathlib.Path, model_name: str, version: int, formats) -> dict:
-    """Where each of `formats` goes under the serving root `root`."""
+    """Where each of `formats` goes under the serving root `root`; a model name that is not
+    one plain path component (`../x`, `a/b`, empty) or a version that is not a whole number
+    >= 1 is an `InputError`, so nothing is ever written outside `root`."""
     from kssl.export import EXPORT_FORMATS
+
+    if not isinstance(model_name, str) or not _MODEL_NAME.fullmatch(model_name):
+        raise InputError(
+            f"--model-name {model_name!r}: a model name is one folder name of letters, digits, '.', '_' and '-' "
+            "(starting with a letter or digit, at most 128), e.g. flowers; it goes to OUT/<model-name>/<version>/."
+        )
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InputError(f"--version {version!r}: a model version is a whole number >= 1, as TF Serving reads it.")
 
     unknown = [name for name in formats if name not in EXPORT_FORMATS]
     if unknown:

@@ -193,15 +193,21 @@ def gain_over_scratch(row: dict) -> dict | None:
     }
 
 
+def readable_labeled(encoder, images):
+    """`(features, labels)` of the images that could be read, row for row."""
+    from kssl.evaluation import readable_features
+
+    features, read = readable_features(encoder, images)
+    return features, read.labels
+
+
 def _label_propagation(encoder, draws, unlabeled_features, test_features, test_labels) -> dict:
     """Label propagation's test accuracy from each draw's labels over the unlabeled pool
     (`kssl.evaluation.label_propagation_accuracy`): the mean, its interval and every draw."""
-    from kssl.evaluation import extract_features, label_propagation_accuracy
+    from kssl.evaluation import label_propagation_accuracy
 
     accuracies = [
-        label_propagation_accuracy(
-            extract_features(encoder, labeled), labeled.labels, unlabeled_features, test_features, test_labels
-        )
+        label_propagation_accuracy(*readable_labeled(encoder, labeled), unlabeled_features, test_features, test_labels)
         for labeled in draws
     ]
     mean, low, high = mean_interval(accuracies)
@@ -268,19 +274,20 @@ def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unl
     encoder's frozen features (the cheap semi-supervised baseline), and with
     `config.semi_supervised` every mode is also fine-tuned with the pool."""
     from kssl.data.pipeline import labeled_batches
-    from kssl.evaluation import extract_features
+    from kssl.evaluation import readable_features
     from kssl.plots import plot_label_efficiency, plot_training_curves
 
     test_batches = labeled_batches(test, 256)
     finetuner = _Finetuner(folder, config, strategy, encoder, verbose, unlabeled)
     if unlabeled is not None:
-        unlabeled_features, test_features = extract_features(encoder, unlabeled), extract_features(encoder, test)
+        unlabeled_features, _ = readable_features(encoder, unlabeled)
+        test_features, test_labels = readable_labeled(encoder, test)
     rows, curves, candidates = [], {}, {}
     for draws in budgets:
         size = len(draws[0])
         row = {"labeled_images": size, "per_class": draws[0].class_counts(), "draws": len(draws), "modes": {}}
         if unlabeled is not None:
-            propagated = _label_propagation(encoder, draws, unlabeled_features, test_features, test.labels)
+            propagated = _label_propagation(encoder, draws, unlabeled_features, test_features, test_labels)
             row["label_propagation"] = {**propagated, "unlabeled_images": len(unlabeled), "k": 20}
             print(f"  {size} labels, label propagation over {len(unlabeled)} unlabeled images' frozen features: "
                   f"{with_interval(propagated['accuracy'], propagated['interval'])}", flush=True)  # fmt: skip

@@ -35,16 +35,16 @@ def select_job(pretrained, data, budget: int, out, method: str = "typiclust", la
     files = list_images(data, skip_bad_images=True, progress=progress)
     chosen = _read_labeled(labeled, files.paths) if labeled else []
     encoder = load_encoder(encoder_path)
-    picks = select_for_labeling(encoder, files, budget, method, labeled=chosen, seed=seed,
-                                verbose=1 if progress else 0)  # fmt: skip
+    picks = select_for_labeling(encoder, files, budget, method, labeled=chosen, seed=seed, progress=progress)
     paths = [str(files.paths[i]) for i in picks]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["rank", "path"])
     writer.writerows([rank, path] for rank, path in enumerate(paths, start=1))
-    with atomic_file(out, suffix=".csv") as tmp:
-        tmp.write_text(buffer.getvalue())
-    plot_contact_sheet(paths, sheet, f"{len(paths)} images to label first ({method}, {len(files)} in the folder)")
+    # Both files or neither: each is renamed into place only once both are drawn and written.
+    with atomic_file(out, suffix=".csv") as table, atomic_file(sheet, suffix=".png") as picture:
+        table.write_text(buffer.getvalue())
+        plot_contact_sheet(paths, picture, f"{len(paths)} images to label first ({method}, {len(files)} in the folder)")
     print(f"Wrote the {len(paths)} images to label first to {out}, and their contact sheet to {sheet}")
     return paths
 
@@ -66,10 +66,21 @@ def _check_out(out: pathlib.Path, sheet: pathlib.Path, data: pathlib.Path, overw
 def _read_labeled(path, listed) -> list[int]:
     """Indices in `listed` of the `path` column of an earlier selection's CSV."""
     path = pathlib.Path(path).expanduser()
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if rows and "path" not in rows[0]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise InputError(
+            f"{str(path)!r} is not a CSV file ({error}): pass the --out of an earlier `kssl select`."
+        ) from None
+    if "path" not in columns:
         raise InputError(f"{str(path)!r} has no 'path' column: pass the --out of an earlier `kssl select`.")
+    for line, row in enumerate(rows, start=2):
+        if not row.get("path"):
+            raise InputError(f"{str(path)!r}, line {line}: no path in this row. Pass the --out of an earlier "
+                             "`kssl select`, or mend the row.")  # fmt: skip
     where = {str(pathlib.Path(p).resolve()): index for index, p in enumerate(listed)}
     indices = [where.get(str(pathlib.Path(row["path"]).resolve())) for row in rows]
     missing = [row["path"] for row, index in zip(rows, indices) if index is None]

@@ -115,27 +115,28 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
 def evaluate_frozen(encoder, train, test, folder=None, seed=0, tensorboard=False):
     """kNN and linear-probe accuracy of `encoder`'s frozen features; with a `folder`, the
     test embeddings' map (`embeddings.png`) and, with `tensorboard`, the projector's files."""
-    from kssl.evaluation import evaluate_encoder, extract_features
+    from kssl.evaluation import evaluate_encoder, readable_features
     from kssl.plots import plot_embedding_map
 
     k = min(200, len(train))
     frozen = evaluate_encoder(encoder, train, test, k=k)
     if folder is not None:
-        features = extract_features(encoder, test)
+        features, test = readable_features(encoder, test)
         plot_embedding_map(features, test.labels, test.class_names, folder / "embeddings.png", seed=seed)
         if tensorboard:
-            from kssl.tensorboard_logs import write_projector
+            from kssl.tensorboard_logs import survived, write_projector
 
-            write_projector(folder / "logs" / "embeddings", features, test.labels, test.class_names, seed)
+            with survived(folder / "logs" / "embeddings"):
+                write_projector(folder / "logs" / "embeddings", features, test.labels, test.class_names, seed)
     return {"knn_accuracy": frozen["knn_accuracy"], "knn_k": k, "linear_probe_accuracy": frozen["linear_accuracy"]}
 
 
 def few_shot(encoder, test, settings, seed, episodes=600) -> list[dict]:
     """N-way K-shot accuracy of the test split's frozen features, both classifiers, printed."""
-    from kssl.evaluation import extract_features
+    from kssl.evaluation import readable_features
     from kssl.few_shot import CLASSIFIERS, few_shot_accuracy
 
-    features = extract_features(encoder, test)
+    features, test = readable_features(encoder, test)
     print(f"  few-shot on the {len(test)} test images ({episodes} episodes, 95% interval):")
     results = []
     for ways, shots in settings:

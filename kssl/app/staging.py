@@ -236,3 +236,10 @@ def load_keras_file(path):
             "so kssl does not load it. If you trust the file, load it in Python with "
             "keras.saving.load_model(path, safe_mode=False)."
         ) from None
+    except TypeError as error:  # Keras' word for a class or function it does not know
+        reason = str(error).strip().splitlines()[-1]
+        raise InputError(
+            f"{str(path)!r} was refused as unsafe or unknown: it names a class or function that is neither Keras' "
+            f"nor kssl's ({reason}), and kssl runs no other code from a model file. If it holds layers of your "
+            "own, import the module that registers them and load it in Python."
+        ) from None

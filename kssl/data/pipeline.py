@@ -122,10 +122,12 @@ def reader_for(source):
 
 
 def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remainder, start_step, rows, on_device=False,
-                  stop_step=None, tag_steps=False):  # fmt: skip
+                  stop_step=None, tag_steps=False, rows_as_labels=False):  # fmt: skip
     """`(views_tuple, labels)` batches: the shared body of `view_pairs` and `labeled_batches`;
     with `tag_steps`, `(step, (views_tuple, labels))`, each batch with its step (the steps
     `start_step` to `stop_step`, for a shuffled endless source whose keys are indices).
+    With `rows_as_labels` (in order, one pass), each image's label is its row in `source`:
+    an unreadable file is dropped with its row, so what was read stays aligned by row.
 
     Crops are rounded to uint8 (`as_uint8`) and then finished here, or, `on_device`,
     left for the train step as `kssl.data.device.unfinished_views`.
@@ -133,6 +135,8 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
     reader = reader_for(source)
     if stop_step is not None and not (repeat and shuffle and reader.indexed):
         raise ValueError("stop_step needs a shuffled, repeated source whose keys are indices (not a TFDS stream)")
+    if rows_as_labels and (repeat or shuffle):
+        raise ValueError("rows_as_labels needs one pass in order")
 
     @_graph_only
     def finish(crops, labels, drawn, step):
@@ -149,6 +153,8 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
     def parameters(step, keys_and_labels):
         keys, labels = keys_and_labels
         count = keys.shape[0] if keys.shape[0] is not None else tf.shape(keys)[0]
+        if rows_as_labels:  # in order: the batch's rows follow each other from step * batch_size
+            labels = step * batch_size + tf.range(count, dtype=tf.int64)
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.constant(seed, tf.int64), step]), len(views))
         drawn = tuple(view.draw(seeds[i], count) for i, view in enumerate(views))
         return (*tf.nest.map_structure(lambda t: t[lo:hi], (keys, labels, drawn)), step)
@@ -192,8 +198,11 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
             load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
         places = tf.data.Dataset.range(count)  # each image's place in its batch, to name the dropped ones
-        # An unreadable file is dropped here and reported below.
+        # An unreadable file is dropped here and reported below; a batch whose files were all
+        # unreadable is an empty batch, so that there is one batch per key batch.
         images = tf.data.Dataset.zip(loaded, places).ignore_errors().batch(batch_size)
+        empty = tf.nest.map_structure(lambda spec: tf.zeros([0, *spec.shape[1:]], spec.dtype), images.element_spec)
+        images = images.concatenate(tf.data.Dataset.from_tensors(empty)).take(1)
         about = tf.data.Dataset.from_tensors((reader.names(keys), step))
         return tf.data.Dataset.zip(images, about)
 
@@ -385,10 +394,13 @@ def semi_supervised_batches(
     return tf.data.Dataset.zip(labeled, unlabeled.map(by_row))
 
 
-def evaluation_images(source, batch_size: int = 256, image_size: int | None = None) -> tf.data.Dataset:
+def evaluation_images(source, batch_size: int = 256, image_size: int | None = None, with_rows: bool = False):
     """Batches of the evaluation view (`EvaluationView`: the centred square at `image_size`) of every image, in order.
 
-    Works for labeled and unlabeled sources, in memory or streamed.
+    Works for labeled and unlabeled sources, in memory or streamed. A streamed file that
+    cannot be decoded is left out of its batch (with a warning naming it); `with_rows=True`
+    yields `(views, rows)`, each view's row in `source`, so that what was computed stays
+    aligned with the listing by row (`kssl.evaluation.readable_features`).
 
     Example:
     >>> from kssl.data.sources import load_digits
@@ -396,5 +408,7 @@ def evaluation_images(source, batch_size: int = 256, image_size: int | None = No
     TensorShape([50, 8, 8, 3])
     """
     view = EvaluationView(image_size or source.image_size)
-    batches = _view_batches(source, batch_size, (view,), 0, False, False, False, 0, None)
+    batches = _view_batches(source, batch_size, (view,), 0, False, False, False, 0, None, rows_as_labels=with_rows)
+    if with_rows:
+        return batches.map(_graph_only(lambda views, rows: (views[0], rows)))
     return batches.map(_graph_only(lambda views, labels: views[0]))

@@ -42,8 +42,9 @@ def service_address(address: str) -> tuple[str, int]:
     """`(host, port)` of `HOST:PORT` or `grpc://HOST:PORT`, or an `InputError`."""
     text = address.split("://", 1)[-1]
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise InputError(f"--data-service {address!r}: write the dispatcher's address as HOST:PORT, e.g. gpu-box:5050.")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise InputError(f"{address!r}: write the dispatcher's address as HOST:PORT with a port of 1 to 65535, "
+                         "e.g. gpu-box:5050.")  # fmt: skip
     return host, int(port)
 
 

@@ -80,3 +80,118 @@ def test_similar_needs_a_query_or_duplicates_and_a_readable_image():
     with pytest.raises(SystemExit) as exit_info:
         main(["similar", "--embeddings", "e.npz", "--duplicates", "--threshold", "1.5"])
     assert exit_info.value.code == 2
+
+
+def test_an_unreadable_file_is_left_out_and_every_vector_keeps_its_own_path(embedded, tmp_path, capsys):
+    import pathlib
+
+    root, out = embedded
+    folder = tmp_path / "photos"
+    shutil.copytree(root / "photos", folder)
+    (folder / "trip" / "day1" / "0-broken.png").write_bytes(b"\x89PNG cut short")  # listed before the others
+    mine = tmp_path / "mine.npz"
+    assert main(["embed", "--pretrained", str(root / "encoder.keras"), "--data", str(folder), "--out", str(mine)]) == 0
+    assert "left out of the embeddings: '" in capsys.readouterr().out
+    table, reference = read_embeddings(mine), read_embeddings(out)
+    assert len(table) == len(reference) == 13 and not any("broken" in p for p in table.paths)
+    by_name = {pathlib.Path(p).relative_to(root).as_posix(): v for p, v in zip(reference.paths, reference.embeddings)}
+    for path, vector in zip(table.paths, table.embeddings):
+        np.testing.assert_allclose(vector, by_name[pathlib.Path(path).relative_to(tmp_path).as_posix()], atol=1e-5)
+
+
+def test_a_query_is_embedded_only_by_the_model_that_wrote_the_file(embedded, tmp_path, capsys):
+    root, out = embedded
+    other = tmp_path / "other.keras"
+    tiny_encoder(16, widths=(8, 8, 16, 16, 16)).save(other)
+    query = root / "photos" / "trip" / "day1" / "00003.png"
+    args = ["similar", "--embeddings", str(out), "--query", str(query), "--out", str(tmp_path / "s.png")]
+    assert main([*args, "--pretrained", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "other.keras' is not the model that computed these embeddings" in err and "encoder.keras" in err
+    assert main([*args, "--pretrained", str(tmp_path / "missing.keras")]) == 2
+    assert "No model at" in capsys.readouterr().err and not (tmp_path / "s.png").exists()
+
+
+def test_a_query_changed_since_it_was_embedded_is_embedded_again_or_refused(embedded, tmp_path, capsys):
+    import os
+
+    root, out = embedded
+    copy = tmp_path / "photos.parquet"
+    shutil.copy(out, copy)
+    query = root / "photos" / "trip" / "day2" / "00008.png"
+    before, stat = query.read_bytes(), query.stat()
+    later = copy.stat().st_mtime + 10
+    try:
+        query.write_bytes(b"overwritten: no image any more")
+        os.utime(query, (later, later))
+        args = ["similar", "--embeddings", str(copy), "--query", str(query)]
+        assert main([*args, "--out", str(tmp_path / "a.png")]) == 2
+        assert "is not an image kssl can read" in capsys.readouterr().err
+        shutil.copy(root / "photos" / "trip" / "day1" / "00001.png", query)  # another picture at the same path
+        os.utime(query, (later, later))
+        assert main([*args, "--top", "1", "--out", str(tmp_path / "b.png")]) == 0
+        printed = capsys.readouterr().out
+        assert "changed after" in printed and printed.splitlines()[-2].endswith("day1/00001.png")
+    finally:
+        query.write_bytes(before)
+        os.utime(query, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.mark.parametrize(
+    "damage, field",
+    [
+        ("fewer paths", "its embedding array has 13 rows for 12 paths"),
+        ("short labels", "its label array has shape (3,)"),
+        ("one-dimensional", "its embedding array has shape (13,)"),
+        ("pickled", "is not a readable embedding file"),
+        ("truncated", "is not a readable embedding file"),
+        ("model not json", "its model record is not JSON"),
+    ],
+)
+def test_a_damaged_embedding_file_is_refused_naming_the_field(embedded, tmp_path, capsys, damage, field):
+    _, out = embedded
+    table = read_embeddings(out)
+    arrays = {"path": table.paths, "embedding": table.embeddings, "model": np.asarray('{"path": "e.keras"}')}
+    if damage == "fewer paths":
+        arrays["path"] = table.paths[:-1]
+    elif damage == "short labels":
+        arrays["label"] = table.paths[:3]
+    elif damage == "one-dimensional":
+        arrays["embedding"] = table.embeddings[:, 0]
+    elif damage == "pickled":
+        arrays["path"] = np.asarray(list(table.paths), dtype=object)
+    elif damage == "model not json":
+        arrays["model"] = np.asarray("{not json")
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    if damage == "truncated":
+        bad.write_bytes(bad.read_bytes()[:200])
+    assert main(["similar", "--embeddings", str(bad), "--duplicates", "--out", str(tmp_path / "d.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kssl: error: ") and field in err and "Traceback" not in err
+    assert not (tmp_path / "d.csv").exists()
+
+
+def test_duplicates_in_a_file_of_one_image_claim_no_random_pair(tmp_path, capsys):
+    from kssl.similarity import write_embeddings
+
+    one = write_embeddings(tmp_path / "one.npz", ["a.jpg"], np.ones((1, 4), "float32"))
+    assert main(["similar", "--embeddings", str(one), "--duplicates", "--out", str(tmp_path / "d.csv")]) == 0
+    assert "0 pairs of 1 images at cosine similarity >= 0.95, most similar first" in capsys.readouterr().out
+
+
+def test_a_full_disk_is_one_line_exit_code_2_and_leaves_no_partial_file(embedded, tmp_path, capsys, monkeypatch):
+    import errno
+
+    root, _ = embedded
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "e.npz"))
+
+    monkeypatch.setattr(np, "savez", no_space)
+    out = tmp_path / "e.npz"
+    assert main(["embed", "--pretrained", str(root / "encoder.keras"), "--data", str(root / "photos"),
+                 "--out", str(out)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("kssl: error: cannot write") and "the disk is full" in err
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
