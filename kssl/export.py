@@ -204,7 +204,7 @@ class ProbabilitiesModel(keras.Model):
     """A Keras model of `classifier` for ONNX and LiteRT (`model.export` exports `call`): float32
     images `(batch, H, W, 3)` of pixel values 0-255, one size per batch, -> class
     probabilities `(batch, classes)`, with the evaluation view inside the graph
-    (`EvaluationView`: the centred square, resized bilinearly, rounded to uint8 levels).
+    (`EvaluationView`: the centred square, resampled with antialiasing, rounded to uint8 levels).
     """
 
     def __init__(self, classifier, **kwargs):
@@ -213,8 +213,7 @@ class ProbabilitiesModel(keras.Model):
         self.view = EvaluationView(classifier.encoder.input_shape[1])
 
     def call(self, images):
-        # The view cropped with builtin ops (LiteRT has no CropAndResize): the same pixels.
-        views = self.view.finish(self.view.crop_by_gathering(images))
+        views = self.view(images)  # matrix products: builtin operations of ONNX and LiteRT too
         logits = tf.cast(self.classifier(views, training=False), tf.float32)
         return {"probabilities": tf.nn.softmax(logits, axis=-1)}
 

@@ -105,15 +105,6 @@ def test_tf_serving_warmup_requests_parse_and_run_against_the_saved_model(export
     assert sorted(seen) == sorted((name, batch) for name in signatures for batch in WARMUP_BATCH_SIZES)
 
 
-def test_the_gathering_crop_is_crop_and_resize_pixel_for_pixel(rng):
-    # The crop of the ONNX and LiteRT files (no CropAndResize there) against the SavedModel's.
-    for size in (1, 7, 16):
-        view = EvaluationView(size)
-        for height, width in ((5, 9), (9, 5), (16, 16), (17, 40), (33, 32), (100, 61)):
-            images = rng.integers(0, 256, (2, height, width, 3)).astype("float32")
-            np.testing.assert_array_equal(view.crop_by_gathering(images), view.crop(images), err_msg=f"{size}")
-
-
 def _classifier(kind):
     from helpers import tiny_resnet
 

@@ -1,4 +1,4 @@
-"""What is served is what was measured: on wide and tall photos, the exported SavedModel
+"""What is served is what was measured: on wide and tall photos 4.5-5x the view, the exported SavedModel
 (loaded in a fresh process with TensorFlow alone) predicts, image for image, what the
 `Classifier` predicted on the evaluation view, and its accuracy is the one in `metrics.json`;
 then, in that process, `import kssl` alone loads the run's .keras files."""
@@ -26,9 +26,10 @@ from kssl.tensorboard_logs import scalar_events
 pytestmark = pytest.mark.eager_steps  # the command's plumbing: see conftest
 
 SIZE = 8
-# The shorter side is the in-memory copy's (1.5x the training size), so the stored
-# pixels are the files' own and the two paths see the same pixels.
-WIDE, TALL = (stored_side(SIZE), 20), (22, stored_side(SIZE))
+# Photos of 4.5 and 5 times the view (noise: the worst case for aliasing), larger than the
+# in-memory copies (1.5x the view): the measured views must be the originals', as served.
+WIDE, TALL = (36, 60), (64, 40)
+assert min(WIDE) > stored_side(SIZE) and min(TALL) > stored_side(SIZE)
 
 SERVE = textwrap.dedent(
     """
@@ -101,6 +102,7 @@ def test_the_saved_model_predicts_what_was_measured_on_wide_and_tall_images(tmp_
     assert (out / "serving" / "kssl-v1.onnx").stat().st_size > 1000  # --export-formats, beside the SavedModel
 
     test = files.load(SIZE, progress=False)
+    assert test.images.shape[1:3] != test.evaluation_views.shape[1:3]  # copies are stored, originals are measured
     classifier = keras.saving.load_model(out / "classifier.keras")
     measured = classifier.predict(labeled_batches(test, 256).map(lambda x, y: x), verbose=0).argmax(1)
     np.testing.assert_array_equal(served["uint8"], measured)

@@ -273,14 +273,6 @@ def crop_windows(images, windows, size, flips=None):
     return tf.image.crop_and_resize(images, boxes, box_indices, [size, size], method="bilinear")
 
 
-def center_windows(heights, widths):
-    """The largest centred square window of each image: the evaluation crop."""
-    heights = tf.cast(heights, tf.float32)
-    widths = tf.cast(widths, tf.float32)
-    side = tf.minimum(heights, widths)
-    return tf.stack([(heights - side) / 2.0, (widths - side) / 2.0, side - 1.0, side - 1.0], axis=1)
-
-
 def _batch_size(images):
     # The static size where it is known: ops then get fully defined shapes, which
     # grappler's cost model needs (with an unknown box count it logged a multi-kilobyte

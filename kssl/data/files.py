@@ -600,19 +600,50 @@ def class_root(root: pathlib.Path, split: str | None) -> pathlib.Path:
 
 
 def decode_files(files, image_size, skip_bad_images=False, workers=None, progress=True) -> ImageSet:
-    """Decodes `ImageFiles` into memory, aspect kept, shorter side at `stored_side(image_size)`."""
+    """Decodes `ImageFiles` into memory, aspect kept, shorter side at `stored_side(image_size)`.
+
+    When a stored copy is not its original (downscaled, or cut to its centred 2:1 part),
+    the evaluation views of the originals are kept beside (`ImageSet.evaluation_views`,
+    computed by the same graph as the exported model's), so that what is measured is what
+    is served on the original files.
+    """
     side = stored_side(image_size)
-    results = map_files(
-        lambda path: np.asarray(open_scaled(path, side), dtype=np.uint8),
-        files.paths,
-        f"Decoding {pathlib.Path(files.source).name}",
-        progress,
-        workers,
-    )
+
+    def decoded(path):
+        stored = open_scaled(path, side)
+        with _opened(path) as original:
+            same = original.size in (stored.size, stored.size[::-1])
+        return np.asarray(stored, dtype=np.uint8), same
+
+    results = map_files(decoded, files.paths, f"Decoding {pathlib.Path(files.source).name}", progress, workers)
     check_unreadable([r for r in results if isinstance(r, Unreadable)], skip_bad_images)
     ok = np.array([not isinstance(r, Unreadable) for r in results])
     if not ok.any():
         raise DataError("None of the image files could be read.")
-    images = [r for r in results if not isinstance(r, Unreadable)]
+    images = [r[0] for r in results if not isinstance(r, Unreadable)]
     labels = None if files.labels is None else files.labels[ok]
-    return padded_image_set(images, labels, list(files.class_names), files.source, view_size=image_size)
+    loaded = padded_image_set(images, labels, list(files.class_names), files.source, view_size=image_size)
+    if all(r[1] for r in results if not isinstance(r, Unreadable)):
+        return loaded
+    return dataclasses.replace(loaded, evaluation_views=original_views(files.subset(np.flatnonzero(ok)), image_size),
+                               evaluation_size=image_size)  # fmt: skip
+
+
+def _opened(path):
+    from PIL import Image
+
+    return Image.open(path)
+
+
+def original_views(files, image_size: int) -> np.ndarray:
+    """uint8 `(N, S, S, 3)`: the evaluation view of each original file at `image_size`, as
+    the exported model computes it from the file (`kssl.data.pipeline.evaluation_images`
+    streamed). A file that cannot be read here is an error: it was read a moment ago."""
+    from kssl.data.augment import as_uint8
+    from kssl.data.pipeline import evaluation_images
+
+    batches = [as_uint8(views * 255.0).numpy() for views in evaluation_images(files.at_size(image_size), 256)]
+    views = np.concatenate(batches) if batches else np.zeros((0, image_size, image_size, 3), np.uint8)
+    if len(views) != len(files):
+        raise DataError(f"{len(files) - len(views)} of the files of {files.source!r} changed while they were read.")
+    return views

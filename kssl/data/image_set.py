@@ -21,6 +21,11 @@ class ImageSet(ImageCollection):
         source: where the images came from, for messages and reports.
         shapes: `(N, 2)` height and width of each image when they differ, else None.
         view_size: the training size the images are for (default: their side).
+        evaluation_views: `(N, S, S, 3)` uint8 evaluation views of the *original* images
+            at `evaluation_size` S, when the stored copies are not the originals (a folder's
+            photos are stored downscaled): every measurement reads these, so it sees what the
+            exported model computes from the original file. None: computed from `images`.
+        evaluation_size: the side of `evaluation_views`.
     """
 
     images: np.ndarray
@@ -29,7 +34,9 @@ class ImageSet(ImageCollection):
     source: str = ""
     shapes: np.ndarray | None = None
     view_size: int | None = None
-    PER_IMAGE = ("images", "labels", "shapes")
+    evaluation_views: np.ndarray | None = None
+    evaluation_size: int | None = None
+    PER_IMAGE = ("images", "labels", "shapes", "evaluation_views")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -40,27 +47,25 @@ class ImageSet(ImageCollection):
         return int(self.view_size or self.images.shape[1])
 
     def square(self, size: int | None = None) -> np.ndarray:
-        """`(N, size, size, 3)` uint8 centre crops (the evaluation view) of every image.
+        """`(N, size, size, 3)` uint8 evaluation views (`EvaluationView`) of every image.
 
         Images that already are `size` x `size` squares are returned as they are.
         """
         size = size or self.image_size
+        if self.evaluation_views is not None and self.evaluation_size == size:
+            return self.evaluation_views
         if self.shapes is None and self.images.shape[1:3] == (size, size):
             return self.images
         import tensorflow as tf
 
-        from kssl.data.augment import as_uint8, crop_windows
         from kssl.data.evaluation_view import EvaluationView
 
         view = EvaluationView(size)
-        squares = []
-        for start in range(0, len(self), 1024):
-            images = self.images[start : start + 1024]
-            shapes = self.shape_array()[start : start + 1024]
-            windows = view.windows(None, shapes[:, 0], shapes[:, 1])
-            crops = crop_windows(tf.constant(images), windows, size)
-            squares.append(as_uint8(crops).numpy())
-        return np.concatenate(squares)
+        shapes = self.shape_array()
+        return np.concatenate([
+            view.crop(tf.constant(self.images[start : start + 256]), tf.constant(shapes[start : start + 256])).numpy()
+            for start in range(0, len(self), 256)
+        ])  # fmt: skip
 
     def shape_array(self) -> np.ndarray:
         """`(N, 2)` height and width of every image (padding excluded)."""

@@ -27,7 +27,7 @@ import tensorflow as tf
 from kssl.data.augment import ViewAugmentation, as_uint8, crop_windows, finish_views
 from kssl.data.device import unfinished_views
 from kssl.data.evaluation_view import EvaluationView
-from kssl.data.orientation import jpeg_orientation, orient, stored_box, turns_sideways
+from kssl.data.orientation import decode_image, jpeg_orientation, orient, stored_box, turns_sideways
 from kssl.data.readers import SourceReader  # noqa: F401  (re-exported: the seam for a new kind of source)
 from kssl.errors import DataError
 
@@ -175,6 +175,11 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
 
     @_graph_only
     def load(key, label, drawn):
+        if isinstance(views[0], EvaluationView):  # the whole file, as the exported files decode it
+            image = decode_image(reader.contents(key))
+            shape = tf.shape(image)
+            return (as_uint8(views[0].resample(image[None], shape[:1], shape[1:2]))[0],), label, drawn
+
         def make_windows(height, width):
             return tf.concat(
                 [

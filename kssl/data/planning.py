@@ -52,18 +52,21 @@ def decoded_bytes(count: int, shapes, image_size: int) -> int:
 
     Each image is stored at `kssl.data.files.stored_shape` (its centred part of at most
     2:1, the shorter side at `stored_side(image_size)`, never enlarged) in one array padded
-    to the largest stored height and width, as `kssl.data.files.decode_files` does;
-    `shapes` is a sample of the images' shapes.
+    to the largest stored height and width, as `kssl.data.files.decode_files` does, with
+    the originals' evaluation views (`image_size` squares) beside when copies are not the
+    originals; `shapes` is a sample of the images' shapes.
 
     Example:
     >>> decoded_bytes(2000, [(24, 24)] * 199 + [(20, 6000)], 16)  # one banner: 40 px wide
-    5760000
+    7296000
     """
     from kssl.data.files import stored_shape, stored_side
 
     side = stored_side(image_size)
     stored = np.asarray([stored_shape(int(h), int(w), side) for h, w in shapes], np.int64)
-    return int(count * stored[:, 0].max() * stored[:, 1].max() * 3)
+    copies = any(tuple(s) != (int(h), int(w)) for s, (h, w) in zip(stored, shapes))
+    views = image_size * image_size * 3 if copies else 0
+    return int(count * (stored[:, 0].max() * stored[:, 1].max() * 3 + views))
 
 
 def choose_streaming(count: int, shapes, image_size: int, stream: bool | None = None) -> tuple[bool, str]:

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from kssl.data.augment import crop_windows
+from kssl.data.evaluation_view import EvaluationView
 
 
 def _read_file(path):
@@ -81,6 +82,8 @@ class MemoryReader(SourceReader):
         with tf.device("/cpu:0"):  # whole-dataset constants stay on the host
             self.images = tf.constant(source.images)
             self.shapes = None if source.shapes is None else tf.constant(source.shapes.astype(np.int32))
+            views = getattr(source, "evaluation_views", None)
+            self.evaluation_views = None if views is None else tf.constant(views)
 
     def crops(self, keys, views, drawn):
         batch = tf.gather(self.images, keys)
@@ -91,9 +94,15 @@ class MemoryReader(SourceReader):
             shapes = tf.gather(self.shapes, keys)
             heights, widths = shapes[:, 0], shapes[:, 1]
         return tuple(
-            crop_windows(batch, view.windows(parameters, heights, widths), view.image_size, view.flips(parameters))
-            for view, parameters in zip(views, drawn)
+            self._crop(keys, batch, heights, widths, view, parameters) for view, parameters in zip(views, drawn)
         )
+
+    def _crop(self, keys, batch, heights, widths, view, parameters):
+        if isinstance(view, EvaluationView):
+            if self.evaluation_views is not None and self.source.evaluation_size == view.image_size:
+                return tf.cast(tf.gather(self.evaluation_views, keys), tf.float32)  # the originals' views, kept
+            return view.resample(batch, heights, widths)
+        return crop_windows(batch, view.windows(parameters, heights, widths), view.image_size, view.flips(parameters))
 
 
 class FileReader(SourceReader):

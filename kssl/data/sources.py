@@ -173,11 +173,15 @@ def from_arrays(x, y=None, class_names=None, image_size: int | None = None, sour
         x = x[..., :3]
     height, width = x.shape[1:3]
     size = image_size or min(height, width)
+    views = None
     if min(height, width) != size:  # one shape for all: one batched resize, aspect kept
         import tensorflow as tf
 
         from kssl.data.augment import as_uint8
+        from kssl.data.evaluation_view import EvaluationView
 
+        # What is measured is the originals' view, as a model exported from them serves it.
+        views = np.concatenate([EvaluationView(size).crop(x[i : i + 1024]).numpy() for i in range(0, len(x), 1024)])
         scale = size / min(height, width)
         x = as_uint8(tf.image.resize(x, (round(height * scale), round(width * scale)))).numpy()
     labels = None
@@ -198,6 +202,8 @@ def from_arrays(x, y=None, class_names=None, image_size: int | None = None, sour
         class_names=list(class_names or []),
         source=source,
         view_size=view_size,
+        evaluation_views=views,
+        evaluation_size=None if views is None else size,
     )
 
 
@@ -216,6 +222,7 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
+    from kssl.data.evaluation_view import EvaluationView
     from kssl.data.tfds_stream import tfds_builder
 
     data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
@@ -235,20 +242,23 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
     @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: no AutoGraph needed
     def resize(image, label):
         image = tf.image.grayscale_to_rgb(image) if image.shape[-1] == 1 else image[..., :3]
+        view = EvaluationView(image_size).crop(image[None])[0]  # the original's, as measured and served
         image = shorter_side_to(image, image_size)
-        return image, tf.shape(image)[:2], label
+        return image, tf.shape(image)[:2], label, view
 
     batches = dataset.map(resize, num_parallel_calls=tf.data.AUTOTUNE).padded_batch(1024)
     return image_set_from_padded_batches(tfds.as_numpy(batches), class_names, f"tfds:{name}:{split}", image_size)
 
 
 def image_set_from_padded_batches(batches, class_names, source, image_size) -> ImageSet:
-    """An `ImageSet` from `(padded images, shapes, labels)` batches (TFDS's images of any shapes)."""
-    images, shapes, labels = [], [], []
-    for image_batch, shape_batch, label_batch in batches:
+    """An `ImageSet` from `(padded images, shapes, labels, the originals' evaluation views at
+    image_size)` batches (TFDS's images of any shapes)."""
+    images, shapes, labels, views = [], [], [], []
+    for image_batch, shape_batch, label_batch, view_batch in batches:
         images.append(image_batch)
         shapes.append(shape_batch)
         labels.append(label_batch)
+        views.append(view_batch)
     if not images:
         raise DataError(f"{source} is empty.")
     shapes = np.concatenate(shapes).astype(np.int64)
@@ -268,6 +278,8 @@ def image_set_from_padded_batches(batches, class_names, source, image_size) -> I
         source=source,
         shapes=None if uniform else shapes,
         view_size=None if uniform and shapes[0, 0] == shapes[0, 1] else image_size,
+        evaluation_views=np.concatenate(views),
+        evaluation_size=image_size,
     )
 
 

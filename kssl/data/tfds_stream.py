@@ -80,6 +80,7 @@ class TFDSRecords(ImageCollection):
 
     def subset(self, indices, source: str | None = None):
         """The examples at `indices`, decoded into an in-memory `ImageSet` (a small labeled set)."""
+        from kssl.data.evaluation_view import EvaluationView
         from kssl.data.sources import image_set_from_padded_batches, shorter_side_to
 
         wanted = np.zeros(self.count, bool)
@@ -95,8 +96,10 @@ class TFDSRecords(ImageCollection):
         @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: no AutoGraph needed
         def decode(index, record):
             # The in-memory rule of arrays and TFDS: shorter side at the training size, aspect kept.
-            image = shorter_side_to(tf.io.decode_image(record[0], channels=3, expand_animations=False), size)
-            return image, tf.shape(image)[:2], record[1]
+            original = tf.io.decode_image(record[0], channels=3, expand_animations=False)
+            view = EvaluationView(size).crop(original[None])[0]  # the original's, as measured and served
+            image = shorter_side_to(original, size)
+            return image, tf.shape(image)[:2], record[1], view
 
         batches = chosen.map(decode, num_parallel_calls=tf.data.AUTOTUNE).padded_batch(256)
         return image_set_from_padded_batches(

@@ -188,9 +188,13 @@ def test_one_thin_image_does_not_multiply_memory_and_the_plan_is_what_is_stored(
     assert images.images.shape[1:] == (10, 12, 3)
     index = list(images.shapes.tolist()).index([6, 12])
     np.testing.assert_array_equal(images.images[index, :6, :12], banner[:, 194:206])
-    # The planner announces what is stored, from the images' shapes.
+    # The planner announces what is stored, from the images' shapes: the banner is a copy
+    # (its centred 2:1 part), so the originals' evaluation views are kept beside.
     files = list_folder(root, progress=False)
-    assert decoded_bytes(len(files), files.image_shapes(len(files)), 8) == images.images.nbytes
+    assert images.evaluation_views.shape == (21, 8, 8, 3)
+    assert decoded_bytes(len(files), files.image_shapes(len(files)), 8) == (
+        images.images.nbytes + images.evaluation_views.nbytes
+    )
     # --cache-size copies are stored alike, so streaming from them sees what memory holds.
     copy = cached_copies(files, 12, progress=False).paths[list(files.paths).index(str(root / "cat" / "banner.png"))]
     assert np.asarray(Image.open(copy)).shape == (6, 12, 3)
