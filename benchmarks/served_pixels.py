@@ -71,7 +71,8 @@ def compare(encoder, root, size):
             np.add.at(votes, (np.arange(len(queries))[:, None], train.labels[top]),
                       np.exp(np.take_along_axis(similarity, top, 1) / 0.1))  # fmt: skip
             predictions.append(votes.argmax(1))
-        cosine = np.sum(measured * from_files, 1) / np.linalg.norm(measured, axis=1) / np.linalg.norm(from_files, axis=1)
+        norms = np.linalg.norm(measured, axis=1) * np.linalg.norm(from_files, axis=1)
+        cosine = np.sum(measured * from_files, 1) / norms
         rows[name] = {
             "differ": int(np.sum(predictions[0] != predictions[1])),
             "of": len(test),

@@ -489,6 +489,9 @@ def _hostile_input(tmp_path, case):
             for name, data in files.items():
                 hostile.writestr(name, data)
         return ["export", "--model", str(tmp_path / "classifier.keras")]
+    if case == "an encoder to export":
+        keras.Sequential([keras.Input((4, 4, 3)), keras.layers.GlobalAveragePooling2D()]).save(tmp_path / "e.keras")
+        return ["export", "--model", str(tmp_path / "e.keras")]
     if case.startswith("model name"):
         (tmp_path / "classifier.keras").write_bytes(b"never read: the name is checked first")
         name = {"model name outside --out": "../../x", "model name empty": "", "model name a path": "a/b"}[case]
@@ -509,6 +512,7 @@ def _hostile_input(tmp_path, case):
         ("not a model", "is not a .keras file"),
         ("code that safe_mode refuses", "safe_mode=False"),
         ("an activation that names os.system", "was refused as unsafe or unknown"),
+        ("an encoder to export", "holds a Sequential, not a kssl classifier"),
         ("model name outside --out", "--model-name '../../x': a model name is one folder name"),
         ("model name empty", "--model-name '': a model name is one folder name"),
         ("model name a path", "--model-name 'a/b': a model name is one folder name"),

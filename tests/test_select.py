@@ -70,6 +70,7 @@ def test_an_earlier_selection_is_extended_without_picking_it_again(setup, tmp_pa
         (["--budget", "3", "--out", "PICKS.txt"], "name a .csv file"),
         (["--budget", "3", "--out", "INSIDE"], "lies inside --data"),
         (["--budget", "3", "--out", "EXISTS"], "already exists; pass --overwrite"),
+        (["--budget", "3", "--out", "/proc/kssl-picks.csv"], "Cannot write to '/proc'"),
     ],
 )
 def test_bad_input_is_one_line_exit_code_2_and_nothing_is_written(setup, tmp_path, capsys, extra, message):

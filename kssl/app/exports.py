@@ -25,8 +25,13 @@ def export_job(model, out, model_name="kssl", version=1, overwrite=False, format
             check_output_folder(target, overwrite)
         elif target.exists() and not overwrite:
             raise OutputExistsError(f"{str(target)!r} already exists; pass --overwrite to replace it.")
-    written = export_formats(load_keras_file(path), targets, model_name, overwrite)
-    return written
+    classifier = load_keras_file(path)
+    if not hasattr(classifier, "encoder") or not hasattr(classifier, "num_classes"):
+        raise InputError(
+            f"{str(path)!r} holds a {type(classifier).__name__}, not a kssl classifier: only a fine-tuned classifier "
+            "is exported. Fine-tune it first (kssl finetune --pretrained ...), then export its run folder."
+        )
+    return export_formats(classifier, targets, model_name, overwrite)
 
 
 # TF Serving finds a model as one folder of its base path: a name is one path component.

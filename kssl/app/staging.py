@@ -59,6 +59,12 @@ def check_output_file(path, overwrite: bool) -> pathlib.Path:
         )
     if not path.parent.is_dir():
         raise MissingInputError(f"No folder {str(path.parent)!r} to write --out into: create it first.")
+    if path.is_dir():
+        raise InputError(f"--out {str(path)!r} is a folder: name a file.")
+    try:  # the real test of writability: root passes os.access checks on read-only mounts
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError:
+        raise UnwritableOutputError(f"Cannot write to {str(path.parent)!r}: choose a writable --out.") from None
     return path
 
 
