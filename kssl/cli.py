@@ -70,38 +70,30 @@ def _positive(kind):
     return parse
 
 
-def _port(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: any free one), got {text}")
-    return value
-
-
 def _names(text: str) -> list:
     return [part.strip().lower() for part in text.split(",") if part.strip()]
 
 
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1] (pixels are in [0, 1]; 8/255 = 0.031), got {text}")
-    return value
+def _in_range(kind, low, high, expected: str, outside: str):
+    """An argparse type: `kind(text)` in [low, high] (NaN is not), else a message saying what was expected."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{outside}, got {text}")
+        return value
+
+    return parse
 
 
-def _cosine(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a cosine similarity in [-1, 1], got {text!r}") from None
-    if not -1 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"a cosine similarity is in [-1, 1] (near-duplicates: 0.95), got {text}")
-    return value
+_port = _in_range(int, 0, 65535, "a port number", "a port is 0 to 65535 (0: any free one)")
+_fraction = _in_range(float, 0, 1, "a number in [0, 1]", "must be in [0, 1] (pixels are in [0, 1]; 8/255 = 0.031)")
+_cosine = _in_range(
+    float, -1, 1, "a cosine similarity in [-1, 1]", "a cosine similarity is in [-1, 1] (near-duplicates: 0.95)"
+)
 
 
 def _export_formats(text):

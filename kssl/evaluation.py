@@ -67,6 +67,7 @@ def features_by_row(encoder, images, batch_size: int = 512, verbose: int = 0, pr
     # Each view carries its row through the model, so a file left out of its batch takes its
     # row with it. A batch whose files were all unreadable becomes one blank view of row -1:
     # a model cannot run on an empty batch, and dropping the batch would hide their number.
+    @tf.autograph.experimental.do_not_convert  # TensorFlow's own control flow: no AutoGraph needed
     def never_empty(views, rows):
         empty = tf.equal(tf.size(rows), 0)
         views = tf.cond(empty, lambda: tf.zeros([1, size, size, 3], views.dtype), lambda: views)

@@ -233,7 +233,7 @@ def unlabeled_pool(train, config):
     files = list_images(folder, config.refresh_listing, config.skip_bad_images).at_size(config.image_size)
     if not len(files):
         raise DataError(f"{str(folder)!r} holds no image files: pass a folder of images as --unlabeled.")
-    check_not_test_images(files, config.data, config.seed)
+    check_not_test_images(files, config.data, config.seed, "--unlabeled" if config.unlabeled else str(folder))
     where = f"{len(files)} images without a class in {folder}"
     if isinstance(train, ImageFiles):
         pool = concatenated(train, files)
