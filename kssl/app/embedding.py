@@ -70,7 +70,7 @@ def images_of(data: str, progress: bool = True):
 def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: bool = True) -> pathlib.Path:
     """`kssl embed`: the embedding file `out` (`.parquet` or `.npz`) of every image of `data`."""
     from kssl.app.staging import file_sha256
-    from kssl.evaluation import features_by_row, unread_message
+    from kssl.evaluation import features_by_row
     from kssl.similarity import check_format, write_embeddings
 
     out = pathlib.Path(out).expanduser()
@@ -88,7 +88,10 @@ def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: boo
     if not len(rows):
         raise DataError(f"None of the {len(paths):,} images of {data!r} could be read: nothing to embed.")
     if len(rows) < len(paths):  # each vector keeps its own file's path and label
-        print(f"left out of the embeddings: {unread_message(images, rows)}", flush=True)
+        left_out = len(paths) - len(rows)
+        print(
+            f"left out of the embeddings: {left_out:,} unreadable image{'s' * (left_out > 1)} (named above)", flush=True
+        )
         paths, labels = [paths[i] for i in rows], None if labels is None else labels[rows]
     model = {"path": str(path.resolve()), "sha256": file_sha256(path), "image_size": size}
     write_embeddings(out, paths, features, labels, model)

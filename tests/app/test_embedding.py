@@ -82,7 +82,7 @@ def test_similar_needs_a_query_or_duplicates_and_a_readable_image():
     assert exit_info.value.code == 2
 
 
-def test_an_unreadable_file_is_left_out_and_every_vector_keeps_its_own_path(embedded, tmp_path, capsys):
+def test_an_unreadable_file_is_left_out_and_every_vector_keeps_its_own_path(embedded, tmp_path, capfd):
     import pathlib
 
     root, out = embedded
@@ -91,7 +91,9 @@ def test_an_unreadable_file_is_left_out_and_every_vector_keeps_its_own_path(embe
     (folder / "trip" / "day1" / "0-broken.png").write_bytes(b"\x89PNG cut short")  # listed before the others
     mine = tmp_path / "mine.npz"
     assert main(["embed", "--pretrained", str(root / "encoder.keras"), "--data", str(folder), "--out", str(mine)]) == 0
-    assert "left out of the embeddings: '" in capsys.readouterr().out
+    printed = capfd.readouterr()
+    assert "left out of the embeddings: 1 unreadable image (named above)" in printed.out
+    assert printed.err.count("0-broken.png") == 1  # named once, by the pipeline's warning
     table, reference = read_embeddings(mine), read_embeddings(out)
     assert len(table) == len(reference) == 13 and not any("broken" in p for p in table.paths)
     by_name = {pathlib.Path(p).relative_to(root).as_posix(): v for p, v in zip(reference.paths, reference.embeddings)}
