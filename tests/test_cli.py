@@ -546,4 +546,5 @@ def test_an_image_size_the_encoder_does_not_take_is_refused_not_ignored(tmp_path
     tiny_encoder(16).save(tmp_path / "encoder.keras")
     args = [command, "--pretrained", str(tmp_path / "encoder.keras"), "--image-size", "32"]
     assert main(args + (["--out", str(tmp_path / "x")] if command == "finetune" else [])) == 2
-    assert "--image-size 32: the encoder in" in capsys.readouterr().err  # it printed "as asked" and used 16
+    err = capsys.readouterr().err  # it once printed "as asked" and used 16
+    assert "--image-size 32: '" in err and "encoder.keras' takes 16-px images" in err

@@ -41,7 +41,9 @@ def load_train_test(
 def _embedded(parsed, image_size, notes, **options):
     from kssl.data import sources
 
-    reason = "as asked (--image-size)" if image_size else "digits are 8x8: 16 px loses nothing"
+    reason = (
+        notes.get("size_source") or "as asked (--image-size)" if image_size else "digits are 8x8: 16 px loses nothing"
+    )
     image_size = image_size or 16
     notes.update(image_size=image_size, image_size_reason=reason, storage="in memory")
     announce_data(notes)
@@ -198,7 +200,7 @@ def _chosen_size(image_size, shapes, notes) -> int:
         image_size, reason = planning.default_image_size(shapes, has_accelerator())
         notes.update(image_size=image_size, image_size_reason=f"{reason}; --image-size overrides")
     else:
-        notes.update(image_size=image_size, image_size_reason="as asked (--image-size)")
+        notes.update(image_size=image_size, image_size_reason=notes.get("size_source") or "as asked (--image-size)")
     return image_size
 
 

@@ -27,10 +27,11 @@ from kssl.app.label_budgets import finetune_into
 from kssl.app.report import results_table
 from kssl.app.stages import announce_tensorboard, check_few_shot, evaluate_frozen, few_shot, pretrain_into
 from kssl.app.staging import (
+    as_encoder,
     check_output_folder,
+    declared_size,
     encoder_file,
     file_sha256,
-    load_encoder,
     load_keras_file,
     staged_folder,
     write_json,
@@ -56,7 +57,7 @@ def start_strategy(name: str):
     return _STRATEGIES[name]
 
 
-def prepare(config, strategy, labeled=True, pretraining=False):
+def prepare(config, strategy, labeled=True, pretraining=False, size_source=None):
     """Fills the machine's defaults, loads the data and takes the labeled subsets.
 
     Returns `(config, train, test, budgets)`, `budgets` holding each label budget's
@@ -88,7 +89,7 @@ def prepare(config, strategy, labeled=True, pretraining=False):
         raise InputError("--weights needs a keras.applications backbone: add --encoder keras:ResNet50V2 (or another).")
     config = check_finetuning(config)
     keras.utils.set_random_seed(config.seed)
-    notes, size_was_given = {}, config.image_size is not None
+    notes, size_was_given = {"size_source": size_source}, config.image_size is not None
     train, test = load_train_test(
         config.data,
         config.image_size,
@@ -179,18 +180,6 @@ def check_encoder_and_memory(model_class, config, pretraining, batch_size=None):
     return config
 
 
-def encoder_size(encoder, asked, path) -> int:
-    """The image size `encoder` takes; an `InputError` if `--image-size` asked for another
-    (it was ignored, while the output said "as asked")."""
-    size = encoder.input_shape[1]
-    if asked is not None and asked != size:
-        raise InputError(
-            f"--image-size {asked}: the encoder in {str(path)!r} takes {size}-px images, the size it was "
-            "pretrained at. Leave --image-size out, or pretrain at the size you want."
-        )
-    return size
-
-
 def check_classes(train, data, job: str) -> None:
     """An `InputError`, before any training, when `train` has fewer than 2 classes:
     a classifier (or a probe) of one class learns nothing and its accuracy is 1."""
@@ -256,9 +245,11 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
     out = check_output_folder(config.out, config.overwrite, config.data)
     path = encoder_file(pretrained)
     strategy = start_strategy(config.strategy)
-    encoder = load_encoder(path)
-    config = dataclasses.replace(config, image_size=encoder_size(encoder, asked, path))
-    config, train, test, budgets = prepare(config, strategy)
+    model = load_keras_file(path)
+    size, size_source = declared_size(model, asked, path)
+    config, train, test, budgets = prepare(dataclasses.replace(config, image_size=size), strategy,
+                                           size_source=size_source)  # fmt: skip
+    encoder = as_encoder(model, config.image_size, path)
     source = {"pretrained": str(pretrained), "pretrained_sha256": file_sha256(path)}
     announce_tensorboard(config, out)
     with staged_folder(out, {**config.result_fields(), "pretrained_sha256": source["pretrained_sha256"]}) as folder:
@@ -293,11 +284,11 @@ def evaluate_job(config: RunConfig, pretrained) -> dict:
 
     path = encoder_file(pretrained)
     strategy = start_strategy("default")
-    encoder = load_encoder(path)
-    config = dataclasses.replace(
-        config.resolved(), image_size=encoder_size(encoder, config.image_size, path), labels=[]
-    )
-    config, train, test, _ = prepare(config, strategy, labeled=False)
+    model = load_keras_file(path)
+    size, size_source = declared_size(model, config.image_size, path)
+    config = dataclasses.replace(config.resolved(default_encoder=False), image_size=size, labels=[])
+    config, train, test, _ = prepare(config, strategy, labeled=False, size_source=size_source)
+    encoder = as_encoder(model, config.image_size, path)
     check_classes(train, config.data, "evaluation (kNN, linear probe)")
     if config.few_shot:
         check_few_shot(config.few_shot, test.labels)

@@ -206,10 +206,35 @@ def encoder_file(path) -> pathlib.Path:
     return path
 
 
-def load_encoder(path):
-    """An encoder from a `.keras` file, or from a run folder holding `encoder.keras`."""
-    model = load_keras_file(encoder_file(path))
-    return getattr(model, "encoder", model)  # a pretraining model's or a Classifier's file holds its encoder
+def load_encoder(path, image_size: int | None = None):
+    """An encoder from a `.keras` file (any Keras image model: `kssl.encoders.from_model`), or
+    from a run folder holding `encoder.keras`, at `image_size` when the model takes any size."""
+    path = encoder_file(path)
+    return as_encoder(load_keras_file(path), image_size, path)
+
+
+def declared_size(model, asked, path) -> tuple[int | None, str | None]:
+    """`(size, where it came from)` of the images the model in `path` takes: its own size
+    ("from the encoder file"; another `--image-size` is an `InputError`), the one asked for,
+    or `(None, None)` for a model of any size when none was asked (the data's default)."""
+    from kssl.encoders.from_model import encoder_from_model
+
+    model = getattr(model, "encoder", model)
+    size = model.input_shape[1] if len(model.input_shape) == 4 else None
+    if size is None:
+        return (asked, "as asked (--image-size)") if asked is not None else (None, None)
+    encoder_from_model(model, asked, name=repr(str(path)))  # another size asked: its message
+    return size, f"from the encoder file ({path.name})"
+
+
+def as_encoder(model, image_size, path):
+    """`model` (loaded from `path`) as a kssl encoder at `image_size`, what was done to it printed."""
+    from kssl.encoders.from_model import encoder_from_model
+
+    encoder, notes = encoder_from_model(model, image_size, name=repr(str(path)))
+    if notes:
+        print(f"encoder: {path}: {'; '.join(notes)}", flush=True)
+    return encoder
 
 
 def load_keras_file(path):

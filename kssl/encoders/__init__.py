@@ -23,6 +23,7 @@ ENCODER_NAMES = (
     *(f"resnet{depth}" for depth in RESNET_DEPTHS),
     "vit<depth> (e.g. vit6)",
     "keras:<keras.applications backbone> (e.g. keras:ResNet50V2)",
+    "PATH.keras (any Keras image model, with its weights)",
 )
 
 
@@ -43,6 +44,12 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0, weights: 
     """
     if str(name).lower().startswith("keras:"):
         return from_keras_applications(str(name)[len("keras:") :], weights=weights, image_size=image_size)
+    if str(name).lower().endswith(".keras"):  # any Keras image model, continued from its weights
+        from kssl.app.staging import load_encoder
+
+        if weights is not None:
+            raise InputError(f"--weights applies to keras: backbones; {name!r} brings its own weights.")
+        return load_encoder(name, image_size)
     if weights is not None:
         raise InputError(
             f"--weights applies to keras.applications backbones (--encoder keras:ResNet50V2 and the like); "

@@ -1,0 +1,73 @@
+"""Any Keras image model as the start: a head of probabilities cut, a feature map pooled, a
+model of any input size built at the asked size with its weights; through the commands."""
+
+import keras
+import numpy as np
+import pytest
+from helpers import write_image_folder
+
+from kssl.cli import main
+from kssl.encoders.from_model import encoder_from_model
+from kssl.errors import InputError
+
+pytestmark = pytest.mark.eager_steps  # the commands' plumbing: see conftest
+
+
+def any_size_classifier():
+    """A tiny ImageNet-like model: preprocessing inside, any input size, a softmax head."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((None, None, 3), name="images")
+    x = keras.layers.Rescaling(2.0, offset=-1.0, name="preprocessing")(inputs)
+    x = keras.layers.Conv2D(6, 3, strides=2, activation="relu", name="stem_conv")(x)
+    features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.Dropout(0.2, name="top_dropout")(features)
+    outputs = keras.layers.Dense(7, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="tiny_imagenet")
+
+
+def test_a_probability_head_is_cut_and_the_model_is_built_at_the_asked_size_with_its_weights(rng):
+    model = any_size_classifier()
+    encoder, notes = encoder_from_model(model, image_size=12)
+    assert encoder.input_shape == (None, 12, 12, 3) and encoder.output_shape == (None, 6)
+    assert notes == ["cut its classification head (predictions: 7 classes, softmax)",
+                     "built at 12 px (it takes images of any size)"]  # fmt: skip
+    images = rng.random((2, 12, 12, 3)).astype("float32")
+    pooled = keras.Model(model.input, model.get_layer("avg_pool").output)(images)
+    np.testing.assert_allclose(encoder(images), pooled, atol=1e-6)
+    assert [layer.name for layer in encoder.layers][:3] == ["images", "preprocessing", "stem_conv"]  # flat
+
+
+def test_a_feature_map_is_pooled_and_sizes_are_checked(rng):
+    backbone = keras.Sequential([keras.Input((10, 10, 3)), keras.layers.Conv2D(5, 3)], name="backbone")
+    encoder, notes = encoder_from_model(backbone)
+    assert encoder.output_shape == (None, 5) and notes == ["pooled its 8x8x5 feature map (global average)"]
+    images = rng.random((1, 10, 10, 3)).astype("float32")
+    np.testing.assert_allclose(encoder(images), np.mean(backbone(images), axis=(1, 2)), atol=1e-6)
+    with pytest.raises(InputError, match="takes 10-px images"):
+        encoder_from_model(backbone, image_size=12)
+    with pytest.raises(InputError, match="takes images of any size: pass --image-size"):
+        encoder_from_model(any_size_classifier())
+    with pytest.raises(InputError, match="not RGB images"):
+        encoder_from_model(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+
+
+def test_the_commands_start_from_a_model_file_of_any_size(tmp_path, capsys):
+    start = tmp_path / "imagenet.keras"
+    any_size_classifier().save(start)
+    data = write_image_folder(tmp_path / "photos" / "train", classes=("a", "b"), per_class=8, shapes=((20, 24),))
+    write_image_folder(tmp_path / "photos" / "test", classes=("a", "b"), per_class=4, shapes=((20, 24),), seed=1)
+    assert data.parent.name == "photos"
+    assert main(["evaluate", "--pretrained", str(start), "--data", str(data.parent), "--image-size", "12"]) == 0
+    printed = capsys.readouterr().out
+    assert "image size: 12 px (as asked" in printed and "cut its classification head" in printed
+    assert "knn_accuracy" in printed and "pretraining" not in printed
+    out = tmp_path / "adapted"
+    assert main(["pretrain", "--encoder", str(start), "--data", str(data.parent), "--image-size", "12",
+                 "--epochs", "1", "--batch-size", "8", "--out", str(out)]) == 0  # fmt: skip
+    adapted = keras.saving.load_model(out / "encoder.keras")
+    assert adapted.input_shape == (None, 12, 12, 3) and adapted.output_shape == (None, 6)
+    capsys.readouterr()
+    assert main(["evaluate", "--pretrained", str(out), "--data", str(data.parent)]) == 0
+    assert "image size: 12 px (from the encoder file (encoder.keras))" in capsys.readouterr().out
+    assert main(["evaluate", "--pretrained", str(start), "--data", str(data.parent)]) == 0  # at the data's size
+    assert "image size: 20 px (" in capsys.readouterr().out  # the data's default, as for kssl's encoders
