@@ -51,6 +51,11 @@ def _yes_or_no(parser, dest, yes, no):
     group.add_argument(no[0], dest=dest, action="store_const", const=False, help=no[1])
 
 
+_ANY_SIZE_HELP = (
+    "the view size, for a model that takes images of any size (such as an ImageNet model saved with a "
+    "None x None input); a model of one size takes its own"
+)
+
 # Counts (steps, images, epochs) fit TensorFlow's int32 shapes and counters with room to spare.
 _LARGEST = 2**31 - 1
 
@@ -519,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--data", required=True, help="a folder of images (any layout), tfds:NAME[:SPLIT] or digits")
     embed.add_argument("--out", required=True, help="the file to write: .parquet or .npz (chosen by the suffix)")
     embed.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    embed.add_argument("--image-size", type=_positive(int), help=_ANY_SIZE_HELP)
     similar = commands.add_parser(
         "similar",
         help="a query image's nearest images, or the near-duplicate pairs, in an embedding file",
@@ -574,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--labeled", help="the CSV of an earlier selection: extend it (those images are not picked)")
     select.add_argument("--seed", type=int, default=0, help="seed of k-means, k-center's first pick and random")
     select.add_argument("--overwrite", action="store_true", help="replace an existing --out and its contact sheet")
+    select.add_argument("--image-size", type=_positive(int), help=_ANY_SIZE_HELP)
     doctor = commands.add_parser(
         "doctor",
         help="check that training on all of this machine's devices computes what one device does (run it first "
@@ -649,12 +656,12 @@ def main(argv=None) -> int:
             from kssl.app.selection import select_job
 
             select_job(args["pretrained"], args["data"], args["budget"], args["out"], args["method"],
-                       args["labeled"], args["seed"], args["overwrite"])  # fmt: skip
+                       args["labeled"], args["seed"], args["overwrite"], image_size=args["image_size"])  # fmt: skip
             return 0
         if command == "embed":
             from kssl.app.embedding import embed_job
 
-            embed_job(args["pretrained"], args["data"], args["out"], args["overwrite"])
+            embed_job(args["pretrained"], args["data"], args["out"], args["overwrite"], image_size=args["image_size"])
             return 0
         if command == "similar":
             from kssl.app.embedding import similar_job

@@ -20,17 +20,24 @@ from kssl.atomic import atomic_file
 from kssl.errors import DataError, InputError, MissingInputError
 
 
-def embedding_model(pretrained) -> tuple[pathlib.Path, object]:
-    """`(file, encoder)` of `pretrained`: a `.keras` file (an encoder, a pretraining model or a
-    classifier), or a run folder: its `classifier.keras` when it has one (the model it
-    serves, so the vectors are the SavedModel's `embed`), else its `encoder.keras`."""
-    from kssl.app.staging import encoder_file, load_encoder
+def embedding_file(pretrained) -> pathlib.Path:
+    """The `.keras` file of `pretrained`: the file itself, or a run folder's `classifier.keras`
+    when it has one (the model it serves, so the vectors are the SavedModel's `embed`), else
+    its `encoder.keras`."""
+    from kssl.app.staging import encoder_file
 
     path = pathlib.Path(pretrained).expanduser()
     if path.is_dir() and (path / "classifier.keras").is_file():
         path = path / "classifier.keras"
-    path = encoder_file(path)
-    return path, load_encoder(path)
+    return encoder_file(path)
+
+
+def embedding_model(pretrained, image_size: int | None = None) -> tuple[pathlib.Path, object]:
+    """`(file, encoder)` of `pretrained` (`embedding_file`), at `image_size` for a model of any size."""
+    from kssl.app.staging import load_encoder
+
+    path = embedding_file(pretrained)
+    return path, load_encoder(path, image_size)
 
 
 def images_of(data: str, progress: bool = True):
@@ -67,7 +74,8 @@ def images_of(data: str, progress: bool = True):
     return images, paths, labels
 
 
-def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: bool = True) -> pathlib.Path:
+def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: bool = True,
+              image_size: int | None = None) -> pathlib.Path:  # fmt: skip
     """`kssl embed`: the embedding file `out` (`.parquet` or `.npz`) of every image of `data`."""
     from kssl.app.staging import file_sha256
     from kssl.evaluation import features_by_row
@@ -76,7 +84,7 @@ def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: boo
     out = pathlib.Path(out).expanduser()
     check_format(out)
     check_output_file(out, overwrite)
-    path, encoder = embedding_model(pretrained)
+    path, encoder = embedding_model(pretrained, image_size)
     images, paths, labels = images_of(data, progress)
     if not len(paths):
         raise InputError(f"{data!r} holds no images to embed.")
@@ -149,7 +157,7 @@ def _table_model(table, pretrained):
     elif not pathlib.Path(pretrained).expanduser().exists():
         raise MissingInputError(f"No model at {str(pretrained)!r} (--pretrained): pass the run folder or .keras file "
                                 "the embeddings came from.")  # fmt: skip
-    path, encoder = embedding_model(pretrained)
+    path = embedding_file(pretrained)
     expected = table.model.get("sha256")
     if expected and file_sha256(path) != expected:
         raise InputError(
@@ -157,7 +165,9 @@ def _table_model(table, pretrained):
             f"{expected[:12]}...): a query embedded by another model is not comparable with them. Pass that model as "
             "--pretrained, or run `kssl embed` again with this one."
         )
-    return encoder
+    from kssl.app.staging import load_encoder
+
+    return load_encoder(path, table.model.get("image_size"))
 
 
 def _decoded(path) -> np.ndarray:

@@ -16,7 +16,7 @@ from kssl.errors import InputError, MissingInputError
 
 
 def select_job(pretrained, data, budget: int, out, method: str = "typiclust", labeled=None, seed: int = 0,
-               overwrite: bool = False, progress: bool = True) -> list[str]:  # fmt: skip
+               overwrite: bool = False, progress: bool = True, image_size: int | None = None) -> list[str]:  # fmt: skip
     """Picks `budget` images of the folder `data` (any layout, no labels needed) by `method`
     on the encoder of `pretrained`; writes `out` (CSV) and its contact sheet; returns the
     picked paths. `labeled` is a CSV of an earlier selection, extended here."""
@@ -34,7 +34,7 @@ def select_job(pretrained, data, budget: int, out, method: str = "typiclust", la
         raise MissingInputError(f"No CSV at {str(labeled)!r}: pass the --out of an earlier `kssl select`.")
     files = list_images(data, skip_bad_images=True, progress=progress)
     chosen = _read_labeled(labeled, files.paths) if labeled else []
-    encoder = load_encoder(encoder_path)
+    encoder = load_encoder(encoder_path, image_size)
     picks = select_for_labeling(encoder, files, budget, method, labeled=chosen, seed=seed, progress=progress)
     paths = [str(files.paths[i]) for i in picks]
     buffer = io.StringIO()

@@ -71,3 +71,23 @@ def test_the_commands_start_from_a_model_file_of_any_size(tmp_path, capsys):
     assert "image size: 12 px (from the encoder file (encoder.keras))" in capsys.readouterr().out
     assert main(["evaluate", "--pretrained", str(start), "--data", str(data.parent)]) == 0  # at the data's size
     assert "image size: 20 px (" in capsys.readouterr().out  # the data's default, as for kssl's encoders
+
+
+def test_embed_and_similar_take_a_model_of_any_size_at_the_asked_size(tmp_path, capsys):
+    import shutil
+
+    start = tmp_path / "imagenet.keras"
+    any_size_classifier().save(start)
+    photos = write_image_folder(tmp_path / "photos", classes=("a", "b"), per_class=3, shapes=((20, 24),))
+    out = tmp_path / "e.npz"
+    assert main(["embed", "--pretrained", str(start), "--data", str(photos), "--out", str(out)]) == 2
+    assert "takes images of any size: pass --image-size" in capsys.readouterr().err
+    assert (
+        main(["embed", "--pretrained", str(start), "--data", str(photos), "--out", str(out), "--image-size", "12"]) == 0
+    )
+    query = tmp_path / "query.png"  # not in the file: embedded by its model at the recorded size
+    shutil.copy(photos / "b" / "00004.png", query)
+    assert main(["similar", "--embeddings", str(out), "--query", str(query), "--top", "1",
+                 "--out", str(tmp_path / "s.png")]) == 0  # fmt: skip
+    first = capsys.readouterr().out.splitlines()[-2].split()
+    assert float(first[1]) > 0.9999 and first[2].endswith("b/00004.png")
