@@ -337,6 +337,12 @@ def _pretrain_options(parser):
         metavar="KEY=VALUE",
         help="an option of the method (listed below, e.g. temperature=0.1 or queue_size=1024); repeatable",
     )
+    parser.add_argument(
+        "--teacher",
+        metavar="MODEL",
+        help="the frozen teacher of --method distillation: a .keras image model (any input size: used at the "
+        "view size), a run folder, or keras:NAME with ImageNet weights",
+    )
     with_temperature = [name for name, spec in METHODS.items() if "temperature" in spec.options]
     parser.add_argument(
         "--temperature",

@@ -14,7 +14,7 @@ entry here, and its tests; nothing else changes.
 
 Example:
 >>> list(METHODS)
-['simclr', 'moco', 'byol', 'simsiam', 'barlow', 'vicreg', 'dino', 'mae']
+['simclr', 'moco', 'byol', 'simsiam', 'barlow', 'vicreg', 'dino', 'distillation', 'mae']
 >>> method_class("SimSiam").__name__
 'SimSiam'
 >>> method_spec("moco").parse_options(["queue_size=1024", "symmetric=false"], "--method-option")
@@ -35,6 +35,7 @@ class MethodSpec(Spec):
 
     recipe: recipes.PretrainingRecipe = recipes.SIMCLR
     encoder: str = "resnet18"
+    needs_teacher: bool = False  # its constructor takes a frozen `teacher` model (--teacher)
 
 
 _TEMPERATURE = Option(0.2, "softmax temperature of the contrastive loss")
@@ -117,6 +118,14 @@ METHODS = {
             "head_batch_norm": Option(False, "batch norm after the head's hidden layers (use_bn_in_head)"),
         },
         recipe=recipes.LIGHTLY_CIFAR,
+    ),
+    "distillation": MethodSpec(
+        "kssl.models.distillation:Distillation",
+        "a student reproduces a frozen teacher's features of the same views (--teacher; LightlyTrain's "
+        "distillation; not --semi-supervised distill)",
+        {"normalize": Option(True, "compare unit vectors (2 - 2 cos); false: the raw features' mean squared error")},
+        recipe=recipes.DISTILLATION,
+        needs_teacher=True,
     ),
     "mae": MethodSpec(
         "kssl.models.mae:MAE",

@@ -118,6 +118,9 @@ SIMSIAM = dataclasses.replace(LIGHTLY_CIFAR, learning_rate=0.5, weight_decay=1e-
 # Barlow Twins: solo-learn's CIFAR recipe, LARS at 0.3 x B/256, weight decay 1e-4 (with
 # lightly's recipe it ended below a random encoder on the flowers).
 BARLOW = dataclasses.replace(LIGHTLY_CIFAR, optimizer="lars", learning_rate=0.3, weight_decay=1e-4)
+# Distillation from a frozen teacher: lightly's CIFAR recipe, as VICReg and DINO (a first
+# choice, not tuned yet; LightlyTrain uses LARS at 1.5 with gradients clipped at norm 1).
+DISTILLATION = LIGHTLY_CIFAR
 # MAE (He et al. 2022, table 8): AdamW, 1.5e-4 x B/256, betas (0.9, 0.95), weight
 # decay 0.05, warmup then cosine.
 MAE = PretrainingRecipe(optimizer="adamw", learning_rate=1.5e-4, weight_decay=0.05, beta_2=0.95)

@@ -13,6 +13,7 @@ split by Keras with the strategy's own input pipeline), `jit_compile`, and a
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import pathlib
 import sys
 
@@ -176,6 +177,7 @@ def pretrain(
     augment_on_device: bool | None = None,
     data_service: str | None = None,
     data_service_timeout: float = 60.0,
+    teacher: keras.Model | None = None,
 ):
     """Pretrains `encoder` with a self-supervised `method` on `image_set` (labels unused
     unless `probe`).
@@ -230,6 +232,9 @@ def pretrain(
             files (not a TFDS stream), the workers able to read the files at their paths.
         data_service_timeout: seconds to wait for a step from the service before
             computing it here.
+        teacher: the frozen teacher of `method="distillation"` (a `keras.Model` of images
+            to features; `kssl.encoders.from_model.encoder_from_model` makes one of any
+            image model); only that method takes one.
 
     Returns:
         `(model, history)`: the trained model (a `SelfSupervisedModel`) and Keras'
@@ -276,6 +281,13 @@ def pretrain(
     views = list(augmentation) if isinstance(augmentation, (list, tuple)) else [augmentation] * 2
     check_training_memory(encoder, batch_size, views)  # on a CPU, before the kernel would kill the step
     encoder = _in_scope(encoder, strategy)
+    if (teacher is not None) != ("teacher" in inspect.signature(model_class.__init__).parameters):
+        raise InputError(
+            f"--teacher goes with --method distillation (which needs one); {method!r} "
+            + ("takes none." if teacher is not None else "needs one: pass --teacher MODEL (Python: teacher=).")
+        )
+    if teacher is not None:
+        options["teacher"] = _in_scope(teacher, strategy)
     with strategy.scope():
         try:
             model = model_class(encoder, probe_classes=image_set.num_classes if probe else None, **options)

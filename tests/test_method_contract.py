@@ -44,6 +44,17 @@ def conv_case(**options):
     return lambda: (small_encoder(), options)
 
 
+def teacher_case(**options):
+    def build():
+        inputs = keras.Input((SIZE, SIZE, 3))
+        x = keras.layers.Conv2D(12, 3, activation="relu", name="tc")(inputs)
+        x = keras.layers.BatchNormalization(name="tbn")(x)  # inference mode: its moving statistics
+        teacher = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="teacher")
+        return small_encoder(), {"teacher": teacher, **options}
+
+    return build
+
+
 def mae_case(**options):
     def build():
         encoder = vit(depth=1, width=1 / 12, image_size=SIZE, patch_size=4)  # 4 patches of 48 pixels
@@ -65,10 +76,12 @@ CASES = {
     "vicreg": conv_case(),
     "vicreg+multicrop": conv_case(local_crops=1),
     "dino": conv_case(prototypes=16, local_crops=2),
+    "distillation": teacher_case(),
     "mae": mae_case(mask_ratio=0.5),
 }
 # Constructor arguments that are layers (serialized as nested objects), not options.
-LAYER_ARGUMENTS = {"encoder", "projector", "predictor", "projection_head", "decoder", "probe_classes", "kwargs"}
+LAYER_ARGUMENTS = {"encoder", "projector", "predictor", "projection_head", "decoder", "teacher", "probe_classes",
+                   "kwargs"}  # fmt: skip
 
 
 def method_of(case: str) -> str:

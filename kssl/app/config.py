@@ -51,6 +51,7 @@ class RunConfig:
     batch_size: int = defaults.PRETRAIN_BATCH_SIZE
     method: str = defaults.METHOD
     method_options: dict = dataclasses.field(default_factory=dict)
+    teacher: str | None = None  # the frozen teacher of --method distillation: a .keras file or keras:NAME
     temperature: float | None = None
     finetune_epochs: float = defaults.FINETUNE_EPOCHS
     seed: int = defaults.SEED
@@ -152,7 +153,26 @@ def check_method_options(config):
             )
         options["temperature"] = config.temperature
     options = spec.parse_options(options, "--method-option", config.method)
+    check_teacher(config, spec)
     return dataclasses.replace(config, method_options=spec.resolved_options(options), temperature=None)
+
+
+def check_teacher(config, spec) -> None:
+    """An `InputError` unless `--teacher` and a method that needs one go together, and the
+    teacher is a `.keras` file (or a run folder) that exists, or `keras:NAME`."""
+    import pathlib
+
+    from kssl.errors import InputError, MissingInputError
+
+    if spec.needs_teacher and not config.teacher:
+        raise InputError(f"--method {config.method} needs --teacher: a .keras image model (an ImageNet or foundation "
+                         "model, or a kssl run) or keras:NAME with ImageNet weights.")  # fmt: skip
+    if config.teacher and not spec.needs_teacher:
+        raise InputError(f"--teacher goes with --method distillation; {config.method} takes none. Leave it out.")
+    if config.teacher and not str(config.teacher).lower().startswith("keras:"):
+        if not pathlib.Path(config.teacher).expanduser().exists():
+            raise MissingInputError(f"No teacher at {config.teacher!r}: pass a .keras file, a run folder or "
+                                    "keras:NAME (--teacher).")  # fmt: skip
 
 
 def check_mode_options(config, modes):

@@ -68,6 +68,13 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
         write_image(folder / "logs" / "pretrain", "augmentations", preview)
     with strategy.scope():
         encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
+    teacher = None
+    if config.teacher:
+        from kssl.app.staging import load_teacher
+
+        teacher = load_teacher(config.teacher, config.image_size)
+        print(f"teacher: {config.teacher}: {teacher.output_shape[-1]}-d features of {teacher.input_shape[1]}-px "
+              "views, frozen, in inference mode", flush=True)  # fmt: skip
     checkpoints = folder / "checkpoints" / "pretrain"
     curve = StepHistory(path=checkpoints.with_name("pretrain-curve.json"))  # the whole run's, across resumes
     monitor = knn_monitor(labeled, config, len(train), checkpoints.with_name("knn-monitor.json"))
@@ -93,8 +100,11 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
         # The monitor after the curve (it adds to the logs), TensorBoard last (it reads both).
         callbacks=[curve, *sources[1:], *tensorboard_scalars(config, folder, "pretrain", sources)],
         verbose=verbose,
+        teacher=teacher,
     )
     seconds = time.perf_counter() - started
+    if teacher is not None:
+        print(teacher_share(model, len(augmentation), min(config.batch_size, len(train)), seconds), flush=True)
     if monitor is not None and monitor.steps:
         checks = f"{len(monitor.steps)} check" + ("s" if len(monitor.steps) > 1 else "")
         print(f"kNN monitor: {checks} took {monitor.seconds:.0f} s, "
@@ -110,6 +120,24 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
     if monitor is not None:
         metrics["knn_monitor"] = monitor.record()
     return encoder, metrics
+
+
+def teacher_share(model, views: int, batch_size: int, seconds: float) -> str:
+    """One line: the time the teacher takes of each pretraining step (its features of a step's
+    views, timed once after training) against the steps' mean time."""
+    import tensorflow as tf
+
+    steps = max(int(model.optimizer.iterations.numpy()), 1)
+    size = model.teacher_size or model.encoder.input_shape[1]
+    batch = tf.zeros([views * batch_size, size, size, 3])
+    forward = tf.function(lambda images: model.teacher(images, training=False))
+    forward(batch)  # traced once, as in the step
+    started = time.perf_counter()
+    forward(batch).numpy()
+    teacher = time.perf_counter() - started
+    step = seconds / steps
+    return (f"teacher: about {teacher * 1000:.0f} ms of each {step * 1000:.0f} ms step ({min(teacher / step, 1):.0%}; "
+            "its features of a step's views, timed once after training)")  # fmt: skip
 
 
 def evaluate_frozen(encoder, train, test, folder=None, seed=0, tensorboard=False):

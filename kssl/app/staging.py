@@ -227,14 +227,26 @@ def declared_size(model, asked, path) -> tuple[int | None, str | None]:
     return size, f"from the encoder file ({path.name})"
 
 
-def as_encoder(model, image_size, path):
-    """`model` (loaded from `path`) as a kssl encoder at `image_size`, what was done to it printed."""
+def as_encoder(model, image_size, path, role: str = "encoder"):
+    """`model` (loaded from `path`) as a kssl encoder at `image_size`, what was done to it
+    printed as the `role` it plays (the encoder, a teacher)."""
     from kssl.encoders.from_model import encoder_from_model
 
     encoder, notes = encoder_from_model(model, image_size, name=repr(str(path)))
     if notes:
-        print(f"encoder: {path}: {'; '.join(notes)}", flush=True)
+        print(f"{role}: {path}: {'; '.join(notes)}", flush=True)
     return encoder
+
+
+def load_teacher(spec: str, image_size: int):
+    """The frozen teacher of `--teacher`: a `.keras` image model or run folder (a model of any
+    size is used at `image_size`), or `keras:NAME` with ImageNet weights."""
+    if str(spec).lower().startswith("keras:"):
+        from kssl.encoders import from_keras_applications
+
+        return from_keras_applications(str(spec)[len("keras:") :], weights="imagenet", image_size=image_size)
+    path = encoder_file(pathlib.Path(spec).expanduser())
+    return as_encoder(load_keras_file(path), image_size, path, role="teacher")
 
 
 def load_keras_file(path):

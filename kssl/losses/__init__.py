@@ -3,7 +3,8 @@ re-derivation of its paper's formula in `tests/losses/`.
 
 - `contrastive`: NT-Xent (SimCLR) and InfoNCE against a queue (MoCo).
 - `distillation`: BYOL's normalized MSE and SimSiam's negative cosine, between a
-  prediction and a stop-gradient target.
+  prediction and a stop-gradient target; a frozen teacher's features regressed
+  (`teacher_regression`, the `distillation` pretraining method).
 - `reconstruction`: MAE's masked-patch pixel regression.
 - `self_distillation`: DINO's centred, sharpened teacher against the student, across crops.
 - `semi_supervised`: FixMatch's pseudo-labels and SimCLRv2's distillation, for fine-tuning
@@ -24,7 +25,7 @@ from kssl.losses.contrastive import (
     nt_xent_logits,
     nt_xent_per_anchor,
 )
-from kssl.losses.distillation import byol, byol_crops, negative_cosine, normalized_mse, simsiam
+from kssl.losses.distillation import byol, byol_crops, negative_cosine, normalized_mse, simsiam, teacher_regression
 from kssl.losses.reconstruction import masked_patch_mse, patchify
 from kssl.losses.redundancy_reduction import barlow_twins, cross_correlation, vicreg
 from kssl.losses.self_distillation import dino
@@ -50,5 +51,6 @@ __all__ = [
     "nt_xent_per_anchor",
     "patchify",
     "simsiam",
+    "teacher_regression",
     "vicreg",
 ]

@@ -98,3 +98,29 @@ def simsiam(p1, p2, z1, z2):
         Chen and He 2021, https://arxiv.org/abs/2011.10566, eq. 2 and 3.
     """
     return 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)
+
+
+def teacher_regression(predictions, teacher_features, normalize: bool = True):
+    """Per-example regression of a frozen teacher's features: what the `distillation`
+    method trains a student on (the loss family of LightlyTrain's distillation).
+
+    Args:
+        predictions: `(N, D)` the student's features mapped to the teacher's dimension.
+        teacher_features: `(N, D)` the teacher's features of the same images (no gradient).
+        normalize: compare unit vectors, `2 - 2 cos(p, t)` (whatever the teacher's scale);
+            False: the mean squared error over the dimensions, `mean((p - t)^2)`, as
+            LightlyTrain's DistillationV2 computes it.
+
+    Returns:
+        `(N,)` float32 per-example losses (the method averages them over the global batch).
+
+    Example:
+    >>> import numpy as np
+    >>> p, t = np.array([[1.0, 0.0]]), np.array([[0.0, 3.0]])
+    >>> teacher_regression(p, t).numpy(), teacher_regression(p, t, normalize=False).numpy()
+    (array([2.], dtype=float32), array([5.], dtype=float32))
+    """
+    if normalize:
+        return normalized_mse(predictions, teacher_features)
+    difference = tf.cast(predictions, tf.float32) - tf.stop_gradient(tf.cast(teacher_features, tf.float32))
+    return tf.reduce_mean(tf.square(difference), axis=-1)

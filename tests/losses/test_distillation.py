@@ -47,3 +47,22 @@ def test_no_gradient_reaches_the_target(rng, distance):
         loss = tf.reduce_sum(distance(p, z))
     assert tape.gradient(loss, z) is None
     assert float(tf.reduce_sum(tf.abs(tape.gradient(loss, p)))) > 0
+
+
+@pytest.mark.parametrize("n,d", [(1, 3), (8, 16), (33, 1280)])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_teacher_regression_matches_numpy_and_sends_no_gradient_to_the_teacher(rng, n, d, normalize):
+    """LightlyTrain's DistillationV2: MSE(student, teacher) over the features; normalised, the
+    squared distance of unit vectors, ||p/||p|| - t/||t|| ||^2."""
+    from kssl.losses import teacher_regression
+
+    p, t = rng.normal(size=(n, d)), rng.normal(size=(n, d)) * 5
+    if normalize:
+        expected = np.sum((numpy_normalized(p) - numpy_normalized(t)) ** 2, axis=1)
+    else:
+        expected = np.mean((p - t) ** 2, axis=1)
+    np.testing.assert_allclose(teacher_regression(p, t, normalize).numpy(), expected, rtol=2e-5, atol=1e-6)
+    teacher = tf.Variable(t, dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(teacher_regression(tf.constant(p, tf.float32), teacher, normalize))
+    assert tape.gradient(loss, teacher) is None

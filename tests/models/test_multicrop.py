@@ -75,8 +75,9 @@ def test_a_method_without_multi_crop_refuses_local_crops(name):
     if model_class.supports_local_crops:
         return
     encoder = vit(depth=1, width=1 / 12, image_size=8, patch_size=4) if name == "mae" else conv4(0.125, image_size=8)
+    needs = {"teacher": conv4(0.125, image_size=8)} if METHODS[name].needs_teacher else {}
     with pytest.raises(ValueError, match="does not take local crops"):
-        model_class(encoder, local_crops=2)
+        model_class(encoder, local_crops=2, **needs)
 
 
 def test_local_crops_need_an_encoder_of_any_size_and_say_so():
