@@ -67,3 +67,26 @@ def test_the_command_distills_a_teacher_file_of_any_size_and_says_what_it_costs(
     assert "--teacher goes with --method distillation" in capsys.readouterr().err
     assert main([*args, "--method", "distillation", "--teacher", "/no/such.keras", "--out", str(tmp_path / "x")]) == 2
     assert "No teacher at" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_an_interrupted_distillation_resumes_to_the_uninterrupted_weights(tmp_path):
+    images = kssl.load_digits(image_size=8).subset(range(128))
+
+    class Crash(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                raise RuntimeError("the machine went away")
+
+    def run(checkpoint_dir=None, callbacks=()):
+        keras.utils.set_random_seed(0)
+        return kssl.pretrain(images, kssl.conv4(width=0.125, image_size=8), method="distillation",
+                             teacher=teacher_of(8), epochs=2, batch_size=32, checkpoint_dir=checkpoint_dir,
+                             checkpoint_every=2, callbacks=list(callbacks), verbose=0)[0]  # fmt: skip
+
+    reference = run()
+    with pytest.raises(RuntimeError, match="went away"):
+        run(tmp_path / "checkpoints", [Crash()])
+    resumed = run(tmp_path / "checkpoints")
+    assert int(resumed.optimizer.iterations.numpy()) == 8
+    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
