@@ -97,3 +97,30 @@ def test_an_unreadable_file_leaves_the_subset_with_its_label(tmp_path):
     read = [i for i in monitor._order if not files.paths[i].endswith("a/00000.png")]
     assert len(views) == len(monitor._labels) == monitor.queries + monitor.bank == 11
     assert monitor._labels.tolist() == files.labels[read].tolist()
+
+
+def test_rankme_is_the_entropy_of_the_normalised_singular_values(rng):
+    from kssl.monitor import rankme
+
+    features = rng.normal(size=(300, 16)) @ np.diag(np.linspace(0.1, 3, 16))
+    sigma = np.sqrt(np.clip(np.linalg.eigvalsh(features.T @ features), 0, None))  # eigenvalues of Z^T Z
+    p = sigma / sigma.sum() + 1e-7
+    assert rankme(features) == pytest.approx(np.exp(-np.sum(p * np.log(p))), rel=1e-6)
+    assert rankme(rng.normal(size=(2000, 16))) > 15.5 and rankme(np.ones((50, 16))) == pytest.approx(1.0, abs=1e-4)
+    three = rng.normal(size=(500, 3)) @ rng.normal(size=(3, 16))  # a 3-d subspace of 16-d features
+    assert 2.0 < rankme(three) <= 3.0 + 1e-3
+
+
+def test_without_labels_rankme_is_monitored_and_a_fall_to_half_warns_once():
+    from kssl.monitor import RankMeMonitor
+
+    images = kssl.load_digits(image_size=8)
+    unlabeled = images.subset(range(300)).__class__(images.images[:300])  # no labels
+    monitor = RankMeMonitor(unlabeled, every=2, max_images=100)
+    pretrain_digits([monitor])
+    assert monitor.steps == [2, 4] and len(monitor.curves["rankme"]) == 2 and monitor.images == 100
+    assert all(1.0 <= value <= 100 for value in monitor.curves["rankme"])
+    monitor.curves["rankme"] = [40.0, 30.0, 19.0]
+    with pytest.warns(UserWarning, match="RankMe fell from 40.0 to 19.0"):
+        monitor.after_check({})
+    monitor.after_check({})  # once

@@ -31,20 +31,24 @@ def announce_tensorboard(config, out) -> None:
         )
 
 
-def knn_monitor(labeled, config, images: int, path):
-    """A `KNNMonitor` on the labeled training images, or None (printed either way)."""
+def knn_monitor(labeled, config, pool, path):
+    """A `KNNMonitor` (kNN and RankMe) on the labeled training images, a `RankMeMonitor` on
+    the pool when there are no classes, or None with `--no-knn-monitor` (printed either way)."""
     from kssl.defaults import steps_for
     from kssl.monitor import KNNMonitor, monitor_every
 
     if config.knn_monitor is False:
         print("kNN monitor: off (--no-knn-monitor)", flush=True)
         return None
-    if labeled is None or getattr(labeled, "labels", None) is None or labeled.num_classes < 2:
-        print("kNN monitor: off (the training images have fewer than 2 classes; pretraining needs none)", flush=True)
-        return None
     steps = None
     if config.epochs is not None and config.budget is None:
-        steps = steps_for(config.epochs, images, min(config.batch_size, images))
+        steps = steps_for(config.epochs, len(pool), min(config.batch_size, len(pool)))
+    if labeled is None or getattr(labeled, "labels", None) is None or labeled.num_classes < 2:
+        from kssl.monitor import RankMeMonitor
+
+        monitor = RankMeMonitor(pool, every=monitor_every(steps), seed=config.seed, path=path)
+        print(f"kNN monitor: off (the training images have fewer than 2 classes); {monitor.describe()}", flush=True)
+        return monitor
     monitor = KNNMonitor(labeled, every=monitor_every(steps), seed=config.seed, path=path)
     print(monitor.describe(), flush=True)
     return monitor
@@ -56,6 +60,7 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
     from kssl.callbacks import StepHistory
     from kssl.data.preview import save_view_grid
     from kssl.encoders import build_encoder
+    from kssl.monitor import KNNMonitor
     from kssl.plots import plot_training_curves
     from kssl.training import pretrain
 
@@ -77,7 +82,7 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
               "views, frozen, in inference mode", flush=True)  # fmt: skip
     checkpoints = folder / "checkpoints" / "pretrain"
     curve = StepHistory(path=checkpoints.with_name("pretrain-curve.json"))  # the whole run's, across resumes
-    monitor = knn_monitor(labeled, config, len(train), checkpoints.with_name("knn-monitor.json"))
+    monitor = knn_monitor(labeled, config, train, checkpoints.with_name("knn-monitor.json"))
     sources = [curve] + ([monitor] if monitor else [])
     started = time.perf_counter()
     model, _ = pretrain(
@@ -107,18 +112,20 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
         print(teacher_share(model, len(augmentation), min(config.batch_size, len(train)), seconds), flush=True)
     if monitor is not None and monitor.steps:
         checks = f"{len(monitor.steps)} check" + ("s" if len(monitor.steps) > 1 else "")
-        print(f"kNN monitor: {checks} took {monitor.seconds:.0f} s, "
+        kind = "kNN" if isinstance(monitor, KNNMonitor) else "RankMe"
+        print(f"{kind} monitor: {checks} took {monitor.seconds:.0f} s, "
               f"{monitor.seconds / max(seconds, 1e-9):.1%} of pretraining's {seconds:.0f} s", flush=True)  # fmt: skip
     encoder = model.encoder
     encoder.save(folder / "encoder.keras")
     title = f"{model_class.__name__} pretraining"
     curves = {"pretraining": (curve.steps, curve.logs)}
     if monitor is not None:
-        curves["kNN monitor (held-out train images)"] = (monitor.steps, monitor.curves)
+        what = "kNN monitor (held-out train images)" if isinstance(monitor, KNNMonitor) else "RankMe (no labels)"
+        curves[what] = (monitor.steps, monitor.curves)
     plot_training_curves(curves, folder / "pretraining.png", title)
     metrics = {"steps": int(model.optimizer.iterations.numpy()), **_final_metrics(curve)}
     if monitor is not None:
-        metrics["knn_monitor"] = monitor.record()
+        metrics["knn_monitor" if isinstance(monitor, KNNMonitor) else "rankme_monitor"] = monitor.record()
     return encoder, metrics
 
 

@@ -36,15 +36,17 @@ def test_the_choice_is_printed_and_given_lengths_are_kept(capsys):
     assert with_pretraining_length(RunConfig(data="digits", batch_size=256), 1_437).epochs == 60
 
 
-def test_a_folder_of_one_class_pretrains_with_the_monitor_off_and_says_so(tmp_path, capsys):
+def test_a_folder_of_one_class_pretrains_with_rankme_alone_and_says_so(tmp_path, capsys):
     data = tmp_path / "photos"
     write_image_folder(data, ["all"], 24, shapes=((10, 12),))  # one folder of photos: nothing to tell apart
     out = tmp_path / "pre"
     args = ["pretrain", "--data", str(data), "--image-size", "8", *TINY_MODEL, "--batch-size", "8", "--out", str(out)]
     assert main([*args, "--epochs", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "kNN monitor: off (the training images have fewer than 2 classes" in printed
-    assert "knn_monitor" not in json.loads((out / "metrics.json").read_text())["pretraining"]
+    assert "kNN monitor: off (the training images have fewer than 2 classes); RankMe (effective rank" in printed
+    pretraining = json.loads((out / "metrics.json").read_text())["pretraining"]
+    assert "knn_monitor" not in pretraining and len(pretraining["rankme_monitor"]["steps"]) == 1
+    assert 1 <= pretraining["rankme_monitor"]["curves"]["rankme"][0] <= 8  # conv4 at width 1/8: 8 features
     assert main([*args, "--epochs", "1", "--no-knn-monitor", "--out", str(tmp_path / "off")]) == 0
     assert "kNN monitor: off (--no-knn-monitor)" in capsys.readouterr().out
 
@@ -61,3 +63,4 @@ def test_a_labeled_folder_pretrains_with_the_monitor_in_metrics_and_the_plot(tmp
     monitor = json.loads((out / "metrics.json").read_text())["pretraining"]["knn_monitor"]
     assert monitor["steps"] == [5] and len(monitor["curves"]["knn_20"]) == len(monitor["steps"])
     assert all(0 <= value <= 1 for value in monitor["curves"]["knn_200"])
+    assert len(monitor["curves"]["rankme"]) == 1  # from the same forward pass
