@@ -67,6 +67,16 @@ def method(name, **options):
     return make
 
 
+def distillation():
+    import tensorflow as tf
+
+    from kssl.models.distillation import Distillation
+
+    teacher = tiny_encoder(widths=(4, 4, 8, 8, 12))
+    model = Distillation(tiny_encoder(), teacher, normalize=False, probe_classes=3)
+    return model, IMAGES, lambda m, x: tf.concat([m(x), m.teacher_features(x)], axis=1)
+
+
 def mae():
     from kssl.encoders import vit
     from kssl.models import MAE
@@ -124,6 +134,7 @@ CASES = {
     "kssl>VICReg": method("vicreg", variance_weight=20.0),
     "kssl>MAE": mae,
     "kssl>DINO": method("dino", prototypes=8, local_crops=2, centre_momentum=0.8),
+    "kssl>Distillation": distillation,
     "kssl>DINOHead": dino_head,
     "kssl>Prototypes": prototypes,
     "kssl>Centre": centre,
