@@ -169,7 +169,7 @@ def check_teacher(config, spec) -> None:
                          "model, or a kssl run) or keras:NAME with ImageNet weights.")  # fmt: skip
     if config.teacher and not spec.needs_teacher:
         raise InputError(f"--teacher goes with --method distillation; {config.method} takes none. Leave it out.")
-    if config.teacher and not str(config.teacher).lower().startswith("keras:"):
+    if config.teacher and not str(config.teacher).lower().startswith(("keras:", "keras_hub:")):
         if not pathlib.Path(config.teacher).expanduser().exists():
             raise MissingInputError(f"No teacher at {config.teacher!r}: pass a .keras file, a run folder or "
                                     "keras:NAME (--teacher).")  # fmt: skip

@@ -245,6 +245,10 @@ def load_teacher(spec: str, image_size: int):
         from kssl.encoders import from_keras_applications
 
         return from_keras_applications(str(spec)[len("keras:") :], weights="imagenet", image_size=image_size)
+    if str(spec).lower().startswith("keras_hub:"):
+        from kssl.encoders.from_model import from_keras_hub
+
+        return from_keras_hub(str(spec)[len("keras_hub:") :], image_size)
     path = encoder_file(pathlib.Path(spec).expanduser())
     return as_encoder(load_keras_file(path), image_size, path, role="teacher")
 
@@ -269,6 +273,11 @@ def load_keras_file(path):
     with zipfile.ZipFile(path) as archive:
         if "config.json" not in archive.namelist():
             raise InputError(f"{str(path)!r} is a zip archive but not a .keras file (it has no config.json).")
+        if b'"keras_hub' in archive.read("config.json"):  # its layers register when keras-hub is imported
+            try:
+                import keras_hub  # noqa: F401
+            except ImportError:
+                raise InputError(f"{str(path)!r} holds keras-hub layers: pip install keras-hub to load it.") from None
     try:
         return keras.saving.load_model(path)
     except ValueError as error:

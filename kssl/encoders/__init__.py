@@ -24,6 +24,7 @@ ENCODER_NAMES = (
     "vit<depth> (e.g. vit6)",
     "keras:<keras.applications backbone> (e.g. keras:ResNet50V2)",
     "PATH.keras (any Keras image model, with its weights)",
+    "keras_hub:PRESET (a keras-hub backbone: a preset name or a local preset folder)",
 )
 
 
@@ -44,6 +45,12 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0, weights: 
     """
     if str(name).lower().startswith("keras:"):
         return from_keras_applications(str(name)[len("keras:") :], weights=weights, image_size=image_size)
+    if str(name).lower().startswith("keras_hub:"):
+        from kssl.encoders.from_model import from_keras_hub
+
+        if weights is not None:
+            raise InputError(f"--weights applies to keras: backbones; {name!r} brings its preset's weights.")
+        return from_keras_hub(str(name)[len("keras_hub:") :], image_size)
     if str(name).lower().endswith(".keras"):  # any Keras image model, continued from its weights
         from kssl.app.staging import load_encoder
 

@@ -116,3 +116,44 @@ def _built_at(model, image_size: int) -> keras.Model:
         raise InputError(f"Cannot build {model.name} at {image_size} px: {error}") from None
     built.set_weights(model.get_weights())
     return built
+
+
+def from_keras_hub(preset: str, image_size: int) -> keras.Model:
+    """A keras-hub backbone as a kssl encoder at `image_size`: `preset` is a preset name
+    (downloaded by keras-hub where there is a network) or a local preset folder
+    (`backbone.save_to_preset(folder)`). The preset's image converter (its scale and
+    offset, from pixel values 0-255) goes inside, before the backbone; a feature map is
+    average-pooled, a sequence of tokens averaged. keras-hub is an optional dependency
+    (`pip install keras-hub`).
+
+    Example (a local preset, offline)::
+
+        encoder = from_keras_hub("/models/resnet_preset", image_size=96)
+    """
+    try:
+        import keras_hub
+    except ImportError:
+        raise InputError(
+            "keras_hub: encoders need keras-hub: pip install keras-hub (or pip install 'kssl[hub]')."
+        ) from None
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(preset)
+    except Exception as error:  # noqa: BLE001 - keras-hub raises many types for a missing or unreachable preset
+        raise InputError(
+            f"keras-hub could not load the preset {preset!r} ({type(error).__name__}: {str(error).splitlines()[0]}). "
+            "Without a network, pass a local preset folder (saved with backbone.save_to_preset(folder))."
+        ) from None
+    try:
+        converter = keras_hub.layers.ImageConverter.from_preset(preset)
+    except Exception:  # noqa: BLE001 - a preset without an image converter: the backbone takes 0-255 as it is
+        converter = None
+    inputs = keras.Input((image_size, image_size, 3), name="images")
+    x = keras.layers.Rescaling(255.0, name="to_pixel_values")(inputs)  # kssl's [0, 1] to the converter's 0-255
+    if converter is not None:
+        x = converter(x)
+    features = backbone(x)
+    if len(features.shape) == 4:
+        features = keras.layers.GlobalAveragePooling2D(name="kssl_pool")(features)
+    elif len(features.shape) == 3:
+        features = keras.layers.GlobalAveragePooling1D(name="kssl_pool")(features)
+    return keras.Model(inputs, features, name=f"keras_hub_{type(backbone).__name__.lower()}_{image_size}px")

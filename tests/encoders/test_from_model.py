@@ -91,3 +91,37 @@ def test_embed_and_similar_take_a_model_of_any_size_at_the_asked_size(tmp_path, 
                  "--out", str(tmp_path / "s.png")]) == 0  # fmt: skip
     first = capsys.readouterr().out.splitlines()[-2].split()
     assert float(first[1]) > 0.9999 and first[2].endswith("b/00004.png")
+
+
+def test_a_keras_hub_preset_folder_is_a_start_offline(tmp_path, capsys, rng):
+    keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is an optional extra (pip install keras-hub)")
+    from kssl.encoders import build_encoder
+
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64],
+        stackwise_num_blocks=[1],
+        stackwise_num_strides=[1],
+        block_type="basic_block",
+        use_pre_activation=False,
+        image_shape=(None, None, 3),
+    )  # the smallest ResNet keras-hub builds
+    preset = tmp_path / "preset"
+    backbone.save_to_preset(str(preset))
+    converter = keras_hub.layers.ResNetImageConverter(image_size=None, scale=1 / 255.0, offset=None)
+    converter.save_to_preset(str(preset))
+    encoder = build_encoder(f"keras_hub:{preset}", image_size=12)
+    images = rng.random((2, 12, 12, 3)).astype("float32")
+    expected = np.mean(backbone(converter(images * 255.0)), axis=(1, 2))  # kssl's [0, 1] -> 0-255 -> converter
+    np.testing.assert_allclose(encoder(images), expected, atol=1e-5)
+    data = write_image_folder(tmp_path / "photos", classes=("a", "b"), per_class=6, shapes=((12, 12),))
+    out = tmp_path / "adapted"
+    assert main(["pretrain", "--encoder", f"keras_hub:{preset}", "--data", str(data), "--image-size", "12",
+                 "--epochs", "1", "--batch-size", "8", "--out", str(out)]) == 0  # fmt: skip
+    assert main(["evaluate", "--pretrained", str(out), "--data", str(data)]) == 0  # loads its keras-hub layers
+    assert "knn_accuracy" in capsys.readouterr().out
+    assert main(["pretrain", "--encoder", "keras_hub:/no/such/preset", "--data", str(data), "--image-size", "12",
+                 "--out", str(tmp_path / "x")]) == 2  # fmt: skip
+    assert "keras-hub could not load the preset" in capsys.readouterr().err
