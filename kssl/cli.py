@@ -307,6 +307,8 @@ def _model_options(parser):
 
 def _pretrain_options(parser):
     from kssl import defaults
+    from kssl.app.config import RECIPES  # imports no TensorFlow
+    from kssl.recipes import PRETRAINED_START_ENCODER_RATE  # imports no TensorFlow
     from kssl.methods import METHODS  # the registry imports no TensorFlow
 
     length = parser.add_mutually_exclusive_group()
@@ -342,6 +344,13 @@ def _pretrain_options(parser):
         metavar="MODEL",
         help="the frozen teacher of --method distillation: a .keras image model (any input size: used at the "
         "view size), a run folder, or keras:NAME with ImageNet weights",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=list(RECIPES),
+        help="the pretraining recipe (default auto: pretrained-start when --encoder brings weights, a .keras "
+        f"model, keras_hub:PRESET or --weights: the encoder at {PRETRAINED_START_ENCODER_RATE:g} of the heads' rate, "
+        "its batch norm frozen, a 10%% warm-up, no local crops; else from-scratch, the method's own)",
     )
     with_temperature = [name for name, spec in METHODS.items() if "temperature" in spec.options]
     parser.add_argument(

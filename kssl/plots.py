@@ -73,7 +73,8 @@ def plot_label_efficiency(label_counts, strategies: dict[str, tuple[list, list]]
     strategy: from the pretrained encoder (solid) and from scratch (dashed, same colour).
 
     `strategies` maps a mode name to `(pretrained, scratch)`, one value per label count
-    (a scratch list may be None). A value is an accuracy, or `(mean accuracy, [low, high])`
+    (a scratch list may be None), or to `(pretrained, scratch, legend)` to name the solid
+    line otherwise than "MODE, pretrained". A value is an accuracy, or `(mean accuracy, [low, high])`
     over several draws of the labels: the 95% interval is drawn as a band (None: no band).
 
     Example:
@@ -87,13 +88,14 @@ def plot_label_efficiency(label_counts, strategies: dict[str, tuple[list, list]]
     figure, axis = _figure(figsize=(5.6, 3.8))
     colours = _colours(max(len(strategies), 1))
     banded = False
-    for colour, (mode, (pretrained, scratch)) in zip(colours, strategies.items()):
-        lines = ((pretrained, "o-", 1.0, "pretrained"), (scratch, "s--", 0.7, "from scratch"))
+    for colour, (mode, (pretrained, scratch, *named)) in zip(colours, strategies.items()):
+        solid = named[0] if named else f"{mode}, pretrained"
+        lines = ((pretrained, "o-", 1.0, solid), (scratch, "s--", 0.7, f"{mode}, from scratch"))
         for values, style, alpha, label in lines:
             if values is None:
                 continue
             means, lows, highs = _points(values)
-            axis.plot(label_counts, means, style, color=colour, alpha=alpha, label=f"{mode}, {label}")
+            axis.plot(label_counts, means, style, color=colour, alpha=alpha, label=label)
             if np.any(highs > lows):
                 banded = True
                 axis.fill_between(label_counts, lows, highs, color=colour, alpha=0.12 * alpha, linewidth=0)

@@ -40,6 +40,11 @@ class PretrainingRecipe:
         beta_2: AdamW's second-moment decay (MAE: 0.95).
         warmup_fraction: share of the steps (or of a time budget) spent warming up
             linearly from 0 to the peak; a cosine decay to 0 follows.
+        encoder_rate: the encoder's rate as a fraction of the heads' (layer-wise rates in
+            two groups: a pretrained encoder moves slowly while its new heads learn).
+        frozen_batch_norm: the encoder's batch norm keeps its statistics, scale and offset.
+        local_crops: multi-crop's local crops when the method's option is left to its
+            default (None: the method's own default).
 
     A method's own hyperparameters (temperature, momentum, queue size, mask ratio) are
     its class's constructor options, listed with their defaults in its spec
@@ -53,6 +58,9 @@ class PretrainingRecipe:
     nesterov: bool = True
     beta_2: float = 0.999
     warmup_fraction: float = 0.05
+    encoder_rate: float = 1.0
+    frozen_batch_norm: bool = False
+    local_crops: int | None = None
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -63,6 +71,8 @@ class PretrainingRecipe:
             raise ValueError(f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay!r}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must be in [0, 1). Received: {self.warmup_fraction!r}")
+        if not 0 < self.encoder_rate <= 1:
+            raise ValueError(f"encoder_rate must be in (0, 1]. Received: encoder_rate={self.encoder_rate!r}")
 
     def peak_learning_rate(self, batch_size: int) -> float:
         return self.learning_rate * batch_size / 256
@@ -124,6 +134,33 @@ DISTILLATION = LIGHTLY_CIFAR
 # MAE (He et al. 2022, table 8): AdamW, 1.5e-4 x B/256, betas (0.9, 0.95), weight
 # decay 0.05, warmup then cosine.
 MAE = PretrainingRecipe(optimizer="adamw", learning_rate=1.5e-4, weight_decay=0.05, beta_2=0.95)
+
+
+# The encoder's rate against the heads' for a pretrained start: tuned on the flowers and
+# CIFAR-10 with the ImageNet EfficientNet-Lite0 (BENCHMARKS.md, "Adapting a pretrained start").
+PRETRAINED_START_ENCODER_RATE = 0.01
+
+
+def for_pretrained_start(recipe: PretrainingRecipe, encoder_rate: float = PRETRAINED_START_ENCODER_RATE
+                         ) -> PretrainingRecipe:  # fmt: skip
+    """`recipe` (a method's, for random weights) made for an encoder that starts from
+    pretrained weights (ImageNet, a foundation model, an earlier kssl run): the heads train
+    at the method's rate while the encoder moves at `encoder_rate` of it, its batch norm
+    frozen (a few batches of a small set would replace ImageNet's statistics), a longer
+    warm-up (10%), and no local crops (a third of the step's cost, for more steps). LARS
+    and AdamW recipes become SGD at lightly's rate, since the encoder's lower rate is a
+    scale of its gradients that only SGD keeps (`SelfSupervisedModel`'s `encoder_rate`).
+
+    Example:
+    >>> recipe = for_pretrained_start(recipe_for("simclr"))
+    >>> recipe.optimizer, recipe.encoder_rate, recipe.frozen_batch_norm, recipe.local_crops
+    ('sgd', 0.01, True, 0)
+    """
+    if recipe.optimizer != "sgd":
+        recipe = dataclasses.replace(recipe, optimizer="sgd", learning_rate=LIGHTLY_CIFAR.learning_rate,
+                                     nesterov=LIGHTLY_CIFAR.nesterov)  # fmt: skip
+    return dataclasses.replace(recipe, encoder_rate=encoder_rate, frozen_batch_norm=True,
+                               warmup_fraction=max(recipe.warmup_fraction, 0.1), local_crops=0)  # fmt: skip
 
 
 def recipe_for(method: str) -> PretrainingRecipe:

@@ -42,6 +42,7 @@ from kssl.finetuning.discriminative import LayerwiseAdam, stage_learning_rates
 from kssl.memory import check_training_memory
 from kssl.methods import method_class, method_spec
 from kssl.models import multicrop
+from kssl.models.base import batch_norm_layers
 from kssl.models.classifier import Classifier
 from kssl.precision import has_gpu, resolve_jit_compile
 from kssl.quiet import quiet_keras_step_retracing
@@ -257,13 +258,14 @@ def pretrain(
         options["temperature"] = spec.parse_options({"temperature": temperature}, "temperature")["temperature"]
     size = encoder.input_shape[1]
     image_set = image_set.at_size(size)
+    recipe = recipe or recipe_for(method)
     if model_class.supports_local_crops:  # decided once, on the encoder: the views and the model agree
-        local_crops = options.get("local_crops", model_class.default_local_crops())
+        default = model_class.default_local_crops() if recipe.local_crops is None else recipe.local_crops
+        local_crops = options.get("local_crops", default)
         options["local_crops"] = multicrop.resolve_local_crops(local_crops, size, encoder)
     augmentation = augmentation or model_class.view_augmentations(size, **options)
     if projection_head is not None:
         options["projection_head"] = projection_head
-    recipe = recipe or recipe_for(method)
     if learning_rate is not None:
         recipe = dataclasses.replace(recipe, learning_rate=learning_rate * 256 / batch_size)
     budget, steps = None, None
@@ -288,9 +290,12 @@ def pretrain(
         )
     if teacher is not None:
         options["teacher"] = _in_scope(teacher, strategy)
+    already_frozen = {id(layer) for layer in batch_norm_layers(encoder) if not layer.trainable}
     with strategy.scope():
         try:
-            model = model_class(encoder, probe_classes=image_set.num_classes if probe else None, **options)
+            model = model_class(encoder, probe_classes=image_set.num_classes if probe else None,
+                                encoder_rate=recipe.encoder_rate, frozen_batch_norm=recipe.frozen_batch_norm,
+                                **options)  # fmt: skip
         except TypeError as error:
             raise InputError(f"{model_class.__name__} does not take these options: {error}") from None
         model.compile(
@@ -324,6 +329,9 @@ def pretrain(
 
     history = _fit(model, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, budget,
                    peak_rate=recipe.peak_learning_rate(batch_size))  # fmt: skip
+    for layer in batch_norm_layers(model.encoder):  # the encoder goes on as it came (fine-tuning, saving)
+        if id(layer) not in already_frozen and model.frozen_batch_norm:
+            layer.trainable = True
     return model, history
 
 

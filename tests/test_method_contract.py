@@ -64,13 +64,17 @@ def mae_case(**options):
 
 
 # How each method is built at test scale: its encoder and any options the scale needs;
-# "method+multicrop" cases are the method with local crops (on its own views).
+# "method+multicrop" cases are the method with local crops (on its own views), "+pretrained-start"
+# with the rates and frozen batch norm of a pretrained start's recipe.
 CASES = {
     "simclr": conv_case(temperature=0.3),
     "simclr+multicrop": conv_case(temperature=0.3, local_crops=2),
     "moco": conv_case(queue_size=64),
     "byol": conv_case(),
     "byol+multicrop": conv_case(local_crops=2),
+    # A pretrained start's recipe (kssl.recipes.for_pretrained_start): the encoder at a tenth
+    # of the heads' rate, its batch norm frozen (BYOL: its momentum copy too).
+    "byol+pretrained-start": conv_case(encoder_rate=0.1, frozen_batch_norm=True),
     "simsiam": conv_case(),
     "barlow": conv_case(),
     "vicreg": conv_case(),

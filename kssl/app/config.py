@@ -52,6 +52,7 @@ class RunConfig:
     method: str = defaults.METHOD
     method_options: dict = dataclasses.field(default_factory=dict)
     teacher: str | None = None  # the frozen teacher of --method distillation: a .keras file or keras:NAME
+    recipe: str = "auto"  # kssl.app.config.RECIPES: the pretraining recipe for the encoder's start
     temperature: float | None = None
     finetune_epochs: float = defaults.FINETUNE_EPOCHS
     seed: int = defaults.SEED
@@ -130,6 +131,48 @@ def with_pretraining_length(config, images: int):
     return dataclasses.replace(config, epochs=epochs)
 
 
+# --recipe: "auto" picks the recipe for a pretrained start when the encoder brings weights.
+RECIPES = ("auto", "pretrained-start", "from-scratch")
+
+
+def pretrained_start(config) -> bool:
+    """True when `config.encoder` brings trained weights: a `.keras` model, a keras-hub
+    preset, or a `keras:` backbone with `--weights`."""
+    encoder = str(config.encoder or "").lower()
+    return encoder.endswith(".keras") or encoder.startswith("keras_hub:") or (
+        encoder.startswith("keras:") and config.weights is not None
+    )
+
+
+def pretraining_recipe(config):
+    """`(recipe, why)`: the method's recipe (`kssl.recipes`), made for a pretrained start
+    (`kssl.recipes.for_pretrained_start`) when `--recipe` says so or, with `auto`, when
+    the encoder brings weights.
+
+    Example:
+    >>> recipe, why = pretraining_recipe(RunConfig(encoder="imagenet.keras"))
+    >>> recipe.encoder_rate, why
+    (0.01, 'for a pretrained start: the encoder brings weights (--recipe from-scratch: the method's own)')
+    >>> pretraining_recipe(RunConfig(encoder="resnet18"))[1]
+    "the method's own, for random weights"
+    """
+    from kssl.errors import InputError
+    from kssl.recipes import for_pretrained_start, recipe_for
+
+    if config.recipe not in RECIPES:
+        raise InputError(f"--recipe {config.recipe!r}: choose one of {', '.join(RECIPES)}.")
+    recipe = recipe_for(config.method)
+    if config.recipe == "from-scratch":
+        return recipe, "the method's own, for random weights (--recipe from-scratch)"
+    if config.recipe == "pretrained-start":
+        return for_pretrained_start(recipe), "for a pretrained start (--recipe pretrained-start)"
+    if pretrained_start(config):
+        return for_pretrained_start(recipe), (
+            "for a pretrained start: the encoder brings weights (--recipe from-scratch: the method's own)"
+        )
+    return recipe, "the method's own, for random weights"
+
+
 def methods_with(option: str) -> list[str]:
     """The registered methods whose spec has `option` (e.g. "temperature")."""
     from kssl.methods import METHODS
@@ -153,6 +196,9 @@ def check_method_options(config):
             )
         options["temperature"] = config.temperature
     options = spec.parse_options(options, "--method-option", config.method)
+    recipe, _ = pretraining_recipe(config)
+    if "local_crops" in spec.options and "local_crops" not in options and recipe.local_crops is not None:
+        options["local_crops"] = recipe.local_crops  # the recipe's, unless asked for
     check_teacher(config, spec)
     return dataclasses.replace(config, method_options=spec.resolved_options(options), temperature=None)
 

@@ -18,14 +18,22 @@ from kssl.app.config import (
     RunConfig,
     check_finetuning,
     check_method_options,
+    pretrained_start,
     recorded_config,
     with_pretraining_length,
 )
 from kssl.app.data import in_memory_if_it_fits, load_train_test, unlabeled_pool
 from kssl.app.exports import export_formats, export_job, export_targets  # noqa: F401  (export_job: kssl.runs)
-from kssl.app.label_budgets import finetune_into
+from kssl.app.label_budgets import adaptation_paid, finetune_into
 from kssl.app.report import results_table
-from kssl.app.stages import announce_tensorboard, check_few_shot, evaluate_frozen, few_shot, pretrain_into
+from kssl.app.stages import (
+    announce_tensorboard,
+    build_start,
+    check_few_shot,
+    evaluate_frozen,
+    few_shot,
+    pretrain_into,
+)
 from kssl.app.staging import (
     as_encoder,
     check_output_folder,
@@ -335,7 +343,11 @@ def labeled_as_classifier(classifier, test, data):
 
 def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     """`kssl run`: pretrains, evaluates frozen features, fine-tunes (pretrained and from
-    scratch) for every label budget, exports, and returns the metrics of `metrics.json`."""
+    scratch) for every label budget, exports, and returns the metrics of `metrics.json`.
+
+    From pretrained weights (`--encoder PATH.keras`, `keras_hub:PRESET`, `--weights`), the
+    start itself is measured too, frozen and fine-tuned at every budget, its classifier a
+    candidate for export, and the report says whether adapting it paid."""
     started = time.perf_counter()
     config = with_service_streaming(config.resolved())
     out = check_output_folder(config.out, config.overwrite, config.data)
@@ -347,13 +359,22 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
     export_targets(out / "serving", *serving)  # a format that cannot be written fails now, not after training
     announce_tensorboard(config, out)
     with staged_folder(out, config.result_fields()) as folder:
+        start = build_start(config, strategy) if pretrained_start(config) else None
         print(f"[1/4] pretraining with {method_class(config.method).__name__} (labels unused)", flush=True)
-        encoder, pretraining = pretrain_into(folder, config, strategy, pool, verbose, labeled=train)
+        encoder, pretraining = pretrain_into(folder, config, strategy, pool, verbose, labeled=train, start=start)
         print("[2/4] evaluating frozen features (kNN, linear probe, embedding map)", flush=True)
         frozen = evaluate_frozen(encoder, train, test, folder, config.seed, config.tensorboard)
-        print("[3/4] fine-tuning: pretrained encoder vs. the same architecture from scratch", flush=True)
+        started_from = None
+        if start is not None:
+            started_from = {"encoder": config.encoder, **evaluate_frozen(start, train, test)}
+            print(f"  the start as it came ({config.encoder}): kNN {started_from['knn_accuracy']:.1%}, linear probe "
+                  f"{started_from['linear_probe_accuracy']:.1%}; adapted: kNN {frozen['knn_accuracy']:.1%}, "
+                  f"linear probe {frozen['linear_probe_accuracy']:.1%}", flush=True)  # fmt: skip
+        against = " and the unadapted start" if start is not None else ""
+        print(f"[3/4] fine-tuning: pretrained encoder vs. the same architecture from scratch{against}", flush=True)
         budgets = picked_subsets(encoder, train, budgets, config)
-        rows, classifier, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose, pool)
+        rows, classifier, exported = finetune_into(folder, config, strategy, encoder, budgets, test, verbose, pool,
+                                                   start)  # fmt: skip
         print("[4/4] exporting the SavedModel for TF Serving", flush=True)
         export_formats(classifier, export_targets(folder / "serving", *serving), config.model_name,
                        staged=(folder, out))  # fmt: skip
@@ -364,6 +385,7 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
             "test_images": len(test),
             "pretraining": pretraining,
             **frozen,
+            **({"start": started_from} if started_from else {}),
             "label_selection": config.select or "stratified random draw",
             "unlabeled_images": len(pool),
             "images_without_class": extra,
@@ -374,6 +396,8 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
             "exported": exported,
             "seconds": round(time.perf_counter() - started, 1),
         }
+        if started_from:
+            metrics["adaptation"] = adaptation_paid(frozen, started_from, rows)
         write_json(folder / "metrics.json", metrics)
         write_json(folder / "config.json", recorded_config(config))
     print(results_table(metrics, out))

@@ -12,8 +12,11 @@ For each budget, each mode and each draw:
 
 With `--semi-supervised`, each mode is also fine-tuned with the unlabeled pool, validated
 and tested the same way (its teacher, for distillation, the plain classifier of the same
-labels). The exported classifier is the mode (plain or semi-supervised) with the best
-mean validation accuracy at the largest budget, refit on all the labels of its first
+labels). When the run started from pretrained weights (`start`: the encoder before
+kssl's pretraining), every mode is also fine-tuned from that start, validated and tested
+the same way, so the report shows what adapting it to the data gave. The exported
+classifier is the mode (plain, semi-supervised, or from the unadapted start) with the
+best mean validation accuracy at the largest budget, refit on all the labels of its first
 draw (step 2's model, so no extra training). With nothing to validate on, it is the first
 of `--modes` (semi-supervised when asked for), and the report says so.
 """
@@ -28,6 +31,10 @@ from kssl.data.subsets import describe_validation, draw_seed, validation_folds
 from kssl.statistics import mean_interval
 
 STARTS = ("pretrained", "scratch")
+# `how` a candidate classifier was trained: plain fine-tuning of the pretrained (adapted)
+# encoder is "supervised", with the unlabeled pool the semi-supervised method's name, and
+# plain fine-tuning of the unadapted start this.
+FROM_START = "start"
 
 
 def accuracy_on(model, batches) -> float:
@@ -47,10 +54,16 @@ class _Finetuner:
     """Fine-tunes one start (a copy of the pretrained encoder, or a fresh one) on a labeled set,
     plainly or, with `--semi-supervised`, with the unlabeled pool too."""
 
-    def __init__(self, folder, config, strategy, encoder, verbose, unlabeled=None):
+    def __init__(self, folder, config, strategy, encoder, verbose, unlabeled=None, start=None):
         self.folder, self.config, self.strategy, self.encoder, self.verbose = folder, config, strategy, encoder, verbose
         self.adversarial = _adversarial_training(config)
         self.unlabeled = unlabeled
+        self.start_encoder = start  # the pretrained weights before kssl adapted them, or None
+
+    @property
+    def starts(self) -> tuple[str, ...]:
+        """The starts fine-tuned at every draw: pretrained, from scratch, and the unadapted start if any."""
+        return STARTS + ((FROM_START,) if self.start_encoder is not None else ())
 
     def start(self, name):
         import keras
@@ -62,6 +75,8 @@ class _Finetuner:
         with self.strategy.scope():
             if name == "pretrained":
                 return copy_model(self.encoder)
+            if name == FROM_START:
+                return copy_model(self.start_encoder)
             if config.encoder:
                 return build_encoder(config.encoder, self.encoder.input_shape[1], config.width)
             return keras.models.clone_model(self.encoder)  # the same architecture, fresh weights
@@ -103,18 +118,22 @@ class _Finetuner:
 
 
 def _validation(finetuner, mode, labeled, seed, tag) -> tuple[dict, list]:
-    """`({"validation_accuracy", "semi_supervised_validation_accuracy"}, folds)`: mean accuracies
-    on the held-out labels over `validation_folds` (None when none can be held out); the
-    semi-supervised one only with `--semi-supervised` (each fold's plain classifier its teacher)."""
+    """`({"validation_accuracy", "semi_supervised_validation_accuracy", "start_validation_accuracy"},
+    folds)`: mean accuracies on the held-out labels over `validation_folds` (None when none can
+    be held out); the semi-supervised one only with `--semi-supervised` (each fold's plain
+    classifier its teacher), the start's only when the run has an unadapted start."""
     from kssl.data.pipeline import labeled_batches
 
     config = finetuner.config
     folds = validation_folds(labeled.labels, seed) if config.validation == "auto" else []
-    plain, semi = [], []
+    plain, semi, start = [], [], []
     for index, (fit, held_out) in enumerate(folds):
         part, batches = labeled.subset(fit), labeled_batches(labeled.subset(held_out), 256)
         _, model = finetuner.fit("pretrained", mode, part, seed, f"{tag}-fold{index}", verbose=0)
         plain.append(accuracy_on(model, batches))
+        if finetuner.start_encoder is not None:
+            _, unadapted = finetuner.fit(FROM_START, mode, part, seed, f"{tag}-start-fold{index}", verbose=0)
+            start.append(accuracy_on(unadapted, batches))
         if config.semi_supervised:
             _, student = finetuner.fit("pretrained", mode, part, seed, f"{tag}-semi-fold{index}", verbose=0,
                                        semi_supervised=True, teacher=model)  # fmt: skip
@@ -123,6 +142,8 @@ def _validation(finetuner, mode, labeled, seed, tag) -> tuple[dict, list]:
     scores = {"validation_accuracy": mean(plain)}
     if config.semi_supervised:
         scores["semi_supervised_validation_accuracy"] = mean(semi)
+    if finetuner.start_encoder is not None:
+        scores["start_validation_accuracy"] = mean(start)
     return scores, folds
 
 
@@ -136,9 +157,10 @@ def _summary(per_draw: list[dict], key: str) -> dict:
 
 def chosen_classifier(modes: dict) -> tuple[str, str, str]:
     """`(mode, how, why)`: the classifier with the best mean validation accuracy among every
-    mode, plain (`how="supervised"`) and semi-supervised (`how` the method) when there is
-    one; with nothing validated, the first mode (semi-supervised if asked for). The test
-    accuracy plays no part.
+    mode, plain (`how="supervised"`), semi-supervised (`how` the method) when there is
+    one, and fine-tuned from the unadapted start (`how="start"`) when the run had one; with
+    nothing validated, the first mode (semi-supervised if asked for). The test accuracy
+    plays no part.
 
     Example:
     >>> chosen_classifier({"linear": {"validation_accuracy": 0.5}, "full": {"validation_accuracy": 0.7}})
@@ -148,6 +170,8 @@ def chosen_classifier(modes: dict) -> tuple[str, str, str]:
     ('full', 'fixmatch', 'the best validation accuracy')
     >>> chosen_classifier({"linear": {"validation_accuracy": None}, "full": {"validation_accuracy": None}})
     ('linear', 'supervised', 'the first of --modes: nothing could be validated')
+    >>> chosen_classifier({"full": {"validation_accuracy": 0.7, "start_validation_accuracy": 0.75}})
+    ('full', 'start', 'the best validation accuracy')
     """
     candidates = {}
     for mode, entry in modes.items():
@@ -155,6 +179,8 @@ def chosen_classifier(modes: dict) -> tuple[str, str, str]:
         if semi:  # listed first: with nothing validated, what was asked for is exported
             candidates[(mode, semi["method"])] = semi["validation_accuracy"]
         candidates[(mode, "supervised")] = entry.get("validation_accuracy")
+        if "start_validation_accuracy" in entry:
+            candidates[(mode, FROM_START)] = entry["start_validation_accuracy"]
     if len(candidates) == 1:
         return (*next(iter(candidates)), "the only mode of --modes")
     validated = {key: value for key, value in candidates.items() if value is not None}
@@ -181,7 +207,7 @@ def gain_over_scratch(row: dict) -> dict | None:
     if "full" not in row["modes"]:
         return None
     entry, training = row["modes"][row["best_mode"]], row.get("best_training", "supervised")
-    accuracy = entry["pretrained_accuracy"] if training == "supervised" else entry["semi_supervised"]["accuracy"]
+    accuracy = chosen_accuracy(entry, training)
     scratch = row["modes"]["full"]["scratch_accuracy"]
     return {
         "mode": row["best_mode"],
@@ -191,6 +217,52 @@ def gain_over_scratch(row: dict) -> dict | None:
         "scratch_accuracy": scratch,
         "gain": accuracy - scratch,
     }
+
+
+def chosen_accuracy(entry: dict, how: str, key: str = "accuracy"):
+    """A mode entry's mean test (or, with `key="validation_accuracy"`, validation) accuracy of
+    the classifier trained `how` ("supervised", "start", or a semi-supervised method)."""
+    if how == "supervised":
+        return entry["validation_accuracy" if key == "validation_accuracy" else "pretrained_accuracy"]
+    if how == FROM_START:
+        return entry[f"start_{key}"]
+    return entry["semi_supervised"][key]
+
+
+def adaptation_paid(frozen: dict, start: dict, rows: list) -> dict:
+    """What adapting the pretrained start to the data gave: the frozen features' kNN and
+    linear-probe gains, and at the largest budget the chosen mode fine-tuned from the
+    adapted encoder against the same mode from the start (test means over the same draws),
+    with one line for the report. It paid when the fine-tuned gain is positive; "within the
+    draws' spread" when it is smaller than the larger half-width of the two intervals.
+
+    Example:
+    >>> rows = [{"labeled_images": 50, "best_mode": "full", "modes": {"full": {
+    ...     "pretrained_accuracy": 0.80, "pretrained_interval": [0.78, 0.82],
+    ...     "start_accuracy": 0.75, "start_interval": [0.74, 0.76]}}}]
+    >>> result = adaptation_paid({"knn_accuracy": 0.7, "linear_probe_accuracy": 0.8},
+    ...                          {"knn_accuracy": 0.72, "linear_probe_accuracy": 0.79}, rows)
+    >>> result["paid"], round(result["finetuned_gain"], 3)
+    (True, 0.05)
+    >>> result["line"]
+    'adaptation paid on this data: fine-tuned (full, 50 labels) +5.0 points over the unadapted start; frozen kNN -2.0, linear probe +1.0'
+    """
+    row = rows[-1]
+    mode = row["best_mode"]
+    entry = row["modes"][mode]
+    gain = entry["pretrained_accuracy"] - entry["start_accuracy"]
+    half = lambda interval: 0.0 if interval is None else (interval[1] - interval[0]) / 2  # noqa: E731
+    noise = max(half(entry.get("pretrained_interval")), half(entry.get("start_interval")))
+    knn = frozen["knn_accuracy"] - start["knn_accuracy"]
+    linear = frozen["linear_probe_accuracy"] - start["linear_probe_accuracy"]
+    paid = gain > 0
+    verdict = "paid" if paid else "did not pay"
+    spread = " (within the draws' spread)" if abs(gain) < noise else ""
+    line = (f"adaptation {verdict} on this data: fine-tuned ({mode}, {row['labeled_images']} labels) "
+            f"{gain * 100:+.1f} points over the unadapted start{spread}; frozen kNN {knn * 100:+.1f}, "
+            f"linear probe {linear * 100:+.1f}")  # fmt: skip
+    return {"paid": paid, "mode": mode, "labeled_images": row["labeled_images"], "finetuned_gain": gain,
+            "within_spread": bool(spread), "knn_gain": knn, "linear_probe_gain": linear, "line": line}  # fmt: skip
 
 
 def readable_labeled(encoder, images):
@@ -225,7 +297,7 @@ def _one_draw(finetuner, mode, labeled, index, test, test_batches, curves):
     tag = f"finetune-{mode}-{{}}-{size}-draw{index}"
     scores, folds = _validation(finetuner, mode, labeled, seed, tag.format("validation"))
     result, models = {"seed": seed, **scores}, {}
-    for name in STARTS:
+    for name in finetuner.starts:
         curve = StepHistory(path=finetuner.folder / "checkpoints" / f"{tag.format(name)}-curve.json")
         classifier, deployed = finetuner.fit(name, mode, labeled, seed, tag.format(name), curve)
         result[f"{name}_accuracy"] = accuracy_on(deployed, test_batches)
@@ -234,6 +306,8 @@ def _one_draw(finetuner, mode, labeled, index, test, test_batches, curves):
             result[f"{name}_robust_accuracy"] = robustness["robust_accuracy"]
         if name == "pretrained":
             counts, models["supervised"] = classifier.parameter_counts(), deployed
+        if name == FROM_START:
+            models[FROM_START] = deployed
         if index == 0:
             curves[f"{mode}, {name}, {size} labels"] = (curve.steps, {"loss": curve.logs.get("loss", [])})
     if config.semi_supervised:
@@ -244,11 +318,15 @@ def _one_draw(finetuner, mode, labeled, index, test, test_batches, curves):
     return result, models, counts, folds
 
 
-def _mode_entry(config, per_draw, counts, folds) -> dict:
+def _mode_entry(config, per_draw, counts, folds, starts=STARTS) -> dict:
     """A mode's results at a budget: means and intervals over the draws, and every draw."""
     entry = {}
-    for key in ("validation_accuracy", *(f"{name}_accuracy" for name in STARTS)):
+    for key in ("validation_accuracy", *(f"{name}_accuracy" for name in starts)):
         entry.update(_summary(per_draw, key))
+    if FROM_START in starts:
+        entry["start_validation_accuracy"] = _summary(per_draw, "start_validation_accuracy")[
+            "start_validation_accuracy"
+        ]
     if config.adversarial != "none":
         for name in STARTS:
             entry[f"{name}_robust_accuracy"] = float(np.mean([d[f"{name}_robust_accuracy"] for d in per_draw]))
@@ -264,10 +342,12 @@ def _mode_entry(config, per_draw, counts, folds) -> dict:
     return entry
 
 
-def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unlabeled=None):
+def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unlabeled=None, start=None):
     """Fine-tunes every mode, pretrained and from scratch, on every draw of every label
     budget (`budgets`: per budget, its list of drawn labeled subsets); saves the chosen
     classifier, the curves and the plot; returns `(rows, that classifier, what was exported)`.
+    With `start` (the pretrained weights `encoder` was adapted from), every mode is also
+    fine-tuned from it, and its classifier is a candidate for export.
 
     With `unlabeled` (the pool of training images, labels unused), each budget also
     reports label propagation from its draws' labels over the pool on the pretrained
@@ -278,7 +358,7 @@ def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unl
     from kssl.plots import plot_label_efficiency, plot_training_curves
 
     test_batches = labeled_batches(test, 256)
-    finetuner = _Finetuner(folder, config, strategy, encoder, verbose, unlabeled)
+    finetuner = _Finetuner(folder, config, strategy, encoder, verbose, unlabeled, start)
     if unlabeled is not None:
         unlabeled_features, _ = readable_features(encoder, unlabeled)
         test_features, test_labels = readable_labeled(encoder, test)
@@ -301,13 +381,12 @@ def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unl
                 per_draw.append(result)
                 if index == 0 and draws is budgets[-1]:
                     candidates.update({(mode, how): (model, result) for how, model in models.items()})
-            row["modes"][mode] = _mode_entry(config, per_draw, counts, folds)
+            row["modes"][mode] = _mode_entry(config, per_draw, counts, folds, finetuner.starts)
             epsilon = config.epsilon if config.adversarial != "none" else None
             print(budget_line(size, mode, row["modes"][mode], epsilon), flush=True)
         best, how, reason = chosen_classifier(row["modes"])
-        chosen = row["modes"][best] if how == "supervised" else row["modes"][best]["semi_supervised"]
         row.update(best_mode=best, best_training=how, chosen_by=reason,
-                   validation_accuracy=chosen["validation_accuracy"],
+                   validation_accuracy=chosen_accuracy(row["modes"][best], how, "validation_accuracy"),
                    pretrained_accuracy=row["modes"][best]["pretrained_accuracy"],
                    scratch_accuracy=row["modes"][best]["scratch_accuracy"])  # fmt: skip
         over_scratch = gain_over_scratch(row)
@@ -316,15 +395,15 @@ def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unl
         rows.append(row)
     mode, how, reason = chosen_classifier(rows[-1]["modes"])
     kept, result = candidates[(mode, how)]
-    semi = "" if how == "supervised" else "semi_supervised_"
+    prefix = {"supervised": "", FROM_START: "start_"}.get(how, "semi_supervised_")
     exported = {
         "mode": mode,
         "training": how,
         "labeled_images": rows[-1]["labeled_images"],
         "draw_seed": result["seed"],
         "chosen_by": reason,
-        "validation_accuracy": result[f"{semi}validation_accuracy"],
-        "accuracy": result["pretrained_accuracy" if how == "supervised" else "semi_supervised_accuracy"],
+        "validation_accuracy": result[f"{prefix}validation_accuracy"],
+        "accuracy": result["pretrained_accuracy" if how == "supervised" else f"{prefix or 'semi_supervised_'}accuracy"],
     }
     kept.save(folder / "classifier.keras")
     plot_training_curves(curves, folder / "finetuning.png", "Fine-tuning")
@@ -333,9 +412,13 @@ def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unl
             mode: tuple(
                 [(r["modes"][mode][f"{name}_accuracy"], r["modes"][mode][f"{name}_interval"]) for r in rows]
                 for name in STARTS
-            )
+            ) + ((f"{mode}, adapted",) if start is not None else ())
             for mode in config.modes
         }
+        if start is not None:  # the unadapted start: a line of its own per mode
+            for mode in config.modes:
+                start_line = [(r["modes"][mode]["start_accuracy"], r["modes"][mode]["start_interval"]) for r in rows]
+                lines[f"{mode}/start"] = (start_line, None, f"{mode}, the unadapted start")
         if config.semi_supervised:  # a line of its own per mode, without a from-scratch twin
             for mode in config.modes:
                 semi_line = [(r["modes"][mode]["semi_supervised"]["accuracy"],

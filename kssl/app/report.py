@@ -17,11 +17,21 @@ def results_table(metrics: dict, out=None) -> str:
             f"    {knn:<30}{metrics['knn_accuracy']:6.1%}",
             f"    linear probe                  {metrics['linear_probe_accuracy']:6.1%}",
         ]
+        start = metrics.get("start")
+        if start:
+            lines += [
+                f"  frozen features of the start as it came ({start['encoder']}), unadapted:",
+                f"    {knn:<30}{start['knn_accuracy']:6.1%}",
+                f"    linear probe                  {start['linear_probe_accuracy']:6.1%}",
+            ]
     adversarial = metrics.get("adversarial", "none") != "none"
     selection = metrics.get("label_selection", "stratified random draw")
     if selection != "stratified random draw":
         lines.append(f"  labeled images picked by {selection} on the pretrained encoder's features (--select)")
+    with_start = any("start_accuracy" in entry for row in metrics["label_budgets"] for entry in row["modes"].values())
     header = "  labels  mode       validation  fine-tuned       from scratch       gain   trains"
+    if with_start:
+        header += "          unadapted start (validation)"
     if adversarial:
         header += "    PGD-10 (pretrained / scratch)"
     lines.append(header)
@@ -34,6 +44,8 @@ def results_table(metrics: dict, out=None) -> str:
                 f"{_with_interval(entry, 'pretrained'):<15}  {_with_interval(entry, 'scratch'):<15}  {gain:>+6.1%}  "
                 f"{entry['trainable_share']:>6.1%} ({entry['trainable_parameters']:,})"
             )
+            if with_start:
+                line = f"{line:<100}{_with_interval(entry, 'start'):<15} ({_percent(entry.get('start_validation_accuracy'))})"
             if adversarial:
                 line += f"  {entry['pretrained_robust_accuracy']:.1%} / {entry['scratch_robust_accuracy']:.1%}"
             lines.append(line)
@@ -69,14 +81,18 @@ def results_table(metrics: dict, out=None) -> str:
     exported = metrics.get("exported")
     if exported:
         if "chosen_by" in exported:
-            trained = "" if exported.get("training", "supervised") == "supervised" else f"+{exported['training']} "
+            how = exported.get("training", "supervised")
+            trained = "" if how in ("supervised", "start") else f"+{how} "
+            source = " (fine-tuned from the unadapted start)" if how == "start" else ""
             lines.append(
-                f"  saved: the {exported['mode']} {trained}classifier at {exported['labeled_images']} labels "
+                f"  saved: the {exported['mode']} {trained}classifier{source} at {exported['labeled_images']} labels "
                 f"({exported['chosen_by']}; nothing is chosen on the test split), trained on all the labels of the "
                 f"draw seeded {exported['draw_seed']}: {exported['accuracy']:.1%} on the test split"
             )
         else:  # a metrics.json of kssl before draws and validation
             lines.append(f"  saved: the {exported['mode']} classifier at {exported['labeled_images']} labels")
+    if metrics.get("adaptation"):
+        lines.append(f"  {metrics['adaptation']['line']}")
     if out is not None:
         seconds = f" ({metrics['seconds']:.0f}s)" if "seconds" in metrics else ""
         lines.append(f"Artifacts in {out}/{seconds}")

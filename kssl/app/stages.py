@@ -54,25 +54,46 @@ def knn_monitor(labeled, config, pool, path):
     return monitor
 
 
-def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
+def build_start(config, strategy):
+    """The encoder pretraining starts from (`config.encoder`, with its weights if it brings
+    any), built in `strategy`'s scope."""
+    from kssl.encoders import build_encoder
+
+    with strategy.scope():
+        return build_encoder(config.encoder, config.image_size, config.width, config.weights)
+
+
+def pretrain_into(folder, config, strategy, train, verbose, labeled=None, start=None):
     """Pretrains on `train` (the pool) into `folder`; `labeled`, the labeled training
-    split, feeds the kNN monitor only."""
+    split, feeds the kNN monitor only. `start`: the encoder to start from, kept as it is (a
+    copy trains); default: `build_start(config, strategy)`."""
     from kssl.callbacks import StepHistory
     from kssl.data.preview import save_view_grid
-    from kssl.encoders import build_encoder
     from kssl.monitor import KNNMonitor
     from kssl.plots import plot_training_curves
     from kssl.training import pretrain
 
+    from kssl.app.config import pretraining_recipe
+
     model_class = method_class(config.method)
+    recipe, why = pretraining_recipe(config)
+    print(f"recipe: {recipe.optimizer.upper()} at {recipe.peak_learning_rate(min(config.batch_size, len(train))):.3g} "
+          f"peak for the heads, the encoder at {recipe.encoder_rate:g} of it, batch norm "
+          f"{'frozen' if recipe.frozen_batch_norm else 'training'}, {recipe.warmup_fraction:.0%} warm-up ({why})",
+          flush=True)  # fmt: skip
     augmentation = model_class.view_augmentations(config.image_size, **config.method_options)
     preview = save_view_grid(train, augmentation, folder / "augmentations.png", seed=config.seed)
     if config.tensorboard:
         from kssl.tensorboard_logs import write_image
 
         write_image(folder / "logs" / "pretrain", "augmentations", preview)
-    with strategy.scope():
-        encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
+    if start is None:
+        encoder = build_start(config, strategy)
+    else:
+        from kssl.training import copy_model
+
+        with strategy.scope():
+            encoder = copy_model(start)
     teacher = None
     if config.teacher:
         from kssl.app.staging import load_teacher
@@ -106,6 +127,7 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None):
         callbacks=[curve, *sources[1:], *tensorboard_scalars(config, folder, "pretrain", sources)],
         verbose=verbose,
         teacher=teacher,
+        recipe=recipe,
     )
     seconds = time.perf_counter() - started
     if teacher is not None:

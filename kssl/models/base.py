@@ -81,6 +81,13 @@ class SelfSupervisedModel(keras.Model):
         local_crops: small crops per image besides the two global ones (multi-crop), for
             methods with `supports_local_crops`; they need an encoder that takes any image
             size (kssl's ResNets and Conv-4, not a ViT).
+        encoder_rate: the encoder's learning rate as a fraction of the heads' (1: one rate
+            for all). Its gradients are scaled by it, which with SGD (every recipe for a
+            pretrained start, `kssl.recipes.for_pretrained_start`) is exactly a lower
+            rate for the encoder; LARS and AdamW normalise such a scale away.
+        frozen_batch_norm: the encoder's batch-norm layers keep their statistics, scales
+            and offsets (inference mode, Keras' `trainable=False`) while the rest trains:
+            a pretrained start's statistics are not replaced by a few noisy batches'.
     """
 
     metric_names: tuple[str, ...] = ()
@@ -93,9 +100,15 @@ class SelfSupervisedModel(keras.Model):
     # True for methods whose loss takes 2 global crops and any number of local ones.
     supports_local_crops: bool = False
 
-    def __init__(self, encoder, probe_classes=None, local_crops=0, **kwargs):
+    def __init__(self, encoder, probe_classes=None, local_crops=0, encoder_rate=1.0, frozen_batch_norm=False,
+                 **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         self.check_encoder(encoder)
+        if not 0 < encoder_rate <= 1:
+            raise ValueError(f"encoder_rate must be in (0, 1]. Received: encoder_rate={encoder_rate!r}")
+        self.encoder_rate, self.frozen_batch_norm = float(encoder_rate), bool(frozen_batch_norm)
+        if self.frozen_batch_norm:  # before a method copies the encoder (momentum encoders)
+            freeze_batch_norm(encoder)
         if probe_classes is not None and (not isinstance(probe_classes, int) or probe_classes < 2):
             raise ValueError(f"probe_classes must be an integer >= 2 or None. Received: {probe_classes!r}")
         if self.supports_local_crops:
@@ -295,6 +308,10 @@ class SelfSupervisedModel(keras.Model):
             loss, result = self._forward(data, training=True)
             scaled = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, variables)
+        if self.encoder_rate != 1.0:
+            encoder_variables = {id(v) for v in self.encoder.trainable_variables}
+            gradients = [g * self.encoder_rate if id(v) in encoder_variables and g is not None else g
+                         for g, v in zip(gradients, variables)]  # fmt: skip
         self.optimizer.apply(gradients, variables)
         self.after_step(result)
         return distribute.step_logs(self.metrics)
@@ -310,6 +327,8 @@ class SelfSupervisedModel(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             **nested,
             "probe_classes": self.probe_classes,
+            "encoder_rate": self.encoder_rate,
+            "frozen_batch_norm": self.frozen_batch_norm,
             **({"local_crops": self.local_crops} if self.supports_local_crops else {}),
         }
 
@@ -320,6 +339,22 @@ class SelfSupervisedModel(keras.Model):
             if config.get(name) is not None:
                 config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
+
+
+def batch_norm_layers(model) -> list:
+    """Every batch-normalization layer inside `model`, nested models included."""
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)]  # fmt: skip
+
+
+def freeze_batch_norm(model) -> list:
+    """Puts `model`'s trainable batch-norm layers in inference mode (`trainable=False`:
+    Keras then normalises with the moving statistics and trains neither scale nor offset);
+    returns them, for `unfreeze_batch_norm` after training."""
+    frozen = [layer for layer in batch_norm_layers(model) if layer.trainable]
+    for layer in frozen:
+        layer.trainable = False
+    return frozen
 
 
 def check_encoder(encoder) -> None:
