@@ -308,8 +308,8 @@ def _model_options(parser):
 def _pretrain_options(parser):
     from kssl import defaults
     from kssl.app.config import RECIPES  # imports no TensorFlow
-    from kssl.recipes import PRETRAINED_START_ENCODER_RATE  # imports no TensorFlow
     from kssl.methods import METHODS  # the registry imports no TensorFlow
+    from kssl.recipes import PRETRAINED_START_ENCODER_RATE  # imports no TensorFlow
 
     length = parser.add_mutually_exclusive_group()
     length.add_argument(
@@ -347,6 +347,7 @@ def _pretrain_options(parser):
     )
     parser.add_argument(
         "--recipe",
+        dest="recipe_kind",
         choices=list(RECIPES),
         help="the pretraining recipe (default auto: pretrained-start when --encoder brings weights, a .keras "
         f"model, keras_hub:PRESET or --weights: the encoder at {PRETRAINED_START_ENCODER_RATE:g} of the heads' rate, "

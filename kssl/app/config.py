@@ -52,7 +52,7 @@ class RunConfig:
     method: str = defaults.METHOD
     method_options: dict = dataclasses.field(default_factory=dict)
     teacher: str | None = None  # the frozen teacher of --method distillation: a .keras file or keras:NAME
-    recipe: str = "auto"  # kssl.app.config.RECIPES: the pretraining recipe for the encoder's start
+    recipe_kind: str = "auto"  # --recipe, one of RECIPES (config.json's "recipe" records the recipe used)
     temperature: float | None = None
     finetune_epochs: float = defaults.FINETUNE_EPOCHS
     seed: int = defaults.SEED
@@ -139,8 +139,10 @@ def pretrained_start(config) -> bool:
     """True when `config.encoder` brings trained weights: a `.keras` model, a keras-hub
     preset, or a `keras:` backbone with `--weights`."""
     encoder = str(config.encoder or "").lower()
-    return encoder.endswith(".keras") or encoder.startswith("keras_hub:") or (
-        encoder.startswith("keras:") and config.weights is not None
+    return (
+        encoder.endswith(".keras")
+        or encoder.startswith("keras_hub:")
+        or (encoder.startswith("keras:") and config.weights is not None)
     )
 
 
@@ -151,20 +153,22 @@ def pretraining_recipe(config):
 
     Example:
     >>> recipe, why = pretraining_recipe(RunConfig(encoder="imagenet.keras"))
-    >>> recipe.encoder_rate, why
-    (0.01, 'for a pretrained start: the encoder brings weights (--recipe from-scratch: the method's own)')
+    >>> recipe.encoder_rate
+    0.01
+    >>> print(why)
+    for a pretrained start: the encoder brings weights (--recipe from-scratch: the method's own)
     >>> pretraining_recipe(RunConfig(encoder="resnet18"))[1]
     "the method's own, for random weights"
     """
     from kssl.errors import InputError
     from kssl.recipes import for_pretrained_start, recipe_for
 
-    if config.recipe not in RECIPES:
-        raise InputError(f"--recipe {config.recipe!r}: choose one of {', '.join(RECIPES)}.")
+    if config.recipe_kind not in RECIPES:
+        raise InputError(f"--recipe {config.recipe_kind!r}: choose one of {', '.join(RECIPES)}.")
     recipe = recipe_for(config.method)
-    if config.recipe == "from-scratch":
+    if config.recipe_kind == "from-scratch":
         return recipe, "the method's own, for random weights (--recipe from-scratch)"
-    if config.recipe == "pretrained-start":
+    if config.recipe_kind == "pretrained-start":
         return for_pretrained_start(recipe), "for a pretrained start (--recipe pretrained-start)"
     if pretrained_start(config):
         return for_pretrained_start(recipe), (
@@ -310,8 +314,7 @@ def recorded_config(config: RunConfig, pretraining: bool = True, **extra) -> dic
 
     record = {**dataclasses.asdict(config), **extra, "kssl_version": kssl.__version__}
     if pretraining:
-        spec = method_spec(config.method)
         views = method_class(config.method).view_augmentations(config.image_size, **config.method_options)
-        record["recipe"] = dataclasses.asdict(spec.recipe)
+        record["recipe"] = dataclasses.asdict(pretraining_recipe(config)[0])
         record["view_augmentations"] = [view.get_config() for view in views]
     return record

@@ -45,7 +45,8 @@ def results_table(metrics: dict, out=None) -> str:
                 f"{entry['trainable_share']:>6.1%} ({entry['trainable_parameters']:,})"
             )
             if with_start:
-                line = f"{line:<100}{_with_interval(entry, 'start'):<15} ({_percent(entry.get('start_validation_accuracy'))})"
+                start_validation = _percent(entry.get("start_validation_accuracy"))
+                line = f"{line:<100}{_with_interval(entry, 'start'):<15} ({start_validation})"
             if adversarial:
                 line += f"  {entry['pretrained_robust_accuracy']:.1%} / {entry['scratch_robust_accuracy']:.1%}"
             lines.append(line)

@@ -67,19 +67,19 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None, start=
     """Pretrains on `train` (the pool) into `folder`; `labeled`, the labeled training
     split, feeds the kNN monitor only. `start`: the encoder to start from, kept as it is (a
     copy trains); default: `build_start(config, strategy)`."""
+    from kssl.app.config import pretraining_recipe
     from kssl.callbacks import StepHistory
     from kssl.data.preview import save_view_grid
     from kssl.monitor import KNNMonitor
     from kssl.plots import plot_training_curves
     from kssl.training import pretrain
 
-    from kssl.app.config import pretraining_recipe
-
     model_class = method_class(config.method)
     recipe, why = pretraining_recipe(config)
     print(f"recipe: {recipe.optimizer.upper()} at {recipe.peak_learning_rate(min(config.batch_size, len(train))):.3g} "
           f"peak for the heads, the encoder at {recipe.encoder_rate:g} of it, batch norm "
-          f"{'frozen' if recipe.frozen_batch_norm else 'training'}, {recipe.warmup_fraction:.0%} warm-up ({why})",
+          f"{'frozen' if recipe.frozen_batch_norm else 'training'}, {recipe.warmup_fraction:.0%} warm-up"
+          f"{', no local crops unless asked' if recipe.local_crops == 0 else ''} ({why})",
           flush=True)  # fmt: skip
     augmentation = model_class.view_augmentations(config.image_size, **config.method_options)
     preview = save_view_grid(train, augmentation, folder / "augmentations.png", seed=config.seed)

@@ -33,15 +33,16 @@ def small_start(size=None):
 
 def test_the_recipe_for_a_pretrained_start_is_chosen_when_the_encoder_brings_weights():
     adapted = for_pretrained_start(recipe_for("simclr"))
-    for encoder, weights in (("start.keras", None), ("keras_hub:resnet_18_imagenet", None), ("keras:ResNet50", "imagenet")):
+    brings = (("start.keras", None), ("keras_hub:resnet_18_imagenet", None), ("keras:ResNet50", "imagenet"))
+    for encoder, weights in brings:
         recipe, why = pretraining_recipe(RunConfig(encoder=encoder, weights=weights))
         assert recipe == adapted and "the encoder brings weights" in why
     for encoder in ("resnet18", "keras:ResNet50"):  # random weights
         assert pretraining_recipe(RunConfig(encoder=encoder))[0] == recipe_for("simclr")
-    assert pretraining_recipe(RunConfig(encoder="start.keras", recipe="from-scratch"))[0] == recipe_for("simclr")
-    assert pretraining_recipe(RunConfig(encoder="resnet18", recipe="pretrained-start"))[0] == adapted
+    assert pretraining_recipe(RunConfig(encoder="start.keras", recipe_kind="from-scratch"))[0] == recipe_for("simclr")
+    assert pretraining_recipe(RunConfig(encoder="resnet18", recipe_kind="pretrained-start"))[0] == adapted
     with pytest.raises(InputError, match="--recipe 'fast': choose one of auto, pretrained-start, from-scratch"):
-        pretraining_recipe(RunConfig(recipe="fast"))
+        pretraining_recipe(RunConfig(recipe_kind="fast"))
     # LARS (Barlow Twins) would normalise the encoder's lower rate away: the adapted recipe is SGD.
     assert for_pretrained_start(recipe_for("barlow")).optimizer == "sgd"
 
@@ -53,9 +54,11 @@ def one_step(encoder_rate, frozen_batch_norm, rng):
     model = SimCLR(encoder, local_crops=0, encoder_rate=encoder_rate, frozen_batch_norm=frozen_batch_norm)
     model.compile(optimizer=keras.optimizers.SGD(0.5), run_eagerly=True)
     views = tuple(rng.random((4, 8, 8, 3)).astype("float32") for _ in range(2))
-    before = [w.numpy().copy() for w in model.encoder.weights], [w.numpy().copy() for w in model.projection_head.weights]
+    weights = lambda: ([w.numpy().copy() for w in model.encoder.weights],  # noqa: E731
+                       [w.numpy().copy() for w in model.projection_head.weights])  # fmt: skip
+    before = weights()
     model.train_step(views)
-    after = [w.numpy() for w in model.encoder.weights], [w.numpy() for w in model.projection_head.weights]
+    after = weights()
     return model, before, after
 
 
@@ -82,7 +85,8 @@ def test_the_encoder_rate_is_exactly_a_learning_rate_with_batch_norm_training():
     full, before_full, after_full = one_step(1.0, False, np.random.default_rng(1))
     slow, before_slow, after_slow = one_step(0.25, False, np.random.default_rng(1))
     paths = [weight.path for weight in slow.encoder.weights]
-    for path, b_full, a_full, b_slow, a_slow in zip(paths, before_full[0], after_full[0], before_slow[0], after_slow[0]):
+    encoders = zip(paths, before_full[0], after_full[0], before_slow[0], after_slow[0])
+    for path, b_full, a_full, b_slow, a_slow in encoders:
         if "moving" in path:  # batch statistics: not learned, the same in both
             np.testing.assert_allclose(a_slow, a_full, atol=1e-6)
             continue
@@ -91,19 +95,28 @@ def test_the_encoder_rate_is_exactly_a_learning_rate_with_batch_norm_training():
         np.testing.assert_allclose(a_slow - b_slow, a_full - b_full, atol=1e-6)
 
 
-@pytest.mark.eager_steps  # the command's plumbing: see conftest
-def test_run_from_a_pretrained_start_measures_the_start_and_says_whether_adapting_paid(tmp_path, capsys):
+def run_from_a_start(tmp_path, per_class, size, labels, draws):
+    """`(start, out)`: `kssl run` from a small `.keras` start on a two-class folder of photos."""
     start = tmp_path / "imagenet.keras"
     small_start().save(start)
-    data = write_image_folder(tmp_path / "photos" / "train", classes=("a", "b"), per_class=10, shapes=((20, 24),))
+    data = write_image_folder(tmp_path / "photos" / "train", classes=("a", "b"), per_class=per_class,
+                              shapes=((20, 24),))  # fmt: skip
     write_image_folder(tmp_path / "photos" / "test", classes=("a", "b"), per_class=4, shapes=((20, 24),), seed=1)
     out = tmp_path / "run"
-    assert main(["run", "--encoder", str(start), "--data", str(data.parent), "--image-size", "12", "--epochs", "1",
-                 "--batch-size", "8", "--finetune-epochs", "1", "--labels", "5", "--draws", "2", "--modes", "linear",
-                 "--no-knn-monitor", "--no-tensorboard", "--out", str(out)]) == 0  # fmt: skip
+    assert main(["run", "--encoder", str(start), "--data", str(data.parent), "--image-size", str(size), "--epochs",
+                 "1", "--batch-size", "8", "--finetune-epochs", "1", "--labels", str(labels), "--draws", str(draws),
+                 "--modes", "linear", "--no-knn-monitor", "--no-tensorboard", "--out", str(out)]) == 0  # fmt: skip
+    return start, out
+
+
+@pytest.mark.eager_steps  # the command's plumbing: see conftest
+def test_run_from_a_pretrained_start_measures_the_start_and_says_whether_adapting_paid(tmp_path, capsys):
+    start, out = run_from_a_start(tmp_path, per_class=10, size=12, labels=5, draws=2)
     printed = capsys.readouterr().out
     assert "recipe: SGD" in printed and "the encoder at 0.01 of it, batch norm frozen" in printed
     assert "(for a pretrained start: the encoder brings weights" in printed
+    recorded = json.loads((out / "config.json").read_text())
+    assert recorded["recipe_kind"] == "auto" and recorded["recipe"]["encoder_rate"] == 0.01  # the recipe used
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["start"]) == {"encoder", "knn_accuracy", "knn_k", "linear_probe_accuracy"}
     entry = metrics["label_budgets"][0]["modes"]["linear"]
@@ -132,14 +145,7 @@ def test_the_start_s_classifier_is_exported_when_it_validates_best(tmp_path, cap
         return mode, "start", "the best validation accuracy"
 
     monkeypatch.setattr(label_budgets, "chosen_classifier", prefer_the_start)
-    start = tmp_path / "imagenet.keras"
-    small_start().save(start)
-    data = write_image_folder(tmp_path / "photos" / "train", classes=("a", "b"), per_class=6, shapes=((16, 16),))
-    write_image_folder(tmp_path / "photos" / "test", classes=("a", "b"), per_class=3, shapes=((16, 16),), seed=1)
-    out = tmp_path / "run"
-    assert main(["run", "--encoder", str(start), "--data", str(data.parent), "--image-size", "8", "--epochs", "1",
-                 "--batch-size", "8", "--finetune-epochs", "1", "--labels", "3", "--draws", "1", "--modes", "linear",
-                 "--no-knn-monitor", "--no-tensorboard", "--out", str(out)]) == 0  # fmt: skip
+    start, out = run_from_a_start(tmp_path, per_class=6, size=8, labels=3, draws=1)
     metrics = json.loads((out / "metrics.json").read_text())
     exported, draw = metrics["exported"], metrics["label_budgets"][0]["modes"]["linear"]["draws"][0]
     assert exported["training"] == "start" and exported["accuracy"] == draw["start_accuracy"]
