@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kssl.app.config import mode_options_of
+from kssl.app.config import mode_options_of, pretrained_start
 from kssl.app.report import budget_line, with_interval
 from kssl.data.subsets import describe_validation, draw_seed, validation_folds
 from kssl.statistics import mean_interval
@@ -77,9 +77,10 @@ class _Finetuner:
                 return copy_model(self.encoder)
             if name == FROM_START:
                 return copy_model(self.start_encoder)
-            if config.encoder:
+            if config.encoder and not pretrained_start(config):
                 return build_encoder(config.encoder, self.encoder.input_shape[1], config.width)
-            return keras.models.clone_model(self.encoder)  # the same architecture, fresh weights
+            # The same architecture, fresh weights (a .keras or keras-hub start would bring its own).
+            return keras.models.clone_model(self.encoder)
 
     def fit(self, name, mode, labeled, seed, tag, curve=None, verbose=None, semi_supervised=False, teacher=None):
         """`(classifier, deployed)`: the classifier and the model as it is deployed (LoRA

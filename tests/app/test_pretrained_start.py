@@ -156,3 +156,26 @@ def test_the_start_s_classifier_is_exported_when_it_validates_best(tmp_path, cap
     exported_kernel = kernel(keras.saving.load_model(out / "classifier.keras").encoder)
     np.testing.assert_array_equal(exported_kernel, kernel(keras.saving.load_model(start)))
     assert not np.array_equal(exported_kernel, kernel(keras.saving.load_model(out / "encoder.keras")))
+
+
+def test_from_scratch_is_the_start_s_architecture_with_fresh_weights(tmp_path):
+    from kssl.app.label_budgets import _Finetuner
+    from kssl.app.staging import load_encoder
+
+    path = tmp_path / "imagenet.keras"
+    small_start().save(path)
+    start = load_encoder(str(path), 12)
+    config = RunConfig(encoder=str(path), image_size=12)
+    finetuner = _Finetuner(tmp_path, config, tf_default_strategy(), start, verbose=0, start=start)
+    assert finetuner.starts == ("pretrained", "scratch", "start")
+    kernel = lambda model: model.get_layer("stem_conv").kernel.numpy()  # noqa: E731
+    scratch = finetuner.start("scratch")
+    assert [layer.name for layer in scratch.layers] == [layer.name for layer in start.layers]
+    assert not np.allclose(kernel(scratch), kernel(start))  # not the ImageNet weights again
+    np.testing.assert_array_equal(kernel(finetuner.start("start")), kernel(start))
+
+
+def tf_default_strategy():
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy()
