@@ -42,7 +42,6 @@ from kssl.finetuning.discriminative import LayerwiseAdam, stage_learning_rates
 from kssl.memory import check_training_memory
 from kssl.methods import method_class, method_spec
 from kssl.models import multicrop
-from kssl.models.base import batch_norm_layers
 from kssl.models.classifier import Classifier
 from kssl.precision import has_gpu, resolve_jit_compile
 from kssl.quiet import quiet_keras_step_retracing
@@ -290,7 +289,6 @@ def pretrain(
         )
     if teacher is not None:
         options["teacher"] = _in_scope(teacher, strategy)
-    already_frozen = {id(layer) for layer in batch_norm_layers(encoder) if not layer.trainable}
     with strategy.scope():
         try:
             model = model_class(encoder, probe_classes=image_set.num_classes if probe else None,
@@ -329,9 +327,7 @@ def pretrain(
 
     history = _fit(model, data, steps, checkpoint_dir, checkpoint_every, list(callbacks), verbose, budget,
                    peak_rate=recipe.peak_learning_rate(batch_size))  # fmt: skip
-    for layer in batch_norm_layers(model.encoder):  # the encoder goes on as it came (fine-tuning, saving)
-        if id(layer) not in already_frozen and model.frozen_batch_norm:
-            layer.trainable = True
+    model.release_batch_norm()  # the encoder goes on as it came (fine-tuning, saving)
     return model, history
 
 

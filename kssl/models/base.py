@@ -107,8 +107,10 @@ class SelfSupervisedModel(keras.Model):
         if not 0 < encoder_rate <= 1:
             raise ValueError(f"encoder_rate must be in (0, 1]. Received: encoder_rate={encoder_rate!r}")
         self.encoder_rate, self.frozen_batch_norm = float(encoder_rate), bool(frozen_batch_norm)
-        if self.frozen_batch_norm:  # before a method copies the encoder (momentum encoders)
-            freeze_batch_norm(encoder)
+        # Frozen before a method copies the encoder (momentum encoders); kept (not tracked by
+        # Keras) for `release_batch_norm`.
+        frozen = freeze_batch_norm(encoder) if self.frozen_batch_norm else []
+        object.__setattr__(self, "_frozen_batch_norm_layers", frozen)
         if probe_classes is not None and (not isinstance(probe_classes, int) or probe_classes < 2):
             raise ValueError(f"probe_classes must be an integer >= 2 or None. Received: {probe_classes!r}")
         if self.supports_local_crops:
@@ -249,6 +251,12 @@ class SelfSupervisedModel(keras.Model):
             trackers += [self.probe_loss_tracker, self.probe_accuracy]
         return trackers
 
+    def release_batch_norm(self) -> None:
+        """Makes trainable again the encoder's batch-norm layers that `frozen_batch_norm`
+        froze (not those frozen before), so the encoder goes on as it came."""
+        for layer in self._frozen_batch_norm_layers:
+            layer.trainable = True
+
     def call(self, images, training=False):
         return self.encoder(images, training=training)
 
@@ -350,7 +358,7 @@ def batch_norm_layers(model) -> list:
 def freeze_batch_norm(model) -> list:
     """Puts `model`'s trainable batch-norm layers in inference mode (`trainable=False`:
     Keras then normalises with the moving statistics and trains neither scale nor offset);
-    returns them, for `unfreeze_batch_norm` after training."""
+    returns them (`SelfSupervisedModel.release_batch_norm` makes them trainable again)."""
     frozen = [layer for layer in batch_norm_layers(model) if layer.trainable]
     for layer in frozen:
         layer.trainable = False

@@ -179,3 +179,20 @@ def tf_default_strategy():
     import tensorflow as tf
 
     return tf.distribute.get_strategy()
+
+
+def test_pretraining_from_a_start_leaves_its_batch_norm_as_it_came():
+    import kssl
+    from kssl.training import pretrain
+
+    images = kssl.load_digits(image_size=8).subset(range(32))
+    encoder = kssl.resnet(10, width=0.125, image_size=8)
+    layers = batch_norm_layers(encoder)
+    layers[0].trainable = False  # frozen by the user: stays frozen
+    before = [w.numpy().copy() for w in layers[1].weights]
+    model, _ = pretrain(images, encoder, epochs=1, batch_size=16, verbose=0,
+                        recipe=for_pretrained_start(recipe_for("simclr")))  # fmt: skip
+    after = batch_norm_layers(model.encoder)
+    assert [layer.trainable for layer in after] == [False] + [True] * (len(after) - 1)
+    for old, new in zip(before, after[1].weights):  # frozen while it trained
+        np.testing.assert_array_equal(old, new.numpy())
