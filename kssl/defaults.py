@@ -7,6 +7,9 @@ Example:
 >>> print(pretraining_epochs(2_934, 256)[1])  # doctest: +NORMALIZE_WHITESPACE
 175 epochs, 2,006 steps: 2,934 images make 11.5 steps of 256 an epoch,
 and kssl trains at least 2,000 steps (20 epochs would be 229)
+>>> print(pretraining_epochs(50_000, 256, pretrained_start=True)[1])  # doctest: +NORMALIZE_WHITESPACE
+1.5 epochs, 300 steps: a pretrained start is adapted for 20 epochs but at most 300 steps
+(20 epochs would be 3,906)
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from __future__ import annotations
 PRETRAIN_EPOCHS = 20
 MIN_PRETRAIN_STEPS = 2000
 DIGITS_PRETRAIN_EPOCHS = 60
+# A pretrained start (ImageNet, a foundation model) is adapted for PRETRAIN_EPOCHS but at
+# most PRETRAINED_START_MAX_STEPS steps, with no minimum: at the encoder's 0.01 of the
+# heads' rate, 70-160 steps gained kNN and linear points on the flowers and CIFAR-10,
+# where 80 steps at 0.1 (as far as 800 at 0.01) lost 8 kNN points on CIFAR-10
+# (BENCHMARKS.md, "Adapting a pretrained start"); 2,000 steps would move it that far.
+PRETRAINED_START_MAX_STEPS = 300
 PRETRAIN_BATCH_SIZE = 256
 # Fine-tuning passes over the labeled images: a few labels give few steps per epoch.
 FINETUNE_EPOCHS = 100
@@ -40,14 +49,28 @@ def steps_for(epochs: float, images: int, batch_size: int) -> int:
     return max(1, int(round(epochs * images / batch_size)))
 
 
-def pretraining_epochs(images: int, batch_size: int, data: str | None = None) -> tuple[int, str]:
+def pretraining_epochs(images: int, batch_size: int, data: str | None = None, pretrained_start: bool = False
+                       ) -> tuple[float, str]:  # fmt: skip
     """`(epochs, reason)`: the default pretraining length for `images` images at
-    `batch_size` (`data`, the data string, picks out the embedded digits)."""
+    `batch_size` (`data`, the data string, picks out the embedded digits;
+    `pretrained_start`: the encoder brings weights and is adapted with
+    `kssl.recipes.for_pretrained_start`)."""
     steps_per_epoch = images / batch_size
 
     def steps(epochs):
         return steps_for(epochs, images, batch_size)
 
+    if pretrained_start:
+        if steps(PRETRAIN_EPOCHS) <= PRETRAINED_START_MAX_STEPS:
+            return PRETRAIN_EPOCHS, (
+                f"{PRETRAIN_EPOCHS} epochs, {steps(PRETRAIN_EPOCHS):,} steps of {batch_size} images: a pretrained start "
+                f"is adapted for {PRETRAIN_EPOCHS} epochs but at most {PRETRAINED_START_MAX_STEPS} steps"
+            )
+        epochs = PRETRAINED_START_MAX_STEPS / steps_per_epoch
+        return epochs, (
+            f"{epochs:.2g} epochs, {steps(epochs):,} steps: a pretrained start is adapted for {PRETRAIN_EPOCHS} epochs but "
+            f"at most {PRETRAINED_START_MAX_STEPS} steps ({PRETRAIN_EPOCHS} epochs would be {steps(PRETRAIN_EPOCHS):,})"
+        )
     if str(data).split(":")[0] == "digits":
         epochs = DIGITS_PRETRAIN_EPOCHS
         return epochs, f"{epochs} epochs, {steps(epochs):,} steps: kssl's length for the embedded digits"

@@ -121,9 +121,14 @@ METHODS = {
     ),
     "distillation": MethodSpec(
         "kssl.models.distillation:Distillation",
-        "a student reproduces a frozen teacher's features of the same views (--teacher; LightlyTrain's "
+        "a student reproduces a frozen teacher's feature maps of the same views (--teacher; LightlyTrain's "
         "distillation; not --semi-supervised distill)",
-        {"normalize": Option(True, "compare unit vectors (2 - 2 cos); false: the raw features' mean squared error")},
+        {
+            "normalize": Option(True, "compare unit vectors (2 - 2 cos); false: the raw features' mean squared error"),
+            "feature_map": Option(True, "regress the teacher's feature map position by position where both "
+                                  "encoders end in a pooled map; false: the pooled features"),
+            "views": Option(1, "views of each image distilled: 1 (LightlyTrain's: more images per step) or 2"),
+        },
         recipe=recipes.DISTILLATION,
         needs_teacher=True,
     ),

@@ -193,7 +193,9 @@ def pretrain(
             variables do not belong to: then a copy is trained; use `model.encoder`).
         epochs: passes over the images; default `kssl.defaults.pretraining_epochs`, as the
             command's: 20, but at least `kssl.defaults.MIN_PRETRAIN_STEPS` steps for a
-            small set. Ignored when `budget_minutes` is set.
+            small set; with a recipe for a pretrained start (`frozen_batch_norm`), 20 but
+            at most `kssl.defaults.PRETRAINED_START_MAX_STEPS` steps. Ignored when
+            `budget_minutes` is set.
         budget_minutes: train for this much wall-clock time instead (or pass a
             `TimeBudget`); the learning-rate schedule then runs on elapsed time.
         batch_size: images per global batch (2x views). It need not divide evenly over
@@ -273,7 +275,8 @@ def pretrain(
     elif budget_minutes is not None:
         budget = TimeBudget(budget_minutes)
     else:
-        epochs = defaults.pretraining_epochs(len(image_set), batch_size)[0] if epochs is None else epochs
+        if epochs is None:  # the command's default; a recipe for a pretrained start adapts briefly
+            epochs = defaults.pretraining_epochs(len(image_set), batch_size, pretrained_start=recipe.frozen_batch_norm)[0]
         steps = defaults.steps_for(epochs, len(image_set), batch_size)
     if budget is not None:  # the budget drives the schedule and stops the one open-ended epoch
         budget.peak_learning_rate = recipe.peak_learning_rate(batch_size)

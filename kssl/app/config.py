@@ -126,7 +126,8 @@ def with_pretraining_length(config, images: int):
     if config.epochs is not None or config.budget is not None:
         return config
     batch_size = min(config.batch_size, images)
-    epochs, reason = defaults.pretraining_epochs(images, batch_size, config.data)
+    adapting = pretraining_recipe(config)[0].frozen_batch_norm  # the recipe for a pretrained start
+    epochs, reason = defaults.pretraining_epochs(images, batch_size, config.data, pretrained_start=adapting)
     print(f"pretraining length: {reason}; --epochs or --budget overrides", flush=True)
     return dataclasses.replace(config, epochs=epochs)
 

@@ -131,7 +131,7 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None, start=
     )
     seconds = time.perf_counter() - started
     if teacher is not None:
-        print(teacher_share(model, len(augmentation), min(config.batch_size, len(train)), seconds), flush=True)
+        print(teacher_share(model, model.views, min(config.batch_size, len(train)), seconds), flush=True)
     if monitor is not None and monitor.steps:
         checks = f"{len(monitor.steps)} check" + ("s" if len(monitor.steps) > 1 else "")
         kind = "kNN" if isinstance(monitor, KNNMonitor) else "RankMe"

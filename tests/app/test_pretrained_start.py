@@ -3,6 +3,7 @@ batch norm frozen), chosen when the encoder brings weights; `kssl run` measures 
 itself beside the adapted encoder, may export the start's classifier, and says whether
 adapting it paid."""
 
+import dataclasses
 import json
 
 import keras
@@ -45,6 +46,23 @@ def test_the_recipe_for_a_pretrained_start_is_chosen_when_the_encoder_brings_wei
         pretraining_recipe(RunConfig(recipe_kind="fast"))
     # LARS (Barlow Twins) would normalise the encoder's lower rate away: the adapted recipe is SGD.
     assert for_pretrained_start(recipe_for("barlow")).optimizer == "sgd"
+
+
+def test_a_pretrained_start_is_adapted_for_20_epochs_but_at_most_300_steps(capsys):
+    from kssl.app.config import with_pretraining_length
+    from kssl.defaults import steps_for
+
+    def steps(config, images):
+        config = dataclasses.replace(config, data="photos")  # not the embedded digits' 60 epochs
+        return steps_for(with_pretraining_length(config, images).epochs, images, 256)
+
+    assert steps(RunConfig(encoder="start.keras"), 50_000) == 300  # 20 epochs would be 3,906
+    assert "at most 300 steps (20 epochs would be 3,906)" in capsys.readouterr().out
+    assert steps(RunConfig(encoder="start.keras"), 2_934) == 229  # 20 epochs, no 2,000-step minimum
+    assert steps(RunConfig(encoder="start.keras", recipe_kind="from-scratch"), 2_934) == 2_006
+    assert steps(RunConfig(encoder="resnet18"), 2_934) == 2_006  # random weights: at least 2,000 steps
+    assert steps(RunConfig(encoder="resnet18", recipe_kind="pretrained-start"), 50_000) == 300
+    assert with_pretraining_length(RunConfig(encoder="start.keras", epochs=3), 50_000).epochs == 3  # as asked
 
 
 def one_step(encoder_rate, frozen_batch_norm, rng):

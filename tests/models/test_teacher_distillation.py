@@ -90,3 +90,71 @@ def test_an_interrupted_distillation_resumes_to_the_uninterrupted_weights(tmp_pa
     assert int(resumed.optimizer.iterations.numpy()) == 8
     for a, b in zip(reference.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def conv_model(size, channels, stride, name):
+    """images -> Conv2D (a `stride`-strided `channels`-map) -> global average pooling."""
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(channels, 3, strides=stride, padding="same", name=f"{name}_conv")(inputs)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name=name)
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_feature_maps_are_regressed_position_by_position_as_numpy_computes_it(rng):
+    keras.utils.set_random_seed(2)
+    student, teacher = conv_model(8, 6, 4, "student"), conv_model(8, 5, 4, "teacher")  # both 2 x 2 maps
+    model = Distillation(student, teacher)
+    assert model.regresses_feature_maps
+    views = [rng.random((3, 8, 8, 3)).astype("float32") for _ in range(2)]
+    result = model.views_loss(views, training=False)
+
+    images = views[0]  # one view of each image is distilled (LightlyTrain's), by default
+    student_map = student.get_layer("student_conv")(images).numpy()  # (3, 2, 2, 6)
+    teacher_map = teacher.get_layer("teacher_conv")(images).numpy()  # (3, 2, 2, 5)
+    kernel, bias = (w.numpy() for w in model.projection_head.weights)
+    predictions = student_map @ kernel + bias
+    per_position = 2 - 2 * np.sum(unit(predictions) * unit(teacher_map), axis=-1)  # (3, 2, 2)
+    np.testing.assert_allclose(result.metrics["loss"], per_position.mean(), rtol=1e-5)
+    np.testing.assert_allclose(result.features, student(images), rtol=1e-5, atol=1e-6)  # the pooled features
+    pooled_cosine = np.sum(unit(predictions.mean((1, 2))) * unit(teacher_map.mean((1, 2))), axis=-1)
+    np.testing.assert_allclose(result.metrics["teacher_cosine"], pooled_cosine.mean(), rtol=1e-5)
+
+
+def test_a_finer_student_map_is_resized_to_the_teachers_and_raw_features_use_the_squared_error(rng):
+    keras.utils.set_random_seed(3)
+    student, teacher = conv_model(8, 4, 2, "student"), conv_model(8, 3, 4, "teacher")  # 4 x 4 against 2 x 2
+    model = Distillation(student, teacher, normalize=False, views=2)  # both views, stacked
+    views = [rng.random((2, 8, 8, 3)).astype("float32") for _ in range(2)]
+    images = np.concatenate(views)
+    kernel, bias = (w.numpy() for w in model.projection_head.weights)
+    predictions = student.get_layer("student_conv")(images).numpy() @ kernel + bias
+    predictions = tf.image.resize(predictions, (2, 2), method="bilinear").numpy()
+    teacher_map = teacher.get_layer("teacher_conv")(images).numpy()
+    expected = np.mean((predictions - teacher_map) ** 2)
+    np.testing.assert_allclose(model.views_loss(views, training=False).metrics["loss"], expected, rtol=1e-5)
+
+
+def test_without_a_feature_map_or_when_asked_the_pooled_features_are_compared(rng):
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(5, 3, name="t_conv")(inputs))
+    dense_teacher = keras.Model(inputs, keras.layers.Dense(4, name="t_dense")(pooled))  # no map at its end
+    views = [rng.random((3, 8, 8, 3)).astype("float32") for _ in range(2)]
+    images = np.concatenate(views)
+    for model in (Distillation(conv_model(8, 6, 4, "student"), dense_teacher, views=2),
+                  Distillation(conv_model(8, 6, 4, "student"), conv_model(8, 5, 4, "teacher"), feature_map=False,
+                               views=2)):  # fmt: skip
+        assert not model.regresses_feature_maps
+        predictions = model.projection_head(model.encoder(images)).numpy()
+        targets = model.teacher(images).numpy()
+        expected = np.mean(2 - 2 * np.sum(unit(predictions) * unit(targets), axis=-1))
+        np.testing.assert_allclose(model.views_loss(views, training=False).metrics["loss"], expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="feature_map must be True or False"):
+        Distillation(conv_model(8, 6, 4, "student"), dense_teacher, feature_map="yes")
+    with pytest.raises(ValueError, match="views must be 1 or 2"):
+        Distillation(conv_model(8, 6, 4, "student"), dense_teacher, views=3)
+    config = Distillation(conv_model(8, 6, 4, "student"), dense_teacher, feature_map=False).get_config()
+    assert config["feature_map"] is False
