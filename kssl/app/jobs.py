@@ -8,7 +8,9 @@ and reports (`kssl.app.report`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import pathlib
 import time
 
@@ -168,7 +170,8 @@ def check_encoder_and_memory(model_class, config, pretraining, batch_size=None):
     from kssl.memory import check_training_memory
     from kssl.models.multicrop import AUTO_FROM_SIZE, local_size, resolve_local_crops
 
-    encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
+    with contextlib.redirect_stdout(io.StringIO()):  # what was done to it is said where the job builds it
+        encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
     model_class.check_encoder(encoder)
     if model_class.supports_local_crops and config.method_options.get("local_crops", 0) is None:
         local_crops = resolve_local_crops(None, config.image_size, encoder)

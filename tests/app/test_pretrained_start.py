@@ -133,6 +133,7 @@ def test_run_from_a_pretrained_start_measures_the_start_and_says_whether_adaptin
     printed = capsys.readouterr().out
     assert "recipe: SGD" in printed and "the encoder at 0.01 of it, batch norm frozen" in printed
     assert "(for a pretrained start: the encoder brings weights" in printed
+    assert printed.count("imagenet.keras: cut its classification head") == 1  # said once, where it is built
     recorded = json.loads((out / "config.json").read_text())
     assert recorded["recipe_kind"] == "auto" and recorded["recipe"]["encoder_rate"] == 0.01  # the recipe used
     metrics = json.loads((out / "metrics.json").read_text())
