@@ -27,9 +27,9 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.cpu)
 from pretrained_start import START, cpu_model  # noqa: E402  (this folder, on sys.path when run)
 
+import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.cpu)
 from kssl.recipes import PretrainingRecipe  # noqa: E402
 
 

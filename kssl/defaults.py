@@ -63,13 +63,14 @@ def pretraining_epochs(images: int, batch_size: int, data: str | None = None, pr
     if pretrained_start:
         if steps(PRETRAIN_EPOCHS) <= PRETRAINED_START_MAX_STEPS:
             return PRETRAIN_EPOCHS, (
-                f"{PRETRAIN_EPOCHS} epochs, {steps(PRETRAIN_EPOCHS):,} steps of {batch_size} images: a pretrained start "
-                f"is adapted for {PRETRAIN_EPOCHS} epochs but at most {PRETRAINED_START_MAX_STEPS} steps"
+                f"{PRETRAIN_EPOCHS} epochs, {steps(PRETRAIN_EPOCHS):,} steps of {batch_size} images: a pretrained "
+                f"start is adapted for {PRETRAIN_EPOCHS} epochs but at most {PRETRAINED_START_MAX_STEPS} steps"
             )
         epochs = PRETRAINED_START_MAX_STEPS / steps_per_epoch
         return epochs, (
-            f"{epochs:.2g} epochs, {steps(epochs):,} steps: a pretrained start is adapted for {PRETRAIN_EPOCHS} epochs but "
-            f"at most {PRETRAINED_START_MAX_STEPS} steps ({PRETRAIN_EPOCHS} epochs would be {steps(PRETRAIN_EPOCHS):,})"
+            f"{epochs:.2g} epochs, {steps(epochs):,} steps: a pretrained start is adapted for {PRETRAIN_EPOCHS} "
+            f"epochs but at most {PRETRAINED_START_MAX_STEPS} steps "
+            f"({PRETRAIN_EPOCHS} epochs would be {steps(PRETRAIN_EPOCHS):,})"
         )
     if str(data).split(":")[0] == "digits":
         epochs = DIGITS_PRETRAIN_EPOCHS

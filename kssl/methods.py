@@ -125,8 +125,11 @@ METHODS = {
         "distillation; not --semi-supervised distill)",
         {
             "normalize": Option(True, "compare unit vectors (2 - 2 cos); false: the raw features' mean squared error"),
-            "feature_map": Option(True, "regress the teacher's feature map position by position where both "
-                                  "encoders end in a pooled map; false: the pooled features"),
+            "feature_map": Option(
+                True,
+                "regress the teacher's feature map position by position where both "
+                "encoders end in a pooled map; false: the pooled features",
+            ),
             "views": Option(1, "views of each image distilled: 1 (LightlyTrain's: more images per step) or 2"),
         },
         recipe=recipes.DISTILLATION,

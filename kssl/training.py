@@ -276,7 +276,8 @@ def pretrain(
         budget = TimeBudget(budget_minutes)
     else:
         if epochs is None:  # the command's default; a recipe for a pretrained start adapts briefly
-            epochs = defaults.pretraining_epochs(len(image_set), batch_size, pretrained_start=recipe.frozen_batch_norm)[0]
+            adapting = recipe.frozen_batch_norm
+            epochs = defaults.pretraining_epochs(len(image_set), batch_size, pretrained_start=adapting)[0]
         steps = defaults.steps_for(epochs, len(image_set), batch_size)
     if budget is not None:  # the budget drives the schedule and stops the one open-ended epoch
         budget.peak_learning_rate = recipe.peak_learning_rate(batch_size)

@@ -286,7 +286,7 @@ def check_semi_supervised_options(config):
 
     if config.semi_supervised is None:
         if config.semi_options:
-            raise InputError("--semi-option needs --semi-supervised fixmatch or distill.")
+            raise InputError(f"--semi-option needs --semi-supervised {' or '.join(SEMI_SUPERVISED)}.")
         return config
     name = check_semi_supervised(config.semi_supervised)
     if config.adversarial != "none":

@@ -29,7 +29,7 @@ from kssl.losses.distillation import byol, byol_crops, negative_cosine, normaliz
 from kssl.losses.reconstruction import masked_patch_mse, patchify
 from kssl.losses.redundancy_reduction import barlow_twins, cross_correlation, vicreg
 from kssl.losses.self_distillation import dino
-from kssl.losses.semi_supervised import distillation, fixmatch
+from kssl.losses.semi_supervised import distillation, fixmatch, freematch_fairness, freematch_mask
 
 __all__ = [
     "barlow_twins",
@@ -41,6 +41,8 @@ __all__ = [
     "dino",
     "distillation",
     "fixmatch",
+    "freematch_fairness",
+    "freematch_mask",
     "info_nce",
     "info_nce_per_query",
     "masked_patch_mse",

@@ -68,3 +68,54 @@ def distillation(student_logits, teacher_logits, temperature: float = 1.0):
     teacher = tf.stop_gradient(tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / temperature, axis=-1))
     log_student = tf.nn.log_softmax(tf.cast(student_logits, tf.float32) / temperature, axis=-1)
     return -tf.reduce_sum(teacher * log_student, axis=-1)
+
+
+def freematch_mask(weak_logits, time_p, p_model):
+    """FreeMatch's self-adaptive mask (Wang et al. 2023, eq. 6-8): an unlabeled image keeps
+    its pseudo-label where its confidence reaches its class's threshold
+    `tau_t(c) = MaxNorm(p_model)(c) * time_p`.
+
+    Args:
+        weak_logits: `(N, C)` logits of the weakly augmented unlabeled images.
+        time_p: the global threshold tau_t (an EMA of the mean confidence).
+        p_model: `(C,)` the local thresholds' EMA of the mean class probabilities.
+
+    Returns:
+        `(N,)` float32: 1 where the pseudo-label is kept.
+
+    Example:
+    >>> import numpy as np
+    >>> freematch_mask(np.log([[0.7, 0.3], [0.4, 0.6]]), 0.8, np.array([1.0, 0.5])).numpy().tolist()
+    [0.0, 1.0]
+    """
+    probabilities = tf.nn.softmax(tf.cast(weak_logits, tf.float32), axis=-1)
+    p_model = tf.cast(p_model, tf.float32)
+    thresholds = tf.cast(time_p, tf.float32) * p_model / tf.reduce_max(p_model)
+    confidence, label = tf.reduce_max(probabilities, axis=-1), tf.argmax(probabilities, axis=-1)
+    return tf.cast(confidence >= tf.gather(thresholds, label), tf.float32)
+
+
+def freematch_fairness(mean_probability, strong_histogram, p_model, label_hist):
+    """FreeMatch's self-adaptive fairness term (eq. 9-10), as USB computes it:
+    `sum_c SumNorm(p_model / label_hist)(c) * log SumNorm(mean_probability / strong_histogram)(c)`,
+    i.e. minus the cross-entropy of the two normalised distributions; classes missing from
+    a histogram weigh 0 (USB's `replace_inf_to_zero`). Added to the loss with a small
+    weight (USB: 0.01).
+
+    Args:
+        mean_probability: `(C,)` the mean softmax of the strong views of the kept images.
+        strong_histogram: `(C,)` the share of each class among their arg-maxes.
+        p_model: `(C,)` the EMA of the mean class probabilities of the weak views.
+        label_hist: `(C,)` the EMA of the weak views' arg-max histogram.
+
+    Returns:
+        A float32 scalar.
+    """
+
+    def sum_normalised(values, histogram):
+        histogram = tf.cast(histogram, tf.float32)
+        scaled = tf.cast(values, tf.float32) * tf.math.divide_no_nan(tf.ones_like(histogram), histogram)
+        return scaled / tf.reduce_sum(scaled)
+
+    target = tf.stop_gradient(sum_normalised(p_model, label_hist))
+    return tf.reduce_sum(target * tf.math.log(sum_normalised(mean_probability, strong_histogram) + 1e-12))

@@ -150,7 +150,8 @@ class Distillation(SelfSupervisedModel):
         )
 
     def get_config(self):
-        return {**super().get_config(), "normalize": self.normalize, "feature_map": self.feature_map, "views": self.views}
+        return {**super().get_config(), "normalize": self.normalize, "feature_map": self.feature_map,
+                "views": self.views}  # fmt: skip
 
 
 def feature_map_model(encoder) -> keras.Model | None:

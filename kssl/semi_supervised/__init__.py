@@ -9,7 +9,7 @@ fine-tuning mode's `Classifier` with one. Adding a method is its file here and o
 
 Example:
 >>> list(SEMI_SUPERVISED)
-['fixmatch', 'distill']
+['fixmatch', 'freematch', 'distill']
 >>> SEMI_SUPERVISED["fixmatch"].parse_options(["threshold=0.9"], "--semi-option")
 {'threshold': 0.9}
 """
@@ -26,6 +26,17 @@ SEMI_SUPERVISED = {
             "ratio": Option(7, "unlabeled images per labeled image in a step (the paper's mu)"),
             "threshold": Option(0.95, "confidence a pseudo-label needs (tau)"),
             "weight": Option(1.0, "weight of the unlabeled loss (lambda_u)"),
+        },
+    ),
+    "freematch": Spec(
+        "kssl.semi_supervised.freematch:FreeMatch",
+        "FixMatch with thresholds that adapt to the model's confidence, per class, and a fairness term "
+        "(Wang et al. 2023)",
+        {
+            "ratio": Option(7, "unlabeled images per labeled image in a step (mu)"),
+            "weight": Option(1.0, "weight of the unlabeled loss (lambda_u)"),
+            "momentum": Option(0.999, "EMA rate of the thresholds' statistics (lambda)"),
+            "fairness_weight": Option(0.01, "weight of the fairness term (lambda_f)"),
         },
     ),
     "distill": Spec(

@@ -46,8 +46,17 @@ class SemiSupervisedMethod:
 
     def logits_and_terms(self, classifier, images, views, teacher=None):
         """`(labeled logits, per-unlabeled-image terms, {name: per-image values})` of one
-        training forward pass; `views` are the unlabeled images' views, in `unlabeled_views` order."""
+        training forward pass; `views` are the unlabeled images' views, in `unlabeled_views`
+        order. A fourth element, if any, is this replica's share of a loss on the whole
+        global batch (weighted; the replicas' shares add up to it), such as FreeMatch's
+        fairness term."""
         raise NotImplementedError
+
+    def state(self, num_classes: int):
+        """A Keras layer of the method's own variables that change every step (FreeMatch's
+        thresholds), built in the training model's strategy scope and checkpointed with it;
+        None (the default) when it has none."""
+        return None
 
     def get_config(self) -> dict:
         return {"ratio": self.ratio, "weight": self.weight}
@@ -93,6 +102,7 @@ class SemiSupervisedTraining(keras.Model):
         if method.needs_teacher and teacher is None:
             raise ValueError(f"{type(method).__name__} needs a teacher: a fine-tuned classifier.")
         self.classifier, self.method, self.teacher = classifier, method, teacher
+        self.method_state = method.state(classifier.num_classes)  # tracked: saved by checkpoints
         if teacher is not None:
             teacher.trainable = False
         names = ("loss", "labeled_loss", "unlabeled_loss", *method.logged)
@@ -134,10 +144,12 @@ class SemiSupervisedTraining(keras.Model):
         views = [tf.reshape(view, tf.concat([[-1], tf.shape(view)[2:]], 0)) for view in unlabeled]
         variables = self.classifier.trainable_variables
         with tf.GradientTape() as tape:
-            logits, terms, logged = self.method.logits_and_terms(self.classifier, images, views, self.teacher)
+            logits, terms, logged, *share = self.method.logits_and_terms(self.classifier, images, views, self.teacher)
             logits = tf.cast(logits, tf.float32)
             labeled_terms = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
             loss = distribute.global_mean(labeled_terms) + self.method.weight * distribute.global_mean(terms)
+            if share:
+                loss += share[0]
             if self.classifier.anchors:  # L2-SP: the whole penalty on every replica, so its share
                 loss += self.classifier.l2_sp_penalty() / distribute.num_replicas()
             scaled = self.optimizer.scale_loss(loss)

@@ -1,16 +1,11 @@
-"""FixMatch's and SimCLRv2's distillation terms against NumPy written from the papers."""
+"""FixMatch's, FreeMatch's and SimCLRv2's distillation terms against NumPy written from the papers."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from numpy_references import numpy_freematch_fairness, numpy_freematch_mask, numpy_softmax
 
-from kssl.losses import distillation, fixmatch
-
-
-def numpy_softmax(logits, temperature=1.0):
-    z = np.asarray(logits, np.float64) / temperature
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+from kssl.losses import distillation, fixmatch, freematch_fairness, freematch_mask
 
 
 def numpy_fixmatch(weak, strong, threshold):
@@ -70,3 +65,17 @@ def test_distillation_matches_numpy_and_sends_no_gradient_to_the_teacher(rng, te
     assert teacher_gradient is None and np.abs(student_gradient.numpy()).sum() > 0
     with pytest.raises(ValueError, match="temperature"):
         distillation(student, teacher, 0.0)
+
+
+@pytest.mark.parametrize("n, classes", [(1, 2), (16, 10), (40, 5)])
+def test_freematch_mask_and_fairness_match_numpy(rng, n, classes):
+    weak = rng.normal(size=(n, classes)).astype("float32") * 3
+    p_model = rng.dirichlet(np.ones(classes)).astype("float32")
+    time_p = float(rng.uniform(0.2, 0.9))
+    np.testing.assert_array_equal(freematch_mask(weak, time_p, p_model), numpy_freematch_mask(weak, time_p, p_model))
+    mean = rng.dirichlet(np.ones(classes)).astype("float32")
+    histogram = rng.dirichlet(np.ones(classes)).astype("float32")
+    histogram[0] = 0.0  # a class no kept image predicts
+    label_hist = rng.dirichlet(np.ones(classes)).astype("float32")
+    expected = numpy_freematch_fairness(mean, histogram, p_model, label_hist)
+    np.testing.assert_allclose(freematch_fairness(mean, histogram, p_model, label_hist), expected, rtol=1e-5)

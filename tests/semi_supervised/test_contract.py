@@ -20,7 +20,11 @@ from kssl.semi_supervised import SEMI_SUPERVISED, semi_supervised_class
 from kssl.semi_supervised.base import SemiSupervisedTraining
 
 SIZE = 8
-CASES = {"fixmatch": {"ratio": 2, "threshold": 0.2}, "distill": {"ratio": 2, "temperature": 2.0}}
+CASES = {
+    "fixmatch": {"ratio": 2, "threshold": 0.2},
+    "freematch": {"ratio": 2, "momentum": 0.5, "fairness_weight": 0.5},  # thresholds that move within 2 steps
+    "distill": {"ratio": 2, "temperature": 2.0},
+}
 
 
 def test_every_registered_method_has_a_case():
@@ -61,7 +65,7 @@ def build(name, mode, strategy, run_eagerly=False):
 
 
 def fit(model, batches, name):
-    keep = 2 if name == "fixmatch" else 1  # distillation takes one view of each unlabeled image
+    keep = 1 if name == "distill" else 2  # distillation takes one view of each unlabeled image
     data = tf.data.Dataset.from_generator(
         lambda: ((labeled, views[:keep]) for labeled, views in batches),
         output_signature=(
@@ -72,7 +76,8 @@ def fit(model, batches, name):
     return model.fit(data, epochs=1, steps_per_epoch=len(batches), verbose=0, shuffle=False).history
 
 
-@pytest.mark.parametrize("name, mode", [("fixmatch", "full"), ("fixmatch", "gradual"), ("distill", "lora")])
+@pytest.mark.parametrize("name, mode", [("fixmatch", "full"), ("fixmatch", "gradual"), ("freematch", "full"),
+                                        ("distill", "lora")])  # fmt: skip
 def test_two_steps_on_two_replicas_equal_two_steps_on_one_device(name, mode, batches):
     single = build(name, mode, tf.distribute.get_strategy(), run_eagerly=True)  # an independent path, a trace fewer
     single_logs = fit(single, batches, name)
@@ -81,9 +86,12 @@ def test_two_steps_on_two_replicas_equal_two_steps_on_one_device(name, mode, bat
     assert single_logs.keys() == mirrored_logs.keys()
     for key in single_logs:
         assert mirrored_logs[key][0] == pytest.approx(single_logs[key][0], rel=1e-5, abs=1e-6), key
-    if (name, mode) == ("fixmatch", "full"):  # some pseudo-labels kept, some not: the mask is split over replicas
+    if mode == "full" and name != "distill":  # some pseudo-labels kept, some not: the mask is split over replicas
         assert 0 < single_logs["mask_rate"][0] < 1 and single_logs["unlabeled_loss"][0] > 0
     assert_same_state(state(mirrored.classifier), state(single.classifier))
+    if single.method_state is not None:  # the thresholds' EMAs, from the global batch
+        for a, b in zip(single.method_state.weights, mirrored.method_state.weights):
+            np.testing.assert_allclose(np.asarray(b.value), np.asarray(a.value), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(SEMI_SUPERVISED))

@@ -1,0 +1,140 @@
+"""FreeMatch (Wang et al. 2023, https://arxiv.org/abs/2205.07246): FixMatch with
+self-adaptive thresholds and a fairness term."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from kssl import distribute
+from kssl.losses import freematch_fairness, freematch_mask
+from kssl.semi_supervised.base import SemiSupervisedMethod, weak_view
+
+
+@keras.saving.register_keras_serializable(package="kssl")
+class SelfAdaptiveThresholds(keras.layers.Layer):
+    """FreeMatch's state: EMAs over the **global** batch of the weak views' mean confidence
+    (`time_p`, the global threshold), mean class probabilities (`p_model`, the local
+    thresholds) and arg-max histogram (`label_hist`, for the fairness term), each started at
+    `1 / C` as in the paper (USB's code starts them at 1). Every replica computes the same
+    update from gathered sums, so N replicas equal one device; the variables are checkpointed
+    with the training model, so a resumed fine-tuning goes on from them.
+
+    Args:
+        num_classes: C.
+        momentum: the EMAs' rate lambda (the paper's 0.999).
+
+    Example:
+    >>> import numpy as np
+    >>> state = SelfAdaptiveThresholds(2, momentum=0.5)
+    >>> state.update(np.array([[0.9, 0.1], [0.7, 0.3]], "float32"))
+    >>> [round(float(v), 3) for v in (state.time_p, *state.p_model.numpy(), *state.label_hist.numpy())]
+    [0.65, 0.65, 0.35, 0.75, 0.25]
+    """
+
+    def __init__(self, num_classes, momentum=0.999, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.num_classes, self.momentum = int(num_classes), float(momentum)
+        start = keras.initializers.Constant(1.0 / self.num_classes)
+        self.time_p = self.add_weight(shape=(), initializer=start, trainable=False, name="time_p")
+        self.p_model = self.add_weight(shape=(self.num_classes,), initializer=start, trainable=False, name="p_model")
+        self.label_hist = self.add_weight(shape=(self.num_classes,), initializer=start, trainable=False,
+                                          name="label_hist")  # fmt: skip
+        self.built = True
+
+    def update(self, probabilities) -> None:
+        """Moves the EMAs towards this step's global-batch statistics of `probabilities`
+        (`(n, C)`, the weak views' softmax; no gradient)."""
+        probabilities = tf.stop_gradient(tf.cast(probabilities, tf.float32))
+        count = distribute.global_sum(tf.cast(tf.shape(probabilities)[0], tf.float32))
+        confidence = distribute.global_sum(tf.reduce_sum(tf.reduce_max(probabilities, axis=-1))) / count
+        mean = distribute.global_sum(tf.reduce_sum(probabilities, axis=0)) / count
+        labels = tf.one_hot(tf.argmax(probabilities, axis=-1), self.num_classes)
+        histogram = distribute.global_sum(tf.reduce_sum(labels, axis=0)) / count
+        m = self.momentum
+        new = [m * tf.convert_to_tensor(v) + (1 - m) * x for v, x in
+               ((self.time_p, confidence), (self.p_model, mean), (self.label_hist, histogram))]  # fmt: skip
+        distribute.update_variables([self.time_p, self.p_model, self.label_hist], new,
+                                    lambda variable, value: variable.assign(value))  # fmt: skip
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "momentum": self.momentum}
+
+
+class FreeMatch(SemiSupervisedMethod):
+    """FixMatch whose confidence threshold adapts to the model's learning status, per class.
+
+    Views as FixMatch's (a weak view gives the pseudo-label, the strong view learns it).
+    After each step's forward pass the EMAs of `SelfAdaptiveThresholds` move towards the
+    weak views' statistics; a pseudo-label is kept where the weak view's confidence reaches
+    `time_p * p_model(c) / max p_model` for its class c (`kssl.losses.freematch_mask`): low
+    while the model is unsure (more unlabeled images train), rising as it learns, lower for
+    classes it finds hard. The fairness term (`kssl.losses.freematch_fairness`, weight
+    `fairness_weight`) compares the kept strong views' mean prediction with the EMA's class
+    distribution, each normalised by its histogram; it is computed on the global batch, and
+    each replica's share carries exactly its part of the gradient.
+
+    Args:
+        ratio: unlabeled images per labeled image in a step (mu, 7).
+        weight: weight of the unlabeled loss (lambda_u, 1).
+        momentum: the EMAs' rate (lambda, 0.999).
+        fairness_weight: weight of the fairness term (lambda_f; USB's 0.01).
+    """
+
+    logged = ("mask_rate", "threshold")
+
+    def __init__(self, ratio: int = 7, weight: float = 1.0, momentum: float = 0.999, fairness_weight: float = 0.01):
+        super().__init__(ratio, weight)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1). Received: momentum={momentum!r}")
+        if not fairness_weight >= 0:
+            raise ValueError(f"fairness_weight must be >= 0. Received: fairness_weight={fairness_weight!r}")
+        self.momentum, self.fairness_weight = float(momentum), float(fairness_weight)
+        self.thresholds = None
+
+    def state(self, num_classes: int):
+        self.thresholds = SelfAdaptiveThresholds(num_classes, self.momentum, name="freematch_thresholds")
+        return self.thresholds
+
+    def unlabeled_views(self, image_size: int) -> list:
+        from kssl.data.augment import ViewAugmentation
+
+        return [weak_view(image_size), ViewAugmentation(image_size)]
+
+    def logits_and_terms(self, classifier, images, views, teacher=None):
+        weak, strong = views
+        labeled, unlabeled = tf.shape(images)[0], tf.shape(weak)[0]
+        logits = classifier(tf.concat([images, weak, strong], 0), training=True)
+        weak_logits = tf.stop_gradient(tf.cast(logits[labeled : labeled + unlabeled], tf.float32))
+        strong_logits = tf.cast(logits[labeled + unlabeled :], tf.float32)
+        state = self.thresholds
+        state.update(tf.nn.softmax(weak_logits))  # USB's order: update, then mask with the new values
+        mask = freematch_mask(weak_logits, state.time_p, state.p_model)
+        pseudo_labels = tf.argmax(weak_logits, axis=-1)
+        terms = mask * tf.nn.sparse_softmax_cross_entropy_with_logits(labels=pseudo_labels, logits=strong_logits)
+        share = self.fairness_weight * self._fairness_share(strong_logits, mask) if self.fairness_weight else 0.0
+        threshold = tf.fill([unlabeled], tf.convert_to_tensor(state.time_p))
+        return logits[:labeled], terms, {"mask_rate": mask, "threshold": threshold}, share
+
+    def _fairness_share(self, strong_logits, mask):
+        """This replica's share of the fairness term of the global batch: the shares add up
+        to it, and so do their gradients (the mean probability of the kept strong views is a
+        global mean; each replica's share moves it through its own rows only)."""
+        probabilities = tf.nn.softmax(strong_logits, axis=-1)
+        kept = mask[:, None]
+        local_sum = tf.reduce_sum(kept * probabilities, axis=0)
+        kept_count = distribute.global_sum(tf.reduce_sum(mask))
+        classes = tf.one_hot(tf.argmax(probabilities, -1), tf.shape(probabilities)[-1])
+        histogram = distribute.global_sum(tf.reduce_sum(kept * classes, axis=0))
+        mean = distribute.global_sum(tf.stop_gradient(local_sum)) / tf.maximum(kept_count, 1.0)
+        replicas = float(distribute.num_replicas())
+        # The global mean's value, with the gradient of this replica's rows scaled so that the
+        # replicas' shares (each a 1/R of the term) add up to the term's gradient.
+        moving = mean + replicas * (local_sum - tf.stop_gradient(local_sum)) / tf.maximum(kept_count, 1.0)
+        term = freematch_fairness(moving, histogram / tf.maximum(kept_count, 1.0), self.thresholds.p_model,
+                                  self.thresholds.label_hist)  # fmt: skip
+        return tf.where(kept_count > 0, term / replicas, 0.0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "momentum": self.momentum, "fairness_weight": self.fairness_weight}

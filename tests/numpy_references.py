@@ -1,0 +1,29 @@
+"""NumPy re-derivations of losses from their papers, shared by the tests of a loss and of
+the method that uses it."""
+
+import numpy as np
+
+
+def numpy_softmax(logits, temperature=1.0):
+    z = np.asarray(logits, np.float64) / temperature
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def numpy_freematch_mask(weak, time_p, p_model):
+    """Wang et al. 2023, eq. 6-8: tau_t(c) = MaxNorm(p_t)(c) * tau_t; keep max(q) >= tau_t(argmax q)."""
+    q = numpy_softmax(weak)
+    thresholds = time_p * np.asarray(p_model, np.float64) / np.max(p_model)
+    return (q.max(axis=1) >= thresholds[q.argmax(axis=1)]).astype(np.float64)
+
+
+def numpy_freematch_fairness(mean_probability, strong_histogram, p_model, label_hist):
+    """Eq. 9-10 as USB computes it: sum_c SumNorm(p_t / h_t) log SumNorm(p_bar / h_bar), 1/0 read as 0."""
+
+    def sum_norm(values, histogram):
+        histogram = np.asarray(histogram, np.float64)
+        inverse = np.where(histogram > 0, 1 / np.where(histogram > 0, histogram, 1), 0.0)
+        scaled = np.asarray(values, np.float64) * inverse
+        return scaled / scaled.sum()
+
+    return np.sum(sum_norm(p_model, label_hist) * np.log(sum_norm(mean_probability, strong_histogram) + 1e-12))
