@@ -86,6 +86,7 @@ def main(argv=None):
         teacher = build_encoder(args.teacher, args.image_size) if method == "distillation" else None
         student = build_encoder(args.student, args.image_size, args.width)
         started = time.perf_counter()
+        batch_size = min(batch_size, len(train))
         model, _ = pretrain(train, student, budget_minutes=args.budget, batch_size=batch_size, method=method,
                             method_options=options, recipe=recipe, teacher=teacher, seed=args.seed,
                             verbose=0)  # fmt: skip
