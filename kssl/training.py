@@ -456,7 +456,7 @@ def finetune(
         classifier.compile(optimizer=optimizer, **compiled)
         trained = classifier
         if method is not None:  # the same optimizer: the classifier's step count is the training's
-            trained = SemiSupervisedTraining(classifier, method, teacher)
+            trained = SemiSupervisedTraining(classifier, method, teacher, unlabeled_images=len(unlabeled_set))
             trained.compile(optimizer=classifier.optimizer, **compiled)
     steps_per_epoch = max(1, len(labeled_set) // batch_size)
     callbacks = [*classifier.fine_tuning_mode.callbacks(classifier, steps_per_epoch, steps), *callbacks]
@@ -468,7 +468,7 @@ def finetune(
             )
         views = method.unlabeled_views(size)
         return semi_supervised_batches(labeled_set, unlabeled_set, batch_size, method.ratio, views, seed, start_step,
-                                       rows)  # fmt: skip
+                                       rows, with_rows=method.needs_rows)  # fmt: skip
 
     def data(start_step):
         return distribute_batches(strategy, lambda rows: batches(rows, start_step), batch_size)

@@ -27,3 +27,12 @@ def numpy_freematch_fairness(mean_probability, strong_histogram, p_model, label_
         return scaled / scaled.sum()
 
     return np.sum(sum_norm(p_model, label_hist) * np.log(sum_norm(mean_probability, strong_histogram) + 1e-12))
+
+
+def numpy_flexmatch_thresholds(selected, classes, threshold):
+    """Zhang et al. 2021, eq. 6-7 with USB's warm-up: sigma(c) = #{n: selected_n = c},
+    beta(c) = sigma(c) / max(max_c sigma, #{n: selected_n = -1}), T(c) = tau * beta / (2 - beta)."""
+    selected = np.asarray(selected)
+    sigma = np.array([(selected == c).sum() for c in range(classes)], np.float64)
+    beta = sigma / max(sigma.max(), (selected == -1).sum())
+    return threshold * beta / (2 - beta)

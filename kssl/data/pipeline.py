@@ -122,12 +122,14 @@ def reader_for(source):
 
 
 def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remainder, start_step, rows, on_device=False,
-                  stop_step=None, tag_steps=False, rows_as_labels=False):  # fmt: skip
+                  stop_step=None, tag_steps=False, rows_as_labels=False, keys_as_labels=False):  # fmt: skip
     """`(views_tuple, labels)` batches: the shared body of `view_pairs` and `labeled_batches`;
     with `tag_steps`, `(step, (views_tuple, labels))`, each batch with its step (the steps
     `start_step` to `stop_step`, for a shuffled endless source whose keys are indices).
     With `rows_as_labels` (in order, one pass), each image's label is its row in `source`:
     an unreadable file is dropped with its row, so what was read stays aligned by row.
+    With `keys_as_labels` (a source whose keys are indices), each image's label is its
+    row in `source`, in any order (FlexMatch's per-image state).
 
     Crops are rounded to uint8 (`as_uint8`) and then finished here, or, `on_device`,
     left for the train step as `kssl.data.device.unfinished_views`.
@@ -137,6 +139,9 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
         raise ValueError("stop_step needs a shuffled, repeated source whose keys are indices (not a TFDS stream)")
     if rows_as_labels and (repeat or shuffle):
         raise ValueError("rows_as_labels needs one pass in order")
+    if keys_as_labels and not reader.indexed:
+        raise DataError(f"This {type(source).__name__} streams its records in file order: the rows of its images are "
+                        "not known in a shuffled batch. Load it into memory or as a folder of files.")  # fmt: skip
 
     @_graph_only
     def finish(crops, labels, drawn, step):
@@ -155,6 +160,8 @@ def _view_batches(source, batch_size, views, seed, repeat, shuffle, drop_remaind
         count = keys.shape[0] if keys.shape[0] is not None else tf.shape(keys)[0]
         if rows_as_labels:  # in order: the batch's rows follow each other from step * batch_size
             labels = step * batch_size + tf.range(count, dtype=tf.int64)
+        elif keys_as_labels:
+            labels = tf.cast(keys, tf.int64)
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.constant(seed, tf.int64), step]), len(views))
         drawn = tuple(view.draw(seeds[i], count) for i, view in enumerate(views))
         return (*tf.nest.map_structure(lambda t: t[lo:hi], (keys, labels, drawn)), step)
@@ -257,6 +264,7 @@ def view_pairs(
     on_device: bool = False,
     stop_step: int | None = None,
     tag_steps: bool = False,
+    with_rows: bool = False,
 ) -> tf.data.Dataset:
     """Batches of augmented views of each image (two, or one per given transform), for a
     pretraining model's `fit`.
@@ -287,6 +295,8 @@ def view_pairs(
         tag_steps: yield `(step, batch)`: the tf.data service's workers compute steps in
             any order (`kssl.data.service`). Both need a source whose keys are indices
             (in memory or files; not a TFDS stream), shuffled and repeated.
+        with_rows: yield `((views_1, views_2, ...), rows)`, each image's row in
+            `image_set` (a source whose keys are indices), instead of labels.
 
     A streamed file that cannot be decoded is dropped from its batch with a warning
     naming the batch's files and the count so far, so a long run never stops halfway.
@@ -307,11 +317,13 @@ def view_pairs(
     _check_batch(image_set, batch_size, drop_remainder=True)
     if with_labels and image_set.labels is None and not getattr(image_set, "labeled", False):
         raise DataError("with_labels=True needs a labeled image set.")
+    if with_labels and with_rows:
+        raise ValueError("with_labels and with_rows each take the labels' place: choose one.")
     augmentation = augmentation or ViewAugmentation(image_set.image_size)
     views = tuple(augmentation) if isinstance(augmentation, (tuple, list)) else (augmentation, augmentation)
     batches = _view_batches(image_set, batch_size, views, seed, repeat, shuffle, True, start_step, rows, on_device,
-                            stop_step, tag_steps)  # fmt: skip
-    if with_labels:
+                            stop_step, tag_steps, keys_as_labels=with_rows)  # fmt: skip
+    if with_labels or with_rows:
         return batches
     if tag_steps:
         return batches.map(_graph_only(lambda step, batch: (step, batch[0])))
@@ -368,6 +380,7 @@ def semi_supervised_batches(
     seed: int = 0,
     start_step: int = 0,
     rows: tuple[int, int] | None = None,
+    with_rows: bool = False,
 ) -> tf.data.Dataset:
     """Batches of `((images, labels), unlabeled_views)` for semi-supervised fine-tuning
     (`kssl.semi_supervised.base.SemiSupervisedTraining`), repeated forever.
@@ -376,7 +389,9 @@ def semi_supervised_batches(
     unlabeled half is `view_pairs(unlabeled_set, batch_size * ratio, views)`, one tensor
     per view, shaped `(batch_size, ratio, H, W, 3)`: row `i` carries the `ratio`
     unlabeled images that go with labeled image `i`, so a batch splits over replicas and
-    workers by rows (`rows`, `start_step` as in `view_pairs`).
+    workers by rows (`rows`, `start_step` as in `view_pairs`). With `with_rows`, the
+    unlabeled images' rows in `unlabeled_set`, `(batch_size, ratio)` int64, follow the
+    views (`(*views, rows)`: for a method that keeps state per image, FlexMatch).
 
     Example:
     >>> from kssl.data.sources import load_digits
@@ -390,7 +405,9 @@ def semi_supervised_batches(
                               rows=rows)  # fmt: skip
     unlabeled_rows = None if rows is None else (rows[0] * ratio, rows[1] * ratio)
     unlabeled = view_pairs(unlabeled_set, batch_size * ratio, list(views), seed=seed, start_step=start_step,
-                           rows=unlabeled_rows)  # fmt: skip
+                           rows=unlabeled_rows, with_rows=with_rows)  # fmt: skip
+    if with_rows:
+        unlabeled = unlabeled.map(_graph_only(lambda views, rows: (*views, rows)))
 
     @_graph_only
     def by_row(*batch):

@@ -29,7 +29,13 @@ from kssl.losses.distillation import byol, byol_crops, negative_cosine, normaliz
 from kssl.losses.reconstruction import masked_patch_mse, patchify
 from kssl.losses.redundancy_reduction import barlow_twins, cross_correlation, vicreg
 from kssl.losses.self_distillation import dino
-from kssl.losses.semi_supervised import distillation, fixmatch, freematch_fairness, freematch_mask
+from kssl.losses.semi_supervised import (
+    distillation,
+    fixmatch,
+    flexmatch_thresholds,
+    freematch_fairness,
+    freematch_mask,
+)
 
 __all__ = [
     "barlow_twins",
@@ -41,6 +47,7 @@ __all__ = [
     "dino",
     "distillation",
     "fixmatch",
+    "flexmatch_thresholds",
     "freematch_fairness",
     "freematch_mask",
     "info_nce",

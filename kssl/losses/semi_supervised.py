@@ -119,3 +119,28 @@ def freematch_fairness(mean_probability, strong_histogram, p_model, label_hist):
 
     target = tf.stop_gradient(sum_normalised(p_model, label_hist))
     return tf.reduce_sum(target * tf.math.log(sum_normalised(mean_probability, strong_histogram) + 1e-12))
+
+
+def flexmatch_thresholds(selected, num_classes: int, threshold: float = 0.95):
+    """FlexMatch's class-wise thresholds (Zhang et al. 2021, eq. 6-7, with the threshold
+    warm-up and the convex mapping): each class's learning effect `sigma(c)`, the number of
+    unlabeled images whose latest confident prediction was `c`, normalised by the largest
+    count among the classes and the images not predicted confidently yet (`-1`), mapped to
+    `threshold * beta / (2 - beta)`.
+
+    Args:
+        selected: `(N,)` int, each unlabeled image's latest confident prediction, or -1.
+        num_classes: C.
+        threshold: the fixed threshold tau (0.95).
+
+    Returns:
+        `(C,)` float32 thresholds: 0 for every class before any image was confident.
+
+    Example:
+    >>> [round(float(t), 3) for t in flexmatch_thresholds([0, 0, 1, -1], 2, threshold=0.9)]
+    [0.9, 0.3]
+    """
+    counts = tf.math.bincount(tf.cast(selected, tf.int32) + 1, minlength=num_classes + 1, maxlength=num_classes + 1)
+    counts = tf.cast(counts, tf.float32)
+    beta = counts[1:] / tf.reduce_max(counts)
+    return threshold * beta / (2.0 - beta)

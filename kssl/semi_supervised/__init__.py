@@ -9,7 +9,7 @@ fine-tuning mode's `Classifier` with one. Adding a method is its file here and o
 
 Example:
 >>> list(SEMI_SUPERVISED)
-['fixmatch', 'freematch', 'distill']
+['fixmatch', 'flexmatch', 'freematch', 'distill']
 >>> SEMI_SUPERVISED["fixmatch"].parse_options(["threshold=0.9"], "--semi-option")
 {'threshold': 0.9}
 """
@@ -25,6 +25,15 @@ SEMI_SUPERVISED = {
         {
             "ratio": Option(7, "unlabeled images per labeled image in a step (the paper's mu)"),
             "threshold": Option(0.95, "confidence a pseudo-label needs (tau)"),
+            "weight": Option(1.0, "weight of the unlabeled loss (lambda_u)"),
+        },
+    ),
+    "flexmatch": Spec(
+        "kssl.semi_supervised.flexmatch:FlexMatch",
+        "FixMatch with class-wise thresholds lowered for the classes the model learns slowly (Zhang et al. 2021)",
+        {
+            "ratio": Option(7, "unlabeled images per labeled image in a step (mu)"),
+            "threshold": Option(0.95, "the fixed threshold tau the class-wise ones scale"),
             "weight": Option(1.0, "weight of the unlabeled loss (lambda_u)"),
         },
     ),

@@ -22,8 +22,9 @@ from kssl.loss_scaling import loss_scaled
 class SemiSupervisedMethod:
     """A semi-supervised loss on unlabeled images, for `SemiSupervisedTraining`.
 
-    Subclasses set `logged` (the names of per-image values they report) and
-    `needs_teacher`, and implement `unlabeled_views` and `logits_and_terms`.
+    Subclasses set `logged` (the names of per-image values they report), `needs_teacher`
+    and `needs_rows` (the unlabeled images' rows in the pool reach `logits_and_terms` as
+    `rows=`), and implement `unlabeled_views` and `logits_and_terms`.
 
     Args:
         ratio: unlabeled images per labeled image in a step.
@@ -32,6 +33,7 @@ class SemiSupervisedMethod:
 
     logged: tuple[str, ...] = ()
     needs_teacher = False
+    needs_rows = False
 
     def __init__(self, ratio: int = 7, weight: float = 1.0):
         if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
@@ -52,10 +54,11 @@ class SemiSupervisedMethod:
         fairness term."""
         raise NotImplementedError
 
-    def state(self, num_classes: int):
+    def state(self, num_classes: int, unlabeled_images: int | None = None):
         """A Keras layer of the method's own variables that change every step (FreeMatch's
-        thresholds), built in the training model's strategy scope and checkpointed with it;
-        None (the default) when it has none."""
+        thresholds, FlexMatch's pseudo-label of each of the `unlabeled_images`), built in
+        the training model's strategy scope and checkpointed with it; None (the default)
+        when it has none."""
         return None
 
     def get_config(self) -> dict:
@@ -83,6 +86,8 @@ class SemiSupervisedTraining(keras.Model):
         classifier: the `kssl.models.Classifier` to train.
         method: a `SemiSupervisedMethod`.
         teacher: for methods that need one (distillation): a trained classifier, frozen.
+        unlabeled_images: the size of the unlabeled pool, for methods that keep state per
+            image (`needs_rows`: FlexMatch); their batches carry the rows after the views.
 
     Example:
     >>> import numpy as np, tensorflow as tf, kssl
@@ -97,12 +102,16 @@ class SemiSupervisedTraining(keras.Model):
     (['accuracy', 'labeled_loss', 'loss', 'mask_rate', 'unlabeled_loss'], [1.0])
     """
 
-    def __init__(self, classifier, method: SemiSupervisedMethod, teacher=None, **kwargs):
+    def __init__(self, classifier, method: SemiSupervisedMethod, teacher=None, unlabeled_images=None, **kwargs):
         super().__init__(**kwargs)
         if method.needs_teacher and teacher is None:
             raise ValueError(f"{type(method).__name__} needs a teacher: a fine-tuned classifier.")
         self.classifier, self.method, self.teacher = classifier, method, teacher
-        self.method_state = method.state(classifier.num_classes)  # tracked: saved by checkpoints
+        if method.needs_rows and unlabeled_images is None:
+            raise ValueError(
+                f"{type(method).__name__} keeps a pseudo-label per unlabeled image: pass unlabeled_images."
+            )
+        self.method_state = method.state(classifier.num_classes, unlabeled_images)  # tracked: saved by checkpoints
         if teacher is not None:
             teacher.trainable = False
         names = ("loss", "labeled_loss", "unlabeled_loss", *method.logged)
@@ -141,10 +150,12 @@ class SemiSupervisedTraining(keras.Model):
     def train_step(self, data):
         (images, labels), unlabeled = data
         # (B, ratio, H, W, 3) -> (B * ratio, H, W, 3): each replica's rows carry their own.
-        views = [tf.reshape(view, tf.concat([[-1], tf.shape(view)[2:]], 0)) for view in unlabeled]
+        flat = [tf.reshape(part, tf.concat([[-1], tf.shape(part)[2:]], 0)) for part in unlabeled]
+        views, extra = (flat[:-1], {"rows": flat[-1]}) if self.method.needs_rows else (flat, {})
         variables = self.classifier.trainable_variables
         with tf.GradientTape() as tape:
-            logits, terms, logged, *share = self.method.logits_and_terms(self.classifier, images, views, self.teacher)
+            logits, terms, logged, *share = self.method.logits_and_terms(self.classifier, images, views, self.teacher,
+                                                                         **extra)  # fmt: skip
             logits = tf.cast(logits, tf.float32)
             labeled_terms = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
             loss = distribute.global_mean(labeled_terms) + self.method.weight * distribute.global_mean(terms)

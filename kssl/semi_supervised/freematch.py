@@ -93,7 +93,7 @@ class FreeMatch(SemiSupervisedMethod):
         self.momentum, self.fairness_weight = float(momentum), float(fairness_weight)
         self.thresholds = None
 
-    def state(self, num_classes: int):
+    def state(self, num_classes: int, unlabeled_images: int | None = None):
         self.thresholds = SelfAdaptiveThresholds(num_classes, self.momentum, name="freematch_thresholds")
         return self.thresholds
 

@@ -20,8 +20,10 @@ from kssl.semi_supervised import SEMI_SUPERVISED, semi_supervised_class
 from kssl.semi_supervised.base import SemiSupervisedTraining
 
 SIZE = 8
+POOL = range(100, 132)  # the unlabeled images: a step's 32, so that FlexMatch's thresholds move within 2 steps
 CASES = {
     "fixmatch": {"ratio": 2, "threshold": 0.2},
+    "flexmatch": {"ratio": 2, "threshold": 0.2},  # most images confident at once: the thresholds move
     "freematch": {"ratio": 2, "momentum": 0.5, "fairness_weight": 0.5},  # thresholds that move within 2 steps
     "distill": {"ratio": 2, "temperature": 2.0},
 }
@@ -40,10 +42,12 @@ def test_the_specs_options_are_the_constructors_with_its_defaults(name):
 
 @pytest.fixture(scope="module")
 def batches():
+    """Two steps' batches, without and with the unlabeled images' rows (FlexMatch's)."""
     images = digits(image_size=SIZE)
     views = [ViewAugmentation(SIZE)] * 2
-    data = semi_supervised_batches(images.subset(range(32)), images, 16, 2, views, seed=0)
-    return list(data.take(2))
+    pool = images.subset(POOL)
+    return {rows: list(semi_supervised_batches(images.subset(range(32)), pool, 16, 2, views, seed=0,
+                                               with_rows=rows).take(2)) for rows in (False, True)}  # fmt: skip
 
 
 def build(name, mode, strategy, run_eagerly=False):
@@ -59,25 +63,28 @@ def build(name, mode, strategy, run_eagerly=False):
         method = semi_supervised_class(name)(**CASES[name])
         if name == "distill":  # a view of one image for the teacher and the student: the weak one
             method.unlabeled_views = lambda size: [ViewAugmentation(size)]
-        model = SemiSupervisedTraining(classifier, method, teacher)
+        model = SemiSupervisedTraining(classifier, method, teacher, unlabeled_images=len(POOL))
         model.compile(optimizer=classifier.optimizer, run_eagerly=run_eagerly)
     return model
 
 
 def fit(model, batches, name):
+    needs_rows = model.method.needs_rows
+    batches = batches[needs_rows]
     keep = 1 if name == "distill" else 2  # distillation takes one view of each unlabeled image
+    rows_spec = (tf.TensorSpec((16, 2), tf.int64),) if needs_rows else ()
     data = tf.data.Dataset.from_generator(
-        lambda: ((labeled, views[:keep]) for labeled, views in batches),
+        lambda: ((labeled, (*unlabeled[:keep], *unlabeled[2:])) for labeled, unlabeled in batches),
         output_signature=(
             (tf.TensorSpec((16, SIZE, SIZE, 3)), tf.TensorSpec((16,), tf.int64)),
-            tuple(tf.TensorSpec((16, 2, SIZE, SIZE, 3)) for _ in range(keep)),
+            (*(tf.TensorSpec((16, 2, SIZE, SIZE, 3)) for _ in range(keep)), *rows_spec),
         ),
     )
     return model.fit(data, epochs=1, steps_per_epoch=len(batches), verbose=0, shuffle=False).history
 
 
-@pytest.mark.parametrize("name, mode", [("fixmatch", "full"), ("fixmatch", "gradual"), ("freematch", "full"),
-                                        ("distill", "lora")])  # fmt: skip
+@pytest.mark.parametrize("name, mode", [("fixmatch", "full"), ("fixmatch", "gradual"), ("flexmatch", "full"),
+                                        ("freematch", "full"), ("distill", "lora")])  # fmt: skip
 def test_two_steps_on_two_replicas_equal_two_steps_on_one_device(name, mode, batches):
     single = build(name, mode, tf.distribute.get_strategy(), run_eagerly=True)  # an independent path, a trace fewer
     single_logs = fit(single, batches, name)
