@@ -163,7 +163,8 @@ def _finetuning_options(parser):
         "--semi-supervised",
         choices=list(SEMI_SUPERVISED),
         help="also fine-tune every mode with the unlabeled images (the train split without its labels, and any "
-        "--unlabeled images): fixmatch (pseudo-labels), freematch (with adaptive thresholds) or distill (a student "
+        "--unlabeled images): fixmatch (pseudo-labels), flexmatch or freematch (with adaptive thresholds), distill "
+        "(a student "
         "of the fine-tuned classifier); "
         "reported beside plain fine-tuning, and exported if it validates better (listed below)",
     )
