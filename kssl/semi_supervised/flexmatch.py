@@ -11,8 +11,7 @@ from kssl.losses import flexmatch_thresholds
 from kssl.semi_supervised.base import SemiSupervisedMethod, weak_view
 
 
-@keras.saving.register_keras_serializable(package="kssl")
-class ConfidentPredictions(keras.layers.Layer):
+class ConfidentPredictions(keras.layers.Layer):  # checkpointed with the training wrapper, never saved alone
     """FlexMatch's state: each unlabeled image's latest confident prediction (-1 before its
     first), updated from the **global** batch (every replica gathers the batch's rows and
     predictions, and applies the same updates), so N replicas equal one device; checkpointed

@@ -11,8 +11,7 @@ from kssl.losses import freematch_fairness, freematch_mask
 from kssl.semi_supervised.base import SemiSupervisedMethod, weak_view
 
 
-@keras.saving.register_keras_serializable(package="kssl")
-class SelfAdaptiveThresholds(keras.layers.Layer):
+class SelfAdaptiveThresholds(keras.layers.Layer):  # checkpointed with the training wrapper, never saved alone
     """FreeMatch's state: EMAs over the **global** batch of the weak views' mean confidence
     (`time_p`, the global threshold), mean class probabilities (`p_model`, the local
     thresholds) and arg-max histogram (`label_hist`, for the fairness term), each started at
