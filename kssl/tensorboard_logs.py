@@ -61,7 +61,9 @@ def survived(log_dir, on_failure=None):
     try:
         yield
     except (OSError, tf.errors.OpError) as error:
-        reason = str(error).strip().splitlines()[0][:200]
+        reason = str(error).strip().splitlines()[0]
+        if len(reason) > 200:  # long paths: keep the start and the end, where the cause is
+            reason = f"{reason[:100]}...{reason[-100:]}"
         logger.warning("TensorBoard logs stopped: cannot write %s (%s); training goes on without them "
                        "(--no-tensorboard turns them off)", log_dir, reason)  # fmt: skip
         if on_failure is not None:
