@@ -234,8 +234,9 @@ def adaptation_paid(frozen: dict, start: dict, rows: list) -> dict:
     """What adapting the pretrained start to the data gave: the frozen features' kNN and
     linear-probe gains, and at the largest budget the chosen mode fine-tuned from the
     adapted encoder against the same mode from the start (test means over the same draws),
-    with one line for the report. It paid when the fine-tuned gain is positive; "within the
-    draws' spread" when it is smaller than the larger half-width of the two intervals.
+    with one line for the report. It paid when the fine-tuned gain is positive and larger
+    than the larger half-width of the two intervals; within that spread it "made no clear
+    difference"; otherwise it did not pay.
 
     Example:
     >>> rows = [{"labeled_images": 50, "best_mode": "full", "modes": {"full": {
@@ -248,6 +249,10 @@ def adaptation_paid(frozen: dict, start: dict, rows: list) -> dict:
     >>> result["line"].split("; ")  # doctest: +NORMALIZE_WHITESPACE
     ['adaptation paid on this data: fine-tuned (full, 50 labels) +5.0 points over the unadapted start',
      'frozen kNN -2.0, linear probe +1.0']
+    >>> rows[0]["modes"]["full"]["start_accuracy"] = 0.79  # 1 point: within the draws' +-2
+    >>> adaptation_paid({"knn_accuracy": 0.7, "linear_probe_accuracy": 0.8},
+    ...                 {"knn_accuracy": 0.72, "linear_probe_accuracy": 0.79}, rows)["line"].split(":")[0]
+    'adaptation made no clear difference on this data'
     """
     row = rows[-1]
     mode = row["best_mode"]
@@ -257,14 +262,15 @@ def adaptation_paid(frozen: dict, start: dict, rows: list) -> dict:
     noise = max(half(entry.get("pretrained_interval")), half(entry.get("start_interval")))
     knn = frozen["knn_accuracy"] - start["knn_accuracy"]
     linear = frozen["linear_probe_accuracy"] - start["linear_probe_accuracy"]
-    paid = gain > 0
-    verdict = "paid" if paid else "did not pay"
-    spread = " (within the draws' spread)" if abs(gain) < noise else ""
+    within = abs(gain) < noise
+    paid = gain > 0 and not within
+    verdict = "made no clear difference" if within else "paid" if paid else "did not pay"
+    spread = " (within the draws' spread)" if within else ""
     line = (f"adaptation {verdict} on this data: fine-tuned ({mode}, {row['labeled_images']} labels) "
             f"{gain * 100:+.1f} points over the unadapted start{spread}; frozen kNN {knn * 100:+.1f}, "
             f"linear probe {linear * 100:+.1f}")  # fmt: skip
     return {"paid": paid, "mode": mode, "labeled_images": row["labeled_images"], "finetuned_gain": gain,
-            "within_spread": bool(spread), "knn_gain": knn, "linear_probe_gain": linear, "line": line}  # fmt: skip
+            "within_spread": within, "knn_gain": knn, "linear_probe_gain": linear, "line": line}  # fmt: skip
 
 
 def readable_labeled(encoder, images):

@@ -149,7 +149,8 @@ def test_run_from_a_pretrained_start_measures_the_start_and_says_whether_adaptin
     adaptation = metrics["adaptation"]
     assert adaptation["finetuned_gain"] == pytest.approx(entry["pretrained_accuracy"] - entry["start_accuracy"])
     assert adaptation["knn_gain"] == pytest.approx(metrics["knn_accuracy"] - metrics["start"]["knn_accuracy"])
-    assert adaptation["line"] in printed and ("adaptation paid" in printed) == (adaptation["finetuned_gain"] > 0)
+    assert adaptation["line"] in printed and ("adaptation paid" in printed) == adaptation["paid"]
+    assert adaptation["paid"] == (adaptation["finetuned_gain"] > 0 and not adaptation["within_spread"])
     assert "frozen features of the start as it came" in printed and "unadapted start (validation)" in printed
 
 
