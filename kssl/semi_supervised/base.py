@@ -74,6 +74,25 @@ def weak_view(image_size: int):
                             blur_probability=0.0)  # fmt: skip
 
 
+def weak_and_strong_views(image_size: int) -> list:
+    """FixMatch's views of an unlabeled image: the weak view and kssl's SimCLR view as the
+    strong one (crops down to 8%, colour jitter, grayscale, blur)."""
+    from kssl.data.augment import ViewAugmentation
+
+    return [weak_view(image_size), ViewAugmentation(image_size)]
+
+
+def labeled_weak_strong_logits(classifier, images, views):
+    """`(labeled, weak, strong)` logits of one training forward pass over the labeled
+    images and the unlabeled images' weak and strong views (batch norm sees them together);
+    weak and strong in float32, no gradient through the weak ones."""
+    weak, strong = views
+    labeled, unlabeled = tf.shape(images)[0], tf.shape(weak)[0]
+    logits = classifier(tf.concat([images, weak, strong], 0), training=True)
+    weak_logits = tf.stop_gradient(tf.cast(logits[labeled : labeled + unlabeled], tf.float32))
+    return logits[:labeled], weak_logits, tf.cast(logits[labeled + unlabeled :], tf.float32)
+
+
 class SemiSupervisedTraining(keras.Model):
     """Trains `classifier` (any fine-tuning mode's `Classifier`) on labeled and unlabeled
     batches with `method`; the classifier is what is evaluated, saved and served.

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
-
 from kssl.losses import fixmatch
-from kssl.semi_supervised.base import SemiSupervisedMethod, weak_view
+from kssl.semi_supervised.base import SemiSupervisedMethod, labeled_weak_strong_logits, weak_and_strong_views
 
 
 class FixMatch(SemiSupervisedMethod):
@@ -33,16 +31,12 @@ class FixMatch(SemiSupervisedMethod):
         self.threshold = float(threshold)
 
     def unlabeled_views(self, image_size: int) -> list:
-        from kssl.data.augment import ViewAugmentation
-
-        return [weak_view(image_size), ViewAugmentation(image_size)]
+        return weak_and_strong_views(image_size)
 
     def logits_and_terms(self, classifier, images, views, teacher=None):
-        weak, strong = views
-        labeled, unlabeled = tf.shape(images)[0], tf.shape(weak)[0]
-        logits = classifier(tf.concat([images, weak, strong], 0), training=True)
-        terms, mask = fixmatch(logits[labeled : labeled + unlabeled], logits[labeled + unlabeled :], self.threshold)
-        return logits[:labeled], terms, {"mask_rate": mask}
+        labeled, weak, strong = labeled_weak_strong_logits(classifier, images, views)
+        terms, mask = fixmatch(weak, strong, self.threshold)
+        return labeled, terms, {"mask_rate": mask}
 
     def get_config(self) -> dict:
         return {**super().get_config(), "threshold": self.threshold}

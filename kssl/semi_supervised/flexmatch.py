@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from kssl import distribute
 from kssl.losses import flexmatch_thresholds
-from kssl.semi_supervised.base import SemiSupervisedMethod, weak_view
+from kssl.semi_supervised.base import SemiSupervisedMethod, labeled_weak_strong_logits, weak_and_strong_views
 
 
 class ConfidentPredictions(keras.layers.Layer):  # checkpointed with the training wrapper, never saved alone
@@ -84,22 +84,17 @@ class FlexMatch(SemiSupervisedMethod):
         return self.predictions
 
     def unlabeled_views(self, image_size: int) -> list:
-        from kssl.data.augment import ViewAugmentation
-
-        return [weak_view(image_size), ViewAugmentation(image_size)]
+        return weak_and_strong_views(image_size)
 
     def logits_and_terms(self, classifier, images, views, teacher=None, rows=None):
-        weak, strong = views
-        labeled, unlabeled = tf.shape(images)[0], tf.shape(weak)[0]
-        logits = classifier(tf.concat([images, weak, strong], 0), training=True)
-        weak_probabilities = tf.nn.softmax(tf.stop_gradient(tf.cast(logits[labeled : labeled + unlabeled], tf.float32)))
+        labeled_logits, weak_logits, strong_logits = labeled_weak_strong_logits(classifier, images, views)
+        weak_probabilities = tf.nn.softmax(weak_logits)
         confidence, pseudo_labels = tf.reduce_max(weak_probabilities, -1), tf.argmax(weak_probabilities, -1)
         thresholds = flexmatch_thresholds(self.predictions.selected, self.num_classes, self.threshold)
         mask = tf.cast(confidence >= tf.gather(thresholds, pseudo_labels), tf.float32)
         self.predictions.update(rows, pseudo_labels, tf.cast(confidence >= self.threshold, tf.float32))
-        strong_logits = tf.cast(logits[labeled + unlabeled :], tf.float32)
         terms = mask * tf.nn.sparse_softmax_cross_entropy_with_logits(labels=pseudo_labels, logits=strong_logits)
-        return logits[:labeled], terms, {"mask_rate": mask}
+        return labeled_logits, terms, {"mask_rate": mask}
 
     def get_config(self) -> dict:
         return {**super().get_config(), "threshold": self.threshold}

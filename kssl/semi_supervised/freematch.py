@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from kssl import distribute
 from kssl.losses import freematch_fairness, freematch_mask
-from kssl.semi_supervised.base import SemiSupervisedMethod, weak_view
+from kssl.semi_supervised.base import SemiSupervisedMethod, labeled_weak_strong_logits, weak_and_strong_views
 
 
 class SelfAdaptiveThresholds(keras.layers.Layer):  # checkpointed with the training wrapper, never saved alone
@@ -97,16 +97,11 @@ class FreeMatch(SemiSupervisedMethod):
         return self.thresholds
 
     def unlabeled_views(self, image_size: int) -> list:
-        from kssl.data.augment import ViewAugmentation
-
-        return [weak_view(image_size), ViewAugmentation(image_size)]
+        return weak_and_strong_views(image_size)
 
     def logits_and_terms(self, classifier, images, views, teacher=None):
-        weak, strong = views
-        labeled, unlabeled = tf.shape(images)[0], tf.shape(weak)[0]
-        logits = classifier(tf.concat([images, weak, strong], 0), training=True)
-        weak_logits = tf.stop_gradient(tf.cast(logits[labeled : labeled + unlabeled], tf.float32))
-        strong_logits = tf.cast(logits[labeled + unlabeled :], tf.float32)
+        labeled_logits, weak_logits, strong_logits = labeled_weak_strong_logits(classifier, images, views)
+        unlabeled = tf.shape(weak_logits)[0]
         state = self.thresholds
         state.update(tf.nn.softmax(weak_logits))  # USB's order: update, then mask with the new values
         mask = freematch_mask(weak_logits, state.time_p, state.p_model)
@@ -114,7 +109,7 @@ class FreeMatch(SemiSupervisedMethod):
         terms = mask * tf.nn.sparse_softmax_cross_entropy_with_logits(labels=pseudo_labels, logits=strong_logits)
         share = self.fairness_weight * self._fairness_share(strong_logits, mask) if self.fairness_weight else 0.0
         threshold = tf.fill([unlabeled], tf.convert_to_tensor(state.time_p))
-        return logits[:labeled], terms, {"mask_rate": mask, "threshold": threshold}, share
+        return labeled_logits, terms, {"mask_rate": mask, "threshold": threshold}, share
 
     def _fairness_share(self, strong_logits, mask):
         """This replica's share of the fairness term of the global batch: the shares add up
