@@ -40,6 +40,16 @@ def main(argv=None):
     parser.add_argument(
         "--semi-epochs", type=float, help="passes over the labeled images for --semi (default: the same)"
     )
+    parser.add_argument(
+        "--semi-passes",
+        type=float,
+        help="--semi length in passes over the unlabeled images (default: kssl's, see kssl.defaults)",
+    )
+    parser.add_argument(
+        "--scratch",
+        action="store_true",
+        help="also `scratch`: the same architecture, fresh weights, fully fine-tuned on the labels",
+    )
     parser.add_argument("--limit-test", type=int, help="score on this many test images (a seeded stratified part)")
     parser.add_argument("--out", help="write every result as JSON here (rewritten after each budget)")
     args = parser.parse_args(argv)
@@ -71,17 +81,25 @@ def main(argv=None):
     def accuracy(model, batches):
         return float(model.evaluate(batches, return_dict=True, verbose=0)["accuracy"])
 
-    def fit(mode, labeled, seed, **semi):
+    logs = {}
+
+    def fit(mode, labeled, seed, start=None, **semi):
         epochs = args.semi_epochs if semi and args.semi_epochs else args.finetune_epochs
-        classifier, _ = finetune(copy_model(encoder), labeled, mode=mode, epochs=epochs, seed=seed, verbose=0, **semi)
+        if semi:
+            semi["unlabeled_passes"] = args.semi_passes
+        start = copy_model(encoder) if start is None else start
+        classifier, history = finetune(start, labeled, mode=mode, epochs=epochs, seed=seed, verbose=0, **semi)
         deployed = classifier.merged()
         if deployed is not classifier:
             deployed.compile()
+        if semi:  # what the semi-supervised training logged at its end (mask rate, losses, ...)
+            logs[semi["semi_supervised"]] = {key: float(values[-1]) for key, values in history.history.items()}
         return deployed
 
     def one_pick(labeled, seed):
         """Every way of using `labeled`: {name: (test accuracy, seconds)} and the chosen mode."""
         results = {}
+        logs.clear()
         started = time.perf_counter()
         results["propagation"] = label_propagation_accuracy(
             extract_features(encoder, labeled), labeled.labels, train_features, test_features, test.labels
@@ -102,6 +120,13 @@ def main(argv=None):
         chosen = max(validated, key=validated.get) if validated else modes[0]
         results["supervised"] = results[chosen]
         seconds["supervised"] = time.perf_counter() - started
+        if args.scratch:
+            import keras
+
+            started = time.perf_counter()
+            results["scratch"] = accuracy(fit("full", labeled, seed, start=keras.models.clone_model(encoder)),
+                                          test_batches)  # fmt: skip
+            seconds["scratch"] = time.perf_counter() - started
         for name in semis:
             started = time.perf_counter()
             student = fit(chosen, labeled, seed, semi_supervised=name, unlabeled_set=train,
@@ -124,7 +149,7 @@ def main(argv=None):
                 gc.collect()  # the pick's models and their traced functions (memory grew by GBs without it)
                 covered = len(set(labeled.labels.tolist()))
                 runs.append({"seed": seed, "results": results, "seconds": seconds, "chosen": chosen,
-                             "validation": validation, "classes_covered": covered})  # fmt: skip
+                             "validation": validation, "classes_covered": covered, "logs": dict(logs)})  # fmt: skip
                 print(f"{per_class}/class {picks} seed {seed}: " + ", ".join(
                     f"{k} {v:.1%}" for k, v in results.items()) + f" (chose {chosen})", flush=True)  # fmt: skip
             summary = {}

@@ -175,6 +175,14 @@ def _finetuning_options(parser):
         metavar="KEY=VALUE",
         help="an option of --semi-supervised (listed below, e.g. threshold=0.9 for fixmatch); repeatable",
     )
+    from kssl.defaults import SEMI_SUPERVISED_PASSES
+
+    parser.add_argument(
+        "--semi-passes",
+        type=_positive(float),
+        help=f"--semi-supervised length in passes over the unlabeled images (default {SEMI_SUPERVISED_PASSES}, but "
+        "at least the steps of --finetune-epochs)",
+    )
     parser.add_argument(
         "--unlabeled",
         help="a folder of images without labels (any layout) for pretraining and --semi-supervised (default: the "

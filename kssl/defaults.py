@@ -30,6 +30,11 @@ PRETRAINED_START_MAX_STEPS = 300
 PRETRAIN_BATCH_SIZE = 256
 # Fine-tuning passes over the labeled images: a few labels give few steps per epoch.
 FINETUNE_EPOCHS = 100
+# Semi-supervised fine-tuning counts passes over the unlabeled pool, not the labels, and
+# trains at least plain fine-tuning's steps: USB's pretrained protocol (a pretrained
+# encoder, Wang et al. 2022) runs ~33 passes; 100 epochs of 50 labels were ~12 passes of
+# the flowers and no better than plain fine-tuning (BENCHMARKS.md, "Semi-supervised length").
+SEMI_SUPERVISED_PASSES = 30
 FINETUNE_BATCH_SIZE = 64
 ENCODER_WIDTH = 0.25
 METHOD = "simclr"
@@ -82,6 +87,38 @@ def pretraining_epochs(images: int, batch_size: int, data: str | None = None, pr
         f"{epochs} epochs, {steps(epochs):,} steps: {images:,} images make {steps_per_epoch:.1f} steps of "
         f"{batch_size} an epoch, and kssl trains at least {MIN_PRETRAIN_STEPS:,} steps "
         f"({PRETRAIN_EPOCHS} epochs would be {steps(PRETRAIN_EPOCHS):,})"
+    )
+
+
+def semi_supervised_steps(unlabeled_images: int, unlabeled_batch: int, labeled_steps: int, passes: float | None = None
+                          ) -> tuple[int, str]:  # fmt: skip
+    """`(steps, reason)`: the length of a semi-supervised fine-tuning that takes
+    `unlabeled_batch` of the `unlabeled_images` a step: `passes` over them (default
+    `SEMI_SUPERVISED_PASSES`), but at least plain fine-tuning's `labeled_steps` when
+    `passes` is the default (an explicit `passes` is taken as it is).
+
+    Example:
+    >>> semi_supervised_steps(2_934, 350, 100)[0], semi_supervised_steps(2_934, 350, 100, passes=5)[0]
+    (251, 42)
+    >>> print(semi_supervised_steps(2_934, 350, 100)[1])
+    30 passes over the 2,934 unlabeled images, 251 steps of 350
+    >>> print(semi_supervised_steps(500, 350, 100)[1])  # doctest: +NORMALIZE_WHITESPACE
+    100 steps of 350 unlabeled images (70 passes over the 500): at least plain fine-tuning's steps
+    (30 passes would be 43)
+    """
+    if passes is not None and not passes > 0:
+        raise ValueError(f"passes over the unlabeled images must be > 0. Received: {passes!r}")
+    steps = steps_for(passes or SEMI_SUPERVISED_PASSES, unlabeled_images, unlabeled_batch)
+    pool = f"the {unlabeled_images:,} unlabeled images"
+    if passes is not None:
+        return steps, f"{passes:g} passes over {pool}, {steps:,} steps of {unlabeled_batch}"
+    if steps >= labeled_steps:
+        return steps, f"{SEMI_SUPERVISED_PASSES} passes over {pool}, {steps:,} steps of {unlabeled_batch}"
+    made = labeled_steps * unlabeled_batch / unlabeled_images
+    return labeled_steps, (
+        f"{labeled_steps:,} steps of {unlabeled_batch} unlabeled images ({made:.3g} passes over the "
+        f"{unlabeled_images:,}): at least plain fine-tuning's steps "
+        f"({SEMI_SUPERVISED_PASSES} passes would be {steps:,})"
     )
 
 

@@ -351,6 +351,7 @@ def finetune(
     semi_supervised: str | None = None,
     unlabeled_set: ImageSet | None = None,
     semi_supervised_options: dict | None = None,
+    unlabeled_passes: float | None = None,
     teacher: keras.Model | None = None,
     seed: int = 0,
     strategy: tf.distribute.Strategy | None = None,
@@ -391,6 +392,10 @@ def finetune(
         unlabeled_set: the unlabeled images (labels, if any, unused): e.g. the whole
             training split, the labeled images included; never the test split.
         semi_supervised_options: the method's options, e.g. `{"threshold": 0.9}`.
+        unlabeled_passes: the semi-supervised length in passes over `unlabeled_set`
+            (default `kssl.defaults.SEMI_SUPERVISED_PASSES`, but at least the steps of
+            `epochs` passes over the labels; `kssl.defaults.semi_supervised_steps`),
+            printed with its reason; `epochs` still sets a distillation teacher's.
         teacher: distillation's teacher, a trained classifier of the same classes.
 
     Returns:
@@ -417,9 +422,18 @@ def finetune(
     labeled_set = labeled_set.at_size(size)
     validation_set = validation_set.at_size(size) if validation_set is not None else None
     method = _semi_supervised_method(semi_supervised, semi_supervised_options, unlabeled_set, adversarial)
+    if method is None and unlabeled_passes is not None:
+        raise InputError("unlabeled_passes counts passes over unlabeled_set: it needs semi_supervised.")
     if method is not None:
         unlabeled_set = unlabeled_set.at_size(size)
         _check_unlabeled_batch(unlabeled_set, batch_size * method.ratio, method.ratio)
+        try:
+            steps, reason = defaults.semi_supervised_steps(len(unlabeled_set), batch_size * method.ratio, steps,
+                                                           unlabeled_passes)  # fmt: skip
+        except ValueError as error:
+            raise InputError(f"unlabeled_passes: {error}") from None
+        if verbose != 0:
+            print(f"{type(method).__name__}: {reason}", flush=True)
         if method.needs_teacher and teacher is None:  # the teacher trains a copy: the student starts pretrained
             teacher, _ = finetune(
                 _copy_in_scope(encoder, strategy),

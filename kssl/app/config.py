@@ -42,6 +42,7 @@ class RunConfig:
     validation: str = "auto"  # "auto": choices on held-out labels (kssl.data.subsets.validation_folds); "none"
     semi_supervised: str | None = None  # a kssl.semi_supervised method, trained beside plain fine-tuning
     semi_options: dict = dataclasses.field(default_factory=dict)
+    semi_passes: float | None = None  # passes over the unlabeled images; None: kssl.defaults.semi_supervised_steps
     unlabeled: str | None = None  # a folder of images without labels (default: the data folder's unlabeled/)
     image_size: int | None = None
     encoder: str | None = None
@@ -287,6 +288,8 @@ def check_semi_supervised_options(config):
     if config.semi_supervised is None:
         if config.semi_options:
             raise InputError(f"--semi-option needs --semi-supervised {' or '.join(SEMI_SUPERVISED)}.")
+        if config.semi_passes is not None:
+            raise InputError(f"--semi-passes needs --semi-supervised {' or '.join(SEMI_SUPERVISED)}.")
         return config
     name = check_semi_supervised(config.semi_supervised)
     if config.adversarial != "none":

@@ -94,7 +94,8 @@ class _Finetuner:
         semi = {}
         if semi_supervised:
             semi = dict(semi_supervised=config.semi_supervised, unlabeled_set=self.unlabeled,
-                        semi_supervised_options=config.semi_options, teacher=teacher)  # fmt: skip
+                        semi_supervised_options=config.semi_options, unlabeled_passes=config.semi_passes,
+                        teacher=teacher)  # fmt: skip
         classifier, _ = finetune(
             self.start(name),
             labeled,

@@ -89,8 +89,15 @@ def test_one_label_a_class_cannot_be_validated_and_the_first_mode_is_exported_sa
     assert np.isclose(entry["pretrained_accuracy"], entry["draws"][0]["pretrained_accuracy"])
 
 
-@pytest.mark.parametrize("args, message", [(["--draws", "0"], "--draws"), (["--validation", "test"], "--validation")])
-def test_bad_draws_and_validation_are_refused_by_the_parser(args, message, capsys):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--draws", "0"], "--draws"),
+        (["--validation", "test"], "--validation"),
+        (["--semi-passes", "0"], "argument --semi-passes: must be > 0, got 0"),
+    ],
+)
+def test_bad_draws_validation_and_lengths_are_refused_by_the_parser(args, message, capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["finetune", "--pretrained", "x", *args])
     assert stopped.value.code == 2 and message in capsys.readouterr().err
@@ -105,8 +112,9 @@ def test_semi_supervised_fine_tuning_through_the_command_with_a_folder_of_unlabe
     out = tmp_path / "fine"
     assert main(["finetune", "--pretrained", str(encoder_file), "--labels", "2", "--draws", "1", "--modes", "linear",
                  "--semi-supervised", "distill", "--semi-option", "ratio=1", "--unlabeled", str(extra),
-                 "--finetune-epochs", "1", "--out", str(out)]) == 0  # fmt: skip
+                 "--finetune-epochs", "1", "--semi-passes", "0.1", "--out", str(out)]) == 0  # fmt: skip
     printed = capsys.readouterr().out
+    assert "Distillation: 0.1 passes over the 1,467 unlabeled images, 7 steps of 20" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     # The pool: the 1437 train images (labels unused) and the 30 without a class; never the test split.
     assert metrics["unlabeled_images"] == 1467 and metrics["images_without_class"] == 30
@@ -126,6 +134,7 @@ def test_semi_supervised_fine_tuning_through_the_command_with_a_folder_of_unlabe
     "args, message",
     [
         (["--semi-option", "ratio=2"], "--semi-option needs --semi-supervised"),
+        (["--semi-passes", "3"], "--semi-passes needs --semi-supervised"),
         (["--semi-supervised", "fixmatch", "--adversarial", "fgsm"], "does not combine with --adversarial"),
         (["--semi-supervised", "fixmatch", "--semi-option", "threshold=2"], "threshold must be in [0, 1]"),
         (["--semi-supervised", "fixmatch", "--semi-option", "mu=2"], "fixmatch has no option 'mu'"),

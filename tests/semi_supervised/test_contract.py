@@ -115,9 +115,10 @@ def test_an_interrupted_finetune_resumes_to_the_uninterrupted_weights_and_the_cl
 
     def run(checkpoint_dir=None, callbacks=()):
         keras.utils.set_random_seed(0)
-        return finetune(tiny_encoder(SIZE), labeled, mode="full", epochs=4, batch_size=20, semi_supervised=name,
-                        unlabeled_set=images, semi_supervised_options={"ratio": 2}, checkpoint_dir=checkpoint_dir,
-                        checkpoint_every=2, callbacks=callbacks, verbose=0)  # fmt: skip
+        return finetune(tiny_encoder(SIZE), labeled, mode="full", batch_size=20, semi_supervised=name,
+                        unlabeled_set=images.subset(range(80)), unlabeled_passes=4,
+                        semi_supervised_options={"ratio": 2}, checkpoint_dir=checkpoint_dir, checkpoint_every=2,
+                        callbacks=callbacks, verbose=0)  # fmt: skip
 
     reference, _ = run()
     with pytest.raises(RuntimeError, match="went away"):
@@ -129,6 +130,26 @@ def test_an_interrupted_finetune_resumes_to_the_uninterrupted_weights_and_the_cl
     restored = keras.saving.load_model(tmp_path / "classifier.keras")
     probe = np.asarray(images.images[:4], "float32") / 255
     np.testing.assert_allclose(restored.predict(probe, verbose=0), resumed.predict(probe, verbose=0), atol=1e-6)
+
+
+def test_the_length_counts_passes_over_the_unlabeled_images_and_says_why(capsys):
+    from kssl.training import finetune
+
+    images = digits(image_size=SIZE)
+    labeled = images.subset(range(20))
+
+    def steps(**options):
+        classifier, _ = finetune(tiny_encoder(SIZE), labeled, batch_size=10, semi_supervised="fixmatch",
+                                 semi_supervised_options={"ratio": 2}, verbose=2, **options)  # fmt: skip
+        return int(classifier.optimizer.iterations.numpy())
+
+    # 20 unlabeled images a step: 3 passes over 100 are 15 steps, whatever the labels' epochs.
+    assert steps(unlabeled_set=images.subset(range(100)), unlabeled_passes=3, epochs=1) == 15
+    assert "FixMatch: 3 passes over the 100 unlabeled images, 15 steps of 20" in capsys.readouterr().out
+    # By default 30 passes, but never fewer steps than plain fine-tuning's (here 4 epochs of 2 steps).
+    assert steps(unlabeled_set=images.subset(range(20)), epochs=4) == 30
+    assert steps(unlabeled_set=images.subset(range(20)), epochs=20) == 40
+    assert "at least plain fine-tuning's steps (30 passes would be 30)" in capsys.readouterr().out
 
 
 def test_semi_supervised_input_errors_name_what_to_do():
@@ -143,6 +164,11 @@ def test_semi_supervised_input_errors_name_what_to_do():
     with pytest.raises(InputError, match="the unlabeled set has 30"):
         finetune(tiny_encoder(SIZE), images.subset(range(20)), batch_size=20, semi_supervised="fixmatch",
                  unlabeled_set=images.subset(range(30)))  # fmt: skip
+    with pytest.raises(InputError, match="unlabeled_passes counts passes over unlabeled_set: it needs semi_supervised"):
+        finetune(tiny_encoder(SIZE), images.subset(range(20)), unlabeled_passes=3)
+    with pytest.raises(InputError, match="passes over the unlabeled images must be > 0. Received: 0"):
+        finetune(tiny_encoder(SIZE), images.subset(range(20)), semi_supervised="fixmatch", unlabeled_set=images,
+                 unlabeled_passes=0)  # fmt: skip
     with pytest.raises(InputError, match="threshold must be in"):
         finetune(tiny_encoder(SIZE), images.subset(range(20)), semi_supervised="fixmatch", unlabeled_set=images,
                  semi_supervised_options={"threshold": 1.5})  # fmt: skip
