@@ -82,20 +82,31 @@ class _Finetuner:
             # The same architecture, fresh weights (a .keras or keras-hub start would bring its own).
             return keras.models.clone_model(self.encoder)
 
-    def fit(self, name, mode, labeled, seed, tag, curve=None, verbose=None, semi_supervised=False, teacher=None):
-        """`(classifier, deployed)`: the classifier and the model as it is deployed (LoRA
-        merged), trained with checkpoints under `tag`; with `semi_supervised`, on the
-        unlabeled pool too (distillation's `teacher`: the plain fine-tuning's classifier)."""
+    def fit(self, name, mode, labeled, seed, tag, curve=None, verbose=None, semi_supervised=False, teacher=None,
+            held_out=None):  # fmt: skip
+        """`(classifier, deployed, curves)`: the classifier and the model as it is deployed
+        (LoRA merged), trained with checkpoints under `tag`; with `semi_supervised`, on the
+        unlabeled pool too (distillation's `teacher`: the plain fine-tuning's classifier).
+        `curves` holds the points TensorBoard shows (under `logs/finetune/<tag>`): `training`,
+        the `curve`'s (a semi-supervised fit always has one: its losses, mask rate and
+        pseudo-label balance), and `validation`, the accuracy on the `held_out` images."""
         from kssl.app.stages import tensorboard_scalars
+        from kssl.callbacks import StepHistory, ValidationCurve
+        from kssl.data.pipeline import labeled_batches
         from kssl.training import finetune
 
         config = self.config
         log_name = "finetune/" + tag.removeprefix("finetune-")
-        semi = {}
+        semi, saved = {}, self.folder / "checkpoints" / tag
         if semi_supervised:
             semi = dict(semi_supervised=config.semi_supervised, unlabeled_set=self.unlabeled,
                         semi_supervised_options=config.semi_options, unlabeled_passes=config.semi_passes,
                         teacher=teacher)  # fmt: skip
+            curve = curve or StepHistory(path=f"{saved}-curve.json")
+        validation = None
+        if held_out is not None:
+            validation = ValidationCurve(labeled_batches(held_out, 256), path=f"{saved}-validation.json")
+        sources = [source for source in (curve, validation) if source is not None]
         classifier, _ = finetune(
             self.start(name),
             labeled,
@@ -107,45 +118,58 @@ class _Finetuner:
             seed=seed,
             strategy=self.strategy,
             jit_compile=config.jit_compile,
-            checkpoint_dir=self.folder / "checkpoints" / tag,
+            checkpoint_dir=saved,
             checkpoint_every=config.checkpoint_every,
-            callbacks=[] if curve is None else [curve, *tensorboard_scalars(config, self.folder, log_name, [curve])],
+            callbacks=[*sources, *tensorboard_scalars(config, self.folder, log_name, sources)] if sources else [],
             verbose=self.verbose if verbose is None else verbose,
             **semi,
         )
         deployed = classifier.merged()
         if deployed is not classifier:  # LoRA: a plain copy, for evaluation, saving and serving
             deployed.compile()
-        return classifier, deployed
+        curves = {}
+        if curve is not None:
+            curves["training"] = {"steps": curve.steps, **curve.logs}
+        if validation is not None:
+            curves["validation"] = {"steps": validation.steps, "accuracy": validation.curves["validation_accuracy"]}
+        return classifier, deployed, curves
 
 
 def _validation(finetuner, mode, labeled, seed, tag) -> tuple[dict, list]:
-    """`({"validation_accuracy", "semi_supervised_validation_accuracy", "start_validation_accuracy"},
-    folds)`: mean accuracies on the held-out labels over `validation_folds` (None when none can
-    be held out); the semi-supervised one only with `--semi-supervised` (each fold's plain
-    classifier its teacher), the start's only when the run has an unadapted start."""
+    """`({"validation_accuracy", "semi_supervised_validation_accuracy", "start_validation_accuracy",
+    "validation_curves"}, folds)`: mean accuracies on the held-out labels over `validation_folds`
+    (None when none can be held out); the semi-supervised one only with `--semi-supervised`
+    (each fold's plain classifier its teacher), the start's only when the run has an unadapted
+    start; `validation_curves`, per way of training, each fold's accuracy on its held-out
+    labels as the fine-tuning went (`kssl.callbacks.ValidationCurve`)."""
     from kssl.data.pipeline import labeled_batches
 
     config = finetuner.config
     folds = validation_folds(labeled.labels, seed) if config.validation == "auto" else []
     plain, semi, start = [], [], []
+    curves = {}
     for index, (fit, held_out) in enumerate(folds):
-        part, batches = labeled.subset(fit), labeled_batches(labeled.subset(held_out), 256)
-        _, model = finetuner.fit("pretrained", mode, part, seed, f"{tag}-fold{index}", verbose=0)
+        part, held = labeled.subset(fit), labeled.subset(held_out)
+        batches = labeled_batches(held, 256)
+        _, model, curve = finetuner.fit("pretrained", mode, part, seed, f"{tag}-fold{index}", verbose=0, held_out=held)
         plain.append(accuracy_on(model, batches))
+        curves.setdefault("supervised", []).append(curve["validation"])
         if finetuner.start_encoder is not None:
-            _, unadapted = finetuner.fit(FROM_START, mode, part, seed, f"{tag}-start-fold{index}", verbose=0)
+            _, unadapted, _ = finetuner.fit(FROM_START, mode, part, seed, f"{tag}-start-fold{index}", verbose=0)
             start.append(accuracy_on(unadapted, batches))
         if config.semi_supervised:
-            _, student = finetuner.fit("pretrained", mode, part, seed, f"{tag}-semi-fold{index}", verbose=0,
-                                       semi_supervised=True, teacher=model)  # fmt: skip
+            _, student, curve = finetuner.fit("pretrained", mode, part, seed, f"{tag}-semi-fold{index}", verbose=0,
+                                              semi_supervised=True, teacher=model, held_out=held)  # fmt: skip
             semi.append(accuracy_on(student, batches))
+            curves.setdefault(config.semi_supervised, []).append(curve["validation"])
     mean = lambda values: float(np.mean(values)) if values else None  # noqa: E731
     scores = {"validation_accuracy": mean(plain)}
     if config.semi_supervised:
         scores["semi_supervised_validation_accuracy"] = mean(semi)
     if finetuner.start_encoder is not None:
         scores["start_validation_accuracy"] = mean(start)
+    if curves:
+        scores["validation_curves"] = curves
     return scores, folds
 
 
@@ -308,7 +332,7 @@ def _one_draw(finetuner, mode, labeled, index, test, test_batches, curves):
     result, models = {"seed": seed, **scores}, {}
     for name in finetuner.starts:
         curve = StepHistory(path=finetuner.folder / "checkpoints" / f"{tag.format(name)}-curve.json")
-        classifier, deployed = finetuner.fit(name, mode, labeled, seed, tag.format(name), curve)
+        classifier, deployed, _ = finetuner.fit(name, mode, labeled, seed, tag.format(name), curve)
         result[f"{name}_accuracy"] = accuracy_on(deployed, test_batches)
         if finetuner.adversarial is not None:
             robustness = evaluate_robustness(deployed, test, config.epsilon, steps=10, seed=config.seed)
@@ -320,9 +344,10 @@ def _one_draw(finetuner, mode, labeled, index, test, test_batches, curves):
         if index == 0:
             curves[f"{mode}, {name}, {size} labels"] = (curve.steps, {"loss": curve.logs.get("loss", [])})
     if config.semi_supervised:
-        _, student = finetuner.fit("pretrained", mode, labeled, seed, tag.format(config.semi_supervised),
-                                   semi_supervised=True, teacher=models["supervised"])  # fmt: skip
+        _, student, curves = finetuner.fit("pretrained", mode, labeled, seed, tag.format(config.semi_supervised),
+                                           semi_supervised=True, teacher=models["supervised"])  # fmt: skip
         result["semi_supervised_accuracy"] = accuracy_on(student, test_batches)
+        result["semi_supervised_training"] = curves["training"]
         models[config.semi_supervised] = student
     return result, models, counts, folds
 

@@ -93,6 +93,30 @@ def labeled_weak_strong_logits(classifier, images, views):
     return logits[:labeled], weak_logits, tf.cast(logits[labeled + unlabeled :], tf.float32)
 
 
+def pseudo_label_balance(pseudo_labels, mask, num_classes: int):
+    """How evenly the kept pseudo-labels of the **global** batch spread over the classes:
+    the entropy of their class histogram over log(num_classes), 1 when every class has as
+    many, 0 when all are one class (or none is kept). A collapse towards a few classes, the
+    usual way a pseudo-labelling run goes wrong, shows here before it shows in accuracy.
+
+    Example:
+    >>> float(pseudo_label_balance(tf.constant([0, 1, 2, 2]), tf.constant([1.0, 1.0, 0.0, 0.0]), 4))
+    0.5
+    """
+    kept = tf.cast(mask, tf.float32)[:, None] * tf.one_hot(pseudo_labels, num_classes)
+    histogram = distribute.global_sum(tf.reduce_sum(kept, axis=0))
+    shares = histogram / tf.maximum(tf.reduce_sum(histogram), 1.0)
+    entropy = -tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(shares), shares))
+    return entropy / tf.math.log(float(max(num_classes, 2)))
+
+
+def pseudo_label_logs(weak_logits, mask) -> dict:
+    """What a pseudo-labelling method logs: the share of unlabeled images whose pseudo-label
+    was kept (`mask_rate`) and the kept pseudo-labels' `pseudo_label_balance`."""
+    balance = pseudo_label_balance(tf.argmax(weak_logits, -1), mask, weak_logits.shape[-1])
+    return {"mask_rate": mask, "pseudo_label_balance": balance}
+
+
 class SemiSupervisedTraining(keras.Model):
     """Trains `classifier` (any fine-tuning mode's `Classifier`) on labeled and unlabeled
     batches with `method`; the classifier is what is evaluated, saved and served.
@@ -117,8 +141,10 @@ class SemiSupervisedTraining(keras.Model):
     >>> batch = ((np.zeros((4, 8, 8, 3), "float32"), np.array([0, 1, 2, 0])),
     ...          (np.zeros((4, 2, 8, 8, 3), "float32"), np.ones((4, 2, 8, 8, 3), "float32")))
     >>> logs = model.fit(tf.data.Dataset.from_tensors(batch), verbose=0).history
-    >>> sorted(logs), logs["mask_rate"]
-    (['accuracy', 'labeled_loss', 'loss', 'mask_rate', 'unlabeled_loss'], [1.0])
+    >>> sorted(logs)
+    ['accuracy', 'labeled_loss', 'loss', 'mask_rate', 'pseudo_label_balance', 'unlabeled_loss']
+    >>> logs["mask_rate"], logs["pseudo_label_balance"]  # zero images: one pseudo-label, kept by all
+    ([1.0], [0.0])
     """
 
     def __init__(self, classifier, method: SemiSupervisedMethod, teacher=None, unlabeled_images=None, **kwargs):

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from kssl.losses import fixmatch
-from kssl.semi_supervised.base import SemiSupervisedMethod, labeled_weak_strong_logits, weak_and_strong_views
+from kssl.semi_supervised.base import (
+    SemiSupervisedMethod,
+    labeled_weak_strong_logits,
+    pseudo_label_logs,
+    weak_and_strong_views,
+)
 
 
 class FixMatch(SemiSupervisedMethod):
@@ -22,7 +27,7 @@ class FixMatch(SemiSupervisedMethod):
         weight: weight of the unlabeled loss (lambda_u, 1).
     """
 
-    logged = ("mask_rate",)
+    logged = ("mask_rate", "pseudo_label_balance")
 
     def __init__(self, ratio: int = 7, threshold: float = 0.95, weight: float = 1.0):
         super().__init__(ratio, weight)
@@ -36,7 +41,7 @@ class FixMatch(SemiSupervisedMethod):
     def logits_and_terms(self, classifier, images, views, teacher=None):
         labeled, weak, strong = labeled_weak_strong_logits(classifier, images, views)
         terms, mask = fixmatch(weak, strong, self.threshold)
-        return labeled, terms, {"mask_rate": mask}
+        return labeled, terms, pseudo_label_logs(weak, mask)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "threshold": self.threshold}

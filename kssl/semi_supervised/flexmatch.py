@@ -8,7 +8,12 @@ import tensorflow as tf
 
 from kssl import distribute
 from kssl.losses import flexmatch_thresholds
-from kssl.semi_supervised.base import SemiSupervisedMethod, labeled_weak_strong_logits, weak_and_strong_views
+from kssl.semi_supervised.base import (
+    SemiSupervisedMethod,
+    labeled_weak_strong_logits,
+    pseudo_label_logs,
+    weak_and_strong_views,
+)
 
 
 class ConfidentPredictions(keras.layers.Layer):  # checkpointed with the training wrapper, never saved alone
@@ -68,7 +73,7 @@ class FlexMatch(SemiSupervisedMethod):
         weight: weight of the unlabeled loss (lambda_u, 1).
     """
 
-    logged = ("mask_rate",)
+    logged = ("mask_rate", "pseudo_label_balance")
     needs_rows = True
 
     def __init__(self, ratio: int = 7, threshold: float = 0.95, weight: float = 1.0):
@@ -94,7 +99,7 @@ class FlexMatch(SemiSupervisedMethod):
         mask = tf.cast(confidence >= tf.gather(thresholds, pseudo_labels), tf.float32)
         self.predictions.update(rows, pseudo_labels, tf.cast(confidence >= self.threshold, tf.float32))
         terms = mask * tf.nn.sparse_softmax_cross_entropy_with_logits(labels=pseudo_labels, logits=strong_logits)
-        return labeled_logits, terms, {"mask_rate": mask}
+        return labeled_logits, terms, pseudo_label_logs(weak_logits, mask)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "threshold": self.threshold}

@@ -8,7 +8,12 @@ import tensorflow as tf
 
 from kssl import distribute
 from kssl.losses import freematch_fairness, freematch_mask
-from kssl.semi_supervised.base import SemiSupervisedMethod, labeled_weak_strong_logits, weak_and_strong_views
+from kssl.semi_supervised.base import (
+    SemiSupervisedMethod,
+    labeled_weak_strong_logits,
+    pseudo_label_logs,
+    weak_and_strong_views,
+)
 
 
 class SelfAdaptiveThresholds(keras.layers.Layer):  # checkpointed with the training wrapper, never saved alone
@@ -81,7 +86,7 @@ class FreeMatch(SemiSupervisedMethod):
         fairness_weight: weight of the fairness term (lambda_f; USB's 0.01).
     """
 
-    logged = ("mask_rate", "threshold")
+    logged = ("mask_rate", "pseudo_label_balance", "threshold")
 
     def __init__(self, ratio: int = 7, weight: float = 1.0, momentum: float = 0.999, fairness_weight: float = 0.01):
         super().__init__(ratio, weight)
@@ -109,7 +114,7 @@ class FreeMatch(SemiSupervisedMethod):
         terms = mask * tf.nn.sparse_softmax_cross_entropy_with_logits(labels=pseudo_labels, logits=strong_logits)
         share = self.fairness_weight * self._fairness_share(strong_logits, mask) if self.fairness_weight else 0.0
         threshold = tf.fill([unlabeled], tf.convert_to_tensor(state.time_p))
-        return labeled_logits, terms, {"mask_rate": mask, "threshold": threshold}, share
+        return labeled_logits, terms, {**pseudo_label_logs(weak_logits, mask), "threshold": threshold}, share
 
     def _fairness_share(self, strong_logits, mask):
         """This replica's share of the fairness term of the global batch: the shares add up

@@ -128,6 +128,22 @@ def test_semi_supervised_fine_tuning_through_the_command_with_a_folder_of_unlabe
     expected = "distill" if semi["validation_accuracy"] >= entry["validation_accuracy"] else "supervised"
     assert metrics["exported"]["training"] == expected
     assert "+distill" in printed and "30 images without a class in" in printed
+    # What shows whether it held still: each fold's held-out accuracy as training went, the
+    # semi-supervised run's own curve, in metrics.json and TensorBoard.
+    from kssl.tensorboard_logs import scalar_events
+
+    draw = entry["draws"][0]
+    # Each fold fits 10 labels: 1 step of plain fine-tuning, 15 of 10 unlabeled images (0.1 passes), every step.
+    for how, points in (("supervised", 1), ("distill", 15)):
+        folds = draw["validation_curves"][how]
+        assert len(folds) == 2 and all(len(fold["steps"]) == len(fold["accuracy"]) == points for fold in folds)
+        assert all(0 <= value <= 1 for fold in folds for value in fold["accuracy"])
+    training = draw["semi_supervised_training"]
+    assert training["steps"][-1] == 7 and len(training["unlabeled_loss"]) == len(training["steps"])
+    logs = out / "logs" / "finetune"
+    assert scalar_events(logs / "linear-distill-20-draw0")["unlabeled_loss"][-1][0] == 7
+    fold = scalar_events(logs / "linear-validation-20-draw0-semi-fold0")["validation_accuracy"]
+    assert [step for step, _ in fold] == draw["validation_curves"]["distill"][0]["steps"]
 
 
 @pytest.mark.parametrize(
