@@ -178,14 +178,67 @@ def label_propagation_accuracy(
         Zhou et al. 2004, https://papers.nips.cc/paper/2506; Iscen et al. 2019,
         https://arxiv.org/abs/1904.04717.
     """
+    model = _label_spreading(labeled_features, labeled_labels, unlabeled_features, k, alpha)
+    return float(np.mean(model.predict(_normalize(test_features)) == np.asarray(test_labels)))
+
+
+def propagated_labels(labeled_features, labeled_labels, unlabeled_features, k: int = 20, alpha: float = 0.99):
+    """The label each unlabeled image takes from label propagation over the kNN graph of
+    the labeled and unlabeled images' frozen features (as in `label_propagation_accuracy`),
+    row for row with `unlabeled_features`.
+
+    Example:
+    >>> rng = np.random.default_rng(0)
+    >>> centres = np.eye(4)[:2] * 5
+    >>> unlabeled = np.concatenate([centres[c] + rng.normal(size=(50, 4)) for c in (0, 1)])
+    >>> labels = propagated_labels(centres, [0, 1], unlabeled, k=10)
+    >>> labels.shape, float(np.mean(labels == np.repeat([0, 1], 50)))
+    ((100,), 1.0)
+    """
+    model = _label_spreading(labeled_features, labeled_labels, unlabeled_features, k, alpha)
+    return np.asarray(model.transduction_[len(labeled_features) :], np.int64)
+
+
+def _label_spreading(labeled_features, labeled_labels, unlabeled_features, k, alpha):
     from sklearn.semi_supervised import LabelSpreading
 
     labeled = _normalize(labeled_features)
     nodes = np.concatenate([labeled, _normalize(unlabeled_features)])
     targets = np.concatenate([np.asarray(labeled_labels, np.int64), np.full(len(unlabeled_features), -1)])
     model = LabelSpreading(kernel="knn", n_neighbors=min(k, len(nodes)), alpha=alpha, max_iter=1000)
-    model.fit(nodes, targets)
-    return float(np.mean(model.predict(_normalize(test_features)) == np.asarray(test_labels)))
+    return model.fit(nodes, targets)
+
+
+def linear_head_weights(features, labels, num_classes: int, max_iter: int = 1000):
+    """`(kernel, bias)` of a Dense layer on the raw `features` (`(d, num_classes)`, `(num_classes,)`)
+    that computes the logits of a logistic regression fitted on standardised features
+    (scikit-learn, as `linear_probe_accuracy`): the scaling folded into the weights, and a
+    class absent from `labels` given logits far below the others.
+
+    Example:
+    >>> rng = np.random.default_rng(0)
+    >>> features = np.concatenate([rng.normal(loc=c * 4, size=(20, 3)) for c in (0, 2)])
+    >>> kernel, bias = linear_head_weights(features, np.repeat([0, 2], 20), num_classes=3)
+    >>> kernel.shape, bias.shape, float(np.mean((features @ kernel + bias).argmax(1) == np.repeat([0, 2], 20)))
+    ((3, 3), (3,), 1.0)
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    features = np.asarray(features, np.float64)
+    scaler = StandardScaler().fit(features)
+    model = LogisticRegression(max_iter=max_iter).fit(scaler.transform(features), labels)
+    coef, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2:  # one logit for the second class: [0, z] has the same softmax
+        coef, intercept = np.concatenate([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+    scaled = coef / scaler.scale_  # (classes, d): the standardisation, folded in
+    kernel = np.zeros((features.shape[1], num_classes))
+    bias = np.zeros(num_classes)
+    kernel[:, model.classes_] = scaled.T
+    bias[model.classes_] = intercept - scaled @ scaler.mean_
+    absent = np.setdiff1d(np.arange(num_classes), model.classes_)
+    bias[absent] = bias[model.classes_].min() - 1e4  # never predicted, whatever the features
+    return kernel.astype(np.float32), bias.astype(np.float32)
 
 
 def evaluate_encoder(encoder, train_set, test_set, k: int = 200, linear: bool = True, batch_size: int = 512) -> dict:

@@ -80,3 +80,23 @@ def test_features_stay_with_their_files_when_a_file_cannot_be_read(tmp_path):
     nothing = files.subset([0])
     with pytest.raises(DataError, match="None of the 1 images"):
         readable_features(encoder, nothing)
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_the_linear_head_computes_scikit_learns_logistic_regression_on_raw_features(classes):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from kssl.evaluation import linear_head_weights
+
+    rng = np.random.default_rng(classes)
+    labels = rng.integers(0, classes, 200)
+    features = rng.normal(size=(200, 6)) * rng.uniform(0.5, 5, 6) + rng.normal(size=6) + labels[:, None]
+    kernel, bias = linear_head_weights(features, labels, num_classes=classes + 1)  # the last class never seen
+    logits = features @ kernel + bias
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(features, labels)
+    np.testing.assert_allclose(probabilities[:, :classes], reference.predict_proba(features), atol=1e-4)
+    assert probabilities[:, classes].max() < 1e-12

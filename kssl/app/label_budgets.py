@@ -35,6 +35,9 @@ STARTS = ("pretrained", "scratch")
 # encoder is "supervised", with the unlabeled pool the semi-supervised method's name, and
 # plain fine-tuning of the unadapted start this.
 FROM_START = "start"
+# The label-propagation classifier (`kssl.semi_supervised.propagation`), a candidate of its own:
+# its "mode" and its "how".
+PROPAGATION = "propagation"
 
 
 def accuracy_on(model, batches) -> float:
@@ -181,7 +184,7 @@ def _summary(per_draw: list[dict], key: str) -> dict:
     return {key: mean, key.replace("accuracy", "interval"): None if low is None else [low, high]}
 
 
-def chosen_classifier(modes: dict) -> tuple[str, str, str]:
+def chosen_classifier(modes: dict, propagation: dict | None = None) -> tuple[str, str, str]:
     """`(mode, how, why)`: the classifier kept at a budget, by Breiman's one-standard-error
     rule on the held-out labels. The default is the first of `--modes`, semi-supervised when
     a method was asked for; another candidate (every mode, plain `how="supervised"`,
@@ -189,7 +192,9 @@ def chosen_classifier(modes: dict) -> tuple[str, str, str]:
     only when its mean validation accuracy is higher by more than the validation's standard
     error (`kssl.statistics.accuracy_standard_error` of the best, on the entry's
     `validation_images` held-out predictions): on a few held-out photos a few points are
-    noise. With nothing validated, the default. The test accuracy plays no part.
+    noise. `propagation` (label propagation's `classifier` record) is one more candidate,
+    `("propagation", "propagation")`. With nothing validated, the default. The test accuracy
+    plays no part.
 
     Example:
     >>> chosen_classifier({"linear": {"validation_accuracy": 0.5, "validation_images": 100},
@@ -212,7 +217,10 @@ def chosen_classifier(modes: dict) -> tuple[str, str, str]:
         candidates[(mode, "supervised")] = entry.get("validation_accuracy")
         if "start_validation_accuracy" in entry:
             candidates[(mode, FROM_START)] = entry["start_validation_accuracy"]
-        images[mode] = entry.get("validation_images") or 0
+        images.update({key: entry.get("validation_images") or 0 for key in candidates if key[0] == mode})
+    if propagation is not None:
+        candidates[(PROPAGATION, PROPAGATION)] = propagation["validation_accuracy"]
+        images[(PROPAGATION, PROPAGATION)] = propagation.get("validation_images") or 0
     default = next(iter(candidates))
     if len(candidates) == 1:
         return (*default, "the only mode of --modes")
@@ -220,13 +228,13 @@ def chosen_classifier(modes: dict) -> tuple[str, str, str]:
     if not validated:
         return (*default, "the first of --modes: nothing could be validated")
     best = max(validated, key=validated.get)
-    name = lambda key: key[0] if key[1] == "supervised" else f"{key[0]} +{key[1]}"  # noqa: E731
+    name = lambda key: key[0] if key[1] in ("supervised", PROPAGATION) else f"{key[0]} +{key[1]}"  # noqa: E731
     if default not in validated:  # cannot happen with folds shared by every candidate; kept for old metrics
         return (*best, "the best validation accuracy")
     margin = validated[best] - validated[default]
     if best == default or margin <= 0:
         return (*default, "the default and the best validation accuracy")
-    held_out = images[best[0]]
+    held_out = images[best]
     error = accuracy_standard_error(validated[best], held_out) if held_out else 0.0
     error_text = f"the standard error of {error * 100:.1f} points" + (
         f" ({held_out} held-out images)" if held_out else ""
@@ -255,7 +263,7 @@ def gain_over_scratch(row: dict) -> dict | None:
     """
     if "full" not in row["modes"]:
         return None
-    entry, training = row["modes"][row["best_mode"]], row.get("best_training", "supervised")
+    entry, training = chosen_entry(row, row["best_mode"]), row.get("best_training", "supervised")
     accuracy = chosen_accuracy(entry, training)
     scratch = row["modes"]["full"]["scratch_accuracy"]
     return {
@@ -268,9 +276,17 @@ def gain_over_scratch(row: dict) -> dict | None:
     }
 
 
+def chosen_entry(row: dict, mode: str) -> dict:
+    """The results of `mode` at a budget's `row`: its mode entry, or label propagation's classifier."""
+    return row["label_propagation"]["classifier"] if mode == PROPAGATION else row["modes"][mode]
+
+
 def chosen_accuracy(entry: dict, how: str, key: str = "accuracy"):
     """A mode entry's mean test (or, with `key="validation_accuracy"`, validation) accuracy of
-    the classifier trained `how` ("supervised", "start", or a semi-supervised method)."""
+    the classifier trained `how` ("supervised", "start", "propagation" or a semi-supervised
+    method)."""
+    if how == PROPAGATION:
+        return entry[key]
     if how == "supervised":
         return entry["validation_accuracy" if key == "validation_accuracy" else "pretrained_accuracy"]
     if how == FROM_START:
@@ -303,7 +319,7 @@ def adaptation_paid(frozen: dict, start: dict, rows: list) -> dict:
     'adaptation made no clear difference on this data'
     """
     row = rows[-1]
-    mode = row["best_mode"]
+    mode = row["best_mode"] if row["best_mode"] in row["modes"] else next(iter(row["modes"]))
     entry = row["modes"][mode]
     gain = entry["pretrained_accuracy"] - entry["start_accuracy"]
     half = lambda interval: 0.0 if interval is None else (interval[1] - interval[0]) / 2  # noqa: E731
@@ -329,17 +345,34 @@ def readable_labeled(encoder, images):
     return features, read.labels
 
 
-def _label_propagation(encoder, draws, unlabeled_features, test_features, test_labels) -> dict:
-    """Label propagation's test accuracy from each draw's labels over the unlabeled pool
-    (`kssl.evaluation.label_propagation_accuracy`): the mean, its interval and every draw."""
+def _label_propagation(encoder, draws, unlabeled_features, test_features, test_labels, config) -> tuple[dict, list]:
+    """Label propagation from each draw's labels over the unlabeled pool's frozen features:
+    the graph's own test accuracy (`kssl.evaluation.label_propagation_accuracy`), and under
+    `classifier` the candidate it makes for export, a linear head fitted to the labeled and
+    propagated images (`kssl.semi_supervised.propagation`): its test accuracy and its
+    validation on the folds every mode is validated on (the fit part's labels propagated,
+    the held-out images scored). `(record, each draw's head)`."""
     from kssl.evaluation import label_propagation_accuracy
+    from kssl.semi_supervised.propagation import propagation_accuracy, propagation_head
 
-    accuracies = [
-        label_propagation_accuracy(*readable_labeled(encoder, labeled), unlabeled_features, test_features, test_labels)
-        for labeled in draws
-    ]
-    mean, low, high = mean_interval(accuracies)
-    return {"accuracy": mean, "interval": None if low is None else [low, high], "draws": accuracies}
+    num_classes = draws[0].num_classes
+    graph, head_accuracies, validations, images, heads = [], [], [], 0, []
+    for index, labeled in enumerate(draws):
+        features, labels = readable_labeled(encoder, labeled)
+        graph.append(label_propagation_accuracy(features, labels, unlabeled_features, test_features, test_labels))
+        heads.append(propagation_head(features, labels, unlabeled_features, num_classes))
+        head_accuracies.append(propagation_accuracy(heads[-1], test_features, test_labels))
+        folds = validation_folds(labels, draw_seed(config.seed, index)) if config.validation == "auto" else []
+        scores = [propagation_accuracy(propagation_head(features[fit], labels[fit], unlabeled_features, num_classes),
+                                       features[held_out], labels[held_out]) for fit, held_out in folds]  # fmt: skip
+        if scores:
+            validations.append(float(np.mean(scores)))
+        images += sum(len(held_out) for _, held_out in folds)
+    summary = lambda values: _summary([{"accuracy": value} for value in values], "accuracy")  # noqa: E731
+    classifier = {**summary(head_accuracies), "draws": head_accuracies,
+                  "validation_accuracy": float(np.mean(validations)) if validations else None,
+                  "validation_images": images}  # fmt: skip
+    return {**summary(graph), "draws": graph, "classifier": classifier}, heads
 
 
 def _one_draw(finetuner, mode, labeled, index, test, test_batches, curves):
@@ -425,10 +458,18 @@ def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unl
         size = len(draws[0])
         row = {"labeled_images": size, "per_class": draws[0].class_counts(), "draws": len(draws), "modes": {}}
         if unlabeled is not None:
-            propagated = _label_propagation(encoder, draws, unlabeled_features, test_features, test_labels)
+            propagated, heads = _label_propagation(encoder, draws, unlabeled_features, test_features, test_labels,
+                                                   config)  # fmt: skip
             row["label_propagation"] = {**propagated, "unlabeled_images": len(unlabeled), "k": 20}
+            head = propagated["classifier"]
             print(f"  {size} labels, label propagation over {len(unlabeled)} unlabeled images' frozen features: "
-                  f"{with_interval(propagated['accuracy'], propagated['interval'])}", flush=True)  # fmt: skip
+                  f"{with_interval(propagated['accuracy'], propagated['interval'])}; a linear head on the propagated "
+                  f"labels {with_interval(head['accuracy'], head['interval'])} (validation "
+                  f"{with_interval(head['validation_accuracy'], None)})", flush=True)  # fmt: skip
+            if draws is budgets[-1]:
+                result = {"seed": draw_seed(config.seed, 0), "accuracy": head["draws"][0],
+                          "validation_accuracy": head["validation_accuracy"]}  # fmt: skip
+                candidates[(PROPAGATION, PROPAGATION)] = (heads[0], result)
         for mode in config.modes:
             per_draw = []
             for index, labeled in enumerate(draws):
@@ -442,26 +483,33 @@ def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unl
             row["modes"][mode] = _mode_entry(config, per_draw, counts, folds, finetuner.starts)
             epsilon = config.epsilon if config.adversarial != "none" else None
             print(budget_line(size, mode, row["modes"][mode], epsilon), flush=True)
-        best, how, reason = chosen_classifier(row["modes"])
+        best, how, reason = chosen_classifier(row["modes"], row.get("label_propagation", {}).get("classifier"))
+        entry = chosen_entry(row, best)
         row.update(best_mode=best, best_training=how, chosen_by=reason,
-                   validation_accuracy=chosen_accuracy(row["modes"][best], how, "validation_accuracy"),
-                   pretrained_accuracy=row["modes"][best]["pretrained_accuracy"],
-                   scratch_accuracy=row["modes"][best]["scratch_accuracy"])  # fmt: skip
+                   validation_accuracy=chosen_accuracy(entry, how, "validation_accuracy"),
+                   pretrained_accuracy=entry.get("pretrained_accuracy", entry.get("accuracy")),
+                   scratch_accuracy=entry.get("scratch_accuracy"))  # fmt: skip
         over_scratch = gain_over_scratch(row)
         if over_scratch:
             row["over_scratch"] = over_scratch
         rows.append(row)
-    mode, how, reason = chosen_classifier(rows[-1]["modes"])
+    mode, how = rows[-1]["best_mode"], rows[-1]["best_training"]
     kept, result = candidates[(mode, how)]
-    prefix = {"supervised": "", FROM_START: "start_"}.get(how, "semi_supervised_")
+    if how == PROPAGATION:  # built now from the first draw's head: a linear classifier on a copy of the encoder
+        from kssl.semi_supervised.propagation import propagation_classifier
+
+        with strategy.scope():
+            kept = propagation_classifier(finetuner.start("pretrained"), kept, test.num_classes, test.class_names)
+    prefix = {"supervised": "", FROM_START: "start_", PROPAGATION: ""}.get(how, "semi_supervised_")
+    accuracy_key = {"supervised": "pretrained_accuracy", PROPAGATION: "accuracy"}.get(how, f"{prefix}accuracy")
     exported = {
         "mode": mode,
         "training": how,
         "labeled_images": rows[-1]["labeled_images"],
         "draw_seed": result["seed"],
-        "chosen_by": reason,
+        "chosen_by": rows[-1]["chosen_by"],
         "validation_accuracy": result[f"{prefix}validation_accuracy"],
-        "accuracy": result["pretrained_accuracy" if how == "supervised" else f"{prefix or 'semi_supervised_'}accuracy"],
+        "accuracy": result[accuracy_key],
     }
     kept.save(folder / "classifier.keras")
     plot_training_curves(curves, folder / "finetuning.png", "Fine-tuning")

@@ -65,7 +65,7 @@ def results_table(metrics: dict, out=None) -> str:
     for row in metrics["label_budgets"]:
         over = row.get("over_scratch")
         if over and len(row["modes"]) > 1:  # with `full` alone, its own row says it
-            trained = "" if over["training"] == "supervised" else f"+{over['training']} "
+            trained = "" if over["training"] in ("supervised", "propagation") else f"+{over['training']} "
             lines.append(
                 f"  {row['labeled_images']} labels, pretraining's gain: the chosen {over['mode']} {trained}classifier "
                 f"{over['accuracy']:.1%} against the whole network trained from scratch ({over['scratch_mode']}) "
@@ -74,17 +74,29 @@ def results_table(metrics: dict, out=None) -> str:
     for row in metrics["label_budgets"]:
         propagated = row.get("label_propagation")
         if propagated:
+            head = propagated.get("classifier")
+            as_classifier = (
+                f"; as a classifier (a linear head on the labeled and propagated images) "
+                f"{with_interval(head['accuracy'], head['interval'])}, "
+                f"validation {_percent(head['validation_accuracy'])}"
+                if head
+                else ""
+            )
             lines.append(
                 f"  {row['labeled_images']} labels, label propagation on frozen features (a {propagated['k']}-NN graph "
                 f"over {propagated['unlabeled_images']} unlabeled images, no training): "
-                f"{with_interval(propagated['accuracy'], propagated['interval'])}"
+                f"{with_interval(propagated['accuracy'], propagated['interval'])}{as_classifier}"
             )
     exported = metrics.get("exported")
     if exported:
         if "chosen_by" in exported:
             how = exported.get("training", "supervised")
-            trained = "" if how in ("supervised", "start") else f"+{how} "
-            source = " (fine-tuned from the unadapted start)" if how == "start" else ""
+            trained = "" if how in ("supervised", "start", "propagation") else f"+{how} "
+            source = {
+                "start": " (fine-tuned from the unadapted start)",
+                "propagation": " (a linear head on the frozen encoder, fitted to the labels spread over the unlabeled "
+                "images)",
+            }.get(how, "")
             lines.append(
                 f"  saved: the {exported['mode']} {trained}classifier{source} at {exported['labeled_images']} labels "
                 f"({exported['chosen_by']}; nothing is chosen on the test split), trained on all the labels of the "

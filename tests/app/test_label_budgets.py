@@ -168,3 +168,45 @@ def test_bad_semi_supervised_options_stop_before_anything_is_written(args, messa
     out = tmp_path / "fine"
     assert main(["finetune", "--pretrained", str(encoder_file), *args, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_label_propagation_is_a_candidate_under_the_one_standard_error_rule():
+    from kssl.app.label_budgets import chosen_classifier
+
+    modes = {"full": {"validation_accuracy": 0.50, "validation_images": 100}}
+    assert chosen_classifier(modes, {"validation_accuracy": 0.70, "validation_images": 100})[:2] == (
+        "propagation", "propagation")  # fmt: skip
+    kept = chosen_classifier(modes, {"validation_accuracy": 0.53, "validation_images": 100})  # within 4.6 points
+    assert kept[:2] == ("full", "supervised") and "propagation validated +3.0 points, within" in kept[2]
+
+
+def test_the_label_propagation_classifier_is_validated_and_exported_when_chosen(tmp_path, capsys, monkeypatch,
+                                                                                encoder_file):  # fmt: skip
+    import keras
+
+    import kssl.app.label_budgets as label_budgets
+    from kssl.data.pipeline import labeled_batches
+    from kssl.data.sources import load_digits
+
+    original = label_budgets.chosen_classifier
+
+    def prefer_propagation(modes, propagation=None):
+        original(modes, propagation)
+        return "propagation", "propagation", "planted"
+
+    monkeypatch.setattr(label_budgets, "chosen_classifier", prefer_propagation)
+    out = tmp_path / "fine"
+    assert main(["finetune", "--pretrained", str(encoder_file), "--labels", "4", "--draws", "2", "--modes", "full",
+                 "--finetune-epochs", "1", "--out", str(out)]) == 0  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    head = metrics["label_budgets"][0]["label_propagation"]["classifier"]
+    assert len(head["draws"]) == 2 and head["accuracy"] == pytest.approx(np.mean(head["draws"]))
+    assert 0 <= head["validation_accuracy"] <= 1 and head["validation_images"] == 2 * 40  # 4-fold: each held out once
+    exported = metrics["exported"]
+    assert exported["training"] == "propagation" and exported["accuracy"] == head["draws"][0]
+    assert "a linear head on the frozen encoder, fitted to the labels spread over" in capsys.readouterr().out
+    classifier = keras.saving.load_model(out / "classifier.keras")
+    assert classifier.mode == "linear"
+    test = load_digits(image_size=8, split="test")
+    measured = classifier.evaluate(labeled_batches(test, 256), verbose=0, return_dict=True)["accuracy"]
+    assert measured == pytest.approx(head["draws"][0], abs=2 / len(test))  # numpy's argmax against Keras', ties aside

@@ -160,7 +160,7 @@ def test_the_start_s_classifier_is_exported_when_it_validates_best(tmp_path, cap
 
     original = label_budgets.chosen_classifier
 
-    def prefer_the_start(modes):
+    def prefer_the_start(modes, propagation=None):
         mode, how, why = original(modes)
         return mode, "start", "the best validation accuracy"
 
