@@ -86,7 +86,7 @@ def main(argv=None):
     def fit(mode, labeled, seed, start=None, **semi):
         epochs = args.semi_epochs if semi and args.semi_epochs else args.finetune_epochs
         if semi:
-            semi["unlabeled_passes"] = args.semi_passes
+            semi.update(unlabeled_passes=args.semi_passes, ema_momentum=args.ema)
         start = copy_model(encoder) if start is None else start
         classifier, history = finetune(start, labeled, mode=mode, epochs=epochs, seed=seed, verbose=0, **semi)
         deployed = classifier.merged()

@@ -353,6 +353,7 @@ def finetune(
     semi_supervised_options: dict | None = None,
     unlabeled_passes: float | None = None,
     teacher: keras.Model | None = None,
+    ema_momentum: float | None = None,
     seed: int = 0,
     strategy: tf.distribute.Strategy | None = None,
     jit_compile: bool | None = None,
@@ -397,6 +398,9 @@ def finetune(
             `epochs` passes over the labels; `kssl.defaults.semi_supervised_steps`),
             printed with its reason; `epochs` still sets a distillation teacher's.
         teacher: distillation's teacher, a trained classifier of the same classes.
+        ema_momentum: keep an exponential moving average of the trained weights at this
+            rate (Keras' `use_ema`, as FixMatch evaluates), and end with it in place of the
+            last step's weights; None (the default) keeps the last step's.
 
     Returns:
         `(classifier, history)`. For LoRA, `classifier.merged()` is the plain model to
@@ -422,6 +426,8 @@ def finetune(
     labeled_set = labeled_set.at_size(size)
     validation_set = validation_set.at_size(size) if validation_set is not None else None
     method = _semi_supervised_method(semi_supervised, semi_supervised_options, unlabeled_set, adversarial)
+    if ema_momentum is not None and not 0 <= ema_momentum < 1:
+        raise InputError(f"ema_momentum must be in [0, 1) (e.g. 0.99), or None. Received: {ema_momentum!r}")
     if method is None and unlabeled_passes is not None:
         raise InputError("unlabeled_passes counts passes over unlabeled_set: it needs semi_supervised.")
     if method is not None:
@@ -460,11 +466,12 @@ def finetune(
         if learning_rate is None:
             learning_rate = classifier.fine_tuning_mode.default_learning_rate
         schedule = warmup_cosine(learning_rate, steps)
+        averaged = {} if ema_momentum is None else {"use_ema": True, "ema_momentum": ema_momentum}
         if stage_decay != 1.0:
             rates = stage_learning_rates(classifier.encoder, stage_decay)
-            optimizer = LayerwiseAdam(learning_rate=schedule, layer_multipliers=rates)
+            optimizer = LayerwiseAdam(learning_rate=schedule, layer_multipliers=rates, **averaged)
         else:
-            optimizer = keras.optimizers.Adam(schedule)
+            optimizer = keras.optimizers.Adam(schedule, **averaged)
         compiled = dict(jit_compile=jit_compile,
                         steps_per_execution=_check_steps_per_execution(steps_per_execution, strategy))  # fmt: skip
         classifier.compile(optimizer=optimizer, **compiled)

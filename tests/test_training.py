@@ -89,3 +89,23 @@ def test_a_diverging_loss_stops_at_its_step_and_no_checkpoint_keeps_the_broken_w
     values = [reader.get_tensor(name) for name in reader.get_variable_to_shape_map()]
     floats = [v for v in values if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
     assert len(floats) > 20 and all(np.isfinite(v).all() for v in floats)
+
+
+def test_a_weight_average_ends_finetune_with_the_numpy_average_of_its_steps(images):
+    class Trajectory(keras.callbacks.Callback):  # the weights after every step, before the average replaces them
+        def on_train_batch_end(self, batch, logs=None):
+            steps.append([w.numpy().copy() for w in self.model.trainable_weights])
+
+    steps = []
+    keras.utils.set_random_seed(0)
+    classifier, _ = finetune(tiny_encoder(), images.subset(range(64)), epochs=3, batch_size=32, ema_momentum=0.6,
+                             callbacks=[Trajectory()], verbose=0)  # fmt: skip
+    assert len(steps) == 6
+    average = steps[0]  # Keras' first step takes the weights as they are, then averages
+    for weights in steps[1:]:
+        average = [0.6 * a + 0.4 * w for a, w in zip(average, weights)]
+    for got, expected in zip(classifier.trainable_weights, average):
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(classifier.trainable_weights[-1].numpy(), steps[-1][-1])
+    with pytest.raises(Exception, match=r"ema_momentum must be in \[0, 1\)"):
+        finetune(tiny_encoder(), images, ema_momentum=1.0)
