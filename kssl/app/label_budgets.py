@@ -425,6 +425,11 @@ def _mode_entry(config, per_draw, counts, folds, starts=STARTS) -> dict:
         for key in ("semi_supervised_accuracy", "semi_supervised_validation_accuracy"):
             summary = _summary(per_draw, key)
             semi.update({k.replace("semi_supervised_", ""): v for k, v in summary.items()})
+        for name in ("mask_rate", "pseudo_label_balance"):  # the last interval's, averaged over the draws
+            ends = [draw["semi_supervised_training"][name][-1] for draw in per_draw
+                    if draw.get("semi_supervised_training", {}).get(name)]  # fmt: skip
+            if ends:
+                semi[f"final_{name}"] = float(np.mean(ends))
         entry["semi_supervised"] = semi
     entry["validation_images"] = sum(draw.get("validation_images", 0) for draw in per_draw)
     validation = describe_validation(folds) if config.validation == "auto" else "off (--validation none)"

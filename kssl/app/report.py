@@ -143,6 +143,14 @@ def _draws_note(row: dict, entry: dict) -> str:
     return f"{row['labeled_images']} labels: {counted}; validation: {entry.get('validation', 'none')}"
 
 
+def _pseudo_labels(semi: dict) -> str:
+    """`, pseudo-labels kept 31% (balance 0.95)`: how the pseudo-labels stood at the end, if logged."""
+    if "final_mask_rate" not in semi:
+        return ""
+    balance = f" (balance {semi['final_pseudo_label_balance']:.2f})" if "final_pseudo_label_balance" in semi else ""
+    return f", pseudo-labels kept {semi['final_mask_rate']:.0%}{balance}"
+
+
 def budget_line(labeled_images: int, mode: str, entry: dict, epsilon: float | None = None) -> str:
     """The line printed when a mode is fine-tuned at a label budget (PGD-10 accuracy with `epsilon`)."""
     robust = (
@@ -156,7 +164,7 @@ def budget_line(labeled_images: int, mode: str, entry: dict, epsilon: float | No
     semi = entry.get("semi_supervised")
     semi = (
         f"; +{semi['method']} {with_interval(semi['accuracy'], semi['interval'])} "
-        f"(validation {_percent(semi['validation_accuracy'])})"
+        f"(validation {_percent(semi['validation_accuracy'])}{_pseudo_labels(semi)})"
         if semi
         else ""
     )

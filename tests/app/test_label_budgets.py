@@ -210,3 +210,17 @@ def test_the_label_propagation_classifier_is_validated_and_exported_when_chosen(
     test = load_digits(image_size=8, split="test")
     measured = classifier.evaluate(labeled_batches(test, 256), verbose=0, return_dict=True)["accuracy"]
     assert measured == pytest.approx(head["draws"][0], abs=2 / len(test))  # numpy's argmax against Keras', ties aside
+
+
+def test_a_pseudo_labelling_run_reports_how_its_pseudo_labels_stood(tmp_path, capsys, encoder_file):
+    out = tmp_path / "fine"
+    assert main(["finetune", "--pretrained", str(encoder_file), "--labels", "2", "--draws", "1", "--modes", "full",
+                 "--validation", "none", "--semi-supervised", "fixmatch", "--semi-option", "threshold=0.1",
+                 "--semi-passes", "0.2", "--finetune-epochs", "1", "--out", str(out)]) == 0  # fmt: skip
+    semi = json.loads((out / "metrics.json").read_text())["label_budgets"][0]["modes"]["full"]["semi_supervised"]
+    training = json.loads((out / "metrics.json").read_text())["label_budgets"][0]["modes"]["full"]["draws"][0][
+        "semi_supervised_training"]  # fmt: skip
+    assert semi["final_mask_rate"] == training["mask_rate"][-1] > 0
+    assert semi["final_pseudo_label_balance"] == training["pseudo_label_balance"][-1]
+    assert 0 <= semi["final_pseudo_label_balance"] <= 1
+    assert f"pseudo-labels kept {semi['final_mask_rate']:.0%} (balance " in capsys.readouterr().out
