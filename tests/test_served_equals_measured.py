@@ -143,9 +143,15 @@ def check_tensorboard_logs(logs, metrics):
               if value.metadata.plugin_data.plugin_name == "images"]  # fmt: skip
     assert images == ["augmentations"]
     assert sorted(p.name for p in (logs / "finetune").iterdir()) == ["linear-pretrained-12-draw0",
-                                                                     "linear-scratch-12-draw0"]  # fmt: skip
-    for folder in (logs / "finetune").iterdir():
-        assert {"loss", "accuracy", "learning_rate"} <= set(scalar_events(folder))
+                                                                     "linear-scratch-12-draw0",
+                                                                     "linear-validation-12-draw0-fold0"]  # fmt: skip
+    for name in ("linear-pretrained-12-draw0", "linear-scratch-12-draw0"):
+        assert {"loss", "accuracy", "learning_rate"} <= set(scalar_events(logs / "finetune" / name))
+    # The validation fold: its held-out accuracy as it trained, the number the choice reads at the end.
+    held_out = scalar_events(logs / "finetune" / "linear-validation-12-draw0-fold0")["validation_accuracy"]
+    validation = metrics["label_budgets"][0]["modes"]["linear"]["draws"][0]["validation_curves"]["supervised"][0]
+    assert [step for step, _ in held_out] == validation["steps"]
+    assert held_out[-1][1] == pytest.approx(validation["accuracy"][-1], rel=1e-6)
     config = text_format.Parse(
         (logs / "embeddings" / "projector_config.pbtxt").read_text(), projector.ProjectorConfig()
     )
