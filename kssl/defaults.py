@@ -100,6 +100,8 @@ def semi_supervised_steps(unlabeled_images: int, unlabeled_batch: int, labeled_s
     Example:
     >>> semi_supervised_steps(2_934, 350, 100)[0], semi_supervised_steps(2_934, 350, 100, passes=5)[0]
     (251, 42)
+    >>> print(semi_supervised_steps(2_934, 350, 100, passes=5)[1])
+    5 passes over the 2,934 unlabeled images, 42 steps of 350 (fewer than plain fine-tuning's 100: the labels get less)
     >>> print(semi_supervised_steps(2_934, 350, 100)[1])
     30 passes over the 2,934 unlabeled images, 251 steps of 350
     >>> print(semi_supervised_steps(500, 350, 100)[1])  # doctest: +NORMALIZE_WHITESPACE
@@ -111,7 +113,10 @@ def semi_supervised_steps(unlabeled_images: int, unlabeled_batch: int, labeled_s
     steps = steps_for(passes or SEMI_SUPERVISED_PASSES, unlabeled_images, unlabeled_batch)
     pool = f"the {unlabeled_images:,} unlabeled images"
     if passes is not None:
-        return steps, f"{passes:g} passes over {pool}, {steps:,} steps of {unlabeled_batch}"
+        short = (
+            f" (fewer than plain fine-tuning's {labeled_steps:,}: the labels get less)" if steps < labeled_steps else ""
+        )
+        return steps, f"{passes:g} passes over {pool}, {steps:,} steps of {unlabeled_batch}{short}"
     if steps >= labeled_steps:
         return steps, f"{SEMI_SUPERVISED_PASSES} passes over {pool}, {steps:,} steps of {unlabeled_batch}"
     made = labeled_steps * unlabeled_batch / unlabeled_images
