@@ -438,6 +438,7 @@ def finetune(
                                                            unlabeled_passes)  # fmt: skip
         except ValueError as error:
             raise InputError(f"unlabeled_passes: {error}") from None
+        method.set_run_length(steps)
         if verbose != 0:
             print(f"{type(method).__name__}: {reason}", flush=True)
         if method.needs_teacher and teacher is None:  # the teacher trains a copy: the student starts pretrained

@@ -44,7 +44,9 @@ SEMI_SUPERVISED = {
         {
             "ratio": Option(7, "unlabeled images per labeled image in a step (mu)"),
             "weight": Option(1.0, "weight of the unlabeled loss (lambda_u)"),
-            "momentum": Option(0.999, "EMA rate of the thresholds' statistics (lambda)"),
+            "momentum": Option(
+                None, "EMA rate of the thresholds' statistics (lambda; none: from the run's length, <= 0.999)", float
+            ),
             "fairness_weight": Option(0.01, "weight of the fairness term (lambda_f)"),
         },
     ),

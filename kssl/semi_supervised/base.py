@@ -54,6 +54,10 @@ class SemiSupervisedMethod:
         fairness term."""
         raise NotImplementedError
 
+    def set_run_length(self, steps: int) -> None:
+        """Told the run's length in steps before `state` is built, for methods whose
+        settings follow it (FreeMatch's EMA rate); does nothing by default."""
+
     def state(self, num_classes: int, unlabeled_images: int | None = None):
         """A Keras layer of the method's own variables that change every step (FreeMatch's
         thresholds, FlexMatch's pseudo-label of each of the `unlabeled_images`), built in

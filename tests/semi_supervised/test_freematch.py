@@ -38,3 +38,30 @@ def test_one_forward_pass_matches_numpy_and_the_thresholds_move_from_one_over_c(
         np.testing.assert_allclose(share, 0.3 * fairness, rtol=1e-4)
     else:
         assert float(share) == 0.0
+
+
+def test_the_ema_rate_follows_the_runs_length_unless_given(monkeypatch):
+    from helpers import digits
+
+    from kssl.semi_supervised import freematch
+    from kssl.training import finetune
+
+    assert FreeMatch(momentum=0.99).effective_momentum == 0.99
+    assert FreeMatch().effective_momentum == 0.999  # the length unknown: the paper's
+    method = FreeMatch()
+    method.set_run_length(400)
+    assert method.effective_momentum == 0.95 and method.state(3).momentum == 0.95  # settles within 5% of the run
+    assert FreeMatch(momentum=0.5).state(3).momentum == 0.5
+
+    built, original = [], freematch.SelfAdaptiveThresholds.__init__
+
+    def recording(self, num_classes, momentum=0.999, **kwargs):
+        built.append(momentum)
+        original(self, num_classes, momentum, **kwargs)
+
+    monkeypatch.setattr(freematch.SelfAdaptiveThresholds, "__init__", recording)
+    images = digits(image_size=8)
+    options = {"semi_supervised": "freematch", "semi_supervised_options": {"ratio": 2}, "unlabeled_passes": 40}
+    finetune(tiny_encoder(8), images.subset(range(20)), unlabeled_set=images.subset(range(100)), batch_size=10,
+             verbose=0, **options)  # fmt: skip
+    assert built == [freematch.run_momentum(200)] == [0.9]  # 40 passes of 100 images, 20 a step
