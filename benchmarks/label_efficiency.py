@@ -50,6 +50,7 @@ def main(argv=None):
         action="store_true",
         help="also `scratch`: the same architecture, fresh weights, fully fine-tuned on the labels",
     )
+    parser.add_argument("--ema", type=float, help="finetune(ema_momentum=) for --semi: end with averaged weights")
     parser.add_argument("--limit-test", type=int, help="score on this many test images (a seeded stratified part)")
     parser.add_argument("--out", help="write every result as JSON here (rewritten after each budget)")
     args = parser.parse_args(argv)

@@ -163,3 +163,19 @@ def stop_servers(servers, timeout=5):
         thread.start()
     for thread in stopping:
         thread.join(timeout=timeout)
+
+
+class FakeClock:
+    """A stand-in for the `time` module where a test would sleep: `sleep` moves the clock
+    on at once. Patch a module's `time` with it (`monkeypatch.setattr(module, "time", clock)`)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    def monotonic(self):
+        return self.now
+
+    perf_counter = time = monotonic

@@ -36,3 +36,18 @@ def numpy_flexmatch_thresholds(selected, classes, threshold):
     sigma = np.array([(selected == c).sum() for c in range(classes)], np.float64)
     beta = sigma / max(sigma.max(), (selected == -1).sum())
     return threshold * beta / (2 - beta)
+
+
+def numpy_weighted_knn_accuracy(train, train_labels, test, test_labels, k, temperature=0.1):
+    """InstDisc's weighted kNN (Wu et al. 2018, section 3.4): the k most cosine-similar
+    training rows vote for their class with weight exp(similarity / temperature)."""
+    train = train / np.linalg.norm(train, axis=1, keepdims=True)
+    test = test / np.linalg.norm(test, axis=1, keepdims=True)
+    right = 0
+    for row, label in zip(test, test_labels):
+        similarity = train @ row
+        nearest = np.argsort(-similarity)[:k]
+        votes = np.zeros(int(max(train_labels)) + 1)
+        np.add.at(votes, np.asarray(train_labels)[nearest], np.exp(similarity[nearest] / temperature))
+        right += int(votes.argmax() == label)
+    return right / len(test_labels)

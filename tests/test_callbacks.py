@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import FakeClock
 
 from kssl.callbacks import TimeBudget
 
@@ -94,9 +95,15 @@ def test_budget_progress_rewrites_one_line_in_a_terminal():
     assert stream.getvalue().startswith("\r[") and stream.getvalue().count("\n") == 1
 
 
-def test_paused_time_is_not_charged_to_the_budget():
+def test_paused_time_is_not_charged_to_the_budget(monkeypatch):
+    import kssl.callbacks
+
+    clock = FakeClock()
+    monkeypatch.setattr(kssl.callbacks, "time", clock)
     budget = TimeBudget(minutes=1)
     budget.on_train_begin()
+    clock.sleep(2.0)
     with budget.paused():
-        time.sleep(0.3)
-    assert budget.elapsed < 0.1
+        clock.sleep(30.0)
+    clock.sleep(1.0)
+    assert budget.elapsed == 3.0

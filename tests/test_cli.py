@@ -222,7 +222,9 @@ def test_pretrain_finetune_evaluate_export_as_separate_commands(tmp_path, capsys
     entry = metrics["label_budgets"][0]["modes"]["lora"]
     assert list(metrics["label_budgets"][0]["modes"]) == ["lora"]
     assert json.loads((modes / "config.json").read_text())["mode_options"]["rank"] == 2
-    assert 0 < entry["trainable_share"] < 0.5 and 0 <= entry["pretrained_robust_accuracy"] <= 1
+    assert 0 < entry["trainable_share"] < 0.5
+    # PGD raises the loss of the true class: what it leaves right was right before it.
+    assert 0 <= entry["pretrained_robust_accuracy"] <= entry["pretrained_accuracy"]
     assert metrics["exported"]["mode"] == "lora" and metrics["adversarial"] == "fgsm"
     printed = capsys.readouterr().out
     assert "PGD-10" in printed and "saved: the" in printed

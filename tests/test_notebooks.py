@@ -3,6 +3,8 @@
 import json
 import pathlib
 
+import pytest
+
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 TINY = {
     "image_size": 8,
@@ -45,15 +47,22 @@ def test_the_notebooks_run_top_to_bottom_in_order_in_one_kernel(tmp_path):
     for number, cell in enumerate(combined.cells):
         cell["id"] = f"cell-{number}"  # nbformat 4.5 wants ids; the notebooks are 4.4
     combined.cells.append(nbformat.v4.new_code_cell(
-        "import json\nprint(json.dumps({'results': {k: float(v) for k, v in results.items()}, "
-        "'rows': [(m, float(a)) for m, a, _ in rows], 'signatures': sorted(served.signatures)}))"
+        "import json, numpy as np\n"
+        "recount = {k: float(np.mean(np.argmax(c.predict(test_batches, verbose=0), -1) == test.labels)) "
+        "for k, c in classifiers.items()}\n"
+        "print(json.dumps({'results': {k: float(v) for k, v in results.items()}, 'recount': recount, "
+        "'tested': len(test), 'rows': [(m, float(a), float(s)) for m, a, s in rows], "
+        "'signatures': sorted(served.signatures)}))"
     ))  # fmt: skip
     NotebookClient(
         combined, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
     printed = json.loads(combined.cells[-1].outputs[0]["text"])
     assert set(printed["results"]) == {"linear probe", "fine-tuned", "from scratch"}
-    assert all(0 <= v <= 1 for v in printed["results"].values())
-    assert [m for m, _ in printed["rows"]] == ["lora"]
+    # The notebook's accuracies are its classifiers' right answers on the whole test split.
+    for name, accuracy in printed["results"].items():
+        assert accuracy == pytest.approx(printed["recount"][name], abs=1e-6), name
+        assert round(accuracy * printed["tested"], 3).is_integer()
+    assert [m for m, _, _ in printed["rows"]] == ["lora"] and 0 < printed["rows"][0][2] < 0.5  # LoRA trains a part
     assert {"serving_default", "predict_bytes", "embed"} <= set(printed["signatures"])
     assert (tmp_path / "encoder.keras").is_file() and (tmp_path / "augmentations.png").is_file()

@@ -8,11 +8,9 @@ reading from the service trains the weights of one that computes its batches). E
 through the service also checks its first served step against the same step computed here,
 the function that computes lost steps."""
 
-import time
-
 import pytest
 import tensorflow as tf
-from helpers import stop_servers, write_image_folder
+from helpers import FakeClock, stop_servers, write_image_folder
 
 import kssl.data.service as service_module
 from kssl.data.files import list_folder
@@ -58,14 +56,15 @@ def test_workers_that_compute_other_batches_are_refused_before_training(files, c
         served_batches(make_steps, 0, 4, dispatcher.target, "other-data", timeout=1.0)
 
 
-class Arrivals:  # what `served_batches` reads from the service, fed by the test
-    def __init__(self, items):
-        self.items = list(items)
+class Arrivals:  # what `served_batches` reads from the service, fed by the test, on a fake clock
+    def __init__(self, items, monkeypatch):
+        self.items, self.clock = list(items), FakeClock()
+        monkeypatch.setattr(service_module, "time", self.clock)
 
     def get(self, timeout):
         item = self.items.pop(0) if self.items else None
         if item is None:  # nothing within `timeout`
-            time.sleep(timeout)
+            self.clock.sleep(timeout)
         return item
 
 
@@ -77,10 +76,10 @@ def local_steps(calls):
     return make_steps
 
 
-def test_the_order_is_restored_lost_steps_are_computed_here_and_late_copies_dropped(capfd):
+def test_the_order_is_restored_lost_steps_are_computed_here_and_late_copies_dropped(capfd, monkeypatch):
     calls = []
     arrivals = Arrivals([(2, "served 2"), (4, "served 4"), (1, "served 1"), (1, "copy of 1"), None, None,
-                         (3, "late 3"), (5, "served 5")])  # fmt: skip
+                         (3, "late 3"), (5, "served 5")], monkeypatch)  # fmt: skip
     got = list(_ordered(arrivals, (0, "served 0"), local_steps(calls), 0, 6, timeout=0.3))
     # Step 3 was not there 0.3 s after step 2 was used; its late copy is dropped.
     assert got == ["served 0", "served 1", "served 2", "here 3", "served 4", "served 5"]
@@ -88,9 +87,10 @@ def test_the_order_is_restored_lost_steps_are_computed_here_and_late_copies_drop
     assert "step 3 did not come from the tf.data service within 0.3 s; computed here" in capfd.readouterr().err
 
 
-def test_when_the_service_fails_the_remaining_steps_are_computed_here_in_one_pipeline(capfd):
+def test_when_the_service_fails_the_remaining_steps_are_computed_here_in_one_pipeline(capfd, monkeypatch):
     calls = []
-    arrivals = Arrivals([(1, "served 1"), ("error", RuntimeError("Failed to get element from worker\nmore"))])
+    arrivals = Arrivals([(1, "served 1"), ("error", RuntimeError("Failed to get element from worker\nmore"))],
+                        monkeypatch)  # fmt: skip
     got = list(_ordered(arrivals, (0, "served 0"), local_steps(calls), 0, 5, timeout=30))
     assert got == ["served 0", "served 1", "here 2", "here 3", "here 4"]
     assert calls == [(2, 5)]  # at once, not after the timeout
@@ -116,7 +116,7 @@ def test_an_unreachable_dispatcher_is_a_clear_error_in_bounded_time():
 def test_the_steps_a_dead_worker_held_cost_one_wait_and_waiting_steps_are_bounded(capfd, monkeypatch):
     # Steps 1 and 3 were held by a worker that died; 2 and 4 came early from another.
     calls = []
-    arrivals = Arrivals([(2, "served 2"), (4, "served 4"), None, None, None, None, None, None])
+    arrivals = Arrivals([(2, "served 2"), (4, "served 4"), None, None, None, None, None, None], monkeypatch)
     got = list(_ordered(arrivals, (0, "served 0"), local_steps(calls), 0, 5, timeout=0.5))
     assert got == ["served 0", "here 1", "served 2", "here 3", "served 4"] and calls == [(1, 2), (3, 4)]
     err = capfd.readouterr().err
@@ -128,11 +128,11 @@ def test_the_steps_a_dead_worker_held_cost_one_wait_and_waiting_steps_are_bounde
     # The batches are what the service's iterator hands over: TensorFlow tensors, 64 bytes each.
     monkeypatch.setattr(service_module, "_WAITING_BYTES", 10 * 64)  # room for 10 of them
     calls.clear()
-    arrivals = Arrivals([(step, tf.fill([16], step)) for step in range(2, 12)])
+    arrivals = Arrivals([(step, tf.fill([16], step)) for step in range(2, 12)], monkeypatch)
     got = list(_ordered(arrivals, (1, tf.fill([16], 1)), local_steps(calls), 0, 12, timeout=5))
     assert got[0] == "here 0" and calls == [(0, 1)] and [int(b[0]) for b in got[1:]] == list(range(1, 12))
     assert "step 0 did not come from the tf.data service while 10 later ones waited" in capfd.readouterr().err
     monkeypatch.setattr(service_module, "_WAITING_BYTES", 1)  # and never fewer than 8
-    arrivals = Arrivals([(step, tf.fill([16], step)) for step in range(2, 10)])
+    arrivals = Arrivals([(step, tf.fill([16], step)) for step in range(2, 10)], monkeypatch)
     list(_ordered(arrivals, (1, tf.fill([16], 1)), local_steps(calls), 0, 10, timeout=5))
     assert "step 0 did not come from the tf.data service while 8 later ones waited" in capfd.readouterr().err

@@ -31,7 +31,9 @@ def test_build_encoder_knows_vits_and_lists_them_for_unknown_names():
 
 
 def test_vit_serves_as_a_classifier_encoder_frozen_or_partly_unfrozen():
-    from kssl.evaluation import evaluate_encoder
+    from numpy_references import numpy_weighted_knn_accuracy
+
+    from kssl.evaluation import evaluate_encoder, extract_features
     from kssl.models import Classifier
 
     encoder = vit(depth=2, width=1 / 12, image_size=16)
@@ -40,7 +42,11 @@ def test_vit_serves_as_a_classifier_encoder_frozen_or_partly_unfrozen():
     assert trainable == {"stage2_block"}
     data = digits().subset(range(60))
     scores = evaluate_encoder(encoder, data, data, k=5)
-    assert 0 <= scores["knn_accuracy"] <= 1
+    features = extract_features(encoder, data)
+    assert features.shape == (60, 64) and features.std(axis=0).min() > 0  # no dead feature
+    expected = numpy_weighted_knn_accuracy(features, data.labels, features, data.labels, k=5)
+    assert scores["knn_accuracy"] == pytest.approx(expected)
+    assert scores["linear_accuracy"] >= 0.9  # 60 images in 64 varied dimensions: nearly separable (chance 0.1)
 
 
 def test_a_vit_classifier_exports_a_saved_model_that_predicts_like_keras(tmp_path):
