@@ -120,8 +120,8 @@ def main(argv=None):
     from kssl.encoders import resnet
     from kssl.evaluation import evaluate_encoder
     from kssl.layers import ProjectionHead
+    from kssl.methods import recipe_for
     from kssl.precision import set_precision
-    from kssl.recipes import recipe_for
     from kssl.training import pretrain
 
     if not pathlib.Path(args.data).is_dir():

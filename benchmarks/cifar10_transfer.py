@@ -81,13 +81,13 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
-    from kssl.app.staging import load_encoder
     from kssl.atomic import atomic_file
     from kssl.cpu import cpu_model
     from kssl.data.pipeline import labeled_batches
     from kssl.data.sources import from_folder
     from kssl.data.subsets import label_subset
     from kssl.encoders import resnet
+    from kssl.encoders.loading import load_encoder
     from kssl.evaluation import extract_features
     from kssl.few_shot import few_shot_accuracy
     from kssl.finetuning.adversarial import AdversarialTraining, evaluate_robustness

@@ -73,6 +73,7 @@ def main(argv=None):
     from kssl.app.data import load_train_test
     from kssl.encoders import build_encoder
     from kssl.evaluation import evaluate_encoder
+    from kssl.methods import recipe_for
     from kssl.training import pretrain
 
     train, test = load_train_test(args.data, args.image_size, args.seed, False, None, None, False, {})
@@ -80,7 +81,7 @@ def main(argv=None):
         if name not in VARIANTS:
             raise SystemExit(f"unknown variant {name!r}: choose from {', '.join(VARIANTS)}")
         method, options, recipe_name, batch_size, clip = VARIANTS[name]
-        recipe = getattr(recipes, recipe_name) if recipe_name else recipes.recipe_for(method)
+        recipe = getattr(recipes, recipe_name) if recipe_name else recipe_for(method)
         if clip:
             recipe = ClippedRecipe(**dataclasses.asdict(recipe))
         teacher = build_encoder(args.teacher, args.image_size) if method == "distillation" else None

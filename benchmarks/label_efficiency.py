@@ -57,10 +57,10 @@ def main(argv=None):
 
     import numpy as np
 
-    from kssl.app.staging import load_encoder
     from kssl.data.files import list_folder
     from kssl.data.pipeline import labeled_batches
     from kssl.data.subsets import label_subset, validation_folds
+    from kssl.encoders.loading import load_encoder
     from kssl.evaluation import extract_features, label_propagation_accuracy
     from kssl.registry import split_options
     from kssl.selection import picked_subset

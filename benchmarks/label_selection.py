@@ -49,8 +49,8 @@ def main(argv=None):
 
     import numpy as np
 
-    from kssl.app.staging import load_encoder
     from kssl.data.files import list_folder
+    from kssl.encoders.loading import load_encoder
     from kssl.evaluation import extract_features, linear_probe_accuracy
     from kssl.selection import METHODS
 

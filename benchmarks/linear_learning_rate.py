@@ -20,10 +20,10 @@ def main(argv=None):
     parser.add_argument("--epochs", default="100", help="passes over the labels, comma-separated")
     args = parser.parse_args(argv)
 
-    from kssl.app.staging import load_encoder
     from kssl.data.files import list_folder
     from kssl.data.pipeline import labeled_batches
     from kssl.data.subsets import label_subset
+    from kssl.encoders.loading import load_encoder
     from kssl.evaluation import extract_features, linear_probe_accuracy
     from kssl.training import copy_model, finetune
 

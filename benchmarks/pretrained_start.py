@@ -38,7 +38,8 @@ START = HERE.parents[1] / "shared" / "data" / "pretrained" / "efficientnet_lite0
 
 def variant_recipe(name: str, method: str):
     """The recipe a variant names (None for `start`: no training)."""
-    from kssl.recipes import for_pretrained_start, recipe_for
+    from kssl.methods import recipe_for
+    from kssl.recipes import for_pretrained_start
 
     base = recipe_for(method)
     adapted = for_pretrained_start(base)

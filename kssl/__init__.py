@@ -85,7 +85,7 @@ _EXPORTS = {
     "extract_features": "kssl.evaluation",
     "warmup_cosine": "kssl.schedules",
     "PretrainingRecipe": "kssl.recipes",
-    "recipe_for": "kssl.recipes",
+    "recipe_for": "kssl.methods",
     "TimeBudget": "kssl.callbacks",
     "TrainingProgress": "kssl.callbacks",
     "StepHistory": "kssl.callbacks",

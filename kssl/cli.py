@@ -1,7 +1,7 @@
-"""The `kssl` command: thin over `kssl.runs`.
+"""The `kssl` command: thin over `kssl.app.jobs`.
 
 Parsing the command line imports no TensorFlow, so `kssl --help` answers at once;
-`kssl.runs` (data, training, plots, and TensorFlow with them) is imported only when a
+`kssl.app.jobs` (data, training, plots, and TensorFlow with them) is imported only when a
 command runs. TensorFlow's C++ logs are filtered out of the output unless `--verbose`
 (see `kssl.quiet`). Input kssl cannot use (`kssl.errors.InputError`) ends in a one-line
 message and exit code 2; any other error is a bug and keeps its traceback.
@@ -670,7 +670,7 @@ def main(argv=None) -> int:
             else:
                 run_worker(args["dispatcher"], args["port"])
             return 0
-        from kssl.app import jobs as runs
+        from kssl.app import jobs
 
         if command == "doctor":
             from kssl.doctor import run_doctor
@@ -696,19 +696,19 @@ def main(argv=None) -> int:
                         args["out"], args["pretrained"], args["overwrite"])  # fmt: skip
             return 0
         if command == "export":
-            runs.export_job(args["model"], args["out"], args["model_name"], args["version"], args["overwrite"],
+            jobs.export_job(args["model"], args["out"], args["model_name"], args["version"], args["overwrite"],
                             args["formats"])  # fmt: skip
             return 0
         pretrained = args.pop("pretrained", None)
         config = _run_config(args)
         if command == "run":
-            runs.run(config)
+            jobs.run(config)
         elif command == "pretrain":
-            runs.pretrain_job(config)
+            jobs.pretrain_job(config)
         elif command == "finetune":
-            runs.finetune_job(config, pretrained)
+            jobs.finetune_job(config, pretrained)
         elif command == "evaluate":
-            runs.evaluate_job(config, pretrained)
+            jobs.evaluate_job(config, pretrained)
     except InputError as error:
         print(f"kssl: error: {error}", file=sys.stderr)
         return 2

@@ -159,6 +159,11 @@ def method_spec(name: str) -> MethodSpec:
     return METHODS[check_method(name)]
 
 
+def recipe_for(method: str) -> recipes.PretrainingRecipe:
+    """The default recipe of a pretraining method (`"simclr"`, `"barlow"`, ...): its spec's."""
+    return method_spec(method).recipe
+
+
 def method_class(name: str):
     """The `SelfSupervisedModel` subclass of the method called `name` (case-insensitive)."""
     return load_class(METHODS, name, "pretraining method")

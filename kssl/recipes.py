@@ -3,10 +3,11 @@
 This is the only copy of the recipe: `kssl.pretrain`, the `kssl` command, the benchmarks,
 the notebooks and the README all take their optimizer from here, so what a benchmark
 measures is what a user runs. A method's spec (`kssl.methods.METHODS`) names its recipe
-from the presets below; change a field with
+from the presets below (`kssl.methods.recipe_for(name)` gives it); change a field with
 `dataclasses.replace(recipe_for("simclr"), weight_decay=1e-4)`.
 
 Example:
+>>> from kssl.methods import recipe_for
 >>> recipe = recipe_for("simclr")
 >>> recipe.peak_learning_rate(batch_size=512)
 0.6
@@ -156,7 +157,7 @@ def for_pretrained_start(recipe: PretrainingRecipe, encoder_rate: float = PRETRA
     scale of its gradients that only SGD keeps (`SelfSupervisedModel`'s `encoder_rate`).
 
     Example:
-    >>> recipe = for_pretrained_start(recipe_for("simclr"))
+    >>> recipe = for_pretrained_start(SIMCLR)
     >>> recipe.optimizer, recipe.encoder_rate, recipe.frozen_batch_norm, recipe.local_crops
     ('sgd', 0.01, True, 0)
     """
@@ -165,10 +166,3 @@ def for_pretrained_start(recipe: PretrainingRecipe, encoder_rate: float = PRETRA
                                      nesterov=LIGHTLY_CIFAR.nesterov)  # fmt: skip
     return dataclasses.replace(recipe, encoder_rate=encoder_rate, frozen_batch_norm=True,
                                warmup_fraction=max(recipe.warmup_fraction, 0.1), local_crops=0)  # fmt: skip
-
-
-def recipe_for(method: str) -> PretrainingRecipe:
-    """The default recipe of a pretraining method (`"simclr"`, `"barlow"`, ...): its spec's."""
-    from kssl.methods import method_spec
-
-    return method_spec(method).recipe

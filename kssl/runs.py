@@ -1,9 +1,13 @@
-"""The jobs of the `kssl` command, by their names before 2026-12-01: they live in
-`kssl.app` now, one job a file (`config`, `staging`, `data`, `stages`, `jobs`,
-`report`). Kept so that `from kssl.runs import run, RunConfig` goes on working."""
+"""Moved: the jobs of the `kssl` command live in `kssl.app` since 2026-12-01 (`kssl.app.jobs`,
+`kssl.app.config`, ...). `from kssl.runs import run, RunConfig` still works, with a warning."""
+
+import warnings
 
 from kssl.app.config import RunConfig  # noqa: F401
-from kssl.app.data import load_train_test  # noqa: F401
-from kssl.app.jobs import evaluate_job, export_job, finetune_job, pretrain_job, run, start_strategy  # noqa: F401
-from kssl.app.report import results_table  # noqa: F401
-from kssl.app.staging import check_output_folder, file_sha256, load_encoder, staged_folder  # noqa: F401
+from kssl.app.jobs import evaluate_job, export_job, finetune_job, pretrain_job, run  # noqa: F401
+
+warnings.warn(
+    "kssl.runs is kssl.app now: import run and the jobs from kssl.app.jobs, RunConfig from kssl.app.config.",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -40,12 +40,12 @@ from kssl.finetuning import MODES, check_mode
 from kssl.finetuning.adversarial import AdversarialTraining
 from kssl.finetuning.discriminative import LayerwiseAdam, stage_learning_rates
 from kssl.memory import check_training_memory
-from kssl.methods import method_class, method_spec
+from kssl.methods import method_class, method_spec, recipe_for
 from kssl.models import multicrop
 from kssl.models.classifier import Classifier
 from kssl.precision import has_gpu, resolve_jit_compile
 from kssl.quiet import quiet_keras_step_retracing
-from kssl.recipes import PretrainingRecipe, recipe_for
+from kssl.recipes import PretrainingRecipe
 from kssl.schedules import warmup_cosine
 from kssl.semi_supervised.base import SemiSupervisedTraining
 from kssl.terminal import live_display
@@ -215,7 +215,7 @@ def pretrain(
         checkpoint_dir: checkpoint here every `checkpoint_every` steps, and resume from
             the latest checkpoint found there.
         projection_head: SimCLR's projection head (default `simclr_projector(D)`).
-        recipe: optimizer and schedule (default `kssl.recipes.recipe_for(method)`).
+        recipe: optimizer and schedule (default `kssl.methods.recipe_for(method)`).
         method: `"simclr"`, `"moco"`, `"byol"`, `"simsiam"`, `"barlow"`, `"vicreg"` or `"mae"`
             (`kssl.methods.METHODS`; MAE needs a `kssl.encoders.vit` encoder).
         method_options: the method's own options (`kssl.methods.METHODS[method].options`,

@@ -3,7 +3,8 @@ import dataclasses
 import keras
 import pytest
 
-from kssl.recipes import PretrainingRecipe, recipe_for
+from kssl.methods import recipe_for
+from kssl.recipes import PretrainingRecipe
 
 
 def test_simclr_recipe_is_sgd_with_nesterov_and_the_linear_scaling_rule():

@@ -8,7 +8,7 @@ import pytest
 from helpers import digits, tiny_encoder
 
 from kssl.callbacks import TimeBudget
-from kssl.recipes import recipe_for
+from kssl.methods import recipe_for
 from kssl.training import finetune, pretrain
 
 

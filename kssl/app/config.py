@@ -163,7 +163,8 @@ def pretraining_recipe(config):
     "the method's own, for random weights"
     """
     from kssl.errors import InputError
-    from kssl.recipes import for_pretrained_start, recipe_for
+    from kssl.methods import recipe_for
+    from kssl.recipes import for_pretrained_start
 
     if config.recipe_kind not in RECIPES:
         raise InputError(f"--recipe {config.recipe_kind!r}: choose one of {', '.join(RECIPES)}.")

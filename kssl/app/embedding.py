@@ -24,7 +24,7 @@ def embedding_file(pretrained) -> pathlib.Path:
     """The `.keras` file of `pretrained`: the file itself, or a run folder's `classifier.keras`
     when it has one (the model it serves, so the vectors are the SavedModel's `embed`), else
     its `encoder.keras`."""
-    from kssl.app.staging import encoder_file
+    from kssl.encoders.loading import encoder_file
 
     path = pathlib.Path(pretrained).expanduser()
     if path.is_dir() and (path / "classifier.keras").is_file():
@@ -34,7 +34,7 @@ def embedding_file(pretrained) -> pathlib.Path:
 
 def embedding_model(pretrained, image_size: int | None = None) -> tuple[pathlib.Path, object]:
     """`(file, encoder)` of `pretrained` (`embedding_file`), at `image_size` for a model of any size."""
-    from kssl.app.staging import load_encoder
+    from kssl.encoders.loading import load_encoder
 
     path = embedding_file(pretrained)
     return path, load_encoder(path, image_size)
@@ -165,7 +165,7 @@ def _table_model(table, pretrained):
             f"{expected[:12]}...): a query embedded by another model is not comparable with them. Pass that model as "
             "--pretrained, or run `kssl embed` again with this one."
         )
-    from kssl.app.staging import load_encoder
+    from kssl.encoders.loading import load_encoder
 
     return load_encoder(path, table.model.get("image_size"))
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pathlib
 import re
 
-from kssl.app.staging import check_output_folder, load_keras_file
+from kssl.app.staging import check_output_folder
+from kssl.encoders.loading import load_keras_file
 from kssl.errors import InputError, MissingInputError, OutputExistsError
 
 

@@ -25,7 +25,7 @@ from kssl.app.config import (
     with_pretraining_length,
 )
 from kssl.app.data import in_memory_if_it_fits, load_train_test, unlabeled_pool
-from kssl.app.exports import export_formats, export_job, export_targets  # noqa: F401  (export_job: kssl.runs)
+from kssl.app.exports import export_formats, export_job, export_targets  # noqa: F401  (export_job: the command)
 from kssl.app.label_budgets import adaptation_paid, finetune_into
 from kssl.app.report import results_table
 from kssl.app.stages import (
@@ -36,16 +36,8 @@ from kssl.app.stages import (
     few_shot,
     pretrain_into,
 )
-from kssl.app.staging import (
-    as_encoder,
-    check_output_folder,
-    declared_size,
-    encoder_file,
-    file_sha256,
-    load_keras_file,
-    staged_folder,
-    write_json,
-)
+from kssl.app.staging import check_output_folder, file_sha256, staged_folder, write_json
+from kssl.encoders.loading import as_encoder, declared_size, encoder_file, load_keras_file
 from kssl.errors import DataError, InputError
 from kssl.methods import method_class
 

@@ -20,8 +20,8 @@ def select_job(pretrained, data, budget: int, out, method: str = "typiclust", la
     """Picks `budget` images of the folder `data` (any layout, no labels needed) by `method`
     on the encoder of `pretrained`; writes `out` (CSV) and its contact sheet; returns the
     picked paths. `labeled` is a CSV of an earlier selection, extended here."""
-    from kssl.app.staging import encoder_file, load_encoder
     from kssl.data.files import list_images
+    from kssl.encoders.loading import encoder_file, load_encoder
     from kssl.plots import plot_contact_sheet
     from kssl.selection import select_for_labeling
 

@@ -96,7 +96,7 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None, start=
             encoder = copy_model(start)
     teacher = None
     if config.teacher:
-        from kssl.app.staging import load_teacher
+        from kssl.encoders.loading import load_teacher
 
         teacher = load_teacher(config.teacher, config.image_size)
         print(f"teacher: {config.teacher}: {teacher.output_shape[-1]}-d features of {teacher.input_shape[1]}-px "

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from kssl.data.collection import ImageCollection
+from kssl.errors import DataError
 
 
 @dataclasses.dataclass
@@ -90,3 +91,50 @@ def padded_image_set(images, labels, class_names, source, view_size=None) -> Ima
         for i, image in enumerate(images):
             canvas[i, : image.shape[0], : image.shape[1]] = image
     return ImageSet(canvas, labels, list(class_names), source=source, shapes=shapes, view_size=view_size)
+
+
+def shorter_side_to(image, side: int):
+    """A uint8 image tensor resized (bilinear) so that its shorter side is `side`, aspect kept.
+
+    Squares become `side` x `side` exactly as `tf.image.resize` to that square would.
+    """
+    import tensorflow as tf
+
+    from kssl.data.augment import as_uint8
+
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    target = tf.cast(tf.round(shape * (side / tf.reduce_min(shape))), tf.int32)
+    return as_uint8(tf.image.resize(image, tf.maximum(target, 1)))
+
+
+def image_set_from_padded_batches(batches, class_names, source, image_size) -> ImageSet:
+    """An `ImageSet` from `(padded images, shapes, labels, the originals' evaluation views at
+    image_size)` batches (TFDS's images of any shapes)."""
+    images, shapes, labels, views = [], [], [], []
+    for image_batch, shape_batch, label_batch, view_batch in batches:
+        images.append(image_batch)
+        shapes.append(shape_batch)
+        labels.append(label_batch)
+        views.append(view_batch)
+    if not images:
+        raise DataError(f"{source} is empty.")
+    shapes = np.concatenate(shapes).astype(np.int64)
+    labels = np.concatenate(labels).astype(np.int64)
+    canvas = np.zeros((len(labels), *shapes.max(axis=0), 3), np.uint8)
+    start = 0
+    for batch in images:
+        canvas[start : start + len(batch), : batch.shape[1], : batch.shape[2]] = batch
+        start += len(batch)
+    if not class_names:
+        class_names = [str(i) for i in range(int(labels.max()) + 1)]
+    uniform = (shapes == shapes[0]).all()
+    return ImageSet(
+        canvas,
+        labels,
+        list(class_names),
+        source=source,
+        shapes=None if uniform else shapes,
+        view_size=None if uniform and shapes[0, 0] == shapes[0, 1] else image_size,
+        evaluation_views=np.concatenate(views),
+        evaluation_size=image_size,
+    )

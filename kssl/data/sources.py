@@ -24,7 +24,7 @@ import pathlib
 import numpy as np
 
 from kssl.data.files import class_root, decode_files  # noqa: F401  (re-exported: folders live in files)
-from kssl.data.image_set import ImageSet, padded_image_set  # noqa: F401  (re-exported)
+from kssl.data.image_set import ImageSet, image_set_from_padded_batches, padded_image_set, shorter_side_to  # noqa: F401
 from kssl.errors import DataError
 
 logger = logging.getLogger("kssl")
@@ -126,20 +126,6 @@ def from_folder(
 
     files = list_folder(root, split, skip_bad_images=skip_bad_images, progress=progress)
     return files.load(image_size, skip_bad_images, workers, progress)
-
-
-def shorter_side_to(image, side: int):
-    """A uint8 image tensor resized (bilinear) so that its shorter side is `side`, aspect kept.
-
-    Squares become `side` x `side` exactly as `tf.image.resize` to that square would.
-    """
-    import tensorflow as tf
-
-    from kssl.data.augment import as_uint8
-
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    target = tf.cast(tf.round(shape * (side / tf.reduce_min(shape))), tf.int32)
-    return as_uint8(tf.image.resize(image, tf.maximum(target, 1)))
 
 
 def from_arrays(x, y=None, class_names=None, image_size: int | None = None, source: str = "arrays") -> ImageSet:
@@ -248,39 +234,6 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
 
     batches = dataset.map(resize, num_parallel_calls=tf.data.AUTOTUNE).padded_batch(1024)
     return image_set_from_padded_batches(tfds.as_numpy(batches), class_names, f"tfds:{name}:{split}", image_size)
-
-
-def image_set_from_padded_batches(batches, class_names, source, image_size) -> ImageSet:
-    """An `ImageSet` from `(padded images, shapes, labels, the originals' evaluation views at
-    image_size)` batches (TFDS's images of any shapes)."""
-    images, shapes, labels, views = [], [], [], []
-    for image_batch, shape_batch, label_batch, view_batch in batches:
-        images.append(image_batch)
-        shapes.append(shape_batch)
-        labels.append(label_batch)
-        views.append(view_batch)
-    if not images:
-        raise DataError(f"{source} is empty.")
-    shapes = np.concatenate(shapes).astype(np.int64)
-    labels = np.concatenate(labels).astype(np.int64)
-    canvas = np.zeros((len(labels), *shapes.max(axis=0), 3), np.uint8)
-    start = 0
-    for batch in images:
-        canvas[start : start + len(batch), : batch.shape[1], : batch.shape[2]] = batch
-        start += len(batch)
-    if not class_names:
-        class_names = [str(i) for i in range(int(labels.max()) + 1)]
-    uniform = (shapes == shapes[0]).all()
-    return ImageSet(
-        canvas,
-        labels,
-        list(class_names),
-        source=source,
-        shapes=None if uniform else shapes,
-        view_size=None if uniform and shapes[0, 0] == shapes[0, 1] else image_size,
-        evaluation_views=np.concatenate(views),
-        evaluation_size=image_size,
-    )
 
 
 def load_digits(image_size: int = 32, split: str = "train") -> ImageSet:

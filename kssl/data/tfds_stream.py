@@ -81,7 +81,7 @@ class TFDSRecords(ImageCollection):
     def subset(self, indices, source: str | None = None):
         """The examples at `indices`, decoded into an in-memory `ImageSet` (a small labeled set)."""
         from kssl.data.evaluation_view import EvaluationView
-        from kssl.data.sources import image_set_from_padded_batches, shorter_side_to
+        from kssl.data.image_set import image_set_from_padded_batches, shorter_side_to
 
         wanted = np.zeros(self.count, bool)
         wanted[np.asarray(indices)] = True

@@ -52,7 +52,7 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0, weights: 
             raise InputError(f"--weights applies to keras: backbones; {name!r} brings its preset's weights.")
         return from_keras_hub(str(name)[len("keras_hub:") :], image_size)
     if str(name).lower().endswith(".keras"):  # any Keras image model, continued from its weights
-        from kssl.app.staging import load_encoder
+        from kssl.encoders.loading import load_encoder
 
         if weights is not None:
             raise InputError(f"--weights applies to keras: backbones; {name!r} brings its own weights.")

@@ -14,9 +14,10 @@ from helpers import write_image_folder
 from kssl.app.config import RunConfig, pretraining_recipe
 from kssl.cli import main
 from kssl.errors import InputError
+from kssl.methods import recipe_for
 from kssl.models.base import batch_norm_layers
 from kssl.models.simclr import SimCLR
-from kssl.recipes import for_pretrained_start, recipe_for
+from kssl.recipes import for_pretrained_start
 
 
 def small_start(size=None):
@@ -180,7 +181,7 @@ def test_the_start_s_classifier_is_exported_when_it_validates_best(tmp_path, cap
 
 def test_from_scratch_is_the_start_s_architecture_with_fresh_weights(tmp_path):
     from kssl.app.label_budgets import _Finetuner
-    from kssl.app.staging import load_encoder
+    from kssl.encoders.loading import load_encoder
 
     path = tmp_path / "imagenet.keras"
     small_start().save(path)
