@@ -64,7 +64,7 @@ _EXPORTS = {
     "label_subset": "kssl.data.subsets",
     "ImageFiles": "kssl.data.files",
     "list_folder": "kssl.data.files",
-    "cached_copies": "kssl.data.files",
+    "cached_copies": "kssl.data.image_cache",
     "TFDSRecords": "kssl.data.tfds_stream",
     "evaluation_images": "kssl.data.pipeline",
     "ViewAugmentation": "kssl.data.augment",

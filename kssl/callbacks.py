@@ -339,7 +339,7 @@ class ImagesDone(keras.callbacks.Callback):
         self.bar = None
 
     def on_predict_begin(self, logs=None):
-        from kssl.data.files import progress_bar
+        from kssl.terminal import progress_bar
 
         self.bar = progress_bar(self.total, self.description)
 

@@ -73,3 +73,13 @@ class progress_lines:  # noqa: N801 - used as tqdm is
 
     def __exit__(self, *exc):
         self.close()
+
+
+def progress_bar(total: int, description: str, enabled: bool = True, unit: str = "img"):
+    """A tqdm progress bar with a total (to stderr) on a terminal or in a notebook, whole
+    lines in a log (`progress_lines`), or a silent stand-in."""
+    from tqdm.auto import tqdm
+
+    if enabled and not live_display(sys.stderr):
+        return progress_lines(total, description, unit)
+    return tqdm(total=total, desc=description, unit=unit, disable=not enabled)

@@ -17,7 +17,8 @@ from PIL import Image
 
 from kssl.app.staging import file_sha256
 from kssl.cli import main
-from kssl.data.files import list_folder, stored_side
+from kssl.data.decoding import stored_side
+from kssl.data.files import list_folder
 from kssl.data.pipeline import labeled_batches
 from kssl.evaluation import extract_features
 from kssl.similarity import read_embeddings

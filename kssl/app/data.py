@@ -69,7 +69,8 @@ def _tfds(parsed, image_size, notes, stream=None, **options):
 def _folder(parsed, image_size, notes, seed=0, skip_bad_images=False, stream=None, cache_size=None,
             refresh_listing=False):  # fmt: skip
     from kssl.data import planning
-    from kssl.data.files import cached_copies, list_folder
+    from kssl.data.files import list_folder
+    from kssl.data.image_cache import cached_copies
 
     path = pathlib.Path(parsed.name)
     splits = ("train", "test") if (path / "train").is_dir() and (path / "test").is_dir() else (None,)

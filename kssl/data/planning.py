@@ -50,9 +50,9 @@ def memory_bytes() -> int:
 def decoded_bytes(count: int, shapes, image_size: int) -> int:
     """Estimated bytes of `count` images kept in memory for training at `image_size`.
 
-    Each image is stored at `kssl.data.files.stored_shape` (its centred part of at most
+    Each image is stored at `kssl.data.decoding.stored_shape` (its centred part of at most
     2:1, the shorter side at `stored_side(image_size)`, never enlarged) in one array padded
-    to the largest stored height and width, as `kssl.data.files.decode_files` does, with
+    to the largest stored height and width, as `kssl.data.decoding.decode_files` does, with
     the originals' evaluation views (`image_size` squares) beside when copies are not the
     originals; `shapes` is a sample of the images' shapes.
 
@@ -60,7 +60,7 @@ def decoded_bytes(count: int, shapes, image_size: int) -> int:
     >>> decoded_bytes(2000, [(24, 24)] * 199 + [(20, 6000)], 16)  # one banner: 40 px wide
     7296000
     """
-    from kssl.data.files import stored_shape, stored_side
+    from kssl.data.decoding import stored_shape, stored_side
 
     side = stored_side(image_size)
     stored = np.asarray([stored_shape(int(h), int(w), side) for h, w in shapes], np.int64)

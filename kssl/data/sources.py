@@ -23,7 +23,7 @@ import pathlib
 
 import numpy as np
 
-from kssl.data.files import class_root, decode_files  # noqa: F401  (re-exported: folders live in files)
+from kssl.data.files import class_root  # noqa: F401  (re-exported: folders live in files)
 from kssl.data.image_set import ImageSet, image_set_from_padded_batches, padded_image_set, shorter_side_to  # noqa: F401
 from kssl.errors import DataError
 
@@ -103,10 +103,10 @@ def from_folder(
 
     JPEG, PNG, BMP and GIF (first frame) are read; grayscale, palette and RGBA images
     become RGB (alpha is dropped). Every image keeps its aspect ratio: its shorter side
-    is resized to `kssl.data.files.stored_side(image_size)` (1.5x the training size;
+    is resized to `kssl.data.decoding.stored_side(image_size)` (1.5x the training size;
     smaller images keep their own size), so random crops come from a copy larger than
     the views; an image longer than 2:1 keeps its centred 2:1 part
-    (`kssl.data.files.stored_shape`). Images of different shapes share one zero-padded array, with each
+    (`kssl.data.decoding.stored_shape`). Images of different shapes share one zero-padded array, with each
     image's shape in `ImageSet.shapes`. Files with other extensions are skipped with
     one warning that counts them. A corrupt or empty image file is an error naming the
     file, unless `skip_bad_images=True`, which skips it with a warning.

@@ -10,8 +10,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
+from kssl.data.decoding import open_scaled
 from kssl.data.evaluation_view import EvaluationView
-from kssl.data.files import cached_copies, list_folder, open_scaled
+from kssl.data.files import list_folder
+from kssl.data.image_cache import cached_copies
 from kssl.data.orientation import jpeg_orientation, orient
 from kssl.data.pipeline import evaluation_images, view_pairs
 from kssl.data.sources import from_folder

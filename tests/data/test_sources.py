@@ -164,7 +164,7 @@ def test_symbolic_link_loops_are_listed_once_and_broken_links_are_named(tmp_path
 
 
 def test_a_file_gone_since_the_listing_names_refresh_listing(tmp_path):
-    from kssl.data.files import decode_files
+    from kssl.data.decoding import decode_files
 
     root = write_image_folder(tmp_path / "photos", ["a", "b"], 2)
     files = list_folder(root, progress=False)
@@ -174,7 +174,8 @@ def test_a_file_gone_since_the_listing_names_refresh_listing(tmp_path):
 
 
 def test_one_thin_image_does_not_multiply_memory_and_the_plan_is_what_is_stored(tmp_path, rng):
-    from kssl.data.files import cached_copies, stored_side
+    from kssl.data.decoding import stored_side
+    from kssl.data.image_cache import cached_copies
     from kssl.data.planning import decoded_bytes
 
     root = tmp_path / "pets"

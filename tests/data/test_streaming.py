@@ -17,7 +17,8 @@ from helpers import TINY_MODEL, write_image_folder
 from PIL import Image
 
 from kssl.data.augment import ViewAugmentation
-from kssl.data.files import cached_copies, list_folder
+from kssl.data.files import list_folder
+from kssl.data.image_cache import cached_copies
 from kssl.data.pipeline import evaluation_images, labeled_batches, view_pairs
 from kssl.data.sources import DataError, from_folder
 
