@@ -56,9 +56,9 @@ def features_by_row(encoder, images, batch_size: int = 512, verbose: int = 0, pr
     import keras
     import tensorflow as tf
 
-    from kssl.callbacks import ImagesDone
     from kssl.data.pipeline import evaluation_images
     from kssl.data.sources import from_arrays
+    from kssl.progress import ImagesDone
 
     if isinstance(images, np.ndarray):
         images = from_arrays(images)

@@ -21,13 +21,7 @@ import keras
 import tensorflow as tf
 
 from kssl import defaults
-from kssl.callbacks import (
-    BudgetProgress,
-    StepProgress,
-    StopOnDivergence,
-    TimeBudget,
-    TrainingProgress,
-)
+from kssl.callbacks import StopOnDivergence, TimeBudget, TrainingProgress
 from kssl.checkpointing import StepCheckpoint
 from kssl.cpu import warn_if_onednn_off
 from kssl.data.augment import ViewAugmentation
@@ -44,6 +38,7 @@ from kssl.methods import method_class, method_spec, recipe_for
 from kssl.models import multicrop
 from kssl.models.classifier import Classifier
 from kssl.precision import has_gpu, resolve_jit_compile
+from kssl.progress import BudgetProgress, StepProgress
 from kssl.quiet import quiet_keras_step_retracing
 from kssl.recipes import PretrainingRecipe
 from kssl.schedules import warmup_cosine

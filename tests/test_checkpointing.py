@@ -12,7 +12,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
     import keras
     from helpers import tiny_encoder
 
-    from kssl.callbacks import StepHistory
+    from kssl.curves import StepHistory
     from kssl.data.sources import load_digits
     from kssl.training import pretrain
 

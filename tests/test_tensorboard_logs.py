@@ -6,7 +6,7 @@ import keras
 from PIL import Image
 
 import kssl
-from kssl.callbacks import StepHistory
+from kssl.curves import StepHistory
 from kssl.tensorboard_logs import TensorBoardScalars, scalar_events, write_image
 
 

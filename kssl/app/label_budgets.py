@@ -94,7 +94,7 @@ class _Finetuner:
         the `curve`'s (a semi-supervised fit always has one: its losses, mask rate and
         pseudo-label balance), and `validation`, the accuracy on the `held_out` images."""
         from kssl.app.stages import tensorboard_scalars
-        from kssl.callbacks import StepHistory, ValidationCurve
+        from kssl.curves import StepHistory, ValidationCurve
         from kssl.data.pipeline import labeled_batches
         from kssl.training import finetune
 
@@ -144,7 +144,7 @@ def _validation(finetuner, mode, labeled, seed, tag) -> tuple[dict, list]:
     (None when none can be held out); the semi-supervised one only with `--semi-supervised`
     (each fold's plain classifier its teacher), the start's only when the run has an unadapted
     start; `validation_curves`, per way of training, each fold's accuracy on its held-out
-    labels as the fine-tuning went (`kssl.callbacks.ValidationCurve`)."""
+    labels as the fine-tuning went (`kssl.curves.ValidationCurve`)."""
     from kssl.data.pipeline import labeled_batches
 
     config = finetuner.config
@@ -378,7 +378,7 @@ def _label_propagation(encoder, draws, unlabeled_features, test_features, test_l
 def _one_draw(finetuner, mode, labeled, index, test, test_batches, curves):
     """Validation, then every start on all of the draw's labels, scored on the test split:
     `(result, deployed models by how they were trained, the pretrained classifier's counts)`."""
-    from kssl.callbacks import StepHistory
+    from kssl.curves import StepHistory
     from kssl.finetuning.adversarial import evaluate_robustness
 
     config, size = finetuner.config, len(labeled)

@@ -68,7 +68,7 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None, start=
     split, feeds the kNN monitor only. `start`: the encoder to start from, kept as it is (a
     copy trains); default: `build_start(config, strategy)`."""
     from kssl.app.config import pretraining_recipe
-    from kssl.callbacks import StepHistory
+    from kssl.curves import StepHistory
     from kssl.data.preview import save_view_grid
     from kssl.monitor import KNNMonitor
     from kssl.plots import plot_training_curves

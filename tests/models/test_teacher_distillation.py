@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import kssl
-from kssl.callbacks import StepHistory
+from kssl.curves import StepHistory
 from kssl.models.distillation import Distillation
 
 
