@@ -25,7 +25,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.cpu)
+import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.runtime.cpu)
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 
@@ -46,7 +46,9 @@ def parse_args(argv=None):
     parser.add_argument("--temperature", type=float, default=0.2)
     parser.add_argument("--head-hidden", type=int, default=None, help="projection head width (default: features)")
     parser.add_argument("--head-depth", type=int, default=2)
-    parser.add_argument("--weight-decay", type=float, default=None, help="default: the recipe's (kssl.recipes)")
+    parser.add_argument(
+        "--weight-decay", type=float, default=None, help="default: the recipe's (kssl.training.recipes)"
+    )
     parser.add_argument("--optimizer", choices=["sgd", "adamw"], default=None, help="default: the recipe's")
     parser.add_argument(
         "--learning-rate", type=float, default=None, help="peak rate per 256 images (default: the recipe's)"
@@ -113,16 +115,16 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from kssl.callbacks import TimeBudget
-    from kssl.cpu import cpu_model, onednn_enabled
     from kssl.data.augment import ViewAugmentation
     from kssl.data.sources import from_folder
     from kssl.encoders import resnet
-    from kssl.evaluation import evaluate_encoder
+    from kssl.evaluation.features import evaluate_encoder
     from kssl.layers import ProjectionHead
     from kssl.methods import recipe_for
-    from kssl.precision import set_precision
+    from kssl.runtime.cpu import cpu_model, onednn_enabled
+    from kssl.runtime.precision import set_precision
     from kssl.training import pretrain
+    from kssl.training.callbacks import TimeBudget
 
     if not pathlib.Path(args.data).is_dir():
         sys.exit(f"CIFAR-10 folders not found at {args.data}; pass --data.")
@@ -140,7 +142,7 @@ def main(argv=None):
         stage_widths = tuple(args.stage_widths) if args.stage_widths else None
         return resnet(args.depth, width=args.width, image_size=image_size, stem="cifar", stage_widths=stage_widths)
 
-    # What a user runs: kssl.pretrain with the recipe of kssl.recipes, changed only where asked.
+    # What a user runs: kssl.pretrain with the recipe of kssl.training.recipes, changed only where asked.
     recipe = recipe_for("simclr")
     changes = {"optimizer": args.optimizer, "learning_rate": args.learning_rate, "weight_decay": args.weight_decay}
     recipe = dataclasses.replace(recipe, **{k: v for k, v in changes.items() if v is not None})
@@ -203,7 +205,7 @@ def main(argv=None):
     eval_encoder = make_encoder(image_size=32)
     eval_encoder.set_weights(encoder.get_weights())
     if args.save_encoder:
-        from kssl.atomic import atomic_file
+        from kssl.outputs.atomic import atomic_file
 
         with atomic_file(args.save_encoder, suffix=".keras") as temporary:
             eval_encoder.save(temporary)

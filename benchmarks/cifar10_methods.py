@@ -4,7 +4,7 @@ number of epochs or the same wall clock, then kNN and linear probe.
 For each method (default: all of `kssl.methods.METHODS`; a variant is `NAME:KEY=VALUE`,
 e.g. `simclr:local_crops=4` for multi-crop, or `dino:recipe.learning_rate=0.03` for a
 field of its recipe) it runs what a user runs,
-`kssl.pretrain(train, encoder, method=...)` with the method's recipe (`kssl.recipes`)
+`kssl.pretrain(train, encoder, method=...)` with the method's recipe (`kssl.training.recipes`)
 and views (`view_augmentations`), on the folder's train split without labels, for
 --epochs epochs (or --budget minutes each) at --batch-size, with a `KNNMonitor` (the
 curve is kept); then it scores the frozen encoder on the test split:
@@ -43,7 +43,7 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.cpu)
+import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.runtime.cpu)
 
 HERE = pathlib.Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "cifar10"
@@ -87,15 +87,15 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
-    from kssl.atomic import atomic_file
-    from kssl.cpu import cpu_model, onednn_enabled
     from kssl.data.sources import from_folder
     from kssl.encoders import build_encoder, vit
     from kssl.errors import DivergedError
-    from kssl.evaluation import evaluate_encoder
+    from kssl.evaluation.features import evaluate_encoder
+    from kssl.evaluation.monitor import KNNMonitor
     from kssl.methods import check_method, method_spec
-    from kssl.monitor import KNNMonitor
-    from kssl.precision import set_precision
+    from kssl.outputs.atomic import atomic_file
+    from kssl.runtime.cpu import cpu_model, onednn_enabled
+    from kssl.runtime.precision import set_precision
     from kssl.training import pretrain
 
     if not pathlib.Path(args.data).is_dir():

@@ -32,7 +32,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.cpu)
+import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.runtime.cpu)
 
 HERE = pathlib.Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "cifar10"
@@ -81,17 +81,17 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
-    from kssl.atomic import atomic_file
-    from kssl.cpu import cpu_model
     from kssl.data.pipeline import labeled_batches
     from kssl.data.sources import from_folder
     from kssl.data.subsets import label_subset
     from kssl.encoders import resnet
     from kssl.encoders.loading import load_encoder
-    from kssl.evaluation import extract_features
-    from kssl.few_shot import few_shot_accuracy
+    from kssl.evaluation.features import extract_features
+    from kssl.evaluation.few_shot import few_shot_accuracy
     from kssl.finetuning.adversarial import AdversarialTraining, evaluate_robustness
-    from kssl.precision import set_precision
+    from kssl.outputs.atomic import atomic_file
+    from kssl.runtime.cpu import cpu_model
+    from kssl.runtime.precision import set_precision
     from kssl.training import copy_model, finetune, pretrain
 
     if not pathlib.Path(args.data).is_dir():

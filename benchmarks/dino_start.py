@@ -51,7 +51,7 @@ def main(argv=None):
 
     import kssl
     from kssl.encoders import conv4
-    from kssl.evaluation import extract_features, knn_accuracy
+    from kssl.evaluation.features import extract_features, knn_accuracy
     from kssl.methods import method_spec
     from kssl.training import pretrain
 

@@ -5,7 +5,7 @@ into a student (a quarter-width ResNet-18) for `--budget` minutes per variant, t
 the student's frozen features (kNN k=200 and a linear probe on the test split). Variants:
 
 - `first`: kssl's first distillation: pooled features, both views, lightly's CIFAR SGD;
-- `pooled`: pooled features, one view, `kssl.recipes.DISTILLATION` (LARS at 1.5);
+- `pooled`: pooled features, one view, `kssl.training.recipes.DISTILLATION` (LARS at 1.5);
 - `default`: the method's defaults (feature maps, one view, LARS at 1.5);
 - `default-clip`: the same with gradients clipped at norm 1 (LightlyTrain's; one device
   only: Keras clips each replica's share before the sum);
@@ -29,8 +29,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pretrained_start import START, cpu_model  # noqa: E402  (this folder, on sys.path when run)
 
-import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.cpu)
-from kssl.recipes import PretrainingRecipe  # noqa: E402
+import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.runtime.cpu)
+from kssl.training.recipes import PretrainingRecipe  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ClippedRecipe(PretrainingRecipe):
         return optimizer
 
 
-# name: (method, method options, recipe name in kssl.recipes or None for the method's, batch, clip)
+# name: (method, method options, recipe name in kssl.training.recipes or None for the method's, batch, clip)
 VARIANTS = {
     "first": ("distillation", {"feature_map": False, "views": 2}, "LIGHTLY_CIFAR", 256, False),
     "pooled": ("distillation", {"feature_map": False}, None, 256, False),
@@ -69,12 +69,11 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="JSON lines, one per variant")
     args = parser.parse_args(argv)
 
-    from kssl import recipes
     from kssl.app.data import load_train_test
     from kssl.encoders import build_encoder
-    from kssl.evaluation import evaluate_encoder
+    from kssl.evaluation.features import evaluate_encoder
     from kssl.methods import recipe_for
-    from kssl.training import pretrain
+    from kssl.training import pretrain, recipes
 
     train, test = load_train_test(args.data, args.image_size, args.seed, False, None, None, False, {})
     for name in args.variants.split(","):

@@ -20,7 +20,7 @@ import pathlib
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import kssl` does; see kssl.cpu
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import kssl` does; see kssl.runtime.cpu
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 
 

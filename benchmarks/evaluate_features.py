@@ -2,7 +2,7 @@
 
 `lightly_reference.py` (run with PyTorch and lightly) saves `train_features`,
 `train_labels`, `test_features`, `test_labels` and a JSON `summary` to an `.npz`; this
-script applies exactly the evaluation `cifar10_budget.py` uses (`kssl.evaluation`:
+script applies exactly the evaluation `cifar10_budget.py` uses (`kssl.evaluation.features`:
 kNN with k=200, cosine similarity, exp(sim/0.1) votes; scikit-learn logistic regression
 on standardised features) and prints the summary with the two accuracies.
 
@@ -24,7 +24,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import numpy as np
 
-    from kssl.evaluation import knn_accuracy, linear_probe_accuracy
+    from kssl.evaluation.features import knn_accuracy, linear_probe_accuracy
 
     if not pathlib.Path(args.features).is_file():
         sys.exit(f"No features file at {args.features}; run lightly_reference.py first.")

@@ -15,7 +15,7 @@ import kssl  # noqa: E402,F401,I001  (oneDNN first, as users import it)
 import keras  # noqa: E402
 from helpers import tiny_encoder  # noqa: E402
 
-from kssl.export import export_saved_model  # noqa: E402
+from kssl.outputs.export import export_saved_model  # noqa: E402
 from kssl.models import Classifier  # noqa: E402
 
 classifier = Classifier(tiny_encoder(16), num_classes=10, mode="full")

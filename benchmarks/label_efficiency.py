@@ -61,10 +61,10 @@ def main(argv=None):
     from kssl.data.pipeline import labeled_batches
     from kssl.data.subsets import label_subset, validation_folds
     from kssl.encoders.loading import load_encoder
-    from kssl.evaluation import extract_features, label_propagation_accuracy
+    from kssl.evaluation.features import extract_features, label_propagation_accuracy
+    from kssl.evaluation.label_selection import picked_subset
+    from kssl.evaluation.statistics import mean_interval
     from kssl.registry import split_options
-    from kssl.selection import picked_subset
-    from kssl.statistics import mean_interval
     from kssl.training import copy_model, finetune
 
     encoder = load_encoder(args.pretrained)

@@ -4,7 +4,7 @@ selection method picks, on a pretrained encoder's frozen features (issue 23, par
 For each budget (labels per class times the classes), the picks of `typiclust` and
 `kcenter` (several seeds) and of uniform `random` picks (what a person without labels
 can do; several draws) are labeled with their true labels, and a logistic regression on
-their L2-normalised features (`kssl.evaluation.linear_probe_accuracy`) is scored on the
+their L2-normalised features (`kssl.evaluation.features.linear_probe_accuracy`) is scored on the
 test split. `stratified` is `kssl run`'s default draw, which knows every label: a bound,
 not a choice a person can make. Mean and 95% interval (Student's t) over seeds/draws.
 
@@ -21,8 +21,8 @@ import time
 
 def interval(values):
     """Mean and half-width of the 95% Student-t interval (0 for a single value):
-    `kssl.statistics.mean_interval`, the report's own."""
-    from kssl.statistics import mean_interval
+    `kssl.evaluation.statistics.mean_interval`, the report's own."""
+    from kssl.evaluation.statistics import mean_interval
 
     mean, low, high = mean_interval(values)
     return mean, 0.0 if low is None else (high - low) / 2
@@ -51,8 +51,8 @@ def main(argv=None):
 
     from kssl.data.files import list_folder
     from kssl.encoders.loading import load_encoder
-    from kssl.evaluation import extract_features, linear_probe_accuracy
-    from kssl.selection import METHODS
+    from kssl.evaluation.features import extract_features, linear_probe_accuracy
+    from kssl.evaluation.label_selection import METHODS
 
     encoder = load_encoder(args.pretrained)
     size = encoder.input_shape[1]

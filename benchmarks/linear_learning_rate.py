@@ -1,6 +1,6 @@
 """Does the linear mode underfit at a few labels? Test accuracy of `kssl.finetune(mode="linear")`
 at several learning rates and epochs, against a logistic regression on the same frozen
-features (`kssl.evaluation.linear_probe_accuracy`), over stratified draws.
+features (`kssl.evaluation.features.linear_probe_accuracy`), over stratified draws.
 
     python benchmarks/linear_learning_rate.py --pretrained RUN --data ../shared/data/flowers --per-class 10
 """
@@ -24,7 +24,7 @@ def main(argv=None):
     from kssl.data.pipeline import labeled_batches
     from kssl.data.subsets import label_subset
     from kssl.encoders.loading import load_encoder
-    from kssl.evaluation import extract_features, linear_probe_accuracy
+    from kssl.evaluation.features import extract_features, linear_probe_accuracy
     from kssl.training import copy_model, finetune
 
     encoder = load_encoder(args.pretrained)

@@ -3,10 +3,10 @@
 Starts from a `.keras` image model (the ImageNet EfficientNet-Lite0 of
 `../shared/data/pretrained/`), measures its frozen features (kNN k=200 and a linear probe on
 the test split), then for each recipe variant continues it with a self-supervised method
-for `--budget` minutes and measures again. Variants (`kssl.recipes`):
+for `--budget` minutes and measures again. Variants (`kssl.training.recipes`):
 
 - `from-scratch`: the method's own recipe, as for random weights (4 local crops at 96 px);
-- `pretrained-start`: `kssl.recipes.for_pretrained_start` (the encoder at 0.1 of the heads'
+- `pretrained-start`: `kssl.training.recipes.for_pretrained_start` (the encoder at 0.1 of the heads'
   rate, batch norm frozen, 10% warm-up, no local crops);
 - `bn-training`: the same with the encoder's batch norm training;
 - `rate-0.03`, `rate-0.3`: the same with the encoder at 0.03 or 0.3 of the heads' rate;
@@ -30,7 +30,7 @@ import subprocess
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.cpu)
+import kssl  # noqa: E402,F401  (first: it turns on oneDNN, as for users; see kssl.runtime.cpu)
 
 HERE = pathlib.Path(__file__).resolve().parent
 START = HERE.parents[1] / "shared" / "data" / "pretrained" / "efficientnet_lite0_imagenet.keras"
@@ -39,7 +39,7 @@ START = HERE.parents[1] / "shared" / "data" / "pretrained" / "efficientnet_lite0
 def variant_recipe(name: str, method: str):
     """The recipe a variant names (None for `start`: no training)."""
     from kssl.methods import recipe_for
-    from kssl.recipes import for_pretrained_start
+    from kssl.training.recipes import for_pretrained_start
 
     base = recipe_for(method)
     adapted = for_pretrained_start(base)
@@ -83,7 +83,7 @@ def main(argv=None):
 
     from kssl.app.data import load_train_test
     from kssl.encoders import build_encoder
-    from kssl.evaluation import evaluate_encoder
+    from kssl.evaluation.features import evaluate_encoder
     from kssl.training import pretrain
 
     notes = {}

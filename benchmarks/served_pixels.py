@@ -3,7 +3,7 @@ differs from the one kssl measured, with the evaluation view of before (bilinear
 measured on the in-memory copy at 1.5x the view, served from the original) and of now
 (one antialiased resampling of the original, measured and served alike).
 
-For each test photo: its features as measured (`kssl.evaluation.extract_features` on the
+For each test photo: its features as measured (`kssl.evaluation.features.extract_features` on the
 test split loaded into memory) and as served (the encoder on the view the SavedModel's
 `predict_bytes` computes from the file's bytes). A kNN classifier (k=20) on the measured
 training features then predicts each test photo from both; the table counts the photos
@@ -45,7 +45,7 @@ def compare(encoder, root, size):
     from kssl.data.evaluation_view import EvaluationView
     from kssl.data.files import list_folder
     from kssl.data.orientation import decode_image
-    from kssl.evaluation import knn_accuracy
+    from kssl.evaluation.features import knn_accuracy
 
     train_files, test_files = list_folder(root, "train", progress=False), list_folder(root, "test", progress=False)
     train, test = train_files.load(size, progress=False), test_files.load(size, progress=False)

@@ -3,9 +3,9 @@
 On random unit vectors of `--dims` dimensions (kssl's ResNet-18 embeds in 512), measures
 in this process:
 
-1. `kssl.similarity.top_k` for one query over `--rows` rows (the median of `--queries`
+1. `kssl.evaluation.similarity.top_k` for one query over `--rows` rows (the median of `--queries`
    queries) and the peak memory it adds beyond the embeddings themselves;
-2. `kssl.similarity.duplicate_pairs` over `--pair-rows` rows (every pair is compared, so
+2. `kssl.evaluation.similarity.duplicate_pairs` over `--pair-rows` rows (every pair is compared, so
    the time grows with the square of the rows; the time for `--rows` is extrapolated);
 3. for scale: the time to compute the embeddings of that many images, from `--images-per-second`
    (the `kssl embed` speed measured on the same machine, printed by it).
@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from kssl.similarity import duplicate_pairs, l2_normalized, top_k
+from kssl.evaluation.similarity import duplicate_pairs, l2_normalized, top_k
 
 
 def peak_rss_mb() -> float:

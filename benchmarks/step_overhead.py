@@ -47,8 +47,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import kssl
-    from kssl.cpu import cpu_model
-    from kssl.precision import precision_choice, set_precision
+    from kssl.runtime.cpu import cpu_model
+    from kssl.runtime.precision import precision_choice, set_precision
     from kssl.training import pretrain
 
     set_precision(precision_choice()[0])

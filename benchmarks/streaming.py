@@ -86,8 +86,8 @@ FIRST_STEP = textwrap.dedent(
     start = time.time()
     import json, resource, sys, tempfile
     import keras
-    import kssl.training
-    from kssl.cli import main
+    import kssl.training.pretraining as pretraining
+    from kssl.app.cli import main
 
     class FirstStep(keras.callbacks.Callback):
         seconds = None
@@ -97,12 +97,12 @@ FIRST_STEP = textwrap.dedent(
                 FirstStep.seconds = time.time() - start
             self.model.stop_training = True
 
-    fit = kssl.training._fit
+    fit = pretraining.fit_steps
 
     def with_first_step(model, data, total, directory, every, callbacks, *args, **kwargs):
         return fit(model, data, total, directory, every, [*callbacks, FirstStep()], *args, **kwargs)
 
-    kssl.training._fit = with_first_step  # the command runs as users run it, and stops after one step
+    pretraining.fit_steps = with_first_step  # the command runs as users run it, and stops after one step
     folder, size, storage = sys.argv[1], sys.argv[2], sys.argv[3]
     out = tempfile.mkdtemp() + "/run"
     code = main(["pretrain", "--data", folder, storage, "--image-size", size, "--epochs", "1",
@@ -131,7 +131,7 @@ THROUGHPUT = textwrap.dedent(
     import numpy as np, tensorflow as tf, keras, kssl
     from kssl.data.files import list_folder
     from kssl.data.pipeline import view_pairs
-    from kssl.precision import precision_choice, set_precision
+    from kssl.runtime.precision import precision_choice, set_precision
 
     folder, size, memory_images, rounds, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), 3, 6
     set_precision(precision_choice()[0])
@@ -333,7 +333,7 @@ def main(argv=None):
 
 
 def _cpu_model() -> str:
-    from kssl.cpu import cpu_model
+    from kssl.runtime.cpu import cpu_model
 
     return cpu_model()
 

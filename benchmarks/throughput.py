@@ -35,7 +35,7 @@ if config["replicas"] > 1:
     tf.config.set_logical_device_configuration(
         tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * config["replicas"])
 import keras
-from kssl.precision import set_precision
+from kssl.runtime.precision import set_precision
 from kssl.encoders import resnet
 from kssl.models import SimCLR
 set_precision(config["precision"])

@@ -5,7 +5,7 @@ BYOL, SimSiam, Barlow Twins, VICReg, MAE), and transfer to small labeled image s
 used, and kssl's Keras classes are registered as soon as Keras is imported (see
 `kssl.registration`), so `keras.saving.load_model` loads kssl's `.keras` files after a
 plain `import kssl`. Imported before TensorFlow, kssl turns on TensorFlow's oneDNN CPU
-kernels (see `kssl.cpu`).
+kernels (see `kssl.runtime.cpu`).
 
 Example: an encoder saved as `.keras` loads back with Keras alone once kssl is imported.
     >>> import os, tempfile
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 
-from kssl.cpu import prefer_onednn
+from kssl.runtime.cpu import prefer_onednn
 
 prefer_onednn()
 
@@ -49,9 +49,9 @@ _EXPORTS = {
     "fgsm": "kssl.finetuning.adversarial",
     "pgd": "kssl.finetuning.adversarial",
     "LayerwiseAdam": "kssl.finetuning.discriminative",
-    "few_shot_accuracy": "kssl.few_shot",
+    "few_shot_accuracy": "kssl.evaluation.few_shot",
     "nt_xent": "kssl.losses",
-    "LARS": "kssl.optimizers",
+    "LARS": "kssl.training.optimizers",
     "ImageSet": "kssl.data.sources",
     "DataError": "kssl.errors",
     "InputError": "kssl.errors",
@@ -71,27 +71,27 @@ _EXPORTS = {
     "save_view_grid": "kssl.data.preview",
     "view_pairs": "kssl.data.pipeline",
     "labeled_batches": "kssl.data.pipeline",
-    "evaluate_encoder": "kssl.evaluation",
-    "select_for_labeling": "kssl.selection",
-    "knn_accuracy": "kssl.evaluation",
-    "linear_probe_accuracy": "kssl.evaluation",
-    "export_saved_model": "kssl.export",
-    "export_file": "kssl.export",
-    "write_embeddings": "kssl.similarity",
-    "read_embeddings": "kssl.similarity",
-    "top_k": "kssl.similarity",
-    "duplicate_pairs": "kssl.similarity",
-    "TensorBoardScalars": "kssl.tensorboard_logs",
-    "extract_features": "kssl.evaluation",
-    "warmup_cosine": "kssl.schedules",
-    "PretrainingRecipe": "kssl.recipes",
+    "evaluate_encoder": "kssl.evaluation.features",
+    "select_for_labeling": "kssl.evaluation.label_selection",
+    "knn_accuracy": "kssl.evaluation.features",
+    "linear_probe_accuracy": "kssl.evaluation.features",
+    "export_saved_model": "kssl.outputs.export",
+    "export_file": "kssl.outputs.export",
+    "write_embeddings": "kssl.evaluation.similarity",
+    "read_embeddings": "kssl.evaluation.similarity",
+    "top_k": "kssl.evaluation.similarity",
+    "duplicate_pairs": "kssl.evaluation.similarity",
+    "TensorBoardScalars": "kssl.outputs.tensorboard_logs",
+    "extract_features": "kssl.evaluation.features",
+    "warmup_cosine": "kssl.training.schedules",
+    "PretrainingRecipe": "kssl.training.recipes",
     "recipe_for": "kssl.methods",
-    "TimeBudget": "kssl.callbacks",
-    "TrainingProgress": "kssl.callbacks",
-    "StepHistory": "kssl.curves",
-    "StopOnDivergence": "kssl.callbacks",
-    "StepProgress": "kssl.progress",
-    "KNNMonitor": "kssl.monitor",
+    "TimeBudget": "kssl.training.callbacks",
+    "TrainingProgress": "kssl.training.callbacks",
+    "StepHistory": "kssl.training.curves",
+    "StopOnDivergence": "kssl.training.callbacks",
+    "StepProgress": "kssl.training.progress",
+    "KNNMonitor": "kssl.evaluation.monitor",
     "pretrain": "kssl.training",
     "finetune": "kssl.training",
 }

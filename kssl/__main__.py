@@ -2,7 +2,7 @@
 
 import sys
 
-from kssl.cli import main
+from kssl.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

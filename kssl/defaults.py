@@ -42,7 +42,7 @@ MODES = ("full",)
 LABELS = (10,)
 SEED = 0
 CHECKPOINT_EVERY = 100
-# The `tf.distribute` strategies `kssl.distribute.strategy_from_name` builds, by name.
+# The `tf.distribute` strategies `kssl.runtime.distribute.strategy_from_name` builds, by name.
 STRATEGY_NAMES = ("default", "mirrored", "multiworker", "tpu")
 
 
@@ -59,7 +59,7 @@ def pretraining_epochs(images: int, batch_size: int, data: str | None = None, pr
     """`(epochs, reason)`: the default pretraining length for `images` images at
     `batch_size` (`data`, the data string, picks out the embedded digits;
     `pretrained_start`: the encoder brings weights and is adapted with
-    `kssl.recipes.for_pretrained_start`)."""
+    `kssl.training.recipes.for_pretrained_start`)."""
     steps_per_epoch = images / batch_size
 
     def steps(epochs):
@@ -127,5 +127,5 @@ def semi_supervised_steps(unlabeled_images: int, unlabeled_batch: int, labeled_s
     )
 
 
-# The formats `kssl export --format` writes (kssl.export: a SavedModel folder, a .onnx or a .tflite file).
+# The formats `kssl export --format` writes (kssl.outputs.export: a SavedModel folder, a .onnx or a .tflite file).
 EXPORT_FORMATS = ("saved_model", "onnx", "litert")

@@ -2,7 +2,7 @@
 
 Importing it imports no TensorFlow, so the command line lists the methods and their
 options in `--help` at once; `method_class` imports a method's module when it is asked
-for. A spec names the class, its recipe (`kssl.recipes`), its default encoder and its
+for. A spec names the class, its recipe (`kssl.training.recipes`), its default encoder and its
 own constructor options with their defaults and a line of help; registration with
 Keras (`kssl.registration`), `--method`, `--method-option`, `config.json` and the
 registry-driven contract tests (`tests/test_method_contract.py`) all read it. A
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from kssl import recipes
 from kssl.registry import Option, Spec, check_name, load_class
+from kssl.training import recipes
 
 
 @dataclasses.dataclass(frozen=True)

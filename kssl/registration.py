@@ -23,8 +23,8 @@ import warnings
 REGISTERING_MODULES = (
     "kssl.layers",
     "kssl.models.classifier",
-    "kssl.optimizers",
-    "kssl.loss_scaling",
+    "kssl.training.optimizers",
+    "kssl.runtime.loss_scaling",
     "kssl.encoders.applications",
     "kssl.finetuning.discriminative",
 )

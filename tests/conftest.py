@@ -19,7 +19,7 @@ os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from kssl.cpu import prefer_onednn  # noqa: E402
+from kssl.runtime.cpu import prefer_onednn  # noqa: E402
 
 prefer_onednn()  # what `import kssl` before TensorFlow does for users
 

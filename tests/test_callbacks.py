@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from helpers import FakeClock
 
-from kssl.callbacks import TimeBudget
+from kssl.training.callbacks import TimeBudget
 
 
 def test_budget_stops_an_endless_epoch_and_drives_the_learning_rate():
@@ -32,7 +32,7 @@ def test_schedule_shape():
 
 
 def test_step_history_recovers_per_interval_means_from_running_means():
-    from kssl.curves import StepHistory
+    from kssl.training.curves import StepHistory
 
     history = StepHistory(every=2)
     history.on_train_begin()
@@ -45,7 +45,7 @@ def test_step_history_recovers_per_interval_means_from_running_means():
 
 @pytest.mark.parametrize("steps, expected_steps", [(3, [3]), (7, [5, 7])])
 def test_step_history_ends_where_training_ended(steps, expected_steps):
-    from kssl.curves import StepHistory
+    from kssl.training.curves import StepHistory
 
     history = StepHistory(every=5)
     history.on_train_begin()
@@ -64,7 +64,7 @@ class FakeTerminal(io.StringIO):
 
 
 def test_budget_progress_shows_minutes_left_and_an_estimated_total_of_steps(monkeypatch):
-    from kssl.progress import BudgetProgress
+    from kssl.training.progress import BudgetProgress
 
     clock = [100.0]
     monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
@@ -85,7 +85,7 @@ def test_budget_progress_shows_minutes_left_and_an_estimated_total_of_steps(monk
 
 
 def test_budget_progress_rewrites_one_line_in_a_terminal():
-    from kssl.progress import BudgetProgress
+    from kssl.training.progress import BudgetProgress
 
     stream = FakeTerminal()
     progress = BudgetProgress(TimeBudget(minutes=1), stream=stream)
@@ -96,10 +96,10 @@ def test_budget_progress_rewrites_one_line_in_a_terminal():
 
 
 def test_paused_time_is_not_charged_to_the_budget(monkeypatch):
-    import kssl.callbacks
+    import kssl.training.callbacks
 
     clock = FakeClock()
-    monkeypatch.setattr(kssl.callbacks, "time", clock)
+    monkeypatch.setattr(kssl.training.callbacks, "time", clock)
     budget = TimeBudget(minutes=1)
     budget.on_train_begin()
     clock.sleep(2.0)

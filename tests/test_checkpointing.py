@@ -12,9 +12,9 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
     import keras
     from helpers import tiny_encoder
 
-    from kssl.curves import StepHistory
     from kssl.data.sources import load_digits
     from kssl.training import pretrain
+    from kssl.training.curves import StepHistory
 
     images = load_digits(image_size=8).subset(range(128))
 
@@ -53,7 +53,7 @@ def test_steps_are_counted_exactly_with_several_steps_per_execution(tmp_path):
     still records every step, and saves at the first call past each multiple."""
     import keras
 
-    from kssl.checkpointing import StepCheckpoint
+    from kssl.training.checkpointing import StepCheckpoint
 
     def make_model():
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -74,8 +74,8 @@ def test_steps_are_counted_exactly_with_several_steps_per_execution(tmp_path):
 def test_a_damaged_checkpoint_gives_way_to_the_one_before_it_and_none_readable_is_an_error(tmp_path, capsys):
     import keras
 
-    from kssl.checkpointing import StepCheckpoint
     from kssl.errors import DataError
+    from kssl.training.checkpointing import StepCheckpoint
 
     def make_model():
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import TINY_MODEL, write_image_folder
 
-from kssl.cli import main
+from kssl.app.cli import main
 
 # One draw and no validation folds: the draws and validation have their own tests (tests/app/).
 # No kNN monitor (tests/test_monitor.py and tests/app/test_pretraining_length.py test it).
@@ -279,7 +279,7 @@ def test_select_labels_the_images_typiclust_picks_on_the_pretrained_features(tmp
 
     from kssl.data.sources import load_digits
     from kssl.encoders import conv4
-    from kssl.selection import select_for_labeling
+    from kssl.evaluation.label_selection import select_for_labeling
 
     keras.utils.set_random_seed(1)
     conv4(width=0.125, image_size=8).save(tmp_path / "encoder.keras")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from helpers import TINY_MODEL, write_image_folder
 
-from kssl.cli import main
+from kssl.app.cli import main
 
 
 def start(args):

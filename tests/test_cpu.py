@@ -9,13 +9,16 @@ import warnings
 
 import pytest
 
-import kssl.cpu
+import kssl.runtime.cpu
 
-REPORT = "import os, sys; import kssl.cpu; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), kssl.cpu.onednn_enabled())"
+REPORT = (
+    "import os, sys; import kssl.runtime.cpu; "
+    "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), kssl.runtime.cpu.onednn_enabled())"
+)
 
 
 def run(code, **env):
-    environment = {k: v for k, v in os.environ.items() if k != kssl.cpu.ONEDNN_VARIABLE}
+    environment = {k: v for k, v in os.environ.items() if k != kssl.runtime.cpu.ONEDNN_VARIABLE}
     environment.update({"TF_CPP_MIN_LOG_LEVEL": "2", **env})
     result = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
     assert "PredictCost" not in result.stderr, result.stderr[-2000:]
@@ -64,20 +67,20 @@ def test_each_import_order_sets_onednn_as_documented_and_keeps_kssls_keras_class
 
 
 def test_warns_once_when_onednn_is_off_on_a_cpu(monkeypatch):
-    monkeypatch.setattr(kssl.cpu, "_warned", False)
-    monkeypatch.setattr(kssl.cpu, "onednn_enabled", lambda: False)
-    monkeypatch.delenv(kssl.cpu.ONEDNN_VARIABLE, raising=False)
+    monkeypatch.setattr(kssl.runtime.cpu, "_warned", False)
+    monkeypatch.setattr(kssl.runtime.cpu, "onednn_enabled", lambda: False)
+    monkeypatch.delenv(kssl.runtime.cpu.ONEDNN_VARIABLE, raising=False)
     with pytest.warns(UserWarning, match="TF_ENABLE_ONEDNN_OPTS=1"):
-        assert kssl.cpu.warn_if_onednn_off()
+        assert kssl.runtime.cpu.warn_if_onednn_off()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert not kssl.cpu.warn_if_onednn_off()
+        assert not kssl.runtime.cpu.warn_if_onednn_off()
 
 
 def test_no_warning_when_the_user_turned_onednn_off(monkeypatch):
-    monkeypatch.setattr(kssl.cpu, "_warned", False)
-    monkeypatch.setattr(kssl.cpu, "onednn_enabled", lambda: False)
-    monkeypatch.setenv(kssl.cpu.ONEDNN_VARIABLE, "0")
+    monkeypatch.setattr(kssl.runtime.cpu, "_warned", False)
+    monkeypatch.setattr(kssl.runtime.cpu, "onednn_enabled", lambda: False)
+    monkeypatch.setenv(kssl.runtime.cpu.ONEDNN_VARIABLE, "0")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert not kssl.cpu.warn_if_onednn_off()
+        assert not kssl.runtime.cpu.warn_if_onednn_off()

@@ -139,7 +139,7 @@ def test_all_gather_is_built_from_all_reduces_and_keeps_uneven_slices():
     """NCCL runs all-reduces natively; the traced gather has no gather collective."""
     import collections
 
-    from kssl.distribute import all_gather
+    from kssl.runtime.distribute import all_gather
 
     strategy = two_replicas()
 

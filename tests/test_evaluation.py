@@ -3,7 +3,7 @@ import pytest
 from helpers import digits, tiny_encoder
 from sklearn.neighbors import KNeighborsClassifier
 
-from kssl.evaluation import evaluate_encoder, extract_features, knn_accuracy, linear_probe_accuracy
+from kssl.evaluation.features import evaluate_encoder, extract_features, knn_accuracy, linear_probe_accuracy
 
 
 @pytest.mark.parametrize("k", [1, 5, 50])
@@ -40,7 +40,7 @@ def test_evaluate_encoder_is_the_two_probes_on_the_encoders_inference_features()
 
 
 def test_label_propagation_follows_the_unlabeled_images_where_the_nearest_label_misleads():
-    from kssl.evaluation import label_propagation_accuracy
+    from kssl.evaluation.features import label_propagation_accuracy
 
     # Two parallel chains of unlabeled images, each labeled at one end only (opposite
     # ends). A test image near the far end of chain 0 is nearer chain 1's label than
@@ -61,7 +61,7 @@ def test_features_stay_with_their_files_when_a_file_cannot_be_read(tmp_path):
 
     from kssl.data.files import list_folder
     from kssl.errors import DataError
-    from kssl.evaluation import features_by_row, readable_features
+    from kssl.evaluation.features import features_by_row, readable_features
 
     root = write_image_folder(tmp_path / "photos", classes=("a", "b"), per_class=5, shapes=((12, 12), (10, 14)))
     (root / "a" / "00000.png").write_bytes(b"not a png")  # sorts first: every later row would shift
@@ -88,7 +88,7 @@ def test_the_linear_head_computes_scikit_learns_logistic_regression_on_raw_featu
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from kssl.evaluation import linear_head_weights
+    from kssl.evaluation.features import linear_head_weights
 
     rng = np.random.default_rng(classes)
     labels = rng.integers(0, classes, 200)

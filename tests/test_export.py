@@ -9,8 +9,8 @@ from PIL import Image
 
 from kssl.data.evaluation_view import EvaluationView
 from kssl.data.pipeline import labeled_batches
-from kssl.export import export_saved_model
 from kssl.models import Classifier
+from kssl.outputs.export import export_saved_model
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_export_refuses_to_overwrite(exported):
 def test_tf_serving_warmup_requests_parse_and_run_against_the_saved_model(exported):
     from tensorflow_serving.apis import prediction_log_pb2
 
-    from kssl.export import WARMUP_BATCH_SIZES, WARMUP_FILE
+    from kssl.outputs.export import WARMUP_BATCH_SIZES, WARMUP_FILE
 
     _, path, _ = exported
     signatures = tf.saved_model.load(str(path)).signatures
@@ -127,7 +127,7 @@ def _classifier(kind):
 def test_onnx_and_litert_files_give_the_saved_models_probabilities(kind, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime", reason="the test extra installs ONNX Runtime")
     litert = pytest.importorskip("ai_edge_litert.interpreter", reason="the test extra installs LiteRT")
-    from kssl.export import export_file, float32_copy, serving_functions
+    from kssl.outputs.export import export_file, float32_copy, serving_functions
 
     classifier = _classifier(kind)
     keras.mixed_precision.set_global_policy("float32")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kssl.few_shot import few_shot_accuracy, few_shot_episodes, parse_few_shot
+from kssl.evaluation.few_shot import few_shot_accuracy, few_shot_episodes, parse_few_shot
 
 
 def test_episodes_are_seeded_balanced_and_disjoint():

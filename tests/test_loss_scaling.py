@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from helpers import tiny_encoder, two_replicas
 
-from kssl.loss_scaling import GlobalLossScaleOptimizer
+from kssl.runtime.loss_scaling import GlobalLossScaleOptimizer
 
 
 def step_with_an_overflow_on_replica_1(optimizer_class):

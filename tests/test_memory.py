@@ -5,11 +5,11 @@ import warnings
 import numpy as np
 import pytest
 
-import kssl.memory
+import kssl.runtime.memory
 from kssl.data.augment import ViewAugmentation
 from kssl.encoders import conv4, resnet
 from kssl.errors import InputError
-from kssl.memory import activation_bytes, check_training_memory
+from kssl.runtime.memory import activation_bytes, check_training_memory
 
 
 def test_activation_bytes_count_every_layer_output_in_its_compute_dtype():
@@ -30,8 +30,8 @@ def test_activation_bytes_count_every_layer_output_in_its_compute_dtype():
 @pytest.fixture
 def cpu_with(monkeypatch):
     def machine(available):
-        monkeypatch.setattr(kssl.memory, "available_bytes", lambda: available)
-        monkeypatch.setattr("kssl.precision.has_gpu", lambda: False)
+        monkeypatch.setattr(kssl.runtime.memory, "available_bytes", lambda: available)
+        monkeypatch.setattr("kssl.runtime.precision.has_gpu", lambda: False)
 
     return machine
 
@@ -61,8 +61,8 @@ def test_a_step_far_over_the_memory_is_refused_near_it_warned_and_within_it_pass
 
 
 def test_with_a_gpu_host_memory_does_not_bound_the_step(monkeypatch):
-    monkeypatch.setattr(kssl.memory, "available_bytes", lambda: 1)
-    monkeypatch.setattr("kssl.precision.has_gpu", lambda: True)
+    monkeypatch.setattr(kssl.runtime.memory, "available_bytes", lambda: 1)
+    monkeypatch.setattr("kssl.runtime.precision.has_gpu", lambda: True)
     check_training_memory(conv4(width=0.125, image_size=16), 64, [ViewAugmentation(16)] * 2)
 
 

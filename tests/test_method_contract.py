@@ -8,12 +8,11 @@ step is finite. A registered method without a case here fails
 `test_every_registered_method_has_a_case`.
 """
 
-import inspect
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from contracts import assert_options_are_the_constructors, assert_round_trip_trains_on_alike, assert_same_logs
 from helpers import assert_same_state, digits, two_replicas
 from helpers import model_state as state
 
@@ -72,7 +71,7 @@ CASES = {
     "moco": conv_case(queue_size=64),
     "byol": conv_case(),
     "byol+multicrop": conv_case(local_crops=2),
-    # A pretrained start's recipe (kssl.recipes.for_pretrained_start): the encoder at a tenth
+    # A pretrained start's recipe (kssl.training.recipes.for_pretrained_start): the encoder at a tenth
     # of the heads' rate, its batch norm frozen (BYOL: its momentum copy too).
     "byol+pretrained-start": conv_case(encoder_rate=0.1, frozen_batch_norm=True),
     "simsiam": conv_case(),
@@ -105,9 +104,7 @@ def test_every_registered_method_has_a_case_and_every_multi_crop_method_a_multi_
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_the_specs_options_are_the_constructors_with_its_defaults(name):
-    parameters = inspect.signature(method_class(name).__init__).parameters
-    constructor = {key: p.default for key, p in parameters.items() if key != "self" and key not in LAYER_ARGUMENTS}
-    assert {key: option.default for key, option in METHODS[name].options.items()} == constructor
+    assert_options_are_the_constructors(METHODS[name], not_options=LAYER_ARGUMENTS)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
@@ -168,7 +165,7 @@ def test_two_replicas_and_two_steps_per_execution_equal_single_steps_and_a_round
 ):
     # One reference, two single steps of 15 images on one device, for both set-ups: two
     # replicas (8 images on one, 7 on the other) and two steps in one execution. Keras 3
-    # cannot run both at once (see kssl.training._check_steps_per_execution). The
+    # cannot run both at once (see kssl.training.fitting.check_steps_per_execution). The
     # reference runs eagerly: an independent path (no tf.function, no Grappler) that
     # saves one trace; the set-ups users run are traced.
     uneven = [tuple(view[:15] for view in batch) for batch in batches]  # one shape: one trace each
@@ -176,10 +173,9 @@ def test_two_replicas_and_two_steps_per_execution_equal_single_steps_and_a_round
     single_logs = fit(single, uneven[:2])
     mirrored = build(name, two_replicas())
     mirrored_logs = fit(mirrored, uneven[:2])
-    for key, value in single_logs.items():
-        # abs: SimSiam's loss is a mean of negative cosines that nearly cancel (-0.0085);
-        # round-off reached 1.05e-6 on two threads. A wrong split moves it by ~1e-2.
-        assert mirrored_logs[key][0] == pytest.approx(value[0], rel=1e-5, abs=5e-6), key
+    # abs: SimSiam's loss is a mean of negative cosines that nearly cancel (-0.0085);
+    # round-off reached 1.05e-6 on two threads. A wrong split moves it by ~1e-2.
+    assert_same_logs(mirrored_logs, single_logs, abs=5e-6)
     assert_same_state(state(mirrored), state(single))
     if "+" in name:
         return  # a variant's steps per execution and round trip are its method's (tested above)
@@ -188,14 +184,7 @@ def test_two_replicas_and_two_steps_per_execution_equal_single_steps_and_a_round
     assert int(several.optimizer.iterations.numpy()) == int(single.optimizer.iterations.numpy()) == 2
     assert_same_state(state(several), state(single))
 
-    single.save(tmp_path / "model.keras")
-    restored = keras.saving.load_model(tmp_path / "model.keras")
-    assert type(restored) is type(single)
-    restored.run_eagerly = True  # as the original: bit-equal steps need the same path
-    assert_same_state(state(restored), state(single), rtol=0, atol=0)
-    expected, after = fit(single, uneven[2:]), fit(restored, uneven[2:])
-    assert after == expected
-    assert_same_state(state(restored), state(single), rtol=0, atol=0)
+    assert_round_trip_trains_on_alike(single, tmp_path / "model.keras", lambda model: fit(model, uneven[2:]))
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))  # DINO's case has local crops: multi-crop under mixed precision

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import kssl
-from kssl.evaluation import extract_features, knn_accuracy
-from kssl.monitor import KNNMonitor, monitor_every, monitor_subset
+from kssl.evaluation.features import extract_features, knn_accuracy
+from kssl.evaluation.monitor import KNNMonitor, monitor_every, monitor_subset
 
 
 def test_the_subset_is_fixed_stratified_and_a_fifth_of_it_queries():
@@ -100,7 +100,7 @@ def test_an_unreadable_file_leaves_the_subset_with_its_label(tmp_path):
 
 
 def test_rankme_is_the_entropy_of_the_normalised_singular_values(rng):
-    from kssl.monitor import rankme
+    from kssl.evaluation.monitor import rankme
 
     features = rng.normal(size=(300, 16)) @ np.diag(np.linspace(0.1, 3, 16))
     sigma = np.sqrt(np.clip(np.linalg.eigvalsh(features.T @ features), 0, None))  # eigenvalues of Z^T Z
@@ -112,7 +112,7 @@ def test_rankme_is_the_entropy_of_the_normalised_singular_values(rng):
 
 
 def test_without_labels_rankme_is_monitored_and_a_fall_to_half_warns_once():
-    from kssl.monitor import RankMeMonitor
+    from kssl.evaluation.monitor import RankMeMonitor
 
     images = kssl.load_digits(image_size=8)
     unlabeled = images.subset(range(300)).__class__(images.images[:300])  # no labels

@@ -25,8 +25,8 @@ SCRIPT = textwrap.dedent(
     from kssl.data.files import list_folder
     from kssl.data.pipeline import view_pairs
     from kssl.data.subsets import label_subset
-    from kssl.distribute import distribute_batches, strategy_from_name
-    from kssl.evaluation import extract_features
+    from kssl.runtime.distribute import distribute_batches, strategy_from_name
+    from kssl.evaluation.features import extract_features
     from kssl.training import finetune, pretrain
 
     folder, out = sys.argv[1], sys.argv[2]

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from kssl.optimizers import LARS
+from kssl.training.optimizers import LARS
 
 
 def numpy_lars(weights, gradients, names, lr, momentum, weight_decay, eta, nesterov, steps):

@@ -9,7 +9,7 @@ from helpers import digits, tiny_encoder
 from kssl.data.pipeline import view_pairs
 from kssl.losses import nt_xent
 from kssl.models import SimCLR
-from kssl.precision import set_precision
+from kssl.runtime.precision import set_precision
 
 
 @pytest.fixture
@@ -51,14 +51,14 @@ def test_unknown_precision_is_named():
     ],
 )
 def test_default_precision_follows_the_device_and_the_cpu_flags(gpu, flags, expected):
-    from kssl.precision import precision_choice
+    from kssl.runtime.precision import precision_choice
 
     precision, reason = precision_choice(gpu=gpu, cpu_flags=flags)
     assert precision == expected and reason
 
 
 def test_the_cpu_flags_of_this_machine_are_read():
-    from kssl.cpu import cpu_flags
+    from kssl.runtime.cpu import cpu_flags
 
     flags = cpu_flags()
     assert isinstance(flags, frozenset)
@@ -69,7 +69,7 @@ def test_the_cpu_flags_of_this_machine_are_read():
 def test_xla_is_on_by_default_only_on_one_gpu_replica(monkeypatch):
     from helpers import two_replicas
 
-    import kssl.precision as precision
+    import kssl.runtime.precision as precision
 
     monkeypatch.setattr(precision, "has_gpu", lambda: True)
     assert precision.resolve_jit_compile(None, tf.distribute.get_strategy()) is True
@@ -83,7 +83,7 @@ def test_xla_is_on_by_default_only_on_one_gpu_replica(monkeypatch):
 def test_pretrain_on_two_replicas_with_a_gpu_compiles_without_xla(monkeypatch):
     from helpers import two_replicas
 
-    import kssl.precision as precision
+    import kssl.runtime.precision as precision
     from kssl.training import pretrain
 
     monkeypatch.setattr(precision, "has_gpu", lambda: True)

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 from helpers import TINY_MODEL
 
-from kssl.quiet import is_native_log_line
+from kssl.runtime.quiet import is_native_log_line
 
 NATIVE_LINES = [
     "I0000 00:00:1764043200.123456    1234 port.cc:153] oneDNN custom operations are on.",
@@ -40,7 +40,7 @@ def test_filter_drops_native_lines_written_to_file_descriptor_2_and_keeps_the_re
     code = textwrap.dedent(
         f"""
         import os, sys
-        from kssl.quiet import filter_native_logs
+        from kssl.runtime.quiet import filter_native_logs
         assert filter_native_logs() and filter_native_logs()  # a second call changes nothing
         for line in {lines!r}:
             os.write(2, (line + "\\n").encode())  # as C++ code writes: below Python's sys.stderr
@@ -53,7 +53,7 @@ def test_filter_drops_native_lines_written_to_file_descriptor_2_and_keeps_the_re
 
 
 def test_nothing_written_before_a_crash_is_lost():
-    code = "import os; from kssl.quiet import filter_native_logs; filter_native_logs(); " \
+    code = "import os; from kssl.runtime.quiet import filter_native_logs; filter_native_logs(); " \
            "os.write(2, b'last words\\n'); os.abort()"  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "last words" in result.stderr
@@ -86,7 +86,7 @@ def test_new_models_tracing_their_steps_log_no_retracing_warning_but_other_funct
     import keras
     import numpy as np
 
-    import kssl.training  # noqa: F401  (kssl's training and evaluation install the filter)
+    import kssl.training.fitting  # noqa: F401  (kssl's training and evaluation install the filter)
 
     logged = []
     handler = logging.Handler()

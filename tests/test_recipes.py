@@ -4,7 +4,7 @@ import keras
 import pytest
 
 from kssl.methods import recipe_for
-from kssl.recipes import PretrainingRecipe
+from kssl.training.recipes import PretrainingRecipe
 
 
 def test_simclr_recipe_is_sgd_with_nesterov_and_the_linear_scaling_rule():
@@ -63,7 +63,7 @@ def test_every_registered_method_has_a_recipe_and_a_class():
 
 
 def test_lars_variant_trains_with_kssls_lars_and_a_budget_can_drive_its_rate():
-    from kssl.optimizers import LARS
+    from kssl.training.optimizers import LARS
 
     recipe = dataclasses.replace(recipe_for("byol"), optimizer="lars", weight_decay=1.5e-6)
     optimizer = recipe.build_optimizer(batch_size=512, total_steps=10)
@@ -74,7 +74,7 @@ def test_lars_variant_trains_with_kssls_lars_and_a_budget_can_drive_its_rate():
 
 
 def test_the_tuned_recipes_build_what_benchmarks_md_measured():
-    from kssl.optimizers import LARS
+    from kssl.training.optimizers import LARS
 
     # BENCHMARKS.md, "Recipe tuning": each method's adopted recipe, as the optimizer it builds.
     barlow = recipe_for("barlow").build_optimizer(batch_size=512, total_steps=10)

@@ -33,7 +33,7 @@ def test_import_kssl_imports_no_tensorflow():
 )
 def test_the_command_line_parser_imports_no_tensorflow(argv):
     parse = f"build_parser().parse_args({argv!r})"
-    code = f"from kssl.cli import build_parser\ntry:\n    {parse}\nexcept SystemExit:\n    pass"
+    code = f"from kssl.app.cli import build_parser\ntry:\n    {parse}\nexcept SystemExit:\n    pass"
     assert modules_after(code) == "[]"
 
 

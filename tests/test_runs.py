@@ -153,7 +153,7 @@ def test_a_second_run_on_a_locked_out_stops_at_once_and_a_killed_holder_releases
     import subprocess
     import sys
 
-    from kssl.cli import main
+    from kssl.app.cli import main
 
     out = tmp_path / "run"
     holder = subprocess.Popen(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kssl.cli import main
+from kssl.app.cli import main
 
 
 @pytest.fixture(scope="module")

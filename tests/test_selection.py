@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kssl.errors import InputError
-from kssl.selection import (
+from kssl.evaluation.label_selection import (
     MIN_CLUSTER_SIZE,
     k_center_greedy,
     random_picks,

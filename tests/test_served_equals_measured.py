@@ -15,14 +15,14 @@ import pytest
 from helpers import TINY_MODEL, write_image_folder
 from PIL import Image
 
+from kssl.app.cli import main
 from kssl.app.staging import file_sha256
-from kssl.cli import main
 from kssl.data.decoding import stored_side
 from kssl.data.files import list_folder
 from kssl.data.pipeline import labeled_batches
-from kssl.evaluation import extract_features
-from kssl.similarity import read_embeddings
-from kssl.tensorboard_logs import scalar_events
+from kssl.evaluation.features import extract_features
+from kssl.evaluation.similarity import read_embeddings
+from kssl.outputs.tensorboard_logs import scalar_events
 
 pytestmark = pytest.mark.eager_steps  # the command's plumbing: see conftest
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kssl.errors import InputError
-from kssl.similarity import duplicate_pairs, l2_normalized, read_embeddings, top_k, write_embeddings
+from kssl.evaluation.similarity import duplicate_pairs, l2_normalized, read_embeddings, top_k, write_embeddings
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kssl.statistics import mean_interval
+from kssl.evaluation.statistics import mean_interval
 
 
 @pytest.mark.parametrize("values", [[0.6, 0.7, 0.8], [0.31, 0.24, 0.41, 0.35, 0.29], [0.5, 0.5]])

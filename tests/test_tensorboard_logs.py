@@ -6,8 +6,8 @@ import keras
 from PIL import Image
 
 import kssl
-from kssl.curves import StepHistory
-from kssl.tensorboard_logs import TensorBoardScalars, scalar_events, write_image
+from kssl.outputs.tensorboard_logs import TensorBoardScalars, scalar_events, write_image
+from kssl.training.curves import StepHistory
 
 
 def pretrain(steps, callbacks):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from helpers import digits, tiny_encoder
 
-from kssl.callbacks import TimeBudget
 from kssl.methods import recipe_for
 from kssl.training import finetune, pretrain
+from kssl.training.callbacks import TimeBudget
 
 
 @pytest.fixture(scope="module")

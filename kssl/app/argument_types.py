@@ -110,7 +110,7 @@ def export_format_list(text):
 
 
 def few_shot_spec(text):
-    from kssl.few_shot import parse_few_shot  # imports no TensorFlow
+    from kssl.evaluation.few_shot import parse_few_shot  # imports no TensorFlow
 
     try:
         return parse_few_shot(text)

@@ -37,7 +37,7 @@ class RunConfig:
 
     data: str = "digits"
     labels: list = dataclasses.field(default_factory=lambda: list(defaults.LABELS))
-    select: str | None = None  # None: a stratified random draw; else a kssl.selection method
+    select: str | None = None  # None: a stratified random draw; else a kssl.evaluation.label_selection method
     draws: int | None = None  # draws of each label budget; None: kssl.data.subsets.default_draws
     validation: str = "auto"  # "auto": choices on held-out labels (kssl.data.subsets.validation_folds); "none"
     semi_supervised: str | None = None  # a kssl.semi_supervised method, trained beside plain fine-tuning
@@ -81,7 +81,7 @@ class RunConfig:
     cache_size: int | None = None
     refresh_listing: bool = False
     augment_on_device: bool | None = None
-    tensorboard: bool = True  # TensorBoard logs under <out>/logs (kssl.tensorboard_logs)
+    tensorboard: bool = True  # TensorBoard logs under <out>/logs (kssl.outputs.tensorboard_logs)
     export_formats: list = dataclasses.field(default_factory=list)  # besides the SavedModel: onnx, litert
     data_service: str | None = None  # a tf.data service dispatcher's HOST:PORT (kssl.data.service)
     data_service_timeout: float = 60.0  # seconds to wait for a step from it before computing it here
@@ -149,8 +149,8 @@ def pretrained_start(config) -> bool:
 
 
 def pretraining_recipe(config):
-    """`(recipe, why)`: the method's recipe (`kssl.recipes`), made for a pretrained start
-    (`kssl.recipes.for_pretrained_start`) when `--recipe` says so or, with `auto`, when
+    """`(recipe, why)`: the method's recipe (`kssl.training.recipes`), made for a pretrained start
+    (`kssl.training.recipes.for_pretrained_start`) when `--recipe` says so or, with `auto`, when
     the encoder brings weights.
 
     Example:
@@ -164,7 +164,7 @@ def pretraining_recipe(config):
     """
     from kssl.errors import InputError
     from kssl.methods import recipe_for
-    from kssl.recipes import for_pretrained_start
+    from kssl.training.recipes import for_pretrained_start
 
     if config.recipe_kind not in RECIPES:
         raise InputError(f"--recipe {config.recipe_kind!r}: choose one of {', '.join(RECIPES)}.")

@@ -195,7 +195,7 @@ def announce_data(notes):
 
 def _chosen_size(image_size, shapes, notes) -> int:
     from kssl.data import planning
-    from kssl.precision import has_accelerator
+    from kssl.runtime.precision import has_accelerator
 
     if image_size is None:
         image_size, reason = planning.default_image_size(shapes, has_accelerator())

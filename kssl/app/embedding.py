@@ -3,7 +3,7 @@
 `kssl embed` computes, for every image, the L2-normalised features of the evaluation view
 (`kssl.data.evaluation_view`), as evaluation and the SavedModel's `embed` signature do,
 streaming the files (any number of them) with a progress bar, and writes an embedding
-file (`kssl.similarity`). `kssl similar` finds a query image's nearest neighbours, or the
+file (`kssl.evaluation.similarity`). `kssl similar` finds a query image's nearest neighbours, or the
 near-duplicate pairs, in such a file, and draws a contact sheet of them.
 """
 
@@ -16,8 +16,8 @@ import pathlib
 import numpy as np
 
 from kssl.app.staging import check_output_file
-from kssl.atomic import atomic_file
 from kssl.errors import DataError, InputError, MissingInputError
+from kssl.outputs.atomic import atomic_file
 
 
 def embedding_file(pretrained) -> pathlib.Path:
@@ -78,8 +78,8 @@ def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: boo
               image_size: int | None = None) -> pathlib.Path:  # fmt: skip
     """`kssl embed`: the embedding file `out` (`.parquet` or `.npz`) of every image of `data`."""
     from kssl.app.staging import file_sha256
-    from kssl.evaluation import features_by_row
-    from kssl.similarity import check_format, write_embeddings
+    from kssl.evaluation.features import features_by_row
+    from kssl.evaluation.similarity import check_format, write_embeddings
 
     out = pathlib.Path(out).expanduser()
     check_format(out)
@@ -138,8 +138,8 @@ def query_vector(table, query, pretrained=None, embeddings=None) -> np.ndarray:
         )
     if changed:
         print(f"{query} changed after {embeddings} was written: its vector is computed again from the file now")
-    from kssl.evaluation import extract_features
-    from kssl.similarity import l2_normalized
+    from kssl.evaluation.features import extract_features
+    from kssl.evaluation.similarity import l2_normalized
 
     return l2_normalized(extract_features(model, _decoded(query)[None]))[0]
 
@@ -199,8 +199,8 @@ def similar_job(embeddings, query=None, top: int = 10, duplicates: bool = False,
     """`kssl similar`: with `query`, its `top` nearest rows (printed, and a contact sheet
     PNG of the query and them at `out`, default `similar-<query name>.png`); with
     `duplicates`, `duplicates_job`. Returns `(path, similarity, label)` rows, or the pairs."""
-    from kssl.plots import plot_contact_sheet
-    from kssl.similarity import read_embeddings, top_k
+    from kssl.evaluation.similarity import read_embeddings, top_k
+    from kssl.outputs.plots import plot_contact_sheet
 
     if (query is None) == (not duplicates):
         raise InputError("Pass either --query IMAGE (its nearest images) or --duplicates (near-duplicate pairs).")
@@ -230,8 +230,8 @@ def duplicates_job(embeddings, threshold: float = 0.95, out=None, overwrite: boo
     """`kssl similar --duplicates`: every pair at cosine >= `threshold`, most similar first
     (printed, the first ten; written as a CSV at `out`, default `duplicates.csv`, with a
     contact sheet of the first eight pairs beside it). Returns `(path_a, path_b, similarity)`s."""
-    from kssl.plots import plot_contact_sheet
-    from kssl.similarity import duplicate_pairs, read_embeddings
+    from kssl.evaluation.similarity import duplicate_pairs, read_embeddings
+    from kssl.outputs.plots import plot_contact_sheet
 
     out = pathlib.Path(out or "duplicates.csv").expanduser()
     if out.suffix.lower() != ".csv":

@@ -1,8 +1,8 @@
 """The jobs behind the `kssl` command: pretrain, fine-tune, evaluate, and run (all of them);
-export is `kssl.app.exports`, embed and similar `kssl.app.embedding`, select `kssl.app.selection`.
+export is `kssl.app.export_job`, embed and similar `kssl.app.embedding`, select `kssl.app.select_job`.
 
 Each job checks its input (`prepare`: exit code 2 in the command, before anything is
-written), stages its folder (`kssl.app.staging`), runs its stages (`kssl.app.stages`)
+written), stages its folder (`kssl.app.staging`), runs its stages (`kssl.app.run_stages`)
 and reports (`kssl.app.report`).
 """
 
@@ -25,10 +25,10 @@ from kssl.app.config import (
     with_pretraining_length,
 )
 from kssl.app.data import in_memory_if_it_fits, load_train_test, unlabeled_pool
-from kssl.app.exports import export_formats, export_job, export_targets  # noqa: F401  (export_job: the command)
+from kssl.app.export_job import export_formats, export_job, export_targets  # noqa: F401  (export_job: the command)
 from kssl.app.label_budgets import adaptation_paid, finetune_into
 from kssl.app.report import results_table
-from kssl.app.stages import (
+from kssl.app.run_stages import (
     announce_tensorboard,
     build_start,
     check_few_shot,
@@ -52,7 +52,7 @@ def start_strategy(name: str):
     (loading data or building a model starts it). One object per name, since strategies
     hold devices and collectives.
     """
-    from kssl.distribute import strategy_from_name
+    from kssl.runtime.distribute import strategy_from_name
 
     if name not in _STRATEGIES:
         _STRATEGIES[name] = strategy_from_name(name)
@@ -70,7 +70,7 @@ def prepare(config, strategy, labeled=True, pretraining=False, size_source=None)
 
     from kssl.data.subsets import label_draws
     from kssl.errors import InputError
-    from kssl.precision import precision_choice, resolve_jit_compile, set_precision
+    from kssl.runtime.precision import precision_choice, resolve_jit_compile, set_precision
 
     model_class = method_class(config.method)  # an unknown method fails here
     config = check_method_options(config)
@@ -134,7 +134,7 @@ def picked_subsets(encoder, train, budgets, config) -> list:
     if config.select is None:
         return budgets
     from kssl.data.subsets import draw_seed
-    from kssl.selection import picked_subset
+    from kssl.evaluation.label_selection import picked_subset
 
     picked = []
     for labels, draws in zip(config.labels, budgets):
@@ -157,10 +157,10 @@ def check_encoder_and_memory(model_class, config, pretraining, batch_size=None):
     """`config` with multi-crop's size-dependent default decided on its encoder, or an
     `InputError` unless the method can train `config`'s encoder and, when `pretraining`,
     a step of `batch_size` (default `config.batch_size`) fits in memory
-    (`kssl.memory.check_training_memory`)."""
+    (`kssl.runtime.memory.check_training_memory`)."""
     from kssl.encoders import build_encoder
-    from kssl.memory import check_training_memory
     from kssl.models.multicrop import AUTO_FROM_SIZE, local_size, resolve_local_crops
+    from kssl.runtime.memory import check_training_memory
 
     with contextlib.redirect_stdout(io.StringIO()):  # what was done to it is said where the job builds it
         encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
@@ -196,7 +196,7 @@ def check_classes(train, data, job: str) -> None:
 
 def _announce_augmentation_place() -> bool:
     """The default of `augment_on_device` (on a GPU), printed with the reason."""
-    from kssl.precision import has_gpu
+    from kssl.runtime.precision import has_gpu
 
     gpu = has_gpu()
     if gpu:

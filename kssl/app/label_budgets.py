@@ -28,7 +28,7 @@ import numpy as np
 from kssl.app.config import mode_options_of, pretrained_start
 from kssl.app.report import budget_line, with_interval
 from kssl.data.subsets import describe_validation, draw_seed, validation_folds
-from kssl.statistics import accuracy_standard_error, mean_interval
+from kssl.evaluation.statistics import accuracy_standard_error, mean_interval
 
 STARTS = ("pretrained", "scratch")
 # `how` a candidate classifier was trained: plain fine-tuning of the pretrained (adapted)
@@ -93,10 +93,10 @@ class _Finetuner:
         `curves` holds the points TensorBoard shows (under `logs/finetune/<tag>`): `training`,
         the `curve`'s (a semi-supervised fit always has one: its losses, mask rate and
         pseudo-label balance), and `validation`, the accuracy on the `held_out` images."""
-        from kssl.app.stages import tensorboard_scalars
-        from kssl.curves import StepHistory, ValidationCurve
+        from kssl.app.run_stages import tensorboard_scalars
         from kssl.data.pipeline import labeled_batches
         from kssl.training import finetune
+        from kssl.training.curves import StepHistory, ValidationCurve
 
         config = self.config
         log_name = "finetune/" + tag.removeprefix("finetune-")
@@ -144,7 +144,7 @@ def _validation(finetuner, mode, labeled, seed, tag) -> tuple[dict, list]:
     (None when none can be held out); the semi-supervised one only with `--semi-supervised`
     (each fold's plain classifier its teacher), the start's only when the run has an unadapted
     start; `validation_curves`, per way of training, each fold's accuracy on its held-out
-    labels as the fine-tuning went (`kssl.curves.ValidationCurve`)."""
+    labels as the fine-tuning went (`kssl.training.curves.ValidationCurve`)."""
     from kssl.data.pipeline import labeled_batches
 
     config = finetuner.config
@@ -190,7 +190,7 @@ def chosen_classifier(modes: dict, propagation: dict | None = None) -> tuple[str
     a method was asked for; another candidate (every mode, plain `how="supervised"`,
     semi-supervised `how` the method, from the unadapted start `how="start"`) replaces it
     only when its mean validation accuracy is higher by more than the validation's standard
-    error (`kssl.statistics.accuracy_standard_error` of the best, on the entry's
+    error (`kssl.evaluation.statistics.accuracy_standard_error` of the best, on the entry's
     `validation_images` held-out predictions): on a few held-out photos a few points are
     noise. `propagation` (label propagation's `classifier` record) is one more candidate,
     `("propagation", "propagation")`. With nothing validated, the default. The test accuracy
@@ -339,7 +339,7 @@ def adaptation_paid(frozen: dict, start: dict, rows: list) -> dict:
 
 def readable_labeled(encoder, images):
     """`(features, labels)` of the images that could be read, row for row."""
-    from kssl.evaluation import readable_features
+    from kssl.evaluation.features import readable_features
 
     features, read = readable_features(encoder, images)
     return features, read.labels
@@ -347,12 +347,12 @@ def readable_labeled(encoder, images):
 
 def _label_propagation(encoder, draws, unlabeled_features, test_features, test_labels, config) -> tuple[dict, list]:
     """Label propagation from each draw's labels over the unlabeled pool's frozen features:
-    the graph's own test accuracy (`kssl.evaluation.label_propagation_accuracy`), and under
+    the graph's own test accuracy (`kssl.evaluation.features.label_propagation_accuracy`), and under
     `classifier` the candidate it makes for export, a linear head fitted to the labeled and
     propagated images (`kssl.semi_supervised.propagation`): its test accuracy and its
     validation on the folds every mode is validated on (the fit part's labels propagated,
     the held-out images scored). `(record, each draw's head)`."""
-    from kssl.evaluation import label_propagation_accuracy
+    from kssl.evaluation.features import label_propagation_accuracy
     from kssl.semi_supervised.propagation import propagation_accuracy, propagation_head
 
     num_classes = draws[0].num_classes
@@ -378,8 +378,8 @@ def _label_propagation(encoder, draws, unlabeled_features, test_features, test_l
 def _one_draw(finetuner, mode, labeled, index, test, test_batches, curves):
     """Validation, then every start on all of the draw's labels, scored on the test split:
     `(result, deployed models by how they were trained, the pretrained classifier's counts)`."""
-    from kssl.curves import StepHistory
     from kssl.finetuning.adversarial import evaluate_robustness
+    from kssl.training.curves import StepHistory
 
     config, size = finetuner.config, len(labeled)
     seed = draw_seed(config.seed, index)
@@ -450,8 +450,8 @@ def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unl
     encoder's frozen features (the cheap semi-supervised baseline), and with
     `config.semi_supervised` every mode is also fine-tuned with the pool."""
     from kssl.data.pipeline import labeled_batches
-    from kssl.evaluation import readable_features
-    from kssl.plots import plot_label_efficiency, plot_training_curves
+    from kssl.evaluation.features import readable_features
+    from kssl.outputs.plots import plot_label_efficiency, plot_training_curves
 
     test_batches = labeled_batches(test, 256)
     finetuner = _Finetuner(folder, config, strategy, encoder, verbose, unlabeled, start)

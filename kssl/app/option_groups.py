@@ -117,7 +117,7 @@ def common_options(parser):
 
 
 def data_options(parser, labels=True):
-    from kssl.selection import METHODS as SELECTION_METHODS  # numpy only: --help stays instant
+    from kssl.evaluation.label_selection import METHODS as SELECTION_METHODS  # numpy only: --help stays instant
 
     parser.add_argument(
         "--data",
@@ -219,7 +219,7 @@ def pretrain_options(parser):
     from kssl import defaults
     from kssl.app.config import RECIPES  # imports no TensorFlow
     from kssl.methods import METHODS  # the registry imports no TensorFlow
-    from kssl.recipes import PRETRAINED_START_ENCODER_RATE  # imports no TensorFlow
+    from kssl.training.recipes import PRETRAINED_START_ENCODER_RATE  # imports no TensorFlow
 
     length = parser.add_mutually_exclusive_group()
     length.add_argument(
@@ -290,7 +290,7 @@ def pretrain_options(parser):
 
 def performance_options(parser):
     from kssl.defaults import STRATEGY_NAMES
-    from kssl.precision import PRECISIONS  # imports no TensorFlow
+    from kssl.runtime.precision import PRECISIONS  # imports no TensorFlow
 
     parser.add_argument(
         "--strategy",

@@ -2,7 +2,7 @@
 run's artifacts back.
 
 Every job that writes a folder stages it beside `out` and renames it into place at the
-end (`kssl.atomic.atomic_folder`, the one folder writer, which `kssl export` uses too),
+end (`kssl.outputs.atomic.atomic_folder`, the one folder writer, which `kssl export` uses too),
 so an interrupted job leaves no half-written model, and an existing folder is never
 replaced unless `overwrite=True`.
 """
@@ -18,8 +18,8 @@ import shutil
 import socket
 import tempfile
 
-from kssl.atomic import atomic_file, atomic_folder
 from kssl.errors import InputError, MissingInputError, OutputExistsError, UnwritableOutputError
+from kssl.outputs.atomic import atomic_file, atomic_folder
 
 
 def check_output_folder(out, overwrite: bool, data: str | None = None) -> pathlib.Path:

@@ -16,7 +16,7 @@ import numpy as np
 from kssl.data.image_set import ImageSet, padded_image_set
 from kssl.data.orientation import orient_pil, pil_orientation
 from kssl.errors import DataError
-from kssl.terminal import progress_bar
+from kssl.runtime.terminal import progress_bar
 
 logger = logging.getLogger("kssl")
 

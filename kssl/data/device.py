@@ -69,7 +69,7 @@ def to_device(dataset, strategy, device: str | None = None):
     if not default or isinstance(dataset, tf.distribute.DistributedDataset):
         return dataset
     if device is None:
-        from kssl.precision import gpu_devices
+        from kssl.runtime.precision import gpu_devices
 
         gpus = gpu_devices()
         if not gpus:

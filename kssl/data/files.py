@@ -29,12 +29,12 @@ import pathlib
 
 import numpy as np
 
-from kssl.atomic import atomic_file
 from kssl.data.collection import ImageCollection
 from kssl.data.decoding import check_unreadable, decode_files
 from kssl.data.orientation import pil_orientation
 from kssl.errors import DataError
-from kssl.terminal import progress_bar
+from kssl.outputs.atomic import atomic_file
+from kssl.runtime.terminal import progress_bar
 
 logger = logging.getLogger("kssl")
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kssl.atomic import atomic_file
 from kssl.data.decoding import Unreadable, check_unreadable, map_files, open_scaled
 from kssl.data.files import cache_root
 from kssl.errors import DataError
+from kssl.outputs.atomic import atomic_file
 
 if TYPE_CHECKING:
     from kssl.data.files import ImageFiles

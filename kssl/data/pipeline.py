@@ -14,7 +14,7 @@ same folder in memory give the same batches when the stored copy is the original
 batch's parameters depend only on the seed and the step, so `rows=(lo, hi)` computes
 rows `lo:hi` of each global batch exactly as the whole batch would: each worker of a
 multi-worker run reads, decodes and augments only its own replicas' rows
-(`kssl.distribute.distribute_batches`).
+(`kssl.runtime.distribute.distribute_batches`).
 """
 
 from __future__ import annotations
@@ -422,7 +422,7 @@ def evaluation_images(source, batch_size: int = 256, image_size: int | None = No
     Works for labeled and unlabeled sources, in memory or streamed. A streamed file that
     cannot be decoded is left out of its batch (with a warning naming it); `with_rows=True`
     yields `(views, rows)`, each view's row in `source`, so that what was computed stays
-    aligned with the listing by row (`kssl.evaluation.readable_features`).
+    aligned with the listing by row (`kssl.evaluation.features.readable_features`).
 
     Example:
     >>> from kssl.data.sources import load_digits

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kssl.memory import human_bytes
+from kssl.runtime.memory import human_bytes
 
 # Photos are trained at this side by default. kssl's ResNets take the ImageNet stem above
 # 64 px, so at 96 px a ResNet-18/4 trained 4.6x faster than at 64 px (1,536 vs 335 views/s

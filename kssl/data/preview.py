@@ -6,7 +6,7 @@ import pathlib
 
 import numpy as np
 
-from kssl.atomic import atomic_file
+from kssl.outputs.atomic import atomic_file
 
 
 def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 0, scale: int = 4, labels=None):

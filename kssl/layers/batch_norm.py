@@ -77,7 +77,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         (mean = sum / count, biased variance = sum of squares / count - mean^2), and the
         gradient flows through the all-reduce to every replica's inputs.
         """
-        from kssl.distribute import global_sum
+        from kssl.runtime.distribute import global_sum
 
         x32 = tf.cast(inputs, tf.float32)
         reduce_axes = list(range(len(inputs.shape) - 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl import distribute
+from kssl.runtime import distribute
 
 
 @keras.saving.register_keras_serializable(package="kssl")

@@ -12,7 +12,7 @@ re-derivation of its paper's formula in `tests/losses/`.
 - `redundancy_reduction`: Barlow Twins and VICReg, on the embeddings of a whole batch.
 
 Losses that compare examples across the batch take `gather_distributed=True`, which
-uses the embeddings of every replica (`kssl.distribute`), so a multi-replica step
+uses the embeddings of every replica (`kssl.runtime.distribute`), so a multi-replica step
 computes the loss of the global batch.
 """
 

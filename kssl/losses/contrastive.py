@@ -46,7 +46,7 @@ def nt_xent_logits(z1, z2, temperature: float = 0.5, gather_distributed: bool = 
         each anchor's similarity to itself pushed to -1e9; `positives` is `(2n,)`
         int32, the column of each anchor's positive.
     """
-    from kssl import distribute
+    from kssl.runtime import distribute
 
     temperature = check_temperature(temperature)
     z1 = tf.math.l2_normalize(tf.cast(z1, tf.float32), axis=1)
@@ -70,7 +70,7 @@ def nt_xent_per_anchor(z1, z2, temperature: float = 0.5, gather_distributed: boo
     """NT-Xent's loss for each anchor, and whether its positive was the top candidate.
 
     The terms `nt_xent` averages; a model that trains on several replicas sums them and
-    divides by the global number of anchors (`kssl.distribute.global_mean`).
+    divides by the global number of anchors (`kssl.runtime.distribute.global_mean`).
 
     Args:
         z1, z2, temperature, gather_distributed: as in `nt_xent_logits`.

@@ -6,7 +6,7 @@ target (an EMA network in BYOL, the same network in SimSiam) and in how they wri
 same cosine distance: BYOL's normalized MSE `2 - 2 cos`, SimSiam's `-cos`.
 
 Each function returns the per-example terms (both directions added), so that a model
-can average them over the global batch (`kssl.distribute.global_mean`).
+can average them over the global batch (`kssl.runtime.distribute.global_mean`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 
 def _gathered(z, gather_distributed):
-    from kssl import distribute
+    from kssl.runtime import distribute
 
     z = tf.cast(z, tf.float32)
     return distribute.all_gather(z) if gather_distributed else z

@@ -7,7 +7,7 @@
   predictions softened by a temperature, on unlabeled images.
 
 Each returns per-image terms, so that a model averages them over the global batch
-(`kssl.distribute.global_mean`); both take logits and compute in float32.
+(`kssl.runtime.distribute.global_mean`); both take logits and compute in float32.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ import inspect
 import keras
 import tensorflow as tf
 
-from kssl import distribute
 from kssl.data.device import finish_unfinished, is_unfinished
-from kssl.loss_scaling import loss_scaled
 from kssl.models import multicrop
+from kssl.runtime import distribute
+from kssl.runtime.loss_scaling import loss_scaled
 
 
 @dataclasses.dataclass
@@ -22,9 +22,9 @@ class ViewsLoss:
     Attributes:
         loss: this replica's share of the loss of the global batch: summed over the
             replicas, the shares (and so their gradients) are the global batch's loss.
-            `kssl.distribute.global_mean(per_example)` gives it for per-example losses;
+            `kssl.runtime.distribute.global_mean(per_example)` gives it for per-example losses;
             a loss computed whole over the gathered global batch is divided by
-            `kssl.distribute.num_replicas()`.
+            `kssl.runtime.distribute.num_replicas()`.
         metrics: `{name: value}` for `loss` and each of the method's `metric_names`:
             values for this replica's examples (means), reported as global means.
         features: `(V * n, D)` encoder features of this replica's V views of n images,
@@ -83,7 +83,7 @@ class SelfSupervisedModel(keras.Model):
             size (kssl's ResNets and Conv-4, not a ViT).
         encoder_rate: the encoder's learning rate as a fraction of the heads' (1: one rate
             for all). Its gradients are scaled by it, which with SGD (every recipe for a
-            pretrained start, `kssl.recipes.for_pretrained_start`) is exactly a lower
+            pretrained start, `kssl.training.recipes.for_pretrained_start`) is exactly a lower
             rate for the encoder; LARS and AdamW normalise such a scale away.
         frozen_batch_norm: the encoder's batch-norm layers keep their statistics, scales
             and offsets (inference mode, Keras' `trainable=False`) while the rest trains:
@@ -95,7 +95,7 @@ class SelfSupervisedModel(keras.Model):
     momentum_layers: tuple[str, ...] = ()
     # True for methods with schedules over the whole training (BYOL's momentum): the
     # model then has `training_progress`, a variable in [0, 1] that `kssl.pretrain`'s
-    # callbacks set before every step (`kssl.callbacks.TrainingProgress`, `TimeBudget`).
+    # callbacks set before every step (`kssl.training.callbacks.TrainingProgress`, `TimeBudget`).
     uses_training_progress: bool = False
     # True for methods whose loss takes 2 global crops and any number of local ones.
     supports_local_crops: bool = False
@@ -127,7 +127,7 @@ class SelfSupervisedModel(keras.Model):
         self.feature_dim = int(encoder.output_shape[-1])
         self.probe_classes = probe_classes
         self.training_progress = None
-        # Set by `kssl.callbacks.TrainingProgress`: the progress is then read in the step
+        # Set by `kssl.training.callbacks.TrainingProgress`: the progress is then read in the step
         # from `optimizer.iterations`, exact with `steps_per_execution` > 1 and with no
         # host-to-device write per step.
         self.progress_total_steps = None
@@ -171,7 +171,7 @@ class SelfSupervisedModel(keras.Model):
         """Runs after every optimizer step, inside the (replicated) train step.
 
         Variables it changes must change identically on every replica: update mirrored
-        variables with `kssl.distribute.update_variables`.
+        variables with `kssl.runtime.distribute.update_variables`.
         """
 
     @classmethod
@@ -289,7 +289,7 @@ class SelfSupervisedModel(keras.Model):
 
     def compile(self, optimizer="rmsprop", **kwargs):
         """`keras.Model.compile`; under `mixed_float16` the optimizer's loss scaling
-        decides for all replicas at once (`kssl.loss_scaling`)."""
+        decides for all replicas at once (`kssl.runtime.loss_scaling`)."""
         super().compile(optimizer=loss_scaled(optimizer, self.dtype_policy), **kwargs)
 
     def compile_from_config(self, config):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl import distribute
 from kssl.layers.heads import byol_predictor, byol_projector
 from kssl.losses import byol_crops
 from kssl.models.base import ViewsLoss, embedding_std
 from kssl.models.momentum import MomentumModel
 from kssl.models.multicrop import GLOBAL_CROPS, split
+from kssl.runtime import distribute
 
 
 @keras.saving.register_keras_serializable(package="kssl")

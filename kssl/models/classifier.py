@@ -8,11 +8,11 @@ import keras
 import numpy as np  # noqa: F401  (used by the docstring example)
 import tensorflow as tf
 
-from kssl import distribute
 from kssl.finetuning import MODES, mode_class
 from kssl.finetuning.adversarial import AdversarialTraining
 from kssl.finetuning.stages import encoder_stages  # noqa: F401  (re-exported)
-from kssl.loss_scaling import loss_scaled
+from kssl.runtime import distribute
+from kssl.runtime.loss_scaling import loss_scaled
 
 MODE_NAMES = tuple(MODES)
 

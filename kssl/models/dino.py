@@ -5,13 +5,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl import distribute
 from kssl.layers.centre import Centre
 from kssl.layers.heads import dino_head
 from kssl.losses import dino
 from kssl.models.base import ViewsLoss, embedding_std
 from kssl.models.momentum import MomentumModel
 from kssl.models.multicrop import GLOBAL_CROPS, split
+from kssl.runtime import distribute
 
 
 @keras.saving.register_keras_serializable(package="kssl")

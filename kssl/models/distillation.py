@@ -7,9 +7,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl import distribute
 from kssl.losses.distillation import teacher_regression
 from kssl.models.base import SelfSupervisedModel, ViewsLoss, encode_views
+from kssl.runtime import distribute
 
 
 @keras.saving.register_keras_serializable(package="kssl")

@@ -6,11 +6,11 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from kssl import distribute
 from kssl.errors import InputError
 from kssl.layers.transformer import PatchEmbedding, TransformerBlock, sincos_positions
 from kssl.losses import masked_patch_mse
 from kssl.models.base import SelfSupervisedModel, ViewsLoss
+from kssl.runtime import distribute
 
 
 @keras.saving.register_keras_serializable(package="kssl")

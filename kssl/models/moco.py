@@ -5,12 +5,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl import distribute
 from kssl.errors import InputError
 from kssl.layers.heads import moco_projector
 from kssl.losses import check_temperature, info_nce_per_query
 from kssl.models.base import ViewsLoss, encode_views
 from kssl.models.momentum import MomentumModel
+from kssl.runtime import distribute
 
 
 @keras.saving.register_keras_serializable(package="kssl")

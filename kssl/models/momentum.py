@@ -24,8 +24,8 @@ import math
 import keras
 import tensorflow as tf
 
-from kssl import distribute
 from kssl.models.base import SelfSupervisedModel, encode_views
+from kssl.runtime import distribute
 
 
 def momentum_copy(layer, input_shape=None):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl import distribute
 from kssl.layers.heads import simclr_projector
 from kssl.losses import check_temperature, nt_xent_per_anchor
 from kssl.models.base import SelfSupervisedModel, ViewsLoss
 from kssl.models.multicrop import GLOBAL_CROPS, split, symmetric_pairs
+from kssl.runtime import distribute
 
 
 @keras.saving.register_keras_serializable(package="kssl")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl import distribute
 from kssl.layers.heads import simsiam_predictor, simsiam_projector
 from kssl.losses import simsiam
 from kssl.models.base import SelfSupervisedModel, ViewsLoss, embedding_std, encode_views
+from kssl.runtime import distribute
 
 
 @keras.saving.register_keras_serializable(package="kssl")

@@ -5,7 +5,7 @@ of each unlabeled image, the per-image loss terms) and the model that trains a
 Each step takes a batch of labeled images and `ratio` times as many unlabeled ones
 (`kssl.data.pipeline.semi_supervised_batches`); the loss is the labeled cross-entropy
 plus `weight` times the method's unlabeled loss, each a mean over the **global** batch
-(`kssl.distribute.global_mean`), so a step on N replicas equals the step on one device.
+(`kssl.runtime.distribute.global_mean`), so a step on N replicas equals the step on one device.
 Labeled and unlabeled images go through the classifier in one batch, as in FixMatch's
 reference implementation: batch normalisation sees them together.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl import distribute
-from kssl.loss_scaling import loss_scaled
+from kssl.runtime import distribute
+from kssl.runtime.loss_scaling import loss_scaled
 
 
 class SemiSupervisedMethod:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl import distribute
 from kssl.losses import flexmatch_thresholds
+from kssl.runtime import distribute
 from kssl.semi_supervised.base import (
     SemiSupervisedMethod,
     labeled_weak_strong_logits,

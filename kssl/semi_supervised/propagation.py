@@ -1,7 +1,7 @@
 """Label propagation as a classifier to export: the few labels spread over the kNN graph
-of the unlabeled pool's frozen features (`kssl.evaluation.propagated_labels`), then a
+of the unlabeled pool's frozen features (`kssl.evaluation.features.propagated_labels`), then a
 linear head on the frozen encoder fitted to every labeled and propagated image
-(`kssl.evaluation.linear_head_weights`). No training steps, so not a method of
+(`kssl.evaluation.features.linear_head_weights`). No training steps, so not a method of
 `SEMI_SUPERVISED`: a candidate beside them in `kssl run`'s choice, often the best at 1-4
 labels per class (BENCHMARKS.md, "A few labels, used well")."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kssl.evaluation import linear_head_weights, propagated_labels
+from kssl.evaluation.features import linear_head_weights, propagated_labels
 
 
 def propagation_head(labeled_features, labels, unlabeled_features, num_classes: int, k: int = 20):
@@ -34,7 +34,7 @@ def propagation_classifier(encoder, head, num_classes: int, class_names=None):
     >>> import kssl
     >>> digits = kssl.load_digits(image_size=8)
     >>> encoder = kssl.conv4(width=0.125, image_size=8)
-    >>> features = kssl.evaluation.extract_features(encoder, digits)
+    >>> features = kssl.evaluation.features.extract_features(encoder, digits)
     >>> head = propagation_head(features[:30], digits.labels[:30], features[30:300], num_classes=10)
     >>> classifier = propagation_classifier(encoder, head, 10)
     >>> logits = classifier.predict(digits.images[:5].astype("float32") / 255, verbose=0)

@@ -26,8 +26,8 @@ def test_test_images_never_join_the_unlabeled_pool_by_path_or_by_content(tmp_pat
 
     import pytest
 
+    from kssl.app.cli import main
     from kssl.app.data import check_not_test_images
-    from kssl.cli import main
     from kssl.data.files import list_images
     from kssl.errors import DataError
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from helpers import tiny_encoder, write_image_folder
 
-from kssl.cli import main
-from kssl.similarity import read_embeddings
+from kssl.app.cli import main
+from kssl.evaluation.similarity import read_embeddings
 
 pytestmark = pytest.mark.eager_steps  # the commands' plumbing: see conftest
 
@@ -175,7 +175,7 @@ def test_a_damaged_embedding_file_is_refused_naming_the_field(embedded, tmp_path
 
 
 def test_duplicates_in_a_file_of_one_image_claim_no_random_pair(tmp_path, capsys):
-    from kssl.similarity import write_embeddings
+    from kssl.evaluation.similarity import write_embeddings
 
     one = write_embeddings(tmp_path / "one.npz", ["a.jpg"], np.ones((1, 4), "float32"))
     assert main(["similar", "--embeddings", str(one), "--duplicates", "--out", str(tmp_path / "d.csv")]) == 0

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from kssl.cli import main
-from kssl.statistics import mean_interval
+from kssl.app.cli import main
+from kssl.evaluation.statistics import mean_interval
 
 pytestmark = pytest.mark.eager_steps  # the command's plumbing: see conftest
 
@@ -130,7 +130,7 @@ def test_semi_supervised_fine_tuning_through_the_command_with_a_folder_of_unlabe
     assert semi["accuracy"] == entry["draws"][0]["semi_supervised_accuracy"] and 0 <= semi["accuracy"] <= 1
     # What was asked for, unless plain fine-tuning validates better by more than the standard error
     # of the 20 held-out predictions; never the test split.
-    from kssl.statistics import accuracy_standard_error
+    from kssl.evaluation.statistics import accuracy_standard_error
 
     margin = entry["validation_accuracy"] - semi["validation_accuracy"]
     replaced = margin > accuracy_standard_error(entry["validation_accuracy"], 20)
@@ -138,7 +138,7 @@ def test_semi_supervised_fine_tuning_through_the_command_with_a_folder_of_unlabe
     assert "+distill" in printed and "30 images without a class in" in printed
     # What shows whether it held still: each fold's held-out accuracy as training went, the
     # semi-supervised run's own curve, in metrics.json and TensorBoard.
-    from kssl.tensorboard_logs import scalar_events
+    from kssl.outputs.tensorboard_logs import scalar_events
 
     draw = entry["draws"][0]
     # Each fold fits 10 labels: 1 step of plain fine-tuning, 15 of 10 unlabeled images (0.1 passes), every step.

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from helpers import write_image_folder
 
+from kssl.app.cli import main
 from kssl.app.config import RunConfig, pretraining_recipe
-from kssl.cli import main
 from kssl.errors import InputError
 from kssl.methods import recipe_for
 from kssl.models.base import batch_norm_layers
 from kssl.models.simclr import SimCLR
-from kssl.recipes import for_pretrained_start
+from kssl.training.recipes import for_pretrained_start
 
 
 def small_start(size=None):

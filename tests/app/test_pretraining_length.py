@@ -7,8 +7,8 @@ import pytest
 from helpers import TINY_MODEL, write_image_folder
 
 from kssl import defaults
+from kssl.app.cli import main
 from kssl.app.config import RunConfig, with_pretraining_length
-from kssl.cli import main
 
 pytestmark = pytest.mark.eager_steps  # the command's plumbing: see conftest
 

@@ -8,8 +8,8 @@ from helpers import tiny_encoder, two_replicas
 
 import kssl
 import kssl.data.device
-import kssl.precision
-import kssl.training
+import kssl.runtime.precision
+import kssl.training.pretraining
 from kssl.data.augment import ViewAugmentation, finish_views
 from kssl.data.device import finish_unfinished, is_unfinished, to_device
 from kssl.data.pipeline import reader_for, view_pairs
@@ -92,8 +92,8 @@ def test_one_gpus_defaults_simulated_on_a_cpu_device_train_as_the_cpu_path(rng, 
     # (so every branch is computed), and several steps per call.
     images = _images(rng)
     host = _host_reference(images)
-    monkeypatch.setattr(kssl.precision, "gpu_devices", lambda: ["/device:CPU:1"])
-    monkeypatch.setattr(kssl.training, "has_gpu", lambda: True)
+    monkeypatch.setattr(kssl.runtime.precision, "gpu_devices", lambda: ["/device:CPU:1"])
+    monkeypatch.setattr(kssl.training.pretraining, "has_gpu", lambda: True)
     device = _trained_weights(images, on_device=None, jit_compile=True, steps=2, steps_per_execution=2)
     for a, b in zip(host, device):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # XLA's fusions round differently

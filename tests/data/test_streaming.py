@@ -209,7 +209,7 @@ def test_streaming_memory_does_not_grow_with_the_folder(tmp_path):
 
 
 def test_kssl_streams_a_folder_and_records_the_choice(tmp_path, capsys):
-    from kssl.cli import main
+    from kssl.app.cli import main
 
     root = write_folder(tmp_path / "photos", count=40, classes=2, low=20, high=28)
     out = tmp_path / "run"

@@ -7,7 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 from helpers import TINY_MODEL
 
-from kssl.cli import main
+from kssl.app.cli import main
 from kssl.data.sources import from_tfds, load
 
 
@@ -117,7 +117,7 @@ def test_an_unknown_tfds_name_is_one_line_with_the_closest_names():
 def test_kssl_embed_streams_a_tfds_split_with_its_class_names(data_dir, monkeypatch, tmp_path):
     from helpers import tiny_encoder
 
-    from kssl.similarity import read_embeddings
+    from kssl.evaluation.similarity import read_embeddings
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))
     tiny_encoder(8).save(tmp_path / "encoder.keras")

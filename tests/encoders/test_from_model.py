@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import write_image_folder
 
-from kssl.cli import main
+from kssl.app.cli import main
 from kssl.encoders.from_model import encoder_from_model
 from kssl.errors import InputError
 

@@ -33,7 +33,7 @@ def test_build_encoder_knows_vits_and_lists_them_for_unknown_names():
 def test_vit_serves_as_a_classifier_encoder_frozen_or_partly_unfrozen():
     from numpy_references import numpy_weighted_knn_accuracy
 
-    from kssl.evaluation import evaluate_encoder, extract_features
+    from kssl.evaluation.features import evaluate_encoder, extract_features
     from kssl.models import Classifier
 
     encoder = vit(depth=2, width=1 / 12, image_size=16)
@@ -52,8 +52,8 @@ def test_vit_serves_as_a_classifier_encoder_frozen_or_partly_unfrozen():
 def test_a_vit_classifier_exports_a_saved_model_that_predicts_like_keras(tmp_path):
     import tensorflow as tf
 
-    from kssl.export import export_saved_model
     from kssl.models import Classifier
+    from kssl.outputs.export import export_saved_model
 
     classifier = Classifier(vit(depth=1, width=1 / 12, image_size=16), num_classes=10, mode="linear")
     path = export_saved_model(classifier, tmp_path / "serving" / "kssl" / "1")

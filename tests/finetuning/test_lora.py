@@ -6,9 +6,9 @@ from helpers import all_weights, digits, tiny_encoder
 
 from kssl.data.pipeline import labeled_batches
 from kssl.encoders import vit
-from kssl.export import export_saved_model
 from kssl.finetuning.lora import LoRA, lora_capable_layers, merge_lora
 from kssl.models import Classifier
+from kssl.outputs.export import export_saved_model
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 from helpers import digits, tiny_encoder, two_replicas
 
-from kssl.callbacks import TrainingProgress
 from kssl.models import BYOL
 from kssl.models.momentum import cosine_momentum
+from kssl.training.callbacks import TrainingProgress
 
 
 def device_copies(variable):

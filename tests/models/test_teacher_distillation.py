@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 import kssl
-from kssl.curves import StepHistory
 from kssl.models.distillation import Distillation
+from kssl.training.curves import StepHistory
 
 
 def teacher_of(size):
@@ -47,7 +47,7 @@ def test_the_teacher_sees_the_views_resampled_to_its_own_size(rng):
 def test_the_command_distills_a_teacher_file_of_any_size_and_says_what_it_costs(tmp_path, capsys):
     from helpers import write_image_folder
 
-    from kssl.cli import main
+    from kssl.app.cli import main
 
     inputs = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(12, 3, activation="relu", name="teacher_conv")(inputs)

@@ -4,12 +4,11 @@ on 2 replicas equals the step on 1 device (for several fine-tuning modes); an
 interrupted `finetune` resumes to the uninterrupted weights; the result is a plain
 classifier that saves and exports like any other."""
 
-import inspect
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from contracts import assert_options_are_the_constructors, assert_same_logs
 from helpers import assert_same_state, digits, tiny_encoder, two_replicas
 from helpers import model_state as state
 
@@ -35,9 +34,7 @@ def test_every_registered_method_has_a_case():
 
 @pytest.mark.parametrize("name", sorted(SEMI_SUPERVISED))
 def test_the_specs_options_are_the_constructors_with_its_defaults(name):
-    parameters = inspect.signature(semi_supervised_class(name).__init__).parameters
-    constructor = {k: p.default for k, p in parameters.items() if k != "self"}
-    assert {key: option.default for key, option in SEMI_SUPERVISED[name].options.items()} == constructor
+    assert_options_are_the_constructors(SEMI_SUPERVISED[name])
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +89,7 @@ def test_two_steps_on_two_replicas_equal_two_steps_on_one_device(name, mode, ema
     single_logs = fit(single, batches, name)
     mirrored = build(name, mode, two_replicas(), ema=ema)
     mirrored_logs = fit(mirrored, batches, name)
-    assert single_logs.keys() == mirrored_logs.keys()
-    for key in single_logs:
-        assert mirrored_logs[key][0] == pytest.approx(single_logs[key][0], rel=1e-5, abs=1e-6), key
+    assert_same_logs(mirrored_logs, single_logs)
     if mode == "full" and name != "distill":  # some pseudo-labels kept, some not: the mask is split over replicas
         assert 0 < single_logs["mask_rate"][0] < 1 and single_logs["unlabeled_loss"][0] > 0
     assert_same_state(state(mirrored.classifier), state(single.classifier))

@@ -151,7 +151,7 @@ def communication_options(gpus: bool | None = None):
     'AUTO'
     """
     if gpus is None:
-        from kssl.precision import has_gpu
+        from kssl.runtime.precision import has_gpu
 
         gpus = has_gpu()
     implementation = tf.distribute.experimental.CommunicationImplementation

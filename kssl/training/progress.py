@@ -1,7 +1,7 @@
 """Progress on long work, as a user watches it: a fine-tuning's steps and ETA
 (`StepProgress`), a time-budgeted pretraining's minutes (`BudgetProgress`), and the images
 an embedding has gone through (`ImagesDone`); in place on a terminal or in a notebook,
-whole lines in a log (`kssl.terminal`)."""
+whole lines in a log (`kssl.runtime.terminal`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 import keras
 import numpy as np
 
-from kssl.callbacks import TimeBudget
+from kssl.training.callbacks import TimeBudget
 
 
 class BudgetProgress(keras.callbacks.Callback):
@@ -164,7 +164,7 @@ class ImagesDone(keras.callbacks.Callback):
         self.bar = None
 
     def on_predict_begin(self, logs=None):
-        from kssl.terminal import progress_bar
+        from kssl.runtime.terminal import progress_bar
 
         self.bar = progress_bar(self.total, self.description)
 

@@ -65,7 +65,7 @@ def check_training_memory(encoder, batch_size: int, views) -> None:
     """
     import warnings
 
-    from kssl.precision import has_gpu
+    from kssl.runtime.precision import has_gpu
 
     if has_gpu():
         return

@@ -10,7 +10,7 @@ import pathlib
 import keras
 import numpy as np
 
-from kssl.atomic import atomic_file
+from kssl.outputs.atomic import atomic_file
 
 
 def saved_points(path, start: int) -> tuple[list, dict]:
@@ -61,7 +61,7 @@ class StepHistory(keras.callbacks.Callback):
 
     @property
     def curves(self) -> dict[str, list[float]]:
-        """`logs` under the name `kssl.monitor.KNNMonitor` gives its own (metric name -> values)."""
+        """`logs` under the name `kssl.evaluation.monitor.KNNMonitor` gives its own (metric name -> values)."""
         return self.logs
 
     def on_train_begin(self, logs=None):
@@ -111,7 +111,7 @@ class ValidationCurve(keras.callbacks.Callback):
     """The accuracy on held-out labeled images as a fine-tuning goes, for the curves that
     show whether it holds still: checked `points` times at even steps (and at the end), at
     the optimizer's step; `steps` and `curves` (`{"validation_accuracy": [...]}`), like
-    `StepHistory`, so `kssl.tensorboard_logs.TensorBoardScalars` writes them too. The model
+    `StepHistory`, so `kssl.outputs.tensorboard_logs.TensorBoardScalars` writes them too. The model
     scored is the fitted one's `classifier` (a `SemiSupervisedTraining`'s) or the model itself.
 
     Args:

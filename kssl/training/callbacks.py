@@ -83,7 +83,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.first_step_end = None
 
     def on_train_batch_begin(self, batch, logs=None):
-        from kssl.distribute import max_over_workers
+        from kssl.runtime.distribute import max_over_workers
 
         self.agreed_elapsed = max_over_workers(self.model.distribute_strategy, self.elapsed)
         fraction = self.agreed_elapsed / self.seconds

@@ -8,7 +8,7 @@ class-stratified subset of the training images (at most `max_images`) is decoded
 as its evaluation views (`kssl.data.evaluation_view`, what evaluation and the exported
 model see). A fifth of it are queries and the rest the bank. Every `every` steps and
 at the end of training, the encoder (inference mode) embeds the subset, and each query
-is classified by a weighted vote of its k nearest bank images (`kssl.evaluation.knn_accuracy`)
+is classified by a weighted vote of its k nearest bank images (`kssl.evaluation.features.knn_accuracy`)
 for each k in `ks`. The cost is one forward pass over the subset per check, no pass over
 the data; `seconds` keeps the time spent, so the cost can be stated.
 
@@ -35,8 +35,8 @@ import time
 import keras
 import numpy as np
 
-from kssl.atomic import atomic_file
-from kssl.evaluation import knn_accuracy
+from kssl.evaluation.features import knn_accuracy
+from kssl.outputs.atomic import atomic_file
 
 QUERY_SHARE = 0.2
 

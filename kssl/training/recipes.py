@@ -28,7 +28,7 @@ class PretrainingRecipe:
     """An optimizer and its schedule, scaled to the batch size.
 
     Args:
-        optimizer: `"sgd"` (with momentum), `"adamw"`, or `"lars"` (`kssl.optimizers.LARS`,
+        optimizer: `"sgd"` (with momentum), `"adamw"`, or `"lars"` (`kssl.training.optimizers.LARS`,
             for large batches as SimCLR and BYOL use it; its trust ratio and weight
             decay skip batch norm and biases).
         learning_rate: peak learning rate per 256 images; the peak for a batch of B
@@ -80,7 +80,7 @@ class PretrainingRecipe:
 
     def schedule(self, batch_size: int, total_steps: int):
         """Warmup then cosine decay over `total_steps` (a Keras `LearningRateSchedule`)."""
-        from kssl.schedules import warmup_cosine
+        from kssl.training.schedules import warmup_cosine
 
         return warmup_cosine(
             self.peak_learning_rate(batch_size), total_steps, warmup_steps=int(self.warmup_fraction * total_steps)
@@ -90,7 +90,7 @@ class PretrainingRecipe:
         """The optimizer for `total_steps` steps of `batch_size` images.
 
         With `total_steps=None` (a time budget) the learning rate is a plain variable at
-        the peak, for `kssl.callbacks.TimeBudget` to drive.
+        the peak, for `kssl.training.callbacks.TimeBudget` to drive.
         """
         import keras
 
@@ -100,7 +100,7 @@ class PretrainingRecipe:
                 rate, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay or None
             )
         elif self.optimizer == "lars":
-            from kssl.optimizers import LARS
+            from kssl.training.optimizers import LARS
 
             return LARS(rate, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.nesterov)
         else:

@@ -9,15 +9,15 @@ features with their class names). `tensorboard --logdir <out>/logs` shows them.
 Why not Keras' own `keras.callbacks.TensorBoard`: kssl trains in one long epoch, so its
 epoch scalars are one point per run, and its batch scalars are running means since the
 epoch began (flat by the end) on a counter that restarts at 0 when a run resumes. The
-scalars here are the points of the run's own curves (`kssl.curves.StepHistory`: the
-mean over each interval of steps; `kssl.monitor.KNNMonitor`: each check), at the
+scalars here are the points of the run's own curves (`kssl.training.curves.StepHistory`: the
+mean over each interval of steps; `kssl.evaluation.monitor.KNNMonitor`: each check), at the
 optimizer's step, so a resumed run goes on where its checkpoint was, and TensorBoard
 shows the numbers the PNG plots and `metrics.json` hold.
 
 Example:
 >>> import tempfile
 >>> import kssl
->>> from kssl.curves import StepHistory
+>>> from kssl.training.curves import StepHistory
 >>> digits = kssl.load_digits(image_size=8).subset(range(128))
 >>> curve = StepHistory(every=2)
 >>> logs = tempfile.mkdtemp()
@@ -72,7 +72,7 @@ def survived(log_dir, on_failure=None):
 
 class TensorBoardScalars(keras.callbacks.Callback):
     """Writes the new points of `sources` (objects with `steps` and `curves`, such as a
-    `kssl.curves.StepHistory` or a `kssl.monitor.KNNMonitor`, placed before this
+    `kssl.training.curves.StepHistory` or a `kssl.evaluation.monitor.KNNMonitor`, placed before this
     callback) to `log_dir` as they are recorded, with the optimizer's learning rate at
     each point of the first source.
 

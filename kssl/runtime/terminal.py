@@ -2,7 +2,7 @@
 
 Progress that rewrites its line in place (Keras' bar, tqdm's) suits a live display; in a
 log file or a pipe it becomes thousands of carriage-return updates on one line, so there
-kssl prints whole lines instead (`kssl.progress.StepProgress` for training,
+kssl prints whole lines instead (`kssl.training.progress.StepProgress` for training,
 `progress_lines` for file listing, decoding and embedding).
 """
 

@@ -29,8 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 from kssl import defaults
-from kssl.atomic import atomic_file, atomic_folder
 from kssl.data.evaluation_view import EvaluationView
+from kssl.outputs.atomic import atomic_file, atomic_folder
 
 # The suffix of each format's file (a SavedModel is a folder). ONNX and LiteRT go
 # through Keras' `model.export`.

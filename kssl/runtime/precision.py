@@ -64,7 +64,7 @@ def precision_choice(gpu: bool | None = None, cpu_flags=None) -> tuple[str, str]
     if gpu:
         return "mixed_float16", "a GPU is present"
     if cpu_flags is None:
-        from kssl.cpu import cpu_flags as read_flags
+        from kssl.runtime.cpu import cpu_flags as read_flags
 
         cpu_flags = read_flags()
     native = [flag for flag in BF16_CPU_FLAGS if flag in set(cpu_flags)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from kssl.errors import DataError
-from kssl.quiet import quiet_keras_step_retracing
+from kssl.runtime.quiet import quiet_keras_step_retracing
 
 quiet_keras_step_retracing()  # each new model traces its own step once: not retracing
 
@@ -58,7 +58,7 @@ def features_by_row(encoder, images, batch_size: int = 512, verbose: int = 0, pr
 
     from kssl.data.pipeline import evaluation_images
     from kssl.data.sources import from_arrays
-    from kssl.progress import ImagesDone
+    from kssl.training.progress import ImagesDone
 
     if isinstance(images, np.ndarray):
         images = from_arrays(images)
@@ -258,6 +258,6 @@ def evaluate_encoder(encoder, train_set, test_set, k: int = 200, linear: bool = 
 
 
 def _normalize(features):
-    from kssl.similarity import l2_normalized  # numpy only
+    from kssl.evaluation.similarity import l2_normalized  # numpy only
 
     return l2_normalized(features)

@@ -1,4 +1,4 @@
-"""Learning-rate schedules (the recipes that use them are in `kssl.recipes`)."""
+"""Learning-rate schedules (the recipes that use them are in `kssl.training.recipes`)."""
 
 from __future__ import annotations
 

@@ -35,8 +35,8 @@ import pathlib
 
 import numpy as np
 
-from kssl.atomic import atomic_file
 from kssl.errors import InputError
+from kssl.outputs.atomic import atomic_file
 
 FORMATS = (".parquet", ".npz")
 
@@ -216,7 +216,7 @@ def duplicate_pairs(embeddings, threshold: float = 0.95, block_rows: int = 2_048
     least `threshold` (`(P, 2)` int64, most similar first). Exact: every pair is compared,
     in blocks of `block_rows` x `block_rows`, so memory stays flat; time grows with the
     square of the rows."""
-    from kssl.terminal import progress_bar
+    from kssl.runtime.terminal import progress_bar
 
     count = len(embeddings)
     found_pairs, found_scores = [], []

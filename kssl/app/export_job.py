@@ -1,5 +1,5 @@
 """`kssl export` and the export step of `kssl run`: where each format goes, checked before
-anything is written, and the writing (`kssl.export`, the one artifact writer of exports)."""
+anything is written, and the writing (`kssl.outputs.export`, the one artifact writer of exports)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def export_targets(root: pathlib.Path, model_name: str, version: int, formats) -
     """Where each of `formats` goes under the serving root `root`; a model name that is not
     one plain path component (`../x`, `a/b`, empty) or a version that is not a whole number
     >= 1 is an `InputError`, so nothing is ever written outside `root`."""
-    from kssl.export import EXPORT_FORMATS
+    from kssl.outputs.export import EXPORT_FORMATS
 
     if not isinstance(model_name, str) or not _MODEL_NAME.fullmatch(model_name):
         raise InputError(
@@ -71,7 +71,7 @@ def export_targets(root: pathlib.Path, model_name: str, version: int, formats) -
 def export_formats(classifier, targets: dict, model_name: str, overwrite: bool = False, staged=None) -> list:
     """Writes `classifier` in each format of `targets` (format -> path), printed; returns the
     paths. `staged` is `(staging folder, run folder)`: paths are printed where they end up."""
-    from kssl.export import export_file, export_saved_model, write_batching_parameters
+    from kssl.outputs.export import export_file, export_saved_model, write_batching_parameters
 
     def shown(path):
         return path if staged is None else staged[1] / path.relative_to(staged[0])

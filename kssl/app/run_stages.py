@@ -16,7 +16,7 @@ def tensorboard_scalars(config, folder, name: str, sources) -> list:
     """`[TensorBoardScalars]` of `sources` into `folder/logs/name`, or `[]` with `--no-tensorboard`."""
     if not config.tensorboard:
         return []
-    from kssl.tensorboard_logs import TensorBoardScalars
+    from kssl.outputs.tensorboard_logs import TensorBoardScalars
 
     return [TensorBoardScalars(folder / "logs" / name, sources)]
 
@@ -35,7 +35,7 @@ def knn_monitor(labeled, config, pool, path):
     """A `KNNMonitor` (kNN and RankMe) on the labeled training images, a `RankMeMonitor` on
     the pool when there are no classes, or None with `--no-knn-monitor` (printed either way)."""
     from kssl.defaults import steps_for
-    from kssl.monitor import KNNMonitor, monitor_every
+    from kssl.evaluation.monitor import KNNMonitor, monitor_every
 
     if config.knn_monitor is False:
         print("kNN monitor: off (--no-knn-monitor)", flush=True)
@@ -44,7 +44,7 @@ def knn_monitor(labeled, config, pool, path):
     if config.epochs is not None and config.budget is None:
         steps = steps_for(config.epochs, len(pool), min(config.batch_size, len(pool)))
     if labeled is None or getattr(labeled, "labels", None) is None or labeled.num_classes < 2:
-        from kssl.monitor import RankMeMonitor
+        from kssl.evaluation.monitor import RankMeMonitor
 
         monitor = RankMeMonitor(pool, every=monitor_every(steps), seed=config.seed, path=path)
         print(f"kNN monitor: off (the training images have fewer than 2 classes); {monitor.describe()}", flush=True)
@@ -68,11 +68,11 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None, start=
     split, feeds the kNN monitor only. `start`: the encoder to start from, kept as it is (a
     copy trains); default: `build_start(config, strategy)`."""
     from kssl.app.config import pretraining_recipe
-    from kssl.curves import StepHistory
     from kssl.data.preview import save_view_grid
-    from kssl.monitor import KNNMonitor
-    from kssl.plots import plot_training_curves
+    from kssl.evaluation.monitor import KNNMonitor
+    from kssl.outputs.plots import plot_training_curves
     from kssl.training import pretrain
+    from kssl.training.curves import StepHistory
 
     model_class = method_class(config.method)
     recipe, why = pretraining_recipe(config)
@@ -84,7 +84,7 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None, start=
     augmentation = model_class.view_augmentations(config.image_size, **config.method_options)
     preview = save_view_grid(train, augmentation, folder / "augmentations.png", seed=config.seed)
     if config.tensorboard:
-        from kssl.tensorboard_logs import write_image
+        from kssl.outputs.tensorboard_logs import write_image
 
         write_image(folder / "logs" / "pretrain", "augmentations", preview)
     if start is None:
@@ -172,8 +172,8 @@ def teacher_share(model, views: int, batch_size: int, seconds: float) -> str:
 def evaluate_frozen(encoder, train, test, folder=None, seed=0, tensorboard=False):
     """kNN and linear-probe accuracy of `encoder`'s frozen features; with a `folder`, the
     test embeddings' map (`embeddings.png`) and, with `tensorboard`, the projector's files."""
-    from kssl.evaluation import evaluate_encoder, readable_features
-    from kssl.plots import plot_embedding_map
+    from kssl.evaluation.features import evaluate_encoder, readable_features
+    from kssl.outputs.plots import plot_embedding_map
 
     k = min(200, len(train))
     frozen = evaluate_encoder(encoder, train, test, k=k)
@@ -181,7 +181,7 @@ def evaluate_frozen(encoder, train, test, folder=None, seed=0, tensorboard=False
         features, test = readable_features(encoder, test)
         plot_embedding_map(features, test.labels, test.class_names, folder / "embeddings.png", seed=seed)
         if tensorboard:
-            from kssl.tensorboard_logs import survived, write_projector
+            from kssl.outputs.tensorboard_logs import survived, write_projector
 
             with survived(folder / "logs" / "embeddings"):
                 write_projector(folder / "logs" / "embeddings", features, test.labels, test.class_names, seed)
@@ -190,8 +190,8 @@ def evaluate_frozen(encoder, train, test, folder=None, seed=0, tensorboard=False
 
 def few_shot(encoder, test, settings, seed, episodes=600) -> list[dict]:
     """N-way K-shot accuracy of the test split's frozen features, both classifiers, printed."""
-    from kssl.evaluation import readable_features
-    from kssl.few_shot import CLASSIFIERS, few_shot_accuracy
+    from kssl.evaluation.features import readable_features
+    from kssl.evaluation.few_shot import CLASSIFIERS, few_shot_accuracy
 
     features, test = readable_features(encoder, test)
     print(f"  few-shot on the {len(test)} test images ({episodes} episodes, 95% interval):")
@@ -211,7 +211,7 @@ def few_shot(encoder, test, settings, seed, episodes=600) -> list[dict]:
 
 def check_few_shot(settings, labels):
     from kssl.errors import InputError
-    from kssl.few_shot import few_shot_episodes
+    from kssl.evaluation.few_shot import few_shot_episodes
 
     for ways, shots in settings:
         try:

@@ -11,8 +11,8 @@ import csv
 import io
 import pathlib
 
-from kssl.atomic import atomic_file
 from kssl.errors import InputError, MissingInputError
+from kssl.outputs.atomic import atomic_file
 
 
 def select_job(pretrained, data, budget: int, out, method: str = "typiclust", labeled=None, seed: int = 0,
@@ -22,8 +22,8 @@ def select_job(pretrained, data, budget: int, out, method: str = "typiclust", la
     picked paths. `labeled` is a CSV of an earlier selection, extended here."""
     from kssl.data.files import list_images
     from kssl.encoders.loading import encoder_file, load_encoder
-    from kssl.plots import plot_contact_sheet
-    from kssl.selection import select_for_labeling
+    from kssl.evaluation.label_selection import select_for_labeling
+    from kssl.outputs.plots import plot_contact_sheet
 
     out = pathlib.Path(out).expanduser()
     sheet = out.with_suffix(".png")

@@ -3,7 +3,7 @@
 Parsing the command line imports no TensorFlow, so `kssl --help` answers at once;
 `kssl.app.jobs` (data, training, plots, and TensorFlow with them) is imported only when a
 command runs. TensorFlow's C++ logs are filtered out of the output unless `--verbose`
-(see `kssl.quiet`). Input kssl cannot use (`kssl.errors.InputError`) ends in a one-line
+(see `kssl.runtime.quiet`). Input kssl cannot use (`kssl.errors.InputError`) ends in a one-line
 message and exit code 2; any other error is a bug and keeps its traceback.
 """
 
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-supervised pretraining of image encoders, and transfer to a few labels.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from kssl.selection import METHODS as SELECTION_METHODS
+    from kssl.evaluation.label_selection import METHODS as SELECTION_METHODS
 
     run = commands.add_parser(
         "run",
@@ -253,7 +253,7 @@ def main(argv=None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
     if not args.pop("verbose", False):
-        from kssl.quiet import filter_native_logs
+        from kssl.runtime.quiet import filter_native_logs
 
         filter_native_logs()
     from kssl.errors import InputError
@@ -270,13 +270,13 @@ def main(argv=None) -> int:
         from kssl.app import jobs
 
         if command == "doctor":
-            from kssl.doctor import run_doctor
+            from kssl.app.doctor import run_doctor
 
             precisions = [args["precision"]] if args["precision"] else None
             rows = run_doctor(args["steps"], args["image_size"], args["batch_size"], precisions)
             return 0 if all(row["ok"] for row in rows) else 1
         if command == "select":
-            from kssl.app.selection import select_job
+            from kssl.app.select_job import select_job
 
             select_job(args["pretrained"], args["data"], args["budget"], args["out"], args["method"],
                        args["labeled"], args["seed"], args["overwrite"], image_size=args["image_size"])  # fmt: skip

@@ -154,8 +154,8 @@ def select_for_labeling(encoder, images, budget: int, method: str = "typiclust",
     >>> len(set(picks.tolist())), bool(set(picks.tolist()) & {0, 1})
     (5, False)
     """
-    from kssl.evaluation import features_by_row, unread_message
-    from kssl.similarity import l2_normalized
+    from kssl.evaluation.features import features_by_row, unread_message
+    from kssl.evaluation.similarity import l2_normalized
 
     if method not in METHODS:
         raise InputError(f"Unknown selection method {method!r}: use one of {', '.join(METHODS)}.")

@@ -12,7 +12,7 @@ finishes a batch of views on the last device (`kssl.data.device`, what `pretrain
 on a GPU) and compares them with the host pipeline's views of the same seed.
 
 Example:
->>> from kssl.doctor import tolerance
+>>> from kssl.app.doctor import tolerance
 >>> tolerance("float32"), tolerance("mixed_float16")
 (0.001, 0.05)
 """
@@ -97,7 +97,7 @@ def check(task, precision, jit_compile, devices, strategy, steps=5, image_size=3
     """
     import tensorflow as tf
 
-    from kssl.precision import set_precision
+    from kssl.runtime.precision import set_precision
 
     set_precision(precision)
     data = _task_data(task, image_size, batch_size)
@@ -180,14 +180,14 @@ def run_doctor(steps: int = 5, image_size: int = 32, batch_size: int = 64, preci
     devices, and no other MirroredStrategy over the same devices exists (two in one
     process can reuse each other's collective keys, which aborts their collectives):
 
-        rows = kssl.doctor.run_doctor(steps=5)
+        rows = kssl.app.doctor.run_doctor(steps=5)
         assert all(row["ok"] for row in rows)
     """
     import keras
     import tensorflow as tf
 
-    from kssl.cpu import cpu_model
-    from kssl.precision import has_gpu, precision_choice
+    from kssl.runtime.cpu import cpu_model
+    from kssl.runtime.precision import has_gpu, precision_choice
 
     devices = ensure_devices()
     # One strategy for every check: collectives of several MirroredStrategy objects in one
