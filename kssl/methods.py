@@ -5,7 +5,7 @@ options in `--help` at once; `method_class` imports a method's module when it is
 for. A spec names the class, its recipe (`kssl.training.recipes`), its default encoder and its
 own constructor options with their defaults and a line of help; registration with
 Keras (`kssl.registration`), `--method`, `--method-option`, `config.json` and the
-registry-driven contract tests (`tests/test_method_contract.py`) all read it. A
+registry-driven contract tests (`tests/models/test_method_contract.py`) all read it. A
 method's views are its class's `view_augmentations(image_size, **options)`: a list of
 any length, of any sizes.
 

@@ -1,5 +1,5 @@
 """What every registered pretraining method, fine-tuning mode and semi-supervised method
-promises, checked the same way for each registry's entries (tests/test_method_contract.py,
+promises, checked the same way for each registry's entries (tests/models/test_method_contract.py,
 tests/finetuning/test_mode_contract.py, tests/semi_supervised/test_contract.py)."""
 
 import inspect

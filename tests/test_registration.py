@@ -38,4 +38,4 @@ def test_the_command_line_parser_imports_no_tensorflow(argv):
 
 
 # That Keras knows kssl's classes whichever of the two is imported first is checked in
-# the fresh processes of tests/test_cpu.py (one per import order).
+# the fresh processes of tests/runtime/test_cpu.py (one per import order).

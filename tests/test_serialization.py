@@ -156,7 +156,7 @@ def test_every_registered_kssl_class_has_a_case():
     registered = {
         name
         for name, cls in keras.saving.get_custom_objects().items()
-        if name.startswith("kssl>") and issubclass(cls, keras.layers.Layer)  # LARS: tests/test_optimizers.py
+        if name.startswith("kssl>") and issubclass(cls, keras.layers.Layer)  # LARS: tests/training/test_optimizers.py
     }
     assert registered == set(CASES)
 

@@ -175,7 +175,7 @@ def run_doctor(steps: int = 5, image_size: int = 32, batch_size: int = 64, preci
     """Runs every check and prints the table; returns its rows.
 
     `precisions` defaults to float32 and the device's mixed precision. Run it as
-    `kssl doctor` (tested in `tests/test_cli.py`); in Python, in a fresh process before
+    `kssl doctor` (tested in `tests/app/test_cli.py`); in Python, in a fresh process before
     any other TensorFlow work: the CPU can then still be split into two logical
     devices, and no other MirroredStrategy over the same devices exists (two in one
     process can reuse each other's collective keys, which aborts their collectives):

@@ -4,7 +4,7 @@ Keras' `LossScaleOptimizer` decides whether a step's gradients are finite from e
 replica's *local* gradients, and under `MirroredStrategy` takes the first replica's
 answer: an overflow on another replica only is then summed into the update, leaving
 inf/NaN weights for good and the scale unchanged (reproduced on two logical CPU devices
-in `tests/test_loss_scaling.py`). `GlobalLossScaleOptimizer` all-reduces the "all
+in `tests/runtime/test_loss_scaling.py`). `GlobalLossScaleOptimizer` all-reduces the "all
 finite" flag (a sum of the replicas that overflowed), so every replica skips the step and halves
 the scale together. kssl's models use it for `mixed_float16` in `compile`.
 

@@ -109,7 +109,7 @@ def test_view_grid_png(tmp_path, batch):
 
 
 # That the view pipeline gives Grappler fully defined shapes (no "Error in PredictCost()" log
-# per traced CropAndResize) is checked in tests/test_cpu.py's fresh process with logs on.
+# per traced CropAndResize) is checked in tests/runtime/test_cpu.py's fresh process with logs on.
 
 
 def test_views_of_a_fixed_size_batch_have_a_static_batch_dimension():

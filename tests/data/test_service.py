@@ -2,8 +2,8 @@
 order restored, lost steps computed here and late copies dropped (the ordering alone, fed by
 the test), and workers that would compute other batches refused before training (a
 dispatcher and workers in this process: their servers are threads). Training through the
-service with a worker killed: tests/test_cli_service.py (the commands, in processes of their
-own, killed and resumed to the local weights) and tests/test_multiworker.py (a trainer
+service with a worker killed: tests/app/test_cli_service.py (the commands, in processes of their
+own, killed and resumed to the local weights) and tests/training/test_multiworker.py (a trainer
 reading from the service trains the weights of one that computes its batches). Every run
 through the service also checks its first served step against the same step computed here,
 the function that computes lost steps."""

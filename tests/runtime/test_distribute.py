@@ -1,6 +1,6 @@
 """Exact data parallelism: one step on 2 replicas equals one step on 1 device, same global batch.
 
-Every registered method and mode: tests/test_method_contract.py and
+Every registered method and mode: tests/models/test_method_contract.py and
 tests/finetuning/test_mode_contract.py (L2-SP too). Here: the gathered loss, discriminative
 rates, gradual unfreezing's schedule, uneven splits refused, and the all-gather itself."""
 

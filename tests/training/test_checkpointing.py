@@ -1,5 +1,5 @@
 """Resume: a pretraining run interrupted and started again ends where an uninterrupted run
-ends (kill -9 through the command: tests/test_cli.py)."""
+ends (kill -9 through the command: tests/app/test_cli.py)."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import pytest
 
 def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
     # In-process: the run dies by an exception in step 6, after its checkpoint of step 4 (kill -9 of
-    # the command and its resume: tests/test_cli.py). Started again with the same
+    # the command and its resume: tests/app/test_cli.py). Started again with the same
     # checkpoint folder, it trains only the steps left and ends with the same weights.
     import keras
     from helpers import tiny_encoder

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from helpers import TINY_MODEL, stop_servers, tiny_encoder
 
-TESTS = pathlib.Path(__file__).parent
+TESTS = pathlib.Path(__file__).parents[1]  # helpers.py: the tests folder
 
 SCRIPT = textwrap.dedent(
     """
