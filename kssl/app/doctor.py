@@ -33,8 +33,10 @@ def ensure_devices() -> list[str]:
     """The devices to train on: every GPU, else two logical CPU devices (made if possible)."""
     import tensorflow as tf
 
-    if tf.config.list_physical_devices("GPU"):  # physical listings do not initialise TensorFlow
-        return [device.name for device in tf.config.list_logical_devices("GPU")]
+    from kssl.runtime.devices import gpu_devices, has_gpu
+
+    if has_gpu():
+        return gpu_devices()
     physical = tf.config.list_physical_devices("CPU")
     if len(physical) == 1:
         try:

@@ -44,6 +44,20 @@ from kssl.methods import method_class
 _STRATEGIES = {}
 
 
+def finetuning_metrics(config, pool, extra, rows, exported) -> dict:
+    """The fine-tuning part of `metrics.json` (`kssl finetune` and `kssl run` alike)."""
+    return {
+        "label_selection": config.select or "stratified random draw",
+        "unlabeled_images": len(pool),
+        "images_without_class": extra,
+        "modes": config.modes,
+        "semi_supervised": config.semi_supervised,
+        "adversarial": config.adversarial,
+        "label_budgets": rows,
+        "exported": exported,
+    }
+
+
 def start_strategy(name: str):
     """The process's strategy for `name`, created on first use.
 
@@ -263,14 +277,7 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
             "data": config.data,
             "test_images": len(test),
             **source,
-            "label_selection": config.select or "stratified random draw",
-            "unlabeled_images": len(pool),
-            "images_without_class": extra,
-            "modes": config.modes,
-            "semi_supervised": config.semi_supervised,
-            "adversarial": config.adversarial,
-            "label_budgets": rows,
-            "exported": exported,
+            **finetuning_metrics(config, pool, extra, rows, exported),
         }
         write_json(folder / "metrics.json", metrics)
         write_json(folder / "config.json", recorded_config(config, pretraining=False, **source))
@@ -381,14 +388,7 @@ def run(config: RunConfig, verbose: int | str = "auto") -> dict:
             "pretraining": pretraining,
             **frozen,
             **({"start": started_from} if started_from else {}),
-            "label_selection": config.select or "stratified random draw",
-            "unlabeled_images": len(pool),
-            "images_without_class": extra,
-            "modes": config.modes,
-            "semi_supervised": config.semi_supervised,
-            "adversarial": config.adversarial,
-            "label_budgets": rows,
-            "exported": exported,
+            **finetuning_metrics(config, pool, extra, rows, exported),
             "seconds": round(time.perf_counter() - started, 1),
         }
         if started_from:

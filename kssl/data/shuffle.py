@@ -24,6 +24,15 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+# TensorFlow's own seeded permutation at any position, tf.random.experimental.index_shuffle
+# (its raw op with a (seed, epoch, 0) key per position: the Python wrapper pads a batch of
+# seeds along the wrong axis), was measured against this network on 2026-12-06 (2-core AMD
+# EPYC, AVX2): 3.4x faster on a million positions, equal on a step's 256 (the call costs
+# more than the arithmetic). It stays unused: with low-entropy keys, as kssl's default
+# seed 0 gives, its permutations are weak. Seed (0, 0, 0) left 10 images in their order
+# (this module's example fails), and 257 images began 253, 252, 255, 254, 249, 248. The
+# keyed hash below mixes the seed and epoch first; tests/data/test_shuffle.py checks both
+# seeds 0 and 3 for randomness.
 _ROUNDS = 4
 _MASK32 = 0xFFFFFFFF
 

@@ -89,9 +89,9 @@ def warn_if_onednn_off() -> bool:
     global _warned
     if _warned or os.environ.get(ONEDNN_VARIABLE) == "0" or onednn_enabled() is not False:
         return False
-    import tensorflow as tf
+    from kssl.runtime.devices import has_gpu
 
-    if tf.config.list_physical_devices("GPU"):
+    if has_gpu():
         return False
     _warned = True
     warnings.warn(

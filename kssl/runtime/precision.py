@@ -20,30 +20,10 @@ from __future__ import annotations
 
 import warnings
 
+from kssl.runtime.devices import gpu_devices, has_accelerator, has_gpu  # noqa: F401  (also asked for here)
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def has_gpu() -> bool:
-    """Whether this machine has a GPU: kssl's one accelerator check, with `has_accelerator`
-    and `gpu_devices` (the data planning, the device path, the defaults and the doctor)."""
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
-def has_accelerator() -> bool:
-    """Whether this machine has a GPU or a TPU (the training size's default depends on it)."""
-    import tensorflow as tf
-
-    return has_gpu() or bool(tf.config.list_physical_devices("TPU"))
-
-
-def gpu_devices() -> list[str]:
-    """The names of this machine's GPUs (empty on a CPU-only machine)."""
-    import tensorflow as tf
-
-    return [device.name for device in tf.config.list_logical_devices("GPU")]
 
 
 def precision_choice(gpu: bool | None = None, cpu_flags=None) -> tuple[str, str]:
