@@ -42,6 +42,23 @@ MODES = ("full",)
 LABELS = (10,)
 SEED = 0
 CHECKPOINT_EVERY = 100
+# The embedded digits are 8 x 8 px: training at 16 px loses nothing.
+DIGITS_IMAGE_SIZE = 16
+# Adversarial fine-tuning: an L-infinity radius of 8/255 in pixels of [0, 1] and 7 PGD
+# steps in training (Madry et al. 2018's CIFAR-10 setting); robustness is measured with 10.
+ADVERSARIAL_EPSILON = 8 / 255
+ATTACK_STEPS = 7
+# N-way K-shot accuracy: the mean over 600 episodes, as the few-shot literature reports it.
+FEW_SHOT_EPISODES = 600
+# Search and near-duplicates over embeddings (`kssl similar`, `kssl.top_k`, `kssl.duplicate_pairs`).
+SIMILAR_TOP = 10
+DUPLICATE_THRESHOLD = 0.95
+# Which images to label first (`kssl select`, `kssl.select_for_labeling`).
+SELECTION_METHOD = "typiclust"
+# `kssl doctor`: steps per check, image side and global batch.
+DOCTOR_STEPS, DOCTOR_IMAGE_SIZE, DOCTOR_BATCH_SIZE = 5, 32, 64
+# Seconds a trainer waits for a step from the tf.data service before computing it here.
+DATA_SERVICE_TIMEOUT = 60.0
 # The `tf.distribute` strategies `kssl.runtime.distribute.strategy_from_name` builds, by name.
 STRATEGY_NAMES = ("default", "mirrored", "multiworker", "tpu")
 

@@ -13,6 +13,7 @@ import argparse
 import sys
 import traceback
 
+from kssl import defaults
 from kssl.app.argument_types import (
     ANY_SIZE_HELP,
     cosine_similarity,
@@ -119,8 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--model", required=True, help="a run folder (its classifier.keras) or a classifier .keras file"
     )
-    export.add_argument("--model-name", default="kssl", help="TF Serving model name (default kssl)")
-    export.add_argument("--version", type=positive(int), default=1, help="model version (default 1)")
+    export.add_argument("--model-name", default=run_default("model_name"),
+                        help=f"TF Serving model name (default {run_default('model_name')})")  # fmt: skip
+    export.add_argument("--version", type=positive(int), default=run_default("version"),
+                        help=f"model version (default {run_default('version')})")  # fmt: skip
     export.add_argument("--out", required=True, help="serving root: the model goes to OUT/<model-name>/<version>/")
     export.add_argument(
         "--format",
@@ -160,9 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     target = similar.add_mutually_exclusive_group(required=True)
     target.add_argument("--query", help="an image file: in the embedding file or not (then embedded by its model)")
     target.add_argument("--duplicates", action="store_true", help="find the near-duplicate pairs instead")
-    similar.add_argument("--top", type=positive(int), default=10, help="neighbours of --query (default 10)")
+    similar.add_argument("--top", type=positive(int), default=defaults.SIMILAR_TOP,
+                         help=f"neighbours of --query (default {defaults.SIMILAR_TOP})")  # fmt: skip
     similar.add_argument(
-        "--threshold", type=cosine_similarity, default=0.95, help="cosine similarity of --duplicates (default 0.95)"
+        "--threshold",
+        type=cosine_similarity,
+        default=defaults.DUPLICATE_THRESHOLD,
+        help=f"cosine similarity of --duplicates (default {defaults.DUPLICATE_THRESHOLD})",
     )
     similar.add_argument("--out", help="the contact sheet (.png) of --query, or the pairs' CSV of --duplicates")
     similar.add_argument(
@@ -198,10 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--budget", required=True, type=positive(int), help="how many images to pick")
     select.add_argument("--out", required=True, help="the CSV to write (the contact sheet goes beside it, as .png)")
     select.add_argument(
-        "--method", choices=list(SELECTION_METHODS), default="typiclust", help="how to pick (default typiclust)"
+        "--method",
+        choices=list(SELECTION_METHODS),
+        default=defaults.SELECTION_METHOD,
+        help=f"how to pick (default {defaults.SELECTION_METHOD})",
     )
     select.add_argument("--labeled", help="the CSV of an earlier selection: extend it (those images are not picked)")
-    select.add_argument("--seed", type=int, default=0, help="seed of k-means, k-center's first pick and random")
+    select.add_argument(
+        "--seed", type=int, default=defaults.SEED, help="seed of k-means, k-center's first pick and random"
+    )
     select.add_argument("--overwrite", action="store_true", help="replace an existing --out and its contact sheet")
     select.add_argument("--image-size", type=positive(int), help=ANY_SIZE_HELP)
     doctor = commands.add_parser(
@@ -212,9 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
         "logical devices), in float32 and the device's mixed precision, with XLA on one GPU: steps/s and the "
         "largest weight difference. Exits with code 1 if a difference exceeds float rounding.",
     )
-    doctor.add_argument("--steps", type=positive(int), default=5, help="training steps per check (default 5)")
-    doctor.add_argument("--image-size", type=positive(int), default=32, help="image side (default 32)")
-    doctor.add_argument("--batch-size", type=positive(int), default=64, help="global batch (default 64)")
+    doctor.add_argument("--steps", type=positive(int), default=defaults.DOCTOR_STEPS,
+                        help=f"training steps per check (default {defaults.DOCTOR_STEPS})")  # fmt: skip
+    doctor.add_argument("--image-size", type=positive(int), default=defaults.DOCTOR_IMAGE_SIZE,
+                        help=f"image side (default {defaults.DOCTOR_IMAGE_SIZE})")  # fmt: skip
+    doctor.add_argument("--batch-size", type=positive(int), default=defaults.DOCTOR_BATCH_SIZE,
+                        help=f"global batch (default {defaults.DOCTOR_BATCH_SIZE})")  # fmt: skip
     doctor.add_argument(
         "--precision",
         choices=["float32", "mixed_bfloat16", "mixed_float16"],

@@ -73,10 +73,10 @@ class RunConfig:
     lora_rank: int | None = None
     stage_decay: float = 1.0
     adversarial: str = "none"
-    epsilon: float = 8 / 255
-    attack_steps: int = 7
+    epsilon: float = defaults.ADVERSARIAL_EPSILON
+    attack_steps: int = defaults.ATTACK_STEPS
     few_shot: list | None = None
-    few_shot_episodes: int = 600
+    few_shot_episodes: int = defaults.FEW_SHOT_EPISODES
     stream: bool | None = None
     cache_size: int | None = None
     refresh_listing: bool = False
@@ -84,7 +84,9 @@ class RunConfig:
     tensorboard: bool = True  # TensorBoard logs under <out>/logs (kssl.outputs.tensorboard_logs)
     export_formats: list = dataclasses.field(default_factory=list)  # besides the SavedModel: onnx, litert
     data_service: str | None = None  # a tf.data service dispatcher's HOST:PORT (kssl.data.service)
-    data_service_timeout: float = 60.0  # seconds to wait for a step from it before computing it here
+    data_service_timeout: float = (
+        defaults.DATA_SERVICE_TIMEOUT
+    )  # seconds to wait for a step from it before computing it here
 
     def resolved(self, default_encoder: bool = True) -> RunConfig:
         """Fills the defaults that need no data read (digits are 8x8, so 16 px loses
@@ -96,7 +98,7 @@ class RunConfig:
         if not isinstance(config.labels, (list, tuple)):
             config.labels = [config.labels]
         if config.image_size is None and spec.kind == "embedded":
-            config.image_size = 16  # digits are 8x8: 16 px loses nothing
+            config.image_size = defaults.DIGITS_IMAGE_SIZE  # digits are 8x8: 16 px loses nothing
         if config.encoder is None and default_encoder:
             config.encoder = method_spec(config.method).encoder
         if config.out is None:

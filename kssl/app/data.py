@@ -7,6 +7,7 @@ import pathlib
 
 import numpy as np
 
+from kssl import defaults
 from kssl.errors import DataError
 
 
@@ -44,7 +45,7 @@ def _embedded(parsed, image_size, notes, **options):
     reason = (
         notes.get("size_source") or "as asked (--image-size)" if image_size else "digits are 8x8: 16 px loses nothing"
     )
-    image_size = image_size or 16
+    image_size = image_size or defaults.DIGITS_IMAGE_SIZE
     notes.update(image_size=image_size, image_size_reason=reason, storage="in memory")
     announce_data(notes)
     return sources.load_digits(image_size, "train"), sources.load_digits(image_size, "test")

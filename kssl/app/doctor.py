@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from kssl import defaults
+
 
 def tolerance(precision: str) -> float:
     """The largest relative difference of one step's weight update accepted, per precision."""
@@ -173,7 +175,8 @@ def check_augmentation(device: str, image_size: int = 32, batch_size: int = 64, 
     }
 
 
-def run_doctor(steps: int = 5, image_size: int = 32, batch_size: int = 64, precisions=None, out=print) -> list[dict]:
+def run_doctor(steps: int = defaults.DOCTOR_STEPS, image_size: int = defaults.DOCTOR_IMAGE_SIZE,
+               batch_size: int = defaults.DOCTOR_BATCH_SIZE, precisions=None, out=print) -> list[dict]:  # fmt: skip
     """Runs every check and prints the table; returns its rows.
 
     `precisions` defaults to float32 and the device's mixed precision. Run it as

@@ -15,6 +15,7 @@ import pathlib
 
 import numpy as np
 
+from kssl import defaults
 from kssl.app.staging import check_output_file
 from kssl.errors import DataError, InputError, MissingInputError
 from kssl.outputs.atomic import atomic_file
@@ -194,7 +195,8 @@ def typical_similarity(embeddings, pairs: int = 10_000, seed: int = 0) -> float 
     return float(np.median(np.sum(embeddings[a[keep]] * embeddings[b[keep]], axis=1)))
 
 
-def similar_job(embeddings, query=None, top: int = 10, duplicates: bool = False, threshold: float = 0.95,
+def similar_job(embeddings, query=None, top: int = defaults.SIMILAR_TOP, duplicates: bool = False,
+                threshold: float = defaults.DUPLICATE_THRESHOLD,
                 out=None, pretrained=None, overwrite: bool = False, progress: bool = True) -> list:  # fmt: skip
     """`kssl similar`: with `query`, its `top` nearest rows (printed, and a contact sheet
     PNG of the query and them at `out`, default `similar-<query name>.png`); with
@@ -226,7 +228,9 @@ def similar_job(embeddings, query=None, top: int = 10, duplicates: bool = False,
     return rows
 
 
-def duplicates_job(embeddings, threshold: float = 0.95, out=None, overwrite: bool = False, progress=True) -> list:
+def duplicates_job(
+    embeddings, threshold: float = defaults.DUPLICATE_THRESHOLD, out=None, overwrite: bool = False, progress=True
+) -> list:
     """`kssl similar --duplicates`: every pair at cosine >= `threshold`, most similar first
     (printed, the first ten; written as a CSV at `out`, default `duplicates.csv`, with a
     contact sheet of the first eight pairs beside it). Returns `(path_a, path_b, similarity)`s."""

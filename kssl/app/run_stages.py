@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from kssl import defaults
 from kssl.methods import method_class
 
 
@@ -188,7 +189,7 @@ def evaluate_frozen(encoder, train, test, folder=None, seed=0, tensorboard=False
     return {"knn_accuracy": frozen["knn_accuracy"], "knn_k": k, "linear_probe_accuracy": frozen["linear_accuracy"]}
 
 
-def few_shot(encoder, test, settings, seed, episodes=600) -> list[dict]:
+def few_shot(encoder, test, settings, seed, episodes=defaults.FEW_SHOT_EPISODES) -> list[dict]:
     """N-way K-shot accuracy of the test split's frozen features, both classifiers, printed."""
     from kssl.evaluation.features import readable_features
     from kssl.evaluation.few_shot import CLASSIFIERS, few_shot_accuracy

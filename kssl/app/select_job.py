@@ -11,11 +11,13 @@ import csv
 import io
 import pathlib
 
+from kssl import defaults
 from kssl.errors import InputError, MissingInputError
 from kssl.outputs.atomic import atomic_file
 
 
-def select_job(pretrained, data, budget: int, out, method: str = "typiclust", labeled=None, seed: int = 0,
+def select_job(pretrained, data, budget: int, out, method: str = defaults.SELECTION_METHOD, labeled=None,
+               seed: int = defaults.SEED,
                overwrite: bool = False, progress: bool = True, image_size: int | None = None) -> list[str]:  # fmt: skip
     """Picks `budget` images of the folder `data` (any layout, no labels needed) by `method`
     on the encoder of `pretrained`; writes `out` (CSV) and its contact sheet; returns the

@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from kssl import defaults
+
 CLASSIFIERS = ("nearest_mean", "logistic")
 
 
@@ -43,7 +45,8 @@ class Episode:
     query_labels: np.ndarray
 
 
-def few_shot_episodes(labels, ways: int, shots: int, queries: int = 15, episodes: int = 600, seed: int = 0):
+def few_shot_episodes(labels, ways: int, shots: int, queries: int = 15, episodes: int = defaults.FEW_SHOT_EPISODES,
+                       seed: int = defaults.SEED):  # fmt: skip
     """Yields `episodes` seeded, balanced episodes with disjoint support and query sets.
 
     Classes with fewer than `shots + 1` images are never drawn; the number of queries
@@ -98,9 +101,9 @@ def few_shot_accuracy(
     ways: int = 5,
     shots: int = 1,
     queries: int = 15,
-    episodes: int = 600,
+    episodes: int = defaults.FEW_SHOT_EPISODES,
     classifier: str = "nearest_mean",
-    seed: int = 0,
+    seed: int = defaults.SEED,
 ) -> dict:
     """Mean N-way K-shot accuracy of frozen `features` and its 95% confidence interval.
 

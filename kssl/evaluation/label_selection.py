@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kssl import defaults
 from kssl.errors import DataError, InputError
 
 # The paper's constants (TypiClust's code: MIN_CLUSTER_SIZE, K_NN, MAX_NUM_CLUSTERS).
@@ -138,7 +139,8 @@ def picked_subset(encoder, image_set, labels, method: str, seed: int = 0):
     return image_set.subset(picks)
 
 
-def select_for_labeling(encoder, images, budget: int, method: str = "typiclust", labeled=(), seed: int = 0,
+def select_for_labeling(encoder, images, budget: int, method: str = defaults.SELECTION_METHOD, labeled=(),
+                        seed: int = defaults.SEED,
                         verbose: int = 0, progress: bool = False):  # fmt: skip
     """Indices of `images` (an `ImageSet`, a streamed source or a uint8 array) to label
     first: `budget` of them by `method` (`typiclust`, `kcenter` or `random`) on the

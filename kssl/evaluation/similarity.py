@@ -35,6 +35,7 @@ import pathlib
 
 import numpy as np
 
+from kssl import defaults
 from kssl.errors import InputError
 from kssl.outputs.atomic import atomic_file
 
@@ -193,7 +194,7 @@ def _checked_table(path, paths, labels, embeddings, model) -> EmbeddingTable:
     return EmbeddingTable(paths.astype(str), labels, l2_normalized(embeddings), record)
 
 
-def top_k(embeddings, query, k: int = 10, chunk_rows: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+def top_k(embeddings, query, k: int = defaults.SIMILAR_TOP, chunk_rows: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
     """`(indices, similarities)` of the `k` rows most similar to `query` (a unit vector),
     most similar first; exact, reading `chunk_rows` rows at a time."""
     query = l2_normalized(query).reshape(-1)
@@ -211,7 +212,9 @@ def top_k(embeddings, query, k: int = 10, chunk_rows: int = 65_536) -> tuple[np.
     return best_index[order], best_score[order]
 
 
-def duplicate_pairs(embeddings, threshold: float = 0.95, block_rows: int = 2_048, progress: bool = False):
+def duplicate_pairs(
+    embeddings, threshold: float = defaults.DUPLICATE_THRESHOLD, block_rows: int = 2_048, progress: bool = False
+):
     """`(pairs, similarities)`: every pair of rows `i < j` whose cosine similarity is at
     least `threshold` (`(P, 2)` int64, most similar first). Exact: every pair is compared,
     in blocks of `block_rows` x `block_rows`, so memory stays flat; time grows with the

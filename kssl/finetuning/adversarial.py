@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kssl import defaults
 from kssl.finetuning import ATTACKS  # noqa: F401  (re-exported)
 
 
@@ -40,7 +41,9 @@ def fgsm(model, images, labels, epsilon: float):
     return tf.clip_by_value(images + epsilon * tf.sign(gradient), 0.0, 1.0)
 
 
-def pgd(model, images, labels, epsilon: float, steps: int = 7, step_size: float | None = None, seed=None):
+def pgd(
+    model, images, labels, epsilon: float, steps: int = defaults.ATTACK_STEPS, step_size: float | None = None, seed=None
+):
     """Projected gradient descent in the L-infinity ball of radius `epsilon` around
     `images`, intersected with [0, 1]; `seed` (two integers) seeds the random start,
     `seed=None` starts at the images themselves.
@@ -90,8 +93,8 @@ class AdversarialTraining:
     """
 
     attack: str = "pgd"
-    epsilon: float = 8 / 255
-    steps: int = 7
+    epsilon: float = defaults.ADVERSARIAL_EPSILON
+    steps: int = defaults.ATTACK_STEPS
     step_size: float | None = None
     mix: bool = False
     seed: int = 0
@@ -120,7 +123,7 @@ class AdversarialTraining:
 def evaluate_robustness(
     model,
     data,
-    epsilon: float = 8 / 255,
+    epsilon: float = defaults.ADVERSARIAL_EPSILON,
     steps: int = 10,
     step_size: float | None = None,
     batch_size: int = 256,
