@@ -42,7 +42,6 @@ _EXPORTS = {
     "vit": "kssl.encoders.vit",
     "from_keras_applications": "kssl.encoders.applications",
     "MODES": "kssl.finetuning",
-    "STRATEGIES": "kssl.finetuning",
     "method_spec": "kssl.methods",
     "AdversarialTraining": "kssl.finetuning.adversarial",
     "evaluate_robustness": "kssl.finetuning.adversarial",

@@ -145,3 +145,29 @@ def check_name(registry: dict, name: str, kind: str) -> str:
 def load_class(registry: dict, name: str, kind: str):
     """The class registered as `name` (case-insensitive), imported on first use."""
     return registry[check_name(registry, name, kind)].load()
+
+
+def renamed(module: str, old: dict):
+    """A module `__getattr__` that gives each old name of `old` (`{old: (new, value)}`) with
+    a `DeprecationWarning` naming the new one: the one path, under its old name.
+
+    Example:
+    >>> import warnings
+    >>> getattr_ = renamed("kssl.example", {"OLD": ("NEW", 3)})
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     value = getattr_("OLD")
+    >>> value, str(caught[0].message)
+    (3, 'kssl.example.OLD is kssl.example.NEW now; the old name goes in a later release.')
+    """
+    import warnings
+
+    def __getattr__(name):
+        if name in old:
+            new, value = old[name]
+            warnings.warn(f"{module}.{name} is {module}.{new} now; the old name goes in a later release.",
+                          DeprecationWarning, stacklevel=2)  # fmt: skip
+            return value
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__

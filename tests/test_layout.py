@@ -4,6 +4,8 @@ functions (each one a cycle Python only hides until the function runs)."""
 import ast
 import pathlib
 
+import pytest
+
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "kssl"
 
 
@@ -95,3 +97,15 @@ def test_the_old_module_name_of_the_jobs_still_imports_with_a_warning():
         runs = importlib.import_module("kssl.runs")
     assert runs.run is jobs.run and runs.RunConfig is config.RunConfig
     assert any("kssl.runs is kssl.app now" in str(w.message) for w in caught)
+
+
+def test_the_old_names_of_the_modes_give_the_modes_with_a_warning():
+    import kssl.finetuning
+    import kssl.finetuning.base
+
+    with pytest.warns(DeprecationWarning, match="kssl.finetuning.STRATEGIES is kssl.finetuning.MODES now"):
+        assert kssl.finetuning.STRATEGIES is kssl.finetuning.MODES
+    with pytest.warns(DeprecationWarning, match="FineTuningStrategy is kssl.finetuning.base.FineTuningMode"):
+        assert kssl.finetuning.base.FineTuningStrategy is kssl.finetuning.base.FineTuningMode
+    with pytest.raises(AttributeError):
+        getattr(kssl.finetuning, "NO_SUCH_NAME")  # noqa: B009

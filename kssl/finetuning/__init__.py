@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from kssl.registry import Option, Spec, check_name, load_class
+from kssl.registry import Option, Spec, check_name, load_class, renamed
 
 MODES = {
     "linear": Spec("kssl.finetuning.linear:LinearProbe", "the head only, on frozen features (a linear probe)"),
@@ -50,7 +50,8 @@ MODES = {
 }
 # Adversarial fine-tuning's attacks (`kssl.finetuning.adversarial`), listed here for `--help`.
 ATTACKS = ("fgsm", "pgd")
-STRATEGIES = MODES  # the name before 2026-12-01 ("strategy" now means tf.distribute's only)
+# MODES' name before 2026-12-01 ("strategy" now means tf.distribute's only).
+__getattr__ = renamed("kssl.finetuning", {"STRATEGIES": ("MODES", MODES)})
 
 
 def check_mode(name: str) -> str:

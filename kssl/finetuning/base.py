@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kssl.registry import renamed
+
 
 class FineTuningMode:
     """How a `Classifier` trains its encoder: which weights train, and when.
@@ -56,4 +58,6 @@ class FineTuningMode:
         return {}
 
 
-FineTuningStrategy = FineTuningMode  # the name before 2026-12-01
+__getattr__ = renamed(
+    "kssl.finetuning.base", {"FineTuningStrategy": ("FineTuningMode", FineTuningMode)}
+)  # before 2026-12-01
