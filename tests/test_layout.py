@@ -109,3 +109,14 @@ def test_the_old_names_of_the_modes_give_the_modes_with_a_warning():
         assert kssl.finetuning.base.FineTuningStrategy is kssl.finetuning.base.FineTuningMode
     with pytest.raises(AttributeError):
         getattr(kssl.finetuning, "NO_SUCH_NAME")  # noqa: B009
+
+
+def test_no_module_is_over_500_lines_and_the_top_level_holds_the_entry_points_alone():
+    long = {path.name: n for path in PACKAGE.rglob("*.py") if (n := len(path.read_text().splitlines())) > 500}
+    assert long == {}
+    # The package, the command, its errors and defaults, the methods' registry and the
+    # registration of kssl's Keras classes (and the old `kssl.runs`); the rest by role.
+    assert sorted(p.name for p in PACKAGE.glob("*.py")) == [
+        "__init__.py", "__main__.py", "defaults.py", "errors.py", "methods.py", "registration.py", "registry.py",
+        "runs.py",
+    ]  # fmt: skip

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from kssl.app.choices import adaptation_paid
 from kssl.app.config import (
     RunConfig,
     check_finetuning,
@@ -26,7 +27,7 @@ from kssl.app.config import (
 )
 from kssl.app.data import in_memory_if_it_fits, load_train_test, unlabeled_pool
 from kssl.app.export_job import export_formats, export_job, export_targets  # noqa: F401  (export_job: the command)
-from kssl.app.label_budgets import adaptation_paid, finetune_into
+from kssl.app.label_budgets import finetune_into
 from kssl.app.report import results_table
 from kssl.app.run_stages import (
     announce_tensorboard,

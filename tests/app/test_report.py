@@ -1,6 +1,6 @@
 """The results table: what `kssl run` and `kssl finetune` print at the end."""
 
-from kssl.app.label_budgets import gain_over_scratch
+from kssl.app.choices import gain_over_scratch
 from kssl.app.report import results_table
 
 
