@@ -8,7 +8,16 @@ import pathlib
 import numpy as np
 
 from kssl import defaults
+from kssl.data import planning, sources
+from kssl.data.files import UNLABELED_FOLDER, ImageFiles, holds_run, list_folder
+from kssl.data.image_cache import cached_copies
+from kssl.data.image_set import ImageSet
+from kssl.data.planning import choose_streaming
+from kssl.data.pools import concatenated
+from kssl.data.sources import parse_data_spec
+from kssl.data.tfds_stream import TFDSRecords
 from kssl.errors import DataError
+from kssl.runtime.precision import has_accelerator
 
 
 def load_train_test(
@@ -30,7 +39,6 @@ def load_train_test(
     takes the data's default (`default_image_size`). `notes`, if given, receives the
     choices and their reasons (`image_size`, `storage`, ...).
     """
-    from kssl.data import sources
 
     notes = {} if notes is None else notes
     parsed = sources.parse_data_spec(spec)
@@ -40,7 +48,6 @@ def load_train_test(
 
 
 def _embedded(parsed, image_size, notes, **options):
-    from kssl.data import sources
 
     reason = (
         notes.get("size_source") or "as asked (--image-size)" if image_size else "digits are 8x8: 16 px loses nothing"
@@ -53,7 +60,6 @@ def _embedded(parsed, image_size, notes, **options):
 
 def _tfds(parsed, image_size, notes, stream=None, **options):
     from kssl.data import planning, sources
-    from kssl.data.tfds_stream import TFDSRecords
 
     records = TFDSRecords.open(parsed.name, parsed.split or "train")
     shapes = records.image_shapes(50)
@@ -69,9 +75,6 @@ def _tfds(parsed, image_size, notes, stream=None, **options):
 
 def _folder(parsed, image_size, notes, seed=0, skip_bad_images=False, stream=None, cache_size=None,
             refresh_listing=False):  # fmt: skip
-    from kssl.data import planning
-    from kssl.data.files import list_folder
-    from kssl.data.image_cache import cached_copies
 
     path = pathlib.Path(parsed.name)
     splits = ("train", "test") if (path / "train").is_dir() and (path / "test").is_dir() else (None,)
@@ -122,8 +125,6 @@ def split_80_20(labels, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def test_files(spec: str, seed: int = 0):
     """The listed files of a data folder's test split (`test/`, or the 20% of `split_80_20`),
     or None for data that are not a folder (TFDS, digits: their test split has no files)."""
-    from kssl.data import sources
-    from kssl.data.files import list_folder
 
     parsed = sources.parse_data_spec(spec)
     if parsed.kind != "folder":
@@ -166,7 +167,6 @@ def check_not_test_images(files, spec: str, seed: int = 0, what: str = "--unlabe
 def _name_ignored_splits(path: pathlib.Path, splits) -> None:
     """Says which folders beside `train/` a run does not read (`validation/`, `val/`, ...): a
     published layout's validation split is not the held-out labels kssl chooses on."""
-    from kssl.data.files import UNLABELED_FOLDER, holds_run
 
     if not (path / "train").is_dir():
         return
@@ -195,8 +195,6 @@ def announce_data(notes):
 
 
 def _chosen_size(image_size, shapes, notes) -> int:
-    from kssl.data import planning
-    from kssl.runtime.precision import has_accelerator
 
     if image_size is None:
         image_size, reason = planning.default_image_size(shapes, has_accelerator())
@@ -208,8 +206,6 @@ def _chosen_size(image_size, shapes, notes) -> int:
 
 def in_memory_if_it_fits(subset, config):
     """A streamed labeled subset decoded into memory when it fits: fine-tuning reads it many times."""
-    from kssl.data.files import ImageFiles
-    from kssl.data.planning import choose_streaming
 
     if not isinstance(subset, ImageFiles):
         return subset
@@ -225,10 +221,6 @@ def unlabeled_pool(train, config):
     into memory when both fit. Never the test split. Printed.
     """
     from kssl.data.files import ImageFiles, list_images, unlabeled_folder
-    from kssl.data.image_set import ImageSet
-    from kssl.data.planning import choose_streaming
-    from kssl.data.pools import concatenated
-    from kssl.data.sources import parse_data_spec
 
     spec = parse_data_spec(config.data)
     folder = config.unlabeled or (unlabeled_folder(spec.name) if spec.kind == "folder" else None)

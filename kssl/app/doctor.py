@@ -24,6 +24,13 @@ import time
 import numpy as np
 
 from kssl import defaults
+from kssl.data.augment import ViewAugmentation
+from kssl.data.device import finish_unfinished
+from kssl.data.pipeline import labeled_batches, view_pairs
+from kssl.data.sources import from_arrays
+from kssl.runtime.cpu import cpu_model
+from kssl.runtime.devices import gpu_devices, has_gpu
+from kssl.runtime.precision import set_precision
 
 
 def tolerance(precision: str) -> float:
@@ -34,8 +41,6 @@ def tolerance(precision: str) -> float:
 def ensure_devices() -> list[str]:
     """The devices to train on: every GPU, else two logical CPU devices (made if possible)."""
     import tensorflow as tf
-
-    from kssl.runtime.devices import gpu_devices, has_gpu
 
     if has_gpu():
         return gpu_devices()
@@ -51,9 +56,6 @@ def ensure_devices() -> list[str]:
 def _task_data(task: str, image_size: int, batch_size: int):
     """One fixed global batch of random images (well conditioned: no constant channels)."""
     import tensorflow as tf
-
-    from kssl.data.pipeline import labeled_batches, view_pairs
-    from kssl.data.sources import from_arrays
 
     rng = np.random.default_rng(0)
     images = from_arrays(rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8),
@@ -101,8 +103,6 @@ def check(task, precision, jit_compile, devices, strategy, steps=5, image_size=3
     """
     import tensorflow as tf
 
-    from kssl.runtime.precision import set_precision
-
     set_precision(precision)
     data = _task_data(task, image_size, batch_size)
     single = _build(task, image_size, tf.distribute.OneDeviceStrategy(devices[0]), jit_compile)
@@ -135,10 +135,7 @@ def check_augmentation(device: str, image_size: int = 32, batch_size: int = 64, 
     """Views finished on `device` vs the host's views of the same seed, and both speeds (views/s)."""
     import tensorflow as tf
 
-    from kssl.data.augment import ViewAugmentation
-    from kssl.data.device import finish_unfinished
     from kssl.data.pipeline import view_pairs
-    from kssl.data.sources import from_arrays
 
     stored = int(image_size * 1.5)
     pixels = np.random.default_rng(0).integers(0, 256, (batch_size, stored, stored, 3), dtype=np.uint8)
@@ -191,7 +188,6 @@ def run_doctor(steps: int = defaults.DOCTOR_STEPS, image_size: int = defaults.DO
     import keras
     import tensorflow as tf
 
-    from kssl.runtime.cpu import cpu_model
     from kssl.runtime.precision import has_gpu, precision_choice
 
     devices = ensure_devices()

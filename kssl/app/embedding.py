@@ -16,16 +16,21 @@ import pathlib
 import numpy as np
 
 from kssl import defaults
-from kssl.app.staging import check_output_file
+from kssl.app.staging import check_output_file, file_sha256
+from kssl.data.orientation import decode_image
+from kssl.data.sources import parse_data_spec
+from kssl.encoders.loading import encoder_file, load_encoder
 from kssl.errors import DataError, InputError, MissingInputError
+from kssl.evaluation.features import extract_features, features_by_row
+from kssl.evaluation.similarity import check_format, l2_normalized, read_embeddings, top_k, write_embeddings
 from kssl.outputs.atomic import atomic_file
+from kssl.outputs.plots import plot_contact_sheet
 
 
 def embedding_file(pretrained) -> pathlib.Path:
     """The `.keras` file of `pretrained`: the file itself, or a run folder's `classifier.keras`
     when it has one (the model it serves, so the vectors are the SavedModel's `embed`), else
     its `encoder.keras`."""
-    from kssl.encoders.loading import encoder_file
 
     path = pathlib.Path(pretrained).expanduser()
     if path.is_dir() and (path / "classifier.keras").is_file():
@@ -35,7 +40,6 @@ def embedding_file(pretrained) -> pathlib.Path:
 
 def embedding_model(pretrained, image_size: int | None = None) -> tuple[pathlib.Path, object]:
     """`(file, encoder)` of `pretrained` (`embedding_file`), at `image_size` for a model of any size."""
-    from kssl.encoders.loading import load_encoder
 
     path = embedding_file(pretrained)
     return path, load_encoder(path, image_size)
@@ -45,7 +49,6 @@ def images_of(data: str, progress: bool = True):
     """`(images, paths, labels)` of `data`: a folder (`root/<class>/<image>` gives class
     names as labels; any other layout, every image under it without labels), `tfds:NAME[:SPLIT]`
     (SPLIT default train; paths `tfds:NAME:SPLIT[i]`) or `digits` (its train split)."""
-    from kssl.data.sources import parse_data_spec
 
     parsed = parse_data_spec(data)
     if parsed.kind == "folder":
@@ -78,9 +81,6 @@ def images_of(data: str, progress: bool = True):
 def embed_job(pretrained, data: str, out, overwrite: bool = False, progress: bool = True,
               image_size: int | None = None) -> pathlib.Path:  # fmt: skip
     """`kssl embed`: the embedding file `out` (`.parquet` or `.npz`) of every image of `data`."""
-    from kssl.app.staging import file_sha256
-    from kssl.evaluation.features import features_by_row
-    from kssl.evaluation.similarity import check_format, write_embeddings
 
     out = pathlib.Path(out).expanduser()
     check_format(out)
@@ -139,8 +139,6 @@ def query_vector(table, query, pretrained=None, embeddings=None) -> np.ndarray:
         )
     if changed:
         print(f"{query} changed after {embeddings} was written: its vector is computed again from the file now")
-    from kssl.evaluation.features import extract_features
-    from kssl.evaluation.similarity import l2_normalized
 
     return l2_normalized(extract_features(model, _decoded(query)[None]))[0]
 
@@ -148,7 +146,6 @@ def query_vector(table, query, pretrained=None, embeddings=None) -> np.ndarray:
 def _table_model(table, pretrained):
     """The encoder that computed `table`: `pretrained`, else the file its record names (None
     when that is gone); refused when its SHA-256 is not the record's."""
-    from kssl.app.staging import file_sha256
 
     if pretrained is None:
         recorded = table.model.get("path")
@@ -166,7 +163,6 @@ def _table_model(table, pretrained):
             f"{expected[:12]}...): a query embedded by another model is not comparable with them. Pass that model as "
             "--pretrained, or run `kssl embed` again with this one."
         )
-    from kssl.encoders.loading import load_encoder
 
     return load_encoder(path, table.model.get("image_size"))
 
@@ -174,8 +170,6 @@ def _table_model(table, pretrained):
 def _decoded(path) -> np.ndarray:
     """The pixels of an image file as kssl reads it (first frame, RGB, EXIF orientation applied)."""
     import tensorflow as tf
-
-    from kssl.data.orientation import decode_image
 
     try:
         return decode_image(tf.io.read_file(str(path))).numpy()
@@ -201,8 +195,6 @@ def similar_job(embeddings, query=None, top: int = defaults.SIMILAR_TOP, duplica
     """`kssl similar`: with `query`, its `top` nearest rows (printed, and a contact sheet
     PNG of the query and them at `out`, default `similar-<query name>.png`); with
     `duplicates`, `duplicates_job`. Returns `(path, similarity, label)` rows, or the pairs."""
-    from kssl.evaluation.similarity import read_embeddings, top_k
-    from kssl.outputs.plots import plot_contact_sheet
 
     if (query is None) == (not duplicates):
         raise InputError("Pass either --query IMAGE (its nearest images) or --duplicates (near-duplicate pairs).")
@@ -235,7 +227,6 @@ def duplicates_job(
     (printed, the first ten; written as a CSV at `out`, default `duplicates.csv`, with a
     contact sheet of the first eight pairs beside it). Returns `(path_a, path_b, similarity)`s."""
     from kssl.evaluation.similarity import duplicate_pairs, read_embeddings
-    from kssl.outputs.plots import plot_contact_sheet
 
     out = pathlib.Path(out or "duplicates.csv").expanduser()
     if out.suffix.lower() != ".csv":

@@ -9,6 +9,7 @@ import re
 from kssl.app.staging import check_output_folder
 from kssl.encoders.loading import load_keras_file
 from kssl.errors import InputError, MissingInputError, OutputExistsError
+from kssl.outputs.export import EXPORT_FORMATS, export_file, export_saved_model, write_batching_parameters
 
 
 def export_job(model, out, model_name="kssl", version=1, overwrite=False, formats=("saved_model",)) -> list:
@@ -43,7 +44,6 @@ def export_targets(root: pathlib.Path, model_name: str, version: int, formats) -
     """Where each of `formats` goes under the serving root `root`; a model name that is not
     one plain path component (`../x`, `a/b`, empty) or a version that is not a whole number
     >= 1 is an `InputError`, so nothing is ever written outside `root`."""
-    from kssl.outputs.export import EXPORT_FORMATS
 
     if not isinstance(model_name, str) or not _MODEL_NAME.fullmatch(model_name):
         raise InputError(
@@ -71,7 +71,6 @@ def export_targets(root: pathlib.Path, model_name: str, version: int, formats) -
 def export_formats(classifier, targets: dict, model_name: str, overwrite: bool = False, staged=None) -> list:
     """Writes `classifier` in each format of `targets` (format -> path), printed; returns the
     paths. `staged` is `(staging folder, run folder)`: paths are printed where they end up."""
-    from kssl.outputs.export import export_file, export_saved_model, write_batching_parameters
 
     def shown(path):
         return path if staged is None else staged[1] / path.relative_to(staged[0])

@@ -38,9 +38,18 @@ from kssl.app.run_stages import (
     pretrain_into,
 )
 from kssl.app.staging import check_output_folder, file_sha256, staged_folder, write_json
+from kssl.data.pipeline import labeled_batches
+from kssl.data.service import check_reachable
+from kssl.data.subsets import draw_seed, label_draws
+from kssl.encoders import build_encoder
 from kssl.encoders.loading import as_encoder, declared_size, encoder_file, load_keras_file
 from kssl.errors import DataError, InputError
+from kssl.evaluation.label_selection import picked_subset
 from kssl.methods import method_class
+from kssl.models.multicrop import AUTO_FROM_SIZE, local_size, resolve_local_crops
+from kssl.runtime.distribute import strategy_from_name
+from kssl.runtime.memory import check_training_memory
+from kssl.runtime.precision import has_gpu, precision_choice, resolve_jit_compile, set_precision
 
 _STRATEGIES = {}
 
@@ -67,7 +76,6 @@ def start_strategy(name: str):
     (loading data or building a model starts it). One object per name, since strategies
     hold devices and collectives.
     """
-    from kssl.runtime.distribute import strategy_from_name
 
     if name not in _STRATEGIES:
         _STRATEGIES[name] = strategy_from_name(name)
@@ -83,9 +91,7 @@ def prepare(config, strategy, labeled=True, pretraining=False, size_source=None)
     """
     import keras
 
-    from kssl.data.subsets import label_draws
     from kssl.errors import InputError
-    from kssl.runtime.precision import precision_choice, resolve_jit_compile, set_precision
 
     model_class = method_class(config.method)  # an unknown method fails here
     config = check_method_options(config)
@@ -148,8 +154,6 @@ def picked_subsets(encoder, train, budgets, config) -> list:
     images as a random draw, whose draws checked the budgets), printed; else `budgets`."""
     if config.select is None:
         return budgets
-    from kssl.data.subsets import draw_seed
-    from kssl.evaluation.label_selection import picked_subset
 
     picked = []
     for labels, draws in zip(config.labels, budgets):
@@ -173,9 +177,6 @@ def check_encoder_and_memory(model_class, config, pretraining, batch_size=None):
     `InputError` unless the method can train `config`'s encoder and, when `pretraining`,
     a step of `batch_size` (default `config.batch_size`) fits in memory
     (`kssl.runtime.memory.check_training_memory`)."""
-    from kssl.encoders import build_encoder
-    from kssl.models.multicrop import AUTO_FROM_SIZE, local_size, resolve_local_crops
-    from kssl.runtime.memory import check_training_memory
 
     with contextlib.redirect_stdout(io.StringIO()):  # what was done to it is said where the job builds it
         encoder = build_encoder(config.encoder, config.image_size, config.width, config.weights)
@@ -211,7 +212,6 @@ def check_classes(train, data, job: str) -> None:
 
 def _announce_augmentation_place() -> bool:
     """The default of `augment_on_device` (on a GPU), printed with the reason."""
-    from kssl.runtime.precision import has_gpu
 
     gpu = has_gpu()
     if gpu:
@@ -226,7 +226,6 @@ def with_service_streaming(config):
     inside the pipeline's graph."""
     if config.data_service is None:
         return config
-    from kssl.data.service import check_reachable
 
     check_reachable(config.data_service, timeout=min(10.0, config.data_service_timeout))  # before any work
     if config.stream is not None:
@@ -290,8 +289,6 @@ def finetune_job(config: RunConfig, pretrained, verbose="auto") -> dict:
 def evaluate_job(config: RunConfig, pretrained) -> dict:
     """`kssl evaluate`: kNN and linear probe of an encoder's frozen features, and the test
     accuracy of the run's classifier when the folder has one. Writes nothing."""
-
-    from kssl.data.pipeline import labeled_batches
 
     path = encoder_file(pretrained)
     strategy = start_strategy("default")

@@ -36,8 +36,17 @@ from kssl.app.choices import (
 )
 from kssl.app.config import mode_options_of, pretrained_start
 from kssl.app.report import budget_line, with_interval
+from kssl.app.run_stages import tensorboard_scalars
+from kssl.data.pipeline import labeled_batches
 from kssl.data.subsets import describe_validation, draw_seed, validation_folds
+from kssl.encoders import build_encoder
+from kssl.evaluation.features import label_propagation_accuracy, readable_features
 from kssl.evaluation.statistics import mean_interval
+from kssl.finetuning.adversarial import AdversarialTraining, evaluate_robustness
+from kssl.outputs.plots import plot_label_efficiency, plot_training_curves
+from kssl.semi_supervised.propagation import propagation_accuracy, propagation_head
+from kssl.training import copy_model, finetune
+from kssl.training.curves import StepHistory
 
 
 def accuracy_on(model, batches) -> float:
@@ -46,7 +55,6 @@ def accuracy_on(model, batches) -> float:
 
 
 def _adversarial_training(config):
-    from kssl.finetuning.adversarial import AdversarialTraining
 
     if config.adversarial == "none":
         return None
@@ -71,9 +79,6 @@ class _Finetuner:
     def start(self, name):
         import keras
 
-        from kssl.encoders import build_encoder
-        from kssl.training import copy_model
-
         config = self.config
         with self.strategy.scope():
             if name == "pretrained":
@@ -93,9 +98,6 @@ class _Finetuner:
         `curves` holds the points TensorBoard shows (under `logs/finetune/<tag>`): `training`,
         the `curve`'s (a semi-supervised fit always has one: its losses, mask rate and
         pseudo-label balance), and `validation`, the accuracy on the `held_out` images."""
-        from kssl.app.run_stages import tensorboard_scalars
-        from kssl.data.pipeline import labeled_batches
-        from kssl.training import finetune
         from kssl.training.curves import StepHistory, ValidationCurve
 
         config = self.config
@@ -145,7 +147,6 @@ def _validation(finetuner, mode, labeled, seed, tag) -> tuple[dict, list]:
     (each fold's plain classifier its teacher), the start's only when the run has an unadapted
     start; `validation_curves`, per way of training, each fold's accuracy on its held-out
     labels as the fine-tuning went (`kssl.training.curves.ValidationCurve`)."""
-    from kssl.data.pipeline import labeled_batches
 
     config = finetuner.config
     folds = validation_folds(labeled.labels, seed) if config.validation == "auto" else []
@@ -186,7 +187,6 @@ def _summary(per_draw: list[dict], key: str) -> dict:
 
 def readable_labeled(encoder, images):
     """`(features, labels)` of the images that could be read, row for row."""
-    from kssl.evaluation.features import readable_features
 
     features, read = readable_features(encoder, images)
     return features, read.labels
@@ -199,8 +199,6 @@ def _label_propagation(encoder, draws, unlabeled_features, test_features, test_l
     propagated images (`kssl.semi_supervised.propagation`): its test accuracy and its
     validation on the folds every mode is validated on (the fit part's labels propagated,
     the held-out images scored). `(record, each draw's head)`."""
-    from kssl.evaluation.features import label_propagation_accuracy
-    from kssl.semi_supervised.propagation import propagation_accuracy, propagation_head
 
     num_classes = draws[0].num_classes
     graph, head_accuracies, validations, images, heads = [], [], [], 0, []
@@ -225,8 +223,6 @@ def _label_propagation(encoder, draws, unlabeled_features, test_features, test_l
 def _one_draw(finetuner, mode, labeled, index, test, test_batches, curves):
     """Validation, then every start on all of the draw's labels, scored on the test split:
     `(result, deployed models by how they were trained, the pretrained classifier's counts)`."""
-    from kssl.finetuning.adversarial import evaluate_robustness
-    from kssl.training.curves import StepHistory
 
     config, size = finetuner.config, len(labeled)
     seed = draw_seed(config.seed, index)
@@ -296,9 +292,6 @@ def finetune_into(folder, config, strategy, encoder, budgets, test, verbose, unl
     reports label propagation from its draws' labels over the pool on the pretrained
     encoder's frozen features (the cheap semi-supervised baseline), and with
     `config.semi_supervised` every mode is also fine-tuned with the pool."""
-    from kssl.data.pipeline import labeled_batches
-    from kssl.evaluation.features import readable_features
-    from kssl.outputs.plots import plot_label_efficiency, plot_training_curves
 
     test_batches = labeled_batches(test, 256)
     finetuner = _Finetuner(folder, config, strategy, encoder, verbose, unlabeled, start)

@@ -6,7 +6,19 @@ from __future__ import annotations
 import time
 
 from kssl import defaults
+from kssl.app.config import pretraining_recipe
+from kssl.data.preview import save_view_grid
+from kssl.defaults import steps_for
+from kssl.encoders import build_encoder
+from kssl.errors import InputError
+from kssl.evaluation.features import evaluate_encoder, readable_features
+from kssl.evaluation.few_shot import CLASSIFIERS, few_shot_accuracy, few_shot_episodes
+from kssl.evaluation.monitor import KNNMonitor, monitor_every
 from kssl.methods import method_class
+from kssl.outputs.plots import plot_embedding_map, plot_training_curves
+from kssl.outputs.tensorboard_logs import TensorBoardScalars
+from kssl.training import pretrain
+from kssl.training.curves import StepHistory
 
 
 def _final_metrics(curve) -> dict:
@@ -17,7 +29,6 @@ def tensorboard_scalars(config, folder, name: str, sources) -> list:
     """`[TensorBoardScalars]` of `sources` into `folder/logs/name`, or `[]` with `--no-tensorboard`."""
     if not config.tensorboard:
         return []
-    from kssl.outputs.tensorboard_logs import TensorBoardScalars
 
     return [TensorBoardScalars(folder / "logs" / name, sources)]
 
@@ -35,8 +46,6 @@ def announce_tensorboard(config, out) -> None:
 def knn_monitor(labeled, config, pool, path):
     """A `KNNMonitor` (kNN and RankMe) on the labeled training images, a `RankMeMonitor` on
     the pool when there are no classes, or None with `--no-knn-monitor` (printed either way)."""
-    from kssl.defaults import steps_for
-    from kssl.evaluation.monitor import KNNMonitor, monitor_every
 
     if config.knn_monitor is False:
         print("kNN monitor: off (--no-knn-monitor)", flush=True)
@@ -58,7 +67,6 @@ def knn_monitor(labeled, config, pool, path):
 def build_start(config, strategy):
     """The encoder pretraining starts from (`config.encoder`, with its weights if it brings
     any), built in `strategy`'s scope."""
-    from kssl.encoders import build_encoder
 
     with strategy.scope():
         return build_encoder(config.encoder, config.image_size, config.width, config.weights)
@@ -68,12 +76,7 @@ def pretrain_into(folder, config, strategy, train, verbose, labeled=None, start=
     """Pretrains on `train` (the pool) into `folder`; `labeled`, the labeled training
     split, feeds the kNN monitor only. `start`: the encoder to start from, kept as it is (a
     copy trains); default: `build_start(config, strategy)`."""
-    from kssl.app.config import pretraining_recipe
-    from kssl.data.preview import save_view_grid
     from kssl.evaluation.monitor import KNNMonitor
-    from kssl.outputs.plots import plot_training_curves
-    from kssl.training import pretrain
-    from kssl.training.curves import StepHistory
 
     model_class = method_class(config.method)
     recipe, why = pretraining_recipe(config)
@@ -173,8 +176,6 @@ def teacher_share(model, views: int, batch_size: int, seconds: float) -> str:
 def evaluate_frozen(encoder, train, test, folder=None, seed=0, tensorboard=False):
     """kNN and linear-probe accuracy of `encoder`'s frozen features; with a `folder`, the
     test embeddings' map (`embeddings.png`) and, with `tensorboard`, the projector's files."""
-    from kssl.evaluation.features import evaluate_encoder, readable_features
-    from kssl.outputs.plots import plot_embedding_map
 
     k = min(200, len(train))
     frozen = evaluate_encoder(encoder, train, test, k=k)
@@ -192,7 +193,6 @@ def evaluate_frozen(encoder, train, test, folder=None, seed=0, tensorboard=False
 def few_shot(encoder, test, settings, seed, episodes=defaults.FEW_SHOT_EPISODES) -> list[dict]:
     """N-way K-shot accuracy of the test split's frozen features, both classifiers, printed."""
     from kssl.evaluation.features import readable_features
-    from kssl.evaluation.few_shot import CLASSIFIERS, few_shot_accuracy
 
     features, test = readable_features(encoder, test)
     print(f"  few-shot on the {len(test)} test images ({episodes} episodes, 95% interval):")
@@ -211,8 +211,6 @@ def few_shot(encoder, test, settings, seed, episodes=defaults.FEW_SHOT_EPISODES)
 
 
 def check_few_shot(settings, labels):
-    from kssl.errors import InputError
-    from kssl.evaluation.few_shot import few_shot_episodes
 
     for ways, shots in settings:
         try:

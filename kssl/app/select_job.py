@@ -12,8 +12,13 @@ import io
 import pathlib
 
 from kssl import defaults
+from kssl.app.staging import check_output_file
+from kssl.data.files import list_images
+from kssl.encoders.loading import encoder_file, load_encoder
 from kssl.errors import InputError, MissingInputError
+from kssl.evaluation.label_selection import select_for_labeling
 from kssl.outputs.atomic import atomic_file
+from kssl.outputs.plots import plot_contact_sheet
 
 
 def select_job(pretrained, data, budget: int, out, method: str = defaults.SELECTION_METHOD, labeled=None,
@@ -22,10 +27,6 @@ def select_job(pretrained, data, budget: int, out, method: str = defaults.SELECT
     """Picks `budget` images of the folder `data` (any layout, no labels needed) by `method`
     on the encoder of `pretrained`; writes `out` (CSV) and its contact sheet; returns the
     picked paths. `labeled` is a CSV of an earlier selection, extended here."""
-    from kssl.data.files import list_images
-    from kssl.encoders.loading import encoder_file, load_encoder
-    from kssl.evaluation.label_selection import select_for_labeling
-    from kssl.outputs.plots import plot_contact_sheet
 
     out = pathlib.Path(out).expanduser()
     sheet = out.with_suffix(".png")
@@ -52,7 +53,6 @@ def select_job(pretrained, data, budget: int, out, method: str = defaults.SELECT
 
 
 def _check_out(out: pathlib.Path, sheet: pathlib.Path, data: pathlib.Path, overwrite: bool) -> None:
-    from kssl.app.staging import check_output_file
 
     if out.suffix.lower() != ".csv":
         raise InputError(f"--out {str(out)!r}: name a .csv file (its contact sheet goes beside it, as .png).")

@@ -18,6 +18,7 @@ import shutil
 import socket
 import tempfile
 
+from kssl.data.sources import parse_data_spec
 from kssl.errors import InputError, MissingInputError, OutputExistsError, UnwritableOutputError
 from kssl.outputs.atomic import atomic_file, atomic_folder
 
@@ -70,7 +71,6 @@ def check_output_file(path, overwrite: bool) -> pathlib.Path:
 
 def _check_apart(out: pathlib.Path, data: str | None) -> None:
     """A run folder inside the data folder would be read as a class by the next run on it."""
-    from kssl.data.sources import parse_data_spec
 
     if data is None or parse_data_spec(data).kind != "folder":
         return
