@@ -179,3 +179,8 @@ class FakeClock:
         return self.now
 
     perf_counter = time = monotonic
+
+
+def write_folder(root, classes=("cat", "dog", "fox"), per_class=10, size=12):
+    """A folder of `classes` with `per_class` square PNGs of `size` px each; returns `root`."""
+    return write_image_folder(root, classes, per_class, shapes=((size, size),))

@@ -1,6 +1,7 @@
 """A run's data from a folder: the splits it reads, and the folders it does not, named."""
 
-from helpers import write_image_folder
+import pytest
+from helpers import write_folder, write_image_folder
 
 from kssl.app.data import load_train_test
 
@@ -59,3 +60,42 @@ def test_test_images_never_join_the_unlabeled_pool_by_path_or_by_content(tmp_pat
     assert main(["run", "--data", str(root), "--unlabeled", str(root), *tiny, "--out", str(tmp_path / "r")]) == 2
     assert "--unlabeled holds 6 image(s) of the test split" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_folder_without_splits_is_divided_80_20_stratified_and_disjoint(tmp_path):
+    train, test = load_train_test(str(write_folder(tmp_path / "photos")), image_size=8, seed=0)
+    assert (len(train), len(test)) == (24, 6)
+    assert train.class_counts() == {"cat": 8, "dog": 8, "fox": 8}
+    assert test.class_counts() == {"cat": 2, "dog": 2, "fox": 2}
+    rows = {tuple(image.ravel()) for image in train.images}
+    assert not rows & {tuple(image.ravel()) for image in test.images}
+
+
+def test_a_folder_with_train_and_test_uses_them(tmp_path):
+    write_folder(tmp_path / "data" / "train", per_class=4)
+    write_folder(tmp_path / "data" / "test", per_class=2)
+    train, test = load_train_test(str(tmp_path / "data"), image_size=8)
+    assert (len(train), len(test)) == (12, 6)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_test_split_lacking_a_class_is_labeled_by_the_training_splits_names(tmp_path, stream):
+    write_folder(tmp_path / "data" / "train", per_class=4)
+    write_folder(tmp_path / "data" / "test", classes=("cat", "fox"), per_class=2)  # no dog
+    train, test = load_train_test(str(tmp_path / "data"), image_size=8, stream=stream)
+    assert train.class_names == test.class_names == ["cat", "dog", "fox"]
+    assert test.labels.tolist() == [0, 0, 2, 2]  # fox keeps id 2 (it was 1: every accuracy was wrong)
+
+
+def test_a_run_folder_left_inside_a_data_folder_is_not_read_as_a_class(tmp_path, caplog):
+    import logging
+
+    data = write_folder(tmp_path / "photos")
+    run = data / "results"  # an earlier run's output, with its plots
+    write_image_folder(run, ["plots"], per_class=2)
+    (run / "config.json").write_text("{}")
+    (run / "metrics.json").write_text("{}")
+    with caplog.at_level(logging.WARNING, logger="kssl"):
+        train, test = load_train_test(str(data), image_size=8)
+    assert train.class_names == ["cat", "dog", "fox"] and len(train) + len(test) == 30
+    assert "hold a kssl run" in caplog.text

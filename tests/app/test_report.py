@@ -46,3 +46,14 @@ def test_without_full_among_the_modes_no_gain_over_scratch_is_claimed():
     row.pop("over_scratch")
     table = results_table({"test_images": 736, "data": "flowers", "label_budgets": [row]})
     assert "pretraining's gain" not in table
+
+
+def test_the_results_table_names_the_k_that_knn_used():
+    from kssl.app.report import results_table
+
+    metrics = {"test_images": 10, "data": "photos", "method": "SimCLR", "train_images": 28, "knn_accuracy": 0.5,
+               "knn_k": 28, "linear_probe_accuracy": 0.6, "label_budgets": []}  # fmt: skip
+    table = results_table(metrics)
+    assert "kNN (k=28)" in table and "k=200" not in table
+    knn, probe = [line for line in table.splitlines() if "kNN" in line or "linear probe" in line]
+    assert knn.index("50.0%") == probe.index("60.0%")  # the columns still line up
