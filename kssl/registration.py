@@ -46,6 +46,48 @@ def register_now() -> None:
         importlib.import_module(name)
 
 
+def _kssl_imports_under_way() -> list[str]:
+    """The kssl modules Python is executing right now (their names are not all defined yet)."""
+    return [
+        name
+        for name, module in list(sys.modules.items())
+        if name.split(".")[0] == "kssl" and getattr(getattr(module, "__spec__", None), "_initializing", False)
+    ]
+
+
+def register_or_defer() -> None:
+    """`register_now`; if that meets a kssl module still being imported (Keras was first
+    imported from inside it, as `import kssl.app.doctor` does through `kssl.data.augment`:
+    registering imports modules that need its names before it defines them), again at the
+    first import after it is done, or when kssl loads a model file (`register_pending`)."""
+    try:
+        register_now()
+    except ImportError as error:
+        if not _kssl_imports_under_way():
+            warnings.warn(f"kssl could not register its Keras classes: {error!r}", stacklevel=3)
+        elif not any(isinstance(finder, _RegisterAfterKsslImports) for finder in sys.meta_path):
+            sys.meta_path.insert(0, _RegisterAfterKsslImports())
+    except Exception as error:  # never break the import that brought Keras in
+        warnings.warn(f"kssl could not register its Keras classes: {error!r}", stacklevel=3)
+
+
+def register_pending() -> None:
+    """Registers now if registering was put off (kssl calls it before loading a model file)."""
+    for finder in [f for f in sys.meta_path if isinstance(f, _RegisterAfterKsslImports)]:
+        sys.meta_path.remove(finder)
+        register_or_defer()
+
+
+class _RegisterAfterKsslImports(importlib.abc.MetaPathFinder):
+    """Registers kssl's classes at the first import once no kssl module is being imported."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if self in sys.meta_path and not _kssl_imports_under_way():
+            sys.meta_path.remove(self)
+            register_or_defer()
+        return None
+
+
 class _AfterKerasLoader(importlib.abc.Loader):
     """Runs Keras' own loader, then registers kssl's classes."""
 
@@ -59,10 +101,7 @@ class _AfterKerasLoader(importlib.abc.Loader):
         self._loader.exec_module(module)
         for finder in [f for f in sys.meta_path if isinstance(f, _KerasImportHook)]:
             sys.meta_path.remove(finder)
-        try:
-            register_now()
-        except Exception as error:  # never break `import keras` itself
-            warnings.warn(f"kssl could not register its Keras classes: {error!r}", stacklevel=2)
+        register_or_defer()
 
 
 class _KerasImportHook(importlib.abc.MetaPathFinder):

@@ -39,3 +39,15 @@ def test_the_command_line_parser_imports_no_tensorflow(argv):
 
 # That Keras knows kssl's classes whichever of the two is imported first is checked in
 # the fresh processes of tests/runtime/test_cpu.py (one per import order).
+
+
+def test_keras_first_imported_halfway_through_a_kssl_import_still_registers_kssls_classes():
+    # `import kssl.app.doctor` first brings Keras in from inside `kssl.data.augment`:
+    # registering right then would be a circular import (it was, with a warning and no
+    # classes); it happens at the next import instead.
+    code = (
+        "import warnings\nwarnings.simplefilter('error')\nimport kssl.app.doctor\nimport tabnanny\n"
+        "import keras\nassert keras.saving.get_registered_object('kssl>SimCLR').__name__ == 'SimCLR'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -12,7 +12,6 @@ import tensorflow as tf
 
 from kssl.data.augment import crop_windows
 from kssl.data.evaluation_view import EvaluationView
-from kssl.data.shuffle import shuffled_indices
 
 
 def _read_file(path):
@@ -43,6 +42,7 @@ class SourceReader:
         `step * batch_size + batch_size - 1` of the endless shuffle of `kssl.data.shuffle`,
         a function of the step alone (epochs follow each other within a batch, as
         `keys.shuffle(...).repeat().batch(...)` would have them)."""
+        from kssl.data.shuffle import shuffled_indices
 
         size = len(self.source)
         labels = self.labels()

@@ -20,9 +20,6 @@ import numpy as np
 import tensorflow as tf
 
 from kssl.data.collection import ImageCollection
-from kssl.data.evaluation_view import EvaluationView
-from kssl.data.image_set import image_set_from_padded_batches, shorter_side_to
-from kssl.data.readers import SourceReader
 from kssl.errors import DataError
 
 SHUFFLE_BUFFER = 10_000
@@ -83,6 +80,8 @@ class TFDSRecords(ImageCollection):
 
     def subset(self, indices, source: str | None = None):
         """The examples at `indices`, decoded into an in-memory `ImageSet` (a small labeled set)."""
+        from kssl.data.evaluation_view import EvaluationView
+        from kssl.data.image_set import image_set_from_padded_batches, shorter_side_to
 
         wanted = np.zeros(self.count, bool)
         wanted[np.asarray(indices)] = True
@@ -136,6 +135,7 @@ class TFDSRecords(ImageCollection):
         )
 
     def reader(self):
+        from kssl.data.readers import SourceReader
 
         records = self
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pathlib
 
-from kssl.encoders.from_model import encoder_from_model
 from kssl.errors import InputError, MissingInputError
 
 
@@ -33,6 +32,7 @@ def declared_size(model, asked, path) -> tuple[int | None, str | None]:
     """`(size, where it came from)` of the images the model in `path` takes: its own size
     ("from the encoder file"; another `--image-size` is an `InputError`), the one asked for,
     or `(None, None)` for a model of any size when none was asked (the data's default)."""
+    from kssl.encoders.from_model import encoder_from_model
 
     model = getattr(model, "encoder", model)
     size = model.input_shape[1] if len(model.input_shape) == 4 else None
@@ -45,6 +45,7 @@ def declared_size(model, asked, path) -> tuple[int | None, str | None]:
 def as_encoder(model, image_size, path, role: str = "encoder"):
     """`model` (loaded from `path`) as a kssl encoder at `image_size`, what was done to it
     printed as the `role` it plays (the encoder, a teacher)."""
+    from kssl.encoders.from_model import encoder_from_model
 
     encoder, notes = encoder_from_model(model, image_size, name=repr(str(path)))
     if notes:
@@ -77,6 +78,10 @@ def load_keras_file(path):
     import zipfile
 
     import keras
+
+    from kssl.registration import register_pending
+
+    register_pending()  # if Keras came in halfway through a kssl import, kssl's classes now
 
     path = pathlib.Path(path)
     if not zipfile.is_zipfile(path):

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kssl.data.pipeline import evaluation_images
-from kssl.data.sources import from_arrays
 from kssl.errors import DataError
 from kssl.runtime.quiet import quiet_keras_step_retracing
-from kssl.training.progress import ImagesDone
 
 quiet_keras_step_retracing()  # each new model traces its own step once: not retracing
 
@@ -58,6 +55,10 @@ def features_by_row(encoder, images, batch_size: int = 512, verbose: int = 0, pr
     in `images` (all rows, in order, unless a streamed file could not be decoded)."""
     import keras
     import tensorflow as tf
+
+    from kssl.data.pipeline import evaluation_images
+    from kssl.data.sources import from_arrays
+    from kssl.training.progress import ImagesDone
 
     if isinstance(images, np.ndarray):
         images = from_arrays(images)

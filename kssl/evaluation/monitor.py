@@ -35,8 +35,6 @@ import time
 import keras
 import numpy as np
 
-from kssl.data.augment import as_uint8
-from kssl.data.pipeline import evaluation_images
 from kssl.evaluation.features import knn_accuracy
 from kssl.outputs.atomic import atomic_file
 
@@ -131,6 +129,8 @@ class FeatureMonitor(keras.callbacks.Callback):
         self._encode = None
 
     def _evaluation_views(self) -> np.ndarray:
+        from kssl.data.augment import as_uint8
+        from kssl.data.pipeline import evaluation_images
 
         size = self.model.encoder.input_shape[1]
         subset = self.images_source.subset(self._order)

@@ -38,7 +38,6 @@ import numpy as np
 from kssl import defaults
 from kssl.errors import InputError
 from kssl.outputs.atomic import atomic_file
-from kssl.runtime.terminal import progress_bar
 
 FORMATS = (".parquet", ".npz")
 
@@ -220,6 +219,7 @@ def duplicate_pairs(
     least `threshold` (`(P, 2)` int64, most similar first). Exact: every pair is compared,
     in blocks of `block_rows` x `block_rows`, so memory stays flat; time grows with the
     square of the rows."""
+    from kssl.runtime.terminal import progress_bar
 
     count = len(embeddings)
     found_pairs, found_scores = [], []

@@ -16,7 +16,6 @@ import numpy as np
 import tensorflow as tf
 
 from kssl import defaults
-from kssl.data.pipeline import labeled_batches
 from kssl.finetuning import ATTACKS  # noqa: F401  (re-exported)
 
 
@@ -142,6 +141,7 @@ def evaluate_robustness(
     Returns:
         `{"clean_accuracy": ..., "robust_accuracy": ..., "epsilon": ..., "steps": ...}`.
     """
+    from kssl.data.pipeline import labeled_batches
 
     epsilon = check_epsilon(epsilon)
     batches = labeled_batches(data, batch_size) if hasattr(data, "images") else data

@@ -14,7 +14,6 @@ from __future__ import annotations
 import keras
 
 from kssl.finetuning.stages import encoder_stages, stage_of
-from kssl.layers.adapter import ResidualAdapter
 
 
 def stage_learning_rates(encoder, decay: float) -> dict[str, float]:
@@ -28,6 +27,7 @@ def stage_learning_rates(encoder, decay: float) -> dict[str, float]:
     """
     if not 0 < decay <= 1:
         raise ValueError(f"stage_decay must be in (0, 1]. Received: stage_decay={decay!r}")
+    from kssl.layers.adapter import ResidualAdapter
 
     stages = encoder_stages(encoder)
     rank = {stage: len(stages) - index for index, stage in enumerate(stages)}  # last stage: 1

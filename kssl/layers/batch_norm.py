@@ -5,8 +5,6 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl.runtime.distribute import global_sum
-
 # tf.nn.fused_batch_norm raises smaller epsilons to this (cuDNN's lower bound).
 _FUSED_MIN_EPSILON = 1.001e-5
 
@@ -79,6 +77,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         (mean = sum / count, biased variance = sum of squares / count - mean^2), and the
         gradient flows through the all-reduce to every replica's inputs.
         """
+        from kssl.runtime.distribute import global_sum
 
         x32 = tf.cast(inputs, tf.float32)
         reduce_axes = list(range(len(inputs.shape) - 1))

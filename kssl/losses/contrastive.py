@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from kssl.runtime import distribute
-
 # Added to the self-similarity logits so an anchor never counts itself as a candidate.
 # A finite number (not -inf) keeps float16 softmax free of NaNs.
 _SELF_MASK = 1e9
@@ -48,6 +46,7 @@ def nt_xent_logits(z1, z2, temperature: float = 0.5, gather_distributed: bool = 
         each anchor's similarity to itself pushed to -1e9; `positives` is `(2n,)`
         int32, the column of each anchor's positive.
     """
+    from kssl.runtime import distribute
 
     temperature = check_temperature(temperature)
     z1 = tf.math.l2_normalize(tf.cast(z1, tf.float32), axis=1)

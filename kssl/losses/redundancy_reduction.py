@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from kssl.runtime import distribute
-
 
 def _gathered(z, gather_distributed):
+    from kssl.runtime import distribute
 
     z = tf.cast(z, tf.float32)
     return distribute.all_gather(z) if gather_distributed else z

@@ -9,9 +9,7 @@ import inspect
 import keras
 import tensorflow as tf
 
-from kssl.data.augment import ViewAugmentation
 from kssl.data.device import finish_unfinished, is_unfinished
-from kssl.errors import InputError
 from kssl.models import multicrop
 from kssl.runtime import distribute
 from kssl.runtime.loss_scaling import loss_scaled
@@ -194,6 +192,7 @@ class SelfSupervisedModel(keras.Model):
         """Raises `kssl.errors.InputError` if the method, built with `options`, cannot train
         on global batches of `batch_size` images (fewer than `min_batch`; MoCo's queue
         must hold a step's keys). `kssl.pretrain` and the `kssl` command ask before training."""
+        from kssl.errors import InputError
 
         if batch_size < cls.min_batch:
             raise InputError(
@@ -205,6 +204,7 @@ class SelfSupervisedModel(keras.Model):
     @classmethod
     def global_views(cls, image_size: int, **options) -> list:
         """The method's two view transforms at `image_size` (default: SimCLR's, twice)."""
+        from kssl.data.augment import ViewAugmentation
 
         augmentation = ViewAugmentation(image_size)
         return [augmentation, augmentation]

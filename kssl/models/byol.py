@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl.data.augment import LARGE_IMAGE_SIZE, ViewAugmentation
 from kssl.layers.heads import byol_predictor, byol_projector
 from kssl.losses import byol_crops
 from kssl.models.base import ViewsLoss, embedding_std
@@ -86,6 +85,7 @@ class BYOL(MomentumModel):
         """BYOL's asymmetric pair (Grill et al. 2020, table 6): blur with probability 1.0
         on the first view and 0.1 on the second, solarize 0 and 0.2, where blur is on
         (images of 64 px or more; at CIFAR sizes, as SimCLR, neither)."""
+        from kssl.data.augment import LARGE_IMAGE_SIZE, ViewAugmentation
 
         large = image_size >= LARGE_IMAGE_SIZE
         return [

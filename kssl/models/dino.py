@@ -9,7 +9,6 @@ from kssl.layers.centre import Centre
 from kssl.layers.heads import dino_head
 from kssl.losses import dino
 from kssl.models.base import ViewsLoss, embedding_std
-from kssl.models.byol import BYOL
 from kssl.models.momentum import MomentumModel
 from kssl.models.multicrop import GLOBAL_CROPS, split
 from kssl.runtime import distribute
@@ -116,6 +115,7 @@ class DINO(MomentumModel):
     @classmethod
     def global_views(cls, image_size: int, **options):
         """BYOL's asymmetric pair (blur 1.0 and 0.1, solarize 0 and 0.2, where blur is on)."""
+        from kssl.models.byol import BYOL
 
         return BYOL.global_views(image_size)
 

@@ -6,7 +6,6 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from kssl.data.augment import ViewAugmentation
 from kssl.errors import InputError
 from kssl.layers.transformer import PatchEmbedding, TransformerBlock, sincos_positions
 from kssl.losses import masked_patch_mse
@@ -156,6 +155,7 @@ class MAE(SelfSupervisedModel):
     @classmethod
     def view_augmentations(cls, image_size: int, **options):
         """MAE's views: random resized crop of 20-100% of the area and a flip, nothing else."""
+        from kssl.data.augment import ViewAugmentation
 
         augmentation = ViewAugmentation(
             image_size, crop_area=(0.2, 1.0), jitter_probability=0.0, grayscale_probability=0.0, blur_probability=0.0

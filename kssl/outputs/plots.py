@@ -11,7 +11,6 @@ import pathlib
 
 import numpy as np
 
-from kssl.evaluation.similarity import l2_normalized
 from kssl.outputs.atomic import atomic_file
 
 
@@ -124,6 +123,7 @@ def plot_embedding_map(features, labels, class_names, path, max_points: int = 20
     if len(features) > max_points:
         keep = np.random.default_rng(seed).choice(len(features), max_points, replace=False)
         features, labels = features[keep], labels[keep]
+    from kssl.evaluation.similarity import l2_normalized
 
     features = l2_normalized(features)
     perplexity = float(min(30, max(2, (len(features) - 1) // 3)))

@@ -12,9 +12,6 @@ import os
 
 import tensorflow as tf
 
-from kssl.defaults import STRATEGY_NAMES
-from kssl.errors import InputError
-
 
 def _replica_context():
     """The replica context when training on more than one replica, else None."""
@@ -176,6 +173,8 @@ def check_tf_config(text: str | None) -> None:
     """
     import json
 
+    from kssl.errors import InputError
+
     example = '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
     if not text:  # no cluster: TensorFlow runs one local worker
         return
@@ -215,6 +214,7 @@ def strategy_from_name(name: str | None):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
+    from kssl.defaults import STRATEGY_NAMES
 
     raise ValueError(f"strategy must be one of {', '.join(STRATEGY_NAMES)}. Received: {name!r}")
 

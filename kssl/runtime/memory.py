@@ -11,7 +11,6 @@ and this check is skipped: host RAM does not bound it.
 from __future__ import annotations
 
 from kssl.errors import InputError
-from kssl.runtime.precision import has_gpu
 
 # The estimate counts every layer output; the backward pass keeps most of them, not all
 # (a residual sum feeding a ReLU is freed), while what else a step holds (weights,
@@ -65,6 +64,8 @@ def check_training_memory(encoder, batch_size: int, views) -> None:
     >>> check_training_memory(conv4(image_size=32), 256, [ViewAugmentation(32)] * 2)  # about 80 MB: fits
     """
     import warnings
+
+    from kssl.runtime.precision import has_gpu
 
     if has_gpu():
         return

@@ -15,7 +15,6 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kssl.data.augment import ViewAugmentation
 from kssl.runtime import distribute
 from kssl.runtime.loss_scaling import loss_scaled
 
@@ -73,6 +72,7 @@ class SemiSupervisedMethod:
 def weak_view(image_size: int):
     """The weak view: kssl's fine-tuning augmentation of labeled images (a random resized
     crop of 25-100% of the image and a flip), the view the classifier learns from labels."""
+    from kssl.data.augment import ViewAugmentation
 
     return ViewAugmentation(image_size, crop_area=(0.25, 1.0), jitter_strength=0.0, grayscale_probability=0.0,
                             blur_probability=0.0)  # fmt: skip
@@ -81,6 +81,7 @@ def weak_view(image_size: int):
 def weak_and_strong_views(image_size: int) -> list:
     """FixMatch's views of an unlabeled image: the weak view and kssl's SimCLR view as the
     strong one (crops down to 8%, colour jitter, grayscale, blur)."""
+    from kssl.data.augment import ViewAugmentation
 
     return [weak_view(image_size), ViewAugmentation(image_size)]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from kssl.evaluation.features import linear_head_weights, propagated_labels
-from kssl.models import Classifier
 
 
 def propagation_head(labeled_features, labels, unlabeled_features, num_classes: int, k: int = 20):
@@ -42,6 +41,7 @@ def propagation_classifier(encoder, head, num_classes: int, class_names=None):
     >>> bool(np.allclose(logits, features[:5] @ head[0] + head[1], atol=1e-4))
     True
     """
+    from kssl.models import Classifier
 
     classifier = Classifier(encoder, num_classes, mode="linear", class_names=class_names)
     classifier.head.set_weights(list(head))

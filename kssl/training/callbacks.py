@@ -9,7 +9,6 @@ import time
 import keras
 
 from kssl.errors import DivergedError
-from kssl.runtime.distribute import max_over_workers
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -84,6 +83,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.first_step_end = None
 
     def on_train_batch_begin(self, batch, logs=None):
+        from kssl.runtime.distribute import max_over_workers
 
         self.agreed_elapsed = max_over_workers(self.model.distribute_strategy, self.elapsed)
         fraction = self.agreed_elapsed / self.seconds

@@ -18,7 +18,6 @@ from kssl.models.classifier import Classifier
 from kssl.runtime.cpu import warn_if_onednn_off
 from kssl.runtime.distribute import distribute_batches
 from kssl.runtime.precision import resolve_jit_compile
-from kssl.semi_supervised import SEMI_SUPERVISED, check_semi_supervised, semi_supervised_class
 from kssl.semi_supervised.base import SemiSupervisedTraining
 from kssl.training.fitting import check_split, check_steps_per_execution, copy_in_scope, fit_steps, in_scope
 from kssl.training.schedules import warmup_cosine
@@ -205,6 +204,7 @@ def _semi_supervised_method(name, options, unlabeled_set, adversarial):
         if unlabeled_set is not None or options:
             raise InputError("unlabeled_set and semi_supervised_options need semi_supervised='fixmatch' or 'distill'.")
         return None
+    from kssl.semi_supervised import SEMI_SUPERVISED, check_semi_supervised, semi_supervised_class
 
     name = check_semi_supervised(name)
     if unlabeled_set is None:

@@ -12,7 +12,6 @@ import time
 import keras
 import numpy as np
 
-from kssl.runtime.terminal import progress_bar
 from kssl.training.callbacks import TimeBudget
 
 
@@ -165,6 +164,7 @@ class ImagesDone(keras.callbacks.Callback):
         self.bar = None
 
     def on_predict_begin(self, logs=None):
+        from kssl.runtime.terminal import progress_bar
 
         self.bar = progress_bar(self.total, self.description)
 
