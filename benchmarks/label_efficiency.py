@@ -52,6 +52,7 @@ def main(argv=None):
     )
     parser.add_argument("--ema", type=float, help="finetune(ema_momentum=) for --semi: end with averaged weights")
     parser.add_argument("--limit-test", type=int, help="score on this many test images (a seeded stratified part)")
+    parser.add_argument("--image-size", type=int, help="the view size, for an encoder of any size (an ImageNet model)")
     parser.add_argument("--out", help="write every result as JSON here (rewritten after each budget)")
     args = parser.parse_args(argv)
 
@@ -67,7 +68,7 @@ def main(argv=None):
     from kssl.registry import split_options
     from kssl.training import copy_model, finetune
 
-    encoder = load_encoder(args.pretrained)
+    encoder = load_encoder(args.pretrained, args.image_size)
     size = encoder.input_shape[1]
     train = list_folder(args.data, "train", progress=False).load(size, progress=False).at_size(size)
     test = list_folder(args.data, "test", progress=False).load(size, progress=False).at_size(size)
