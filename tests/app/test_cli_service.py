@@ -42,7 +42,7 @@ def weights(path):
     return keras.saving.load_model(path).get_weights()
 
 
-@pytest.mark.slow  # four TensorFlow processes (~1 minute); CI runs it; tests/training/test_checkpointing.py resumes in-process
+@pytest.mark.slow  # four TensorFlow processes (~1 minute), run by CI; test_checkpointing resumes in-process
 def test_a_killed_run_and_a_killed_worker_resume_through_the_service_to_the_local_weights(tmp_path, capsys):
     data = write_image_folder(tmp_path / "photos", classes=2, per_class=24, shapes=((14, 20), (18, 12)))
     dispatcher = start(["dispatcher", "--port", "0", "--work-dir", str(tmp_path / "journal")])
