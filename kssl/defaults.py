@@ -1,15 +1,15 @@
 """kssl's one set of defaults, read by `kssl.pretrain`/`kssl.finetune`, by `RunConfig`
 (the command and `config.json`) and by the command's `--help`. Imports nothing.
 
-Example:
->>> pretraining_epochs(50_000, 256)[0], pretraining_epochs(2_934, 256)[0], pretraining_epochs(1_437, 256, "digits")[0]
-(20, 175, 60)
->>> print(pretraining_epochs(2_934, 256)[1])  # doctest: +NORMALIZE_WHITESPACE
-175 epochs, 2,006 steps: 2,934 images make 11.5 steps of 256 an epoch,
-and kssl trains at least 2,000 steps (20 epochs would be 229)
->>> print(pretraining_epochs(50_000, 256, pretrained_start=True)[1])  # doctest: +NORMALIZE_WHITESPACE
-1.5 epochs, 300 steps: a pretrained start is adapted for 20 epochs but at most 300 steps
-(20 epochs would be 3,906)
+Examples:
+    >>> [pretraining_epochs(n, 256, data)[0] for n, data in [(50_000, None), (2_934, None), (1_437, "digits")]]
+    [20, 175, 60]
+    >>> print(pretraining_epochs(2_934, 256)[1])  # doctest: +NORMALIZE_WHITESPACE
+    175 epochs, 2,006 steps: 2,934 images make 11.5 steps of 256 an epoch,
+    and kssl trains at least 2,000 steps (20 epochs would be 229)
+    >>> print(pretraining_epochs(50_000, 256, pretrained_start=True)[1])  # doctest: +NORMALIZE_WHITESPACE
+    1.5 epochs, 300 steps: a pretrained start is adapted for 20 epochs but at most 300 steps
+    (20 epochs would be 3,906)
 """
 
 from __future__ import annotations
@@ -114,16 +114,17 @@ def semi_supervised_steps(unlabeled_images: int, unlabeled_batch: int, labeled_s
     `SEMI_SUPERVISED_PASSES`), but at least plain fine-tuning's `labeled_steps` when
     `passes` is the default (an explicit `passes` is taken as it is).
 
-    Example:
-    >>> semi_supervised_steps(2_934, 350, 100)[0], semi_supervised_steps(2_934, 350, 100, passes=5)[0]
-    (251, 42)
-    >>> print(semi_supervised_steps(2_934, 350, 100, passes=5)[1])
-    5 passes over the 2,934 unlabeled images, 42 steps of 350 (fewer than plain fine-tuning's 100: the labels get less)
-    >>> print(semi_supervised_steps(2_934, 350, 100)[1])
-    30 passes over the 2,934 unlabeled images, 251 steps of 350
-    >>> print(semi_supervised_steps(500, 350, 100)[1])  # doctest: +NORMALIZE_WHITESPACE
-    100 steps of 350 unlabeled images (70 passes over the 500): at least plain fine-tuning's steps
-    (30 passes would be 43)
+    Examples:
+        >>> semi_supervised_steps(2_934, 350, 100)[0], semi_supervised_steps(2_934, 350, 100, passes=5)[0]
+        (251, 42)
+        >>> print(semi_supervised_steps(2_934, 350, 100, passes=5)[1])  # doctest: +NORMALIZE_WHITESPACE
+        5 passes over the 2,934 unlabeled images, 42 steps of 350
+        (fewer than plain fine-tuning's 100: the labels get less)
+        >>> print(semi_supervised_steps(2_934, 350, 100)[1])
+        30 passes over the 2,934 unlabeled images, 251 steps of 350
+        >>> print(semi_supervised_steps(500, 350, 100)[1])  # doctest: +NORMALIZE_WHITESPACE
+        100 steps of 350 unlabeled images (70 passes over the 500): at least plain fine-tuning's steps
+        (30 passes would be 43)
     """
     if passes is not None and not passes > 0:
         raise ValueError(f"passes over the unlabeled images must be > 0. Received: {passes!r}")

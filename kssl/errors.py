@@ -7,9 +7,9 @@ any other exception is a bug (in kssl or a library) and keeps its traceback.
 Each is also the built-in exception a Python caller would expect (`ValueError`,
 `FileExistsError`, ...), so `except ValueError` keeps working.
 
-Example:
->>> issubclass(OutputExistsError, FileExistsError) and issubclass(OutputExistsError, InputError)
-True
+Examples:
+    >>> issubclass(OutputExistsError, FileExistsError) and issubclass(OutputExistsError, InputError)
+    True
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ def refused_write_message(error: BaseException) -> str | None:
     EROFS, EACCES or EPERM, or TensorFlow's error of the same), else None (a bug keeps its
     traceback).
 
-    Example:
-    >>> import errno
-    >>> refused_write_message(OSError(errno.ENOSPC, "No space left on device", "/out/model.keras"))[:52]
-    "cannot write '/out/model.keras': the disk is full. F"
-    >>> refused_write_message(ValueError("a bug")) is None
-    True
+    Examples:
+        >>> import errno
+        >>> refused_write_message(OSError(errno.ENOSPC, "No space left on device", "/out/model.keras"))[:52]
+        "cannot write '/out/model.keras': the disk is full. F"
+        >>> refused_write_message(ValueError("a bug")) is None
+        True
     """
     import errno
 

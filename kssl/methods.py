@@ -12,13 +12,13 @@ any length, of any sizes.
 Adding a method is its file in `kssl/models/` (a `SelfSupervisedModel` subclass), one
 entry here, and its tests; nothing else changes.
 
-Example:
->>> list(METHODS)
-['simclr', 'moco', 'byol', 'simsiam', 'barlow', 'vicreg', 'dino', 'distillation', 'mae']
->>> method_class("SimSiam").__name__
-'SimSiam'
->>> method_spec("moco").parse_options(["queue_size=1024", "symmetric=false"], "--method-option")
-{'queue_size': 1024, 'symmetric': False}
+Examples:
+    >>> list(METHODS)
+    ['simclr', 'moco', 'byol', 'simsiam', 'barlow', 'vicreg', 'dino', 'distillation', 'mae']
+    >>> method_class("SimSiam").__name__
+    'SimSiam'
+    >>> method_spec("moco").parse_options(["queue_size=1024", "symmetric=false"], "--method-option")
+    {'queue_size': 1024, 'symmetric': False}
 """
 
 from __future__ import annotations

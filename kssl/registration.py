@@ -124,11 +124,11 @@ class _KerasImportHook(importlib.abc.MetaPathFinder):
 def register_when_keras_is_imported() -> None:
     """Registers kssl's Keras classes now if Keras is imported, else right after it is.
 
-    Example:
-    >>> import keras, kssl.registration
-    >>> kssl.registration.register_when_keras_is_imported()
-    >>> keras.saving.get_registered_object("kssl>SimCLR").__name__
-    'SimCLR'
+    Examples:
+        >>> import keras, kssl.registration
+        >>> kssl.registration.register_when_keras_is_imported()
+        >>> keras.saving.get_registered_object("kssl>SimCLR").__name__
+        'SimCLR'
     """
     if "keras" in sys.modules:
         register_now()

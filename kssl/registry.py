@@ -8,15 +8,15 @@ registration with Keras, the command's `--help`, `--method-option`/`--mode-optio
 constructor arguments, with the same defaults). So the command line lists them in
 `--help` without importing TensorFlow.
 
-Example:
->>> registry = {"ordered": Spec("collections:OrderedDict", "a dict that remembers order")}
->>> check_name(registry, "Ordered", "collection"), load_class(registry, "ordered", "collection").__name__
-('ordered', 'OrderedDict')
->>> spec = Spec("m:C", "a thing", {"rank": Option(8, "the rank"), "alpha": Option(None, "scale", float)})
->>> spec.parse_options(["rank=4", "alpha=16"], "--mode-option")
-{'rank': 4, 'alpha': 16.0}
->>> spec.resolved_options({"rank": 2})
-{'rank': 2, 'alpha': None}
+Examples:
+    >>> registry = {"ordered": Spec("collections:OrderedDict", "a dict that remembers order")}
+    >>> check_name(registry, "Ordered", "collection"), load_class(registry, "ordered", "collection").__name__
+    ('ordered', 'OrderedDict')
+    >>> spec = Spec("m:C", "a thing", {"rank": Option(8, "the rank"), "alpha": Option(None, "scale", float)})
+    >>> spec.parse_options(["rank=4", "alpha=16"], "--mode-option")
+    {'rank': 4, 'alpha': 16.0}
+    >>> spec.resolved_options({"rank": 2})
+    {'rank': 2, 'alpha': None}
 """
 
 from __future__ import annotations
@@ -151,14 +151,14 @@ def renamed(module: str, old: dict):
     """A module `__getattr__` that gives each old name of `old` (`{old: (new, value)}`) with
     a `DeprecationWarning` naming the new one: the one path, under its old name.
 
-    Example:
-    >>> import warnings
-    >>> getattr_ = renamed("kssl.example", {"OLD": ("NEW", 3)})
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     value = getattr_("OLD")
-    >>> value, str(caught[0].message)
-    (3, 'kssl.example.OLD is kssl.example.NEW now; the old name goes in a later release.')
+    Examples:
+        >>> import warnings
+        >>> getattr_ = renamed("kssl.example", {"OLD": ("NEW", 3)})
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     value = getattr_("OLD")
+        >>> value, str(caught[0].message)
+        (3, 'kssl.example.OLD is kssl.example.NEW now; the old name goes in a later release.')
     """
     import warnings
 

@@ -32,18 +32,18 @@ def chosen_classifier(modes: dict, propagation: dict | None = None) -> tuple[str
     `("propagation", "propagation")`. With nothing validated, the default. The test accuracy
     plays no part.
 
-    Example:
-    >>> chosen_classifier({"linear": {"validation_accuracy": 0.5, "validation_images": 100},
-    ...                    "full": {"validation_accuracy": 0.7, "validation_images": 100}})[:2]
-    ('full', 'supervised')
-    >>> chosen_classifier({"full": {"validation_accuracy": 0.7, "validation_images": 10,
-    ...                             "semi_supervised": {"method": "fixmatch", "validation_accuracy": 0.6}}})
-    ('full', 'fixmatch', 'the default (full +fixmatch): full validated +10.0 points, within the standard error of 14.9 points (10 held-out images)')
-    >>> chosen_classifier({"linear": {"validation_accuracy": None}, "full": {"validation_accuracy": None}})
-    ('linear', 'supervised', 'the first of --modes: nothing could be validated')
-    >>> chosen_classifier({"full": {"validation_accuracy": 0.6, "start_validation_accuracy": 0.9,
-    ...                             "validation_images": 50}})[2]
-    'the best validation accuracy: +30.0 points over the default (full), more than the standard error of 4.5 points (50 held-out images)'
+    Examples:
+        >>> chosen_classifier({"linear": {"validation_accuracy": 0.5, "validation_images": 100},
+        ...                    "full": {"validation_accuracy": 0.7, "validation_images": 100}})[:2]
+        ('full', 'supervised')
+        >>> chosen_classifier({"full": {"validation_accuracy": 0.7, "validation_images": 10,
+        ...                             "semi_supervised": {"method": "fixmatch", "validation_accuracy": 0.6}}})
+        ('full', 'fixmatch', 'the default (full +fixmatch): full validated +10.0 points, within the standard error of 14.9 points (10 held-out images)')
+        >>> chosen_classifier({"linear": {"validation_accuracy": None}, "full": {"validation_accuracy": None}})
+        ('linear', 'supervised', 'the first of --modes: nothing could be validated')
+        >>> chosen_classifier({"full": {"validation_accuracy": 0.6, "start_validation_accuracy": 0.9,
+        ...                             "validation_images": 50}})[2]
+        'the best validation accuracy: +30.0 points over the default (full), more than the standard error of 4.5 points (50 held-out images)'
     """  # noqa: E501
     candidates, images = {}, {}
     for mode, entry in modes.items():
@@ -89,13 +89,13 @@ def gain_over_scratch(row: dict) -> dict | None:
     column compares each mode with itself from scratch, so a linear probe on a random encoder
     is its baseline there; this one is comparable across modes.
 
-    Example:
-    >>> row = {"best_mode": "linear", "best_training": "supervised", "modes": {
-    ...     "linear": {"pretrained_accuracy": 0.64, "scratch_accuracy": 0.35},
-    ...     "full": {"pretrained_accuracy": 0.62, "scratch_accuracy": 0.475}}}
-    >>> result = gain_over_scratch(row)
-    >>> result["mode"], result["scratch_mode"], round(result["gain"], 3)
-    ('linear', 'full', 0.165)
+    Examples:
+        >>> row = {"best_mode": "linear", "best_training": "supervised", "modes": {
+        ...     "linear": {"pretrained_accuracy": 0.64, "scratch_accuracy": 0.35},
+        ...     "full": {"pretrained_accuracy": 0.62, "scratch_accuracy": 0.475}}}
+        >>> result = gain_over_scratch(row)
+        >>> result["mode"], result["scratch_mode"], round(result["gain"], 3)
+        ('linear', 'full', 0.165)
     """
     if "full" not in row["modes"]:
         return None
@@ -138,21 +138,21 @@ def adaptation_paid(frozen: dict, start: dict, rows: list) -> dict:
     than the larger half-width of the two intervals; within that spread it "made no clear
     difference"; otherwise it did not pay.
 
-    Example:
-    >>> rows = [{"labeled_images": 50, "best_mode": "full", "modes": {"full": {
-    ...     "pretrained_accuracy": 0.80, "pretrained_interval": [0.78, 0.82],
-    ...     "start_accuracy": 0.75, "start_interval": [0.74, 0.76]}}}]
-    >>> result = adaptation_paid({"knn_accuracy": 0.7, "linear_probe_accuracy": 0.8},
-    ...                          {"knn_accuracy": 0.72, "linear_probe_accuracy": 0.79}, rows)
-    >>> result["paid"], round(result["finetuned_gain"], 3)
-    (True, 0.05)
-    >>> result["line"].split("; ")  # doctest: +NORMALIZE_WHITESPACE
-    ['adaptation paid on this data: fine-tuned (full, 50 labels) +5.0 points over the unadapted start',
-     'frozen kNN -2.0, linear probe +1.0']
-    >>> rows[0]["modes"]["full"]["start_accuracy"] = 0.79  # 1 point: within the draws' +-2
-    >>> adaptation_paid({"knn_accuracy": 0.7, "linear_probe_accuracy": 0.8},
-    ...                 {"knn_accuracy": 0.72, "linear_probe_accuracy": 0.79}, rows)["line"].split(":")[0]
-    'adaptation made no clear difference on this data'
+    Examples:
+        >>> rows = [{"labeled_images": 50, "best_mode": "full", "modes": {"full": {
+        ...     "pretrained_accuracy": 0.80, "pretrained_interval": [0.78, 0.82],
+        ...     "start_accuracy": 0.75, "start_interval": [0.74, 0.76]}}}]
+        >>> result = adaptation_paid({"knn_accuracy": 0.7, "linear_probe_accuracy": 0.8},
+        ...                          {"knn_accuracy": 0.72, "linear_probe_accuracy": 0.79}, rows)
+        >>> result["paid"], round(result["finetuned_gain"], 3)
+        (True, 0.05)
+        >>> result["line"].split("; ")  # doctest: +NORMALIZE_WHITESPACE
+        ['adaptation paid on this data: fine-tuned (full, 50 labels) +5.0 points over the unadapted start',
+         'frozen kNN -2.0, linear probe +1.0']
+        >>> rows[0]["modes"]["full"]["start_accuracy"] = 0.79  # 1 point: within the draws' +-2
+        >>> adaptation_paid({"knn_accuracy": 0.7, "linear_probe_accuracy": 0.8},
+        ...                 {"knn_accuracy": 0.72, "linear_probe_accuracy": 0.79}, rows)["line"].split(":")[0]
+        'adaptation made no clear difference on this data'
     """
     row = rows[-1]
     mode = row["best_mode"] if row["best_mode"] in row["modes"] else next(iter(row["modes"]))

@@ -155,14 +155,14 @@ def pretraining_recipe(config):
     (`kssl.training.recipes.for_pretrained_start`) when `--recipe` says so or, with `auto`, when
     the encoder brings weights.
 
-    Example:
-    >>> recipe, why = pretraining_recipe(RunConfig(encoder="imagenet.keras"))
-    >>> recipe.encoder_rate
-    0.01
-    >>> print(why)
-    for a pretrained start: the encoder brings weights (--recipe from-scratch: the method's own)
-    >>> pretraining_recipe(RunConfig(encoder="resnet18"))[1]
-    "the method's own, for random weights"
+    Examples:
+        >>> recipe, why = pretraining_recipe(RunConfig(encoder="imagenet.keras"))
+        >>> recipe.encoder_rate
+        0.01
+        >>> print(why)
+        for a pretrained start: the encoder brings weights (--recipe from-scratch: the method's own)
+        >>> pretraining_recipe(RunConfig(encoder="resnet18"))[1]
+        "the method's own, for random weights"
     """
     from kssl.errors import InputError
     from kssl.methods import recipe_for

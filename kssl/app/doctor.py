@@ -11,10 +11,10 @@ difference far above float rounding means the replicas do not compute the global
 finishes a batch of views on the last device (`kssl.data.device`, what `pretrain` does
 on a GPU) and compares them with the host pipeline's views of the same seed.
 
-Example:
->>> from kssl.app.doctor import tolerance
->>> tolerance("float32"), tolerance("mixed_float16")
-(0.001, 0.05)
+Examples:
+    >>> from kssl.app.doctor import tolerance
+    >>> tolerance("float32"), tolerance("mixed_float16")
+    (0.001, 0.05)
 """
 
 from __future__ import annotations

@@ -119,9 +119,9 @@ def _percent(value) -> str:
 def with_interval(accuracy, interval) -> str:
     """`92.2% +-2.1%`: a mean accuracy and the half-width of its 95% interval (none: one draw).
 
-    Example:
-    >>> with_interval(0.922, [0.901, 0.943]), with_interval(0.5, None)
-    ('92.2% +-2.1%', '50.0%')
+    Examples:
+        >>> with_interval(0.922, [0.901, 0.943]), with_interval(0.5, None)
+        ('92.2% +-2.1%', '50.0%')
     """
     text = _percent(accuracy)
     return text if interval is None else f"{text} +-{(interval[1] - interval[0]) / 2:.1%}"

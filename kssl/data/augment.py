@@ -48,12 +48,12 @@ class ViewAugmentation:
     `(B, H, W, 3)`, and a `(2,)` integer seed; it returns `float32` views in [0, 1] of
     shape `(B, image_size, image_size, 3)`.
 
-    Example:
-    >>> import numpy as np
-    >>> augment = ViewAugmentation(image_size=16)
-    >>> views = augment(np.zeros((4, 20, 20, 3), "uint8"), seed=[1, 2])
-    >>> tuple(views.shape), str(views.dtype)
-    ((4, 16, 16, 3), "<dtype: 'float32'>")
+    Examples:
+        >>> import numpy as np
+        >>> augment = ViewAugmentation(image_size=16)
+        >>> views = augment(np.zeros((4, 20, 20, 3), "uint8"), seed=[1, 2])
+        >>> tuple(views.shape), str(views.dtype)
+        ((4, 16, 16, 3), "<dtype: 'float32'>")
 
     Reference:
         Chen et al. 2020, https://arxiv.org/abs/2002.05709, appendix A.
@@ -218,11 +218,11 @@ def finish_views(crops, parameters, compute_all_branches: bool = False):
     same views at a higher cost, with static shapes, as XLA needs (`tf.where(mask)`
     has a data-dependent shape).
 
-    Example:
-    >>> augment = ViewAugmentation(image_size=8)
-    >>> parameters = augment.finishing_parameters(augment.draw([0, 1], 2))
-    >>> sorted(parameters)[:3], finish_views(tf.zeros([2, 8, 8, 3], tf.uint8), parameters).dtype
-    (['brightness', 'contrast', 'grayscale'], tf.float32)
+    Examples:
+        >>> augment = ViewAugmentation(image_size=8)
+        >>> parameters = augment.finishing_parameters(augment.draw([0, 1], 2))
+        >>> sorted(parameters)[:3], finish_views(tf.zeros([2, 8, 8, 3], tf.uint8), parameters).dtype
+        (['brightness', 'contrast', 'grayscale'], tf.float32)
     """
     scale = 1 / 255 if crops.dtype == tf.uint8 else 1.0
     views = tf.cast(crops, tf.float32)

@@ -64,9 +64,9 @@ MAX_STORED_ASPECT = 2.0
 def centred_part(height: int, width: int) -> tuple[int, int]:
     """The `(height, width)` of an image's centred part of at most `MAX_STORED_ASPECT`.
 
-    Example:
-    >>> centred_part(20, 6000), centred_part(300, 400), centred_part(900, 300)
-    ((20, 40), (300, 400), (600, 300))
+    Examples:
+        >>> centred_part(20, 6000), centred_part(300, 400), centred_part(900, 300)
+        ((20, 40), (300, 400), (600, 300))
     """
     return min(height, int(MAX_STORED_ASPECT * width)), min(width, int(MAX_STORED_ASPECT * height))
 
@@ -75,9 +75,9 @@ def stored_shape(height: int, width: int, shorter_side: int) -> tuple[int, int]:
     """The `(height, width)` kssl stores an image of `(height, width)` at, for a `shorter_side`:
     its `centred_part`, the shorter side at most `shorter_side` (never enlarged), aspect kept.
 
-    Example:
-    >>> stored_shape(375, 500, 24), stored_shape(20, 6000, 24), stored_shape(10, 12, 24)
-    ((24, 32), (20, 40), (10, 12))
+    Examples:
+        >>> stored_shape(375, 500, 24), stored_shape(20, 6000, 24), stored_shape(10, 12, 24)
+        ((24, 32), (20, 40), (10, 12))
     """
     height, width = centred_part(height, width)
     scale = min(1.0, shorter_side / min(height, width))

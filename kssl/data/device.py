@@ -21,14 +21,14 @@ The batches reach the device by the strategy's own prefetch: `MirroredStrategy`
 copies each replica's rows to its device ahead of the step, and on one GPU without a
 strategy `to_device` distributes the dataset with a `OneDeviceStrategy` for that.
 
-Example:
->>> import numpy as np
->>> from kssl.data.augment import ViewAugmentation
->>> augment = ViewAugmentation(image_size=8)
->>> drawn = augment.draw([0, 1], 4)
->>> batch = unfinished_views([np.zeros((4, 8, 8, 3), "uint8")] * 2, [augment.finishing_parameters(drawn)] * 2)
->>> [tuple(v.shape) for v in finish_unfinished(batch)]
-[(4, 8, 8, 3), (4, 8, 8, 3)]
+Examples:
+    >>> import numpy as np
+    >>> from kssl.data.augment import ViewAugmentation
+    >>> augment = ViewAugmentation(image_size=8)
+    >>> drawn = augment.draw([0, 1], 4)
+    >>> batch = unfinished_views([np.zeros((4, 8, 8, 3), "uint8")] * 2, [augment.finishing_parameters(drawn)] * 2)
+    >>> [tuple(v.shape) for v in finish_unfinished(batch)]
+    [(4, 8, 8, 3), (4, 8, 8, 3)]
 """
 
 from __future__ import annotations

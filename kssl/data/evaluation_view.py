@@ -21,12 +21,12 @@ original and its downscaled copy give nearly the same view. The resampling is tw
 matrix products (rows, then columns) of weights computed in the graph: builtin
 operations of TensorFlow, ONNX and LiteRT alike, for any input size.
 
-Example:
->>> import numpy as np
->>> view = EvaluationView(image_size=4)
->>> wide = np.zeros((1, 8, 16, 3), "uint8"); wide[:, :, 4:12] = 255   # white centred square
->>> float(view(wide).numpy().min()), tuple(view(wide).shape)
-(1.0, (1, 4, 4, 3))
+Examples:
+    >>> import numpy as np
+    >>> view = EvaluationView(image_size=4)
+    >>> wide = np.zeros((1, 8, 16, 3), "uint8"); wide[:, :, 4:12] = 255   # white centred square
+    >>> float(view(wide).numpy().min()), tuple(view(wide).shape)
+    (1.0, (1, 4, 4, 3))
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ def square_weights(lengths, sides, canvas, size: int):
     the pixels of the square under a triangle as wide as `max(side / size, 1)` on each side,
     normalised to sum to 1 (bilinear interpolation when enlarging).
 
-    Example:
-    >>> import numpy as np
-    >>> square_weights(np.array([6.0]), np.array([6.0]), 6, 2).numpy()[0].round(4).tolist()  # 6 px to 2
-    [[0.25, 0.375, 0.25, 0.125, 0.0, 0.0], [0.0, 0.0, 0.125, 0.25, 0.375, 0.25]]
-    >>> square_weights(np.array([2.0]), np.array([2.0]), 2, 4).numpy()[0].tolist()  # enlarged: bilinear
-    [[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]]
+    Examples:
+        >>> import numpy as np
+        >>> square_weights(np.array([6.0]), np.array([6.0]), 6, 2).numpy()[0].round(4).tolist()  # 6 px to 2
+        [[0.25, 0.375, 0.25, 0.125, 0.0, 0.0], [0.0, 0.0, 0.125, 0.25, 0.375, 0.25]]
+        >>> square_weights(np.array([2.0]), np.array([2.0]), 2, 4).numpy()[0].tolist()  # enlarged: bilinear
+        [[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]]
     """
     lengths = tf.cast(lengths, tf.float32)[:, None, None]
     sides = tf.cast(sides, tf.float32)[:, None, None]

@@ -6,16 +6,16 @@ folder keeps its modification time, which changes when a file in it is added, re
 or renamed). Nothing is decoded here: `kssl.data.pipeline` reads and decodes the files
 inside `tf.data`, and `ImageFiles.load` decodes them into memory when they fit.
 
-Example:
->>> import pathlib, tempfile
->>> from PIL import Image
->>> root = pathlib.Path(tempfile.mkdtemp())
->>> for name in ("cat", "dog"):
-...     (root / name).mkdir()
-...     Image.new("RGB", (40, 30)).save(root / name / "a.jpg")
->>> files = list_folder(root, progress=False)
->>> len(files), files.class_names, files.class_counts()
-(2, ['cat', 'dog'], {'cat': 1, 'dog': 1})
+Examples:
+    >>> import pathlib, tempfile
+    >>> from PIL import Image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("cat", "dog"):
+    ...     (root / name).mkdir()
+    ...     Image.new("RGB", (40, 30)).save(root / name / "a.jpg")
+    >>> files = list_folder(root, progress=False)
+    >>> len(files), files.class_names, files.class_counts()
+    (2, ['cat', 'dog'], {'cat': 1, 'dog': 1})
 """
 
 from __future__ import annotations
@@ -153,16 +153,16 @@ def list_images(root, refresh: bool = False, skip_bad_images: bool = False, prog
     files and folders, folders holding a kssl run and links back to a listed folder are
     skipped, as `list_folder` skips them; the listing is cached alike.
 
-    Example:
-    >>> import tempfile, pathlib
-    >>> from PIL import Image
-    >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> for name in ("a.png", "trip/day1/b.jpg"):
-    ...     (root / name).parent.mkdir(parents=True, exist_ok=True)
-    ...     Image.new("RGB", (8, 8)).save(root / name)
-    >>> files = list_images(root, progress=False)
-    >>> [pathlib.Path(p).relative_to(root).as_posix() for p in files.paths], files.labels
-    (['a.png', 'trip/day1/b.jpg'], None)
+    Examples:
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> for name in ("a.png", "trip/day1/b.jpg"):
+        ...     (root / name).parent.mkdir(parents=True, exist_ok=True)
+        ...     Image.new("RGB", (8, 8)).save(root / name)
+        >>> files = list_images(root, progress=False)
+        >>> [pathlib.Path(p).relative_to(root).as_posix() for p in files.paths], files.labels
+        (['a.png', 'trip/day1/b.jpg'], None)
     """
     root = pathlib.Path(root).expanduser()
     if not root.is_dir():
@@ -226,13 +226,13 @@ def class_folders(folder) -> list[str]:
     """The sorted class folder names of `folder` (hidden folders, kssl run folders and an
     `unlabeled` folder beside classes left out).
 
-    Example:
-    >>> import tempfile, pathlib
-    >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> for name in ("dog", "cat", "unlabeled"):
-    ...     (root / name).mkdir()
-    >>> class_folders(root)
-    ['cat', 'dog']
+    Examples:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> for name in ("dog", "cat", "unlabeled"):
+        ...     (root / name).mkdir()
+        >>> class_folders(root)
+        ['cat', 'dog']
     """
     return _beside_classes(sorted(
         e.name for e in os.scandir(folder) if _is_folder(e) and not e.name.startswith(".") and not holds_run(e.path)

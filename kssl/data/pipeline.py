@@ -305,14 +305,14 @@ def view_pairs(
         A `tf.data.Dataset` of `(views_1, views_2, ...)` float32 batches in [0, 1] (with
         `on_device`, `kssl.data.device.unfinished_views` batches).
 
-    Example:
-    >>> from kssl.data.sources import load_digits
-    >>> pairs = view_pairs(load_digits(image_size=16), batch_size=8)
-    >>> [tuple(v.shape) for v in next(iter(pairs))]
-    [(8, 16, 16, 3), (8, 16, 16, 3)]
-    >>> three = view_pairs(load_digits(image_size=16), 8, [ViewAugmentation(16)] * 2 + [ViewAugmentation(6)])
-    >>> [v.shape[1] for v in next(iter(three))]
-    [16, 16, 6]
+    Examples:
+        >>> from kssl.data.sources import load_digits
+        >>> pairs = view_pairs(load_digits(image_size=16), batch_size=8)
+        >>> [tuple(v.shape) for v in next(iter(pairs))]
+        [(8, 16, 16, 3), (8, 16, 16, 3)]
+        >>> three = view_pairs(load_digits(image_size=16), 8, [ViewAugmentation(16)] * 2 + [ViewAugmentation(6)])
+        >>> [v.shape[1] for v in next(iter(three))]
+        [16, 16, 6]
     """
     _check_batch(image_set, batch_size, drop_remainder=True)
     if with_labels and image_set.labels is None and not getattr(image_set, "labeled", False):
@@ -348,11 +348,11 @@ def labeled_batches(
     the centred square of each image at the training size), with the last partial batch. `start_step` and `rows`
     work as in `view_pairs`.
 
-    Example:
-    >>> from kssl.data.sources import load_digits
-    >>> images, labels = next(iter(labeled_batches(load_digits(image_size=16, split="test"), 32)))
-    >>> images.shape, labels.shape
-    (TensorShape([32, 16, 16, 3]), TensorShape([32]))
+    Examples:
+        >>> from kssl.data.sources import load_digits
+        >>> images, labels = next(iter(labeled_batches(load_digits(image_size=16, split="test"), 32)))
+        >>> images.shape, labels.shape
+        (TensorShape([32, 16, 16, 3]), TensorShape([32]))
     """
     if image_set.labels is None and not getattr(image_set, "labeled", False):
         raise DataError(f"{image_set.source or 'The image set'} has no labels; a classifier needs labeled images.")
@@ -393,13 +393,13 @@ def semi_supervised_batches(
     unlabeled images' rows in `unlabeled_set`, `(batch_size, ratio)` int64, follow the
     views (`(*views, rows)`: for a method that keeps state per image, FlexMatch).
 
-    Example:
-    >>> from kssl.data.sources import load_digits
-    >>> digits = load_digits(image_size=8)
-    >>> (images, labels), (weak, strong) = next(iter(semi_supervised_batches(
-    ...     digits.subset(range(40)), digits, 8, ratio=3, views=[ViewAugmentation(8)] * 2)))
-    >>> images.shape, labels.shape, weak.shape, strong.shape
-    (TensorShape([8, 8, 8, 3]), TensorShape([8]), TensorShape([8, 3, 8, 8, 3]), TensorShape([8, 3, 8, 8, 3]))
+    Examples:
+        >>> from kssl.data.sources import load_digits
+        >>> digits = load_digits(image_size=8)
+        >>> (images, labels), (weak, strong) = next(iter(semi_supervised_batches(
+        ...     digits.subset(range(40)), digits, 8, ratio=3, views=[ViewAugmentation(8)] * 2)))
+        >>> images.shape, labels.shape, weak.shape, strong.shape
+        (TensorShape([8, 8, 8, 3]), TensorShape([8]), TensorShape([8, 3, 8, 8, 3]), TensorShape([8, 3, 8, 8, 3]))
     """
     labeled = labeled_batches(labeled_set, batch_size, training=True, seed=seed, repeat=True, start_step=start_step,
                               rows=rows)  # fmt: skip
@@ -424,10 +424,10 @@ def evaluation_images(source, batch_size: int = 256, image_size: int | None = No
     yields `(views, rows)`, each view's row in `source`, so that what was computed stays
     aligned with the listing by row (`kssl.evaluation.features.readable_features`).
 
-    Example:
-    >>> from kssl.data.sources import load_digits
-    >>> next(iter(evaluation_images(load_digits(image_size=16, split="test"), 50, image_size=8))).shape
-    TensorShape([50, 8, 8, 3])
+    Examples:
+        >>> from kssl.data.sources import load_digits
+        >>> next(iter(evaluation_images(load_digits(image_size=16, split="test"), 50, image_size=8))).shape
+        TensorShape([50, 8, 8, 3])
     """
     view = EvaluationView(image_size or source.image_size)
     batches = _view_batches(source, batch_size, (view,), 0, False, False, False, 0, None, rows_as_labels=with_rows)

@@ -3,11 +3,11 @@
 Both are printed at the start of a run with the reason, and can be overridden
 (`--image-size`, `--stream` / `--in-memory`).
 
-Example:
->>> default_image_size([(32, 32)] * 5, accelerator=False)
-(32, 'the images are 32 px (median shorter side)')
->>> default_image_size([(375, 500)] * 5, accelerator=False)[0]
-96
+Examples:
+    >>> default_image_size([(32, 32)] * 5, accelerator=False)
+    (32, 'the images are 32 px (median shorter side)')
+    >>> default_image_size([(375, 500)] * 5, accelerator=False)[0]
+    96
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ def decoded_bytes(count: int, shapes, image_size: int) -> int:
     the originals' evaluation views (`image_size` squares) beside when copies are not the
     originals; `shapes` is a sample of the images' shapes.
 
-    Example:
-    >>> decoded_bytes(2000, [(24, 24)] * 199 + [(20, 6000)], 16)  # one banner: 40 px wide
-    7296000
+    Examples:
+        >>> decoded_bytes(2000, [(24, 24)] * 199 + [(20, 6000)], 16)  # one banner: 40 px wide
+        7296000
     """
     from kssl.data.decoding import stored_shape, stored_side
 
@@ -74,11 +74,11 @@ def choose_streaming(count: int, shapes, image_size: int, stream: bool | None = 
 
     `stream=True/False` forces the choice (the reason then says so).
 
-    Example:
-    >>> choose_streaming(50_000, [(32, 32)], 32)[0]
-    False
-    >>> choose_streaming(50_000, [(32, 32)], 32, stream=True)
-    (True, 'streaming from disk (--stream)')
+    Examples:
+        >>> choose_streaming(50_000, [(32, 32)], 32)[0]
+        False
+        >>> choose_streaming(50_000, [(32, 32)], 32, stream=True)
+        (True, 'streaming from disk (--stream)')
     """
     needed = decoded_bytes(count, shapes, image_size)
     budget = MEMORY_SHARE * memory_bytes()

@@ -16,12 +16,12 @@ def concatenated(first, second, source: str | None = None):
     labels: what self-supervision and pseudo-labels read. In-memory images of different
     shapes share one zero-padded array, their shapes kept (`ImageSet.shapes`).
 
-    Example:
-    >>> a = ImageSet(np.zeros((2, 4, 6, 3), np.uint8), np.array([0, 1]), ["x", "y"])
-    >>> b = ImageSet(np.ones((1, 5, 5, 3), np.uint8))
-    >>> both = concatenated(a, b)
-    >>> both.images.shape, both.labels, both.shape_array().tolist()
-    ((3, 5, 6, 3), None, [[4, 6], [4, 6], [5, 5]])
+    Examples:
+        >>> a = ImageSet(np.zeros((2, 4, 6, 3), np.uint8), np.array([0, 1]), ["x", "y"])
+        >>> b = ImageSet(np.ones((1, 5, 5, 3), np.uint8))
+        >>> both = concatenated(a, b)
+        >>> both.images.shape, both.labels, both.shape_array().tolist()
+        ((3, 5, 6, 3), None, [[4, 6], [4, 6], [5, 5]])
     """
     source = source or f"{first.source} + {second.source}"
     view_size = first.view_size or second.view_size

@@ -34,13 +34,13 @@ def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 
     Returns:
         The path written, as a `pathlib.Path`.
 
-    Example:
-    >>> import numpy as np, tempfile, os
-    >>> from kssl.data.augment import ViewAugmentation
-    >>> out = save_view_grid(np.zeros((2, 8, 8, 3), "uint8"), ViewAugmentation(8),
-    ...                      os.path.join(tempfile.mkdtemp(), "views.png"))
-    >>> out.suffix
-    '.png'
+    Examples:
+        >>> import numpy as np, tempfile, os
+        >>> from kssl.data.augment import ViewAugmentation
+        >>> out = save_view_grid(np.zeros((2, 8, 8, 3), "uint8"), ViewAugmentation(8),
+        ...                      os.path.join(tempfile.mkdtemp(), "views.png"))
+        >>> out.suffix
+        '.png'
     """
     from PIL import Image
 
@@ -75,10 +75,10 @@ def save_view_grid(images, augmentation, path, num_images: int = 8, seed: int = 
 def preview_indices(count: int, num_images: int, seed: int = 0, labels=None) -> np.ndarray:
     """A seeded sample of `num_images` indices out of `count`, taking the classes in turn.
 
-    Example:
-    >>> labels = np.repeat(np.arange(4), 100)  # 4 classes, sorted as a folder lists them
-    >>> sorted(set(labels[preview_indices(400, 8, seed=0, labels=labels)].tolist()))
-    [0, 1, 2, 3]
+    Examples:
+        >>> labels = np.repeat(np.arange(4), 100)  # 4 classes, sorted as a folder lists them
+        >>> sorted(set(labels[preview_indices(400, 8, seed=0, labels=labels)].tolist()))
+        [0, 1, 2, 3]
     """
     rng = np.random.default_rng(seed)
     if labels is None:

@@ -10,14 +10,14 @@ network again, at most a few times). So a step's batch is a function of the step
 which lets a resumed run start at any step at no cost and lets other machines (the
 tf.data service) compute any step's batch, the same one.
 
-Example:
->>> import numpy as np
->>> order = shuffled_indices(tf.range(10, dtype=tf.int64), size=10, seed=0).numpy()
->>> sorted(order.tolist()) == list(range(10)), order.tolist() == list(range(10))
-(True, False)
->>> next_epoch = shuffled_indices(tf.range(10, 20, dtype=tf.int64), size=10, seed=0).numpy()
->>> sorted(next_epoch.tolist()) == list(range(10)), next_epoch.tolist() == order.tolist()
-(True, False)
+Examples:
+    >>> import numpy as np
+    >>> order = shuffled_indices(tf.range(10, dtype=tf.int64), size=10, seed=0).numpy()
+    >>> sorted(order.tolist()) == list(range(10)), order.tolist() == list(range(10))
+    (True, False)
+    >>> next_epoch = shuffled_indices(tf.range(10, 20, dtype=tf.int64), size=10, seed=0).numpy()
+    >>> sorted(next_epoch.tolist()) == list(range(10)), next_epoch.tolist() == order.tolist()
+    (True, False)
 """
 
 from __future__ import annotations

@@ -58,11 +58,11 @@ def parse_data_spec(spec) -> DataSpec:
     A TFDS split may hold colons and slicing (`train[:10%]`); everything after the second
     colon is the split.
 
-    Example:
-    >>> parse_data_spec("tfds:cifar10:train[:10%]")
-    DataSpec(kind='tfds', name='cifar10', split='train[:10%]')
-    >>> parse_data_spec("digits").kind, parse_data_spec("photos/").kind
-    ('embedded', 'folder')
+    Examples:
+        >>> parse_data_spec("tfds:cifar10:train[:10%]")
+        DataSpec(kind='tfds', name='cifar10', split='train[:10%]')
+        >>> parse_data_spec("digits").kind, parse_data_spec("photos/").kind
+        ('embedded', 'folder')
     """
     spec = str(spec)
     if spec in EMBEDDED_DATASETS:
@@ -83,9 +83,9 @@ def parse_data_spec(spec) -> DataSpec:
 def load(spec: str, image_size: int = 32, split: str | None = None, **kwargs) -> ImageSet:
     """Loads images from a folder path, `tfds:NAME[:SPLIT]`, or an embedded dataset name.
 
-    Example:
-    >>> load("digits", image_size=16, split="test").images.shape
-    (360, 16, 16, 3)
+    Examples:
+        >>> load("digits", image_size=16, split="test").images.shape
+        (360, 16, 16, 3)
     """
     parsed = parse_data_spec(spec)
     return LOADERS[parsed.kind](parsed, image_size, split, **kwargs)
@@ -139,10 +139,10 @@ def from_arrays(x, y=None, class_names=None, image_size: int | None = None, sour
         image_size: the training size: images are resized (bilinear) so that their shorter
             side is `image_size`, aspect kept (default: keep them as they are).
 
-    Example:
-    >>> import numpy as np
-    >>> from_arrays(np.zeros((5, 8, 8), "uint8"), [0, 1, 0, 1, 1]).class_counts()
-    {'0': 2, '1': 3}
+    Examples:
+        >>> import numpy as np
+        >>> from_arrays(np.zeros((5, 8, 8), "uint8"), [0, 1, 0, 1, 1]).class_counts()
+        {'0': 2, '1': 3}
     """
     x = np.asarray(x)
     if x.ndim == 3:
@@ -242,10 +242,10 @@ def load_digits(image_size: int = 32, split: str = "train") -> ImageSet:
     Shipped inside scikit-learn, so it works offline. The split is a fixed stratified
     80/20 division: `"train"` (1,437 images), `"test"` (360) or `"all"`.
 
-    Example:
-    >>> digits = load_digits(image_size=16)
-    >>> len(digits), digits.num_classes
-    (1437, 10)
+    Examples:
+        >>> digits = load_digits(image_size=16)
+        >>> len(digits), digits.num_classes
+        (1437, 10)
     """
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split

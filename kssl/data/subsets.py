@@ -25,10 +25,10 @@ def label_subset(image_set: ImageSet, labels: float | int, seed: int = 0) -> Ima
         The subset, in a random order. Its `class_counts()` says what it took, and the
         same is logged at INFO level.
 
-    Example:
-    >>> from kssl.data.sources import load_digits
-    >>> label_subset(load_digits(image_size=8), 3).class_counts()["7"]
-    3
+    Examples:
+        >>> from kssl.data.sources import load_digits
+        >>> label_subset(load_digits(image_size=8), 3).class_counts()["7"]
+        3
     """
     if image_set.labels is None:
         raise DataError(f"{image_set.source or 'This image set'} has no labels, so no labeled subset can be taken.")
@@ -73,11 +73,11 @@ def default_draws(subset: ImageSet) -> int:
     whether pretraining helped: on real photos five draws of 10 per class ranged from 24%
     to 41%), else 1.
 
-    Example:
-    >>> from kssl.data.sources import load_digits
-    >>> digits = load_digits(image_size=8)
-    >>> default_draws(label_subset(digits, 10)), default_draws(label_subset(digits, 20))
-    (3, 1)
+    Examples:
+        >>> from kssl.data.sources import load_digits
+        >>> digits = load_digits(image_size=8)
+        >>> default_draws(label_subset(digits, 10)), default_draws(label_subset(digits, 20))
+        (3, 1)
     """
     classes = max(1, int(np.count_nonzero(np.bincount(subset.labels, minlength=subset.num_classes))))
     return SMALL_BUDGET_DRAWS if len(subset) <= SMALL_BUDGET_PER_CLASS * classes else 1
@@ -93,11 +93,11 @@ def label_draws(image_set: ImageSet, labels: float | int, draws: int | None, see
     seeds `draw_seed(seed, 0)`, `draw_seed(seed, 1)`, ...); `draws=None` takes
     `default_draws` of them.
 
-    Example:
-    >>> from kssl.data.sources import load_digits
-    >>> subsets = label_draws(load_digits(image_size=8), 2, draws=None)
-    >>> len(subsets), [len(subset) for subset in subsets]
-    (3, [20, 20, 20])
+    Examples:
+        >>> from kssl.data.sources import load_digits
+        >>> subsets = label_draws(load_digits(image_size=8), 2, draws=None)
+        >>> len(subsets), [len(subset) for subset in subsets]
+        (3, [20, 20, 20])
     """
     first = label_subset(image_set, labels, seed=draw_seed(seed, 0))
     count = default_draws(first) if draws is None else int(draws)
@@ -123,14 +123,14 @@ def validation_folds(labels, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray
 
     Uses scikit-learn's `StratifiedKFold`.
 
-    Example:
-    >>> labels = np.repeat([0, 1, 2], 10)
-    >>> [(len(fit), len(held_out)) for fit, held_out in validation_folds(labels)]
-    [(24, 6)]
-    >>> [(len(fit), len(held_out)) for fit, held_out in validation_folds(np.repeat([0, 1], 3))]
-    [(4, 2), (4, 2), (4, 2)]
-    >>> validation_folds([0, 1, 1])
-    []
+    Examples:
+        >>> labels = np.repeat([0, 1, 2], 10)
+        >>> [(len(fit), len(held_out)) for fit, held_out in validation_folds(labels)]
+        [(24, 6)]
+        >>> [(len(fit), len(held_out)) for fit, held_out in validation_folds(np.repeat([0, 1], 3))]
+        [(4, 2), (4, 2), (4, 2)]
+        >>> validation_folds([0, 1, 1])
+        []
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -148,9 +148,9 @@ def validation_folds(labels, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray
 def describe_validation(folds: list) -> str:
     """How `validation_folds`' result chose, in words for the report.
 
-    Example:
-    >>> describe_validation(validation_folds(np.repeat([0, 1], 3)))
-    '3-fold cross-validation on the labeled images'
+    Examples:
+        >>> describe_validation(validation_folds(np.repeat([0, 1], 3)))
+        '3-fold cross-validation on the labeled images'
     """
     if not folds:
         return "none: a class has a single label, so none can be held out"

@@ -35,13 +35,13 @@ def build_encoder(name: str, image_size: int = 32, width: float = 1.0, weights: 
     768: 0.25 is ViT-Tiny's 192); `keras:` backbones keep their own widths. `weights`
     ("imagenet" or a weights file) applies to `keras:` backbones only.
 
-    Example:
-    >>> build_encoder("resnet18", image_size=16, width=0.125).name
-    'resnet18_w0.125'
-    >>> build_encoder("vit2", image_size=16, width=0.125).name
-    'vit2_w0.125_p2'
-    >>> build_encoder("conv4", image_size=16, width=0.125).name
-    'conv4_w0.125'
+    Examples:
+        >>> build_encoder("resnet18", image_size=16, width=0.125).name
+        'resnet18_w0.125'
+        >>> build_encoder("vit2", image_size=16, width=0.125).name
+        'vit2_w0.125_p2'
+        >>> build_encoder("conv4", image_size=16, width=0.125).name
+        'conv4_w0.125'
     """
     if str(name).lower().startswith("keras:"):
         return from_keras_applications(str(name)[len("keras:") :], weights=weights, image_size=image_size)

@@ -53,11 +53,11 @@ class ApplicationPreprocessing(keras.layers.Layer):
     subtraction for ResNet, [-1, 1] for ResNetV2 and MobileNetV2, 0-255 for the
     families that normalise inside the model: EfficientNet, ConvNeXt, MobileNetV3).
 
-    Example:
-    >>> import numpy as np
-    >>> layer = ApplicationPreprocessing("resnet_v2")
-    >>> layer(np.array([[[[0.0, 0.5, 1.0]]]], "float32")).numpy().round(3).tolist()
-    [[[[-1.0, 0.0, 1.0]]]]
+    Examples:
+        >>> import numpy as np
+        >>> layer = ApplicationPreprocessing("resnet_v2")
+        >>> layer(np.array([[[[0.0, 0.5, 1.0]]]], "float32")).numpy().round(3).tolist()
+        [[[[-1.0, 0.0, 1.0]]]]
     """
 
     def __init__(self, module: str, **kwargs):
@@ -99,10 +99,10 @@ def from_keras_applications(name: str, weights: str | None = None, image_size: i
             downloads), or None for random initialisation.
         image_size: input side in pixels (the families need at least 32).
 
-    Example:
-    >>> encoder = from_keras_applications("MobileNetV3Small", image_size=32)
-    >>> encoder.output_shape, encoder.layers[1].name
-    ((None, 576), 'preprocessing')
+    Examples:
+        >>> encoder = from_keras_applications("MobileNetV3Small", image_size=32)
+        >>> encoder.output_shape, encoder.layers[1].name
+        ((None, 576), 'preprocessing')
     """
     families = application_names()
     if name not in families:

@@ -29,10 +29,10 @@ def conv4(
             training on several replicas, as kssl's ResNets do.
         name: the model's name; defaults to e.g. `conv4_w0.5`.
 
-    Example:
-    >>> encoder = conv4(width=0.125, image_size=16)
-    >>> encoder.output_shape, [layer.name for layer in encoder.layers[1:5]]
-    ((None, 8), ['stage1_block1_1_conv', 'stage1_block1_1_bn', 'stage1_block1_1_relu', 'stage1_pool'])
+    Examples:
+        >>> encoder = conv4(width=0.125, image_size=16)
+        >>> encoder.output_shape, [layer.name for layer in encoder.layers[1:5]]
+        ((None, 8), ['stage1_block1_1_conv', 'stage1_block1_1_bn', 'stage1_block1_1_relu', 'stage1_pool'])
 
     Reference:
         Vinyals et al. 2016, https://arxiv.org/abs/1606.04080 (section 4.1.1);

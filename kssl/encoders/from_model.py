@@ -16,16 +16,16 @@ The model's own preprocessing stays inside it: kssl feeds every encoder images i
 so a file saved for kssl (such as `../shared/data/pretrained/`) has its normalisation as
 its first layers. Each change is said in `notes`, for the command's log.
 
-Example:
->>> import keras
->>> head = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3),
-...                          keras.layers.GlobalAveragePooling2D(),
-...                          keras.layers.Dense(10, activation="softmax", name="predictions")])
->>> encoder, notes = encoder_from_model(head, image_size=16)
->>> encoder.input_shape, encoder.output_shape
-((None, 16, 16, 3), (None, 4))
->>> notes
-['cut its classification head (predictions: 10 classes, softmax)', 'built at 16 px (it takes images of any size)']
+Examples:
+    >>> import keras
+    >>> head = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3),
+    ...                          keras.layers.GlobalAveragePooling2D(),
+    ...                          keras.layers.Dense(10, activation="softmax", name="predictions")])
+    >>> encoder, notes = encoder_from_model(head, image_size=16)
+    >>> encoder.input_shape, encoder.output_shape
+    ((None, 16, 16, 3), (None, 4))
+    >>> notes
+    ['cut its classification head (predictions: 10 classes, softmax)', 'built at 16 px (it takes images of any size)']
 """
 
 from __future__ import annotations

@@ -61,10 +61,10 @@ def resnet(
         has `D = 512 * width` features (`2048 * width` for ResNet-50; the last stage
         width, or four times it, with `stage_widths`).
 
-    Example:
-    >>> encoder = resnet(18, width=0.125, image_size=16)
-    >>> encoder.output_shape
-    (None, 64)
+    Examples:
+        >>> encoder = resnet(18, width=0.125, image_size=16)
+        >>> encoder.output_shape
+        (None, 64)
 
     Reference:
         He et al. 2016, https://arxiv.org/abs/1512.03385; CIFAR stem as in

@@ -24,9 +24,9 @@ def default_patch_size(image_size: int) -> int:
     one tiles the image (4 px at 32 px, 2 px at 16, 12 px at 96), else the closest grid
     (4 px, 7 x 7, at 28 px).
 
-    Example:
-    >>> [default_patch_size(size) for size in (16, 28, 32, 96, 224)]
-    [2, 4, 4, 12, 28]
+    Examples:
+        >>> [default_patch_size(size) for size in (16, 28, 32, 96, 224)]
+        [2, 4, 4, 12, 28]
     """
     image_size = int(image_size)
     divisors = [p for p in range(1, image_size + 1) if image_size % p == 0]
@@ -60,10 +60,10 @@ def vit(
         fixed sine-cosine positions, `depth` pre-norm blocks, a final layer norm and the
         mean over tokens.
 
-    Example:
-    >>> encoder = vit(depth=2, width=1 / 12, image_size=16)
-    >>> encoder.output_shape, encoder.get_layer("patch_embedding").patch_size
-    ((None, 64), 2)
+    Examples:
+        >>> encoder = vit(depth=2, width=1 / 12, image_size=16)
+        >>> encoder.output_shape, encoder.get_layer("patch_embedding").patch_size
+        ((None, 64), 2)
 
     Reference:
         Dosovitskiy et al. 2021, https://arxiv.org/abs/2010.11929; He et al. 2022 (MAE).

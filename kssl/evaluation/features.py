@@ -36,12 +36,12 @@ def readable_features(encoder, images, batch_size: int = 512, verbose: int = 0, 
     evaluation, label propagation) goes through here, so an unreadable file can never lend
     its name or label to another image's features. None readable is an error.
 
-    Example:
-    >>> import kssl
-    >>> digits = kssl.load_digits(image_size=8).subset(range(5))
-    >>> features, read = readable_features(kssl.conv4(width=0.125, image_size=8), digits)
-    >>> features.shape[0] == len(read) == 5
-    True
+    Examples:
+        >>> import kssl
+        >>> digits = kssl.load_digits(image_size=8).subset(range(5))
+        >>> features, read = readable_features(kssl.conv4(width=0.125, image_size=8), digits)
+        >>> features.shape[0] == len(read) == 5
+        True
     """
     features, rows = features_by_row(encoder, images, batch_size, verbose, progress)
     if not len(rows):
@@ -110,10 +110,10 @@ def knn_accuracy(
     Each test sample's k most similar training samples vote for their class with
     weight `exp(similarity / temperature)`; the class with the largest total wins.
 
-    Example:
-    >>> train = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], "float32")
-    >>> knn_accuracy(train, [0, 0, 1, 1], np.array([[1, 0.2], [0.2, 1]]), [0, 1], k=2)
-    1.0
+    Examples:
+        >>> train = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], "float32")
+        >>> knn_accuracy(train, [0, 0, 1, 1], np.array([[1, 0.2], [0.2, 1]]), [0, 1], k=2)
+        1.0
 
     Reference:
         Wu et al. 2018 (InstDisc), https://arxiv.org/abs/1805.01978, section 3.4.
@@ -166,13 +166,13 @@ def label_propagation_accuracy(
     scikit-learn's `LabelSpreading` (a kNN kernel; `alpha` is Zhou's: how much a node
     takes from its neighbours rather than its own label) does the work.
 
-    Example:
-    >>> rng = np.random.default_rng(0)
-    >>> centres = np.eye(4)[:2] * 5
-    >>> unlabeled = np.concatenate([centres[c] + rng.normal(size=(50, 4)) for c in (0, 1)])
-    >>> test = np.concatenate([centres[c] + rng.normal(size=(20, 4)) for c in (0, 1)])
-    >>> label_propagation_accuracy(centres, [0, 1], unlabeled, test, np.repeat([0, 1], 20), k=10)
-    1.0
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> centres = np.eye(4)[:2] * 5
+        >>> unlabeled = np.concatenate([centres[c] + rng.normal(size=(50, 4)) for c in (0, 1)])
+        >>> test = np.concatenate([centres[c] + rng.normal(size=(20, 4)) for c in (0, 1)])
+        >>> label_propagation_accuracy(centres, [0, 1], unlabeled, test, np.repeat([0, 1], 20), k=10)
+        1.0
 
     Reference:
         Zhou et al. 2004, https://papers.nips.cc/paper/2506; Iscen et al. 2019,
@@ -187,13 +187,13 @@ def propagated_labels(labeled_features, labeled_labels, unlabeled_features, k: i
     the labeled and unlabeled images' frozen features (as in `label_propagation_accuracy`),
     row for row with `unlabeled_features`.
 
-    Example:
-    >>> rng = np.random.default_rng(0)
-    >>> centres = np.eye(4)[:2] * 5
-    >>> unlabeled = np.concatenate([centres[c] + rng.normal(size=(50, 4)) for c in (0, 1)])
-    >>> labels = propagated_labels(centres, [0, 1], unlabeled, k=10)
-    >>> labels.shape, float(np.mean(labels == np.repeat([0, 1], 50)))
-    ((100,), 1.0)
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> centres = np.eye(4)[:2] * 5
+        >>> unlabeled = np.concatenate([centres[c] + rng.normal(size=(50, 4)) for c in (0, 1)])
+        >>> labels = propagated_labels(centres, [0, 1], unlabeled, k=10)
+        >>> labels.shape, float(np.mean(labels == np.repeat([0, 1], 50)))
+        ((100,), 1.0)
     """
     model = _label_spreading(labeled_features, labeled_labels, unlabeled_features, k, alpha)
     return np.asarray(model.transduction_[len(labeled_features) :], np.int64)
@@ -215,12 +215,12 @@ def linear_head_weights(features, labels, num_classes: int, max_iter: int = 1000
     (scikit-learn, as `linear_probe_accuracy`): the scaling folded into the weights, and a
     class absent from `labels` given logits far below the others.
 
-    Example:
-    >>> rng = np.random.default_rng(0)
-    >>> features = np.concatenate([rng.normal(loc=c * 4, size=(20, 3)) for c in (0, 2)])
-    >>> kernel, bias = linear_head_weights(features, np.repeat([0, 2], 20), num_classes=3)
-    >>> kernel.shape, bias.shape, float(np.mean((features @ kernel + bias).argmax(1) == np.repeat([0, 2], 20)))
-    ((3, 3), (3,), 1.0)
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> features = np.concatenate([rng.normal(loc=c * 4, size=(20, 3)) for c in (0, 2)])
+        >>> kernel, bias = linear_head_weights(features, np.repeat([0, 2], 20), num_classes=3)
+        >>> kernel.shape, bias.shape, float(np.mean((features @ kernel + bias).argmax(1) == np.repeat([0, 2], 20)))
+        ((3, 3), (3,), 1.0)
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler

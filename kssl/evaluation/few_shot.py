@@ -21,9 +21,9 @@ CLASSIFIERS = ("nearest_mean", "logistic")
 def parse_few_shot(text: str) -> list[tuple[int, int]]:
     """`"5x1,5x5"` -> `[(5, 1), (5, 5)]` (ways x shots), or a `ValueError` naming the part.
 
-    Example:
-    >>> parse_few_shot("5x1, 10x5")
-    [(5, 1), (10, 5)]
+    Examples:
+        >>> parse_few_shot("5x1, 10x5")
+        [(5, 1), (10, 5)]
     """
     settings = []
     for part in str(text).split(","):
@@ -116,13 +116,13 @@ def few_shot_accuracy(
     Returns:
         `{"ways", "shots", "classifier", "episodes", "queries", "accuracy", "ci95"}`.
 
-    Example:
-    >>> rng = np.random.default_rng(0)
-    >>> labels = np.repeat(np.arange(6), 20)
-    >>> features = np.eye(6)[labels] + 0.1 * rng.normal(size=(120, 6))
-    >>> result = few_shot_accuracy(features, labels, ways=5, shots=1, episodes=100)
-    >>> result["accuracy"] > 0.95, result["ci95"] < 0.02
-    (True, True)
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> labels = np.repeat(np.arange(6), 20)
+        >>> features = np.eye(6)[labels] + 0.1 * rng.normal(size=(120, 6))
+        >>> result = few_shot_accuracy(features, labels, ways=5, shots=1, episodes=100)
+        >>> result["accuracy"] > 0.95, result["ci95"] < 0.02
+        (True, True)
     """
     if classifier not in CLASSIFIERS:
         raise ValueError(f"classifier must be one of {CLASSIFIERS}. Received: classifier={classifier!r}")

@@ -16,14 +16,14 @@ to pick, all on L2-normalised features of the evaluation view (as kNN uses them)
 
 Each takes the indices labeled already (`labeled=`), so a selection can be extended.
 
-Example:
->>> import numpy as np
->>> rng = np.random.default_rng(0)
->>> centres = np.eye(3) * 10
->>> features = np.concatenate([c + rng.normal(size=(30, 3)) for c in centres])
->>> picks = typiclust(features, 3, seed=0)
->>> sorted(int(p) // 30 for p in picks)  # one typical image of each cluster
-[0, 1, 2]
+Examples:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> centres = np.eye(3) * 10
+    >>> features = np.concatenate([c + rng.normal(size=(30, 3)) for c in centres])
+    >>> picks = typiclust(features, 3, seed=0)
+    >>> sorted(int(p) // 30 for p in picks)  # one typical image of each cluster
+    [0, 1, 2]
 """
 
 from __future__ import annotations
@@ -125,12 +125,12 @@ def picked_subset(encoder, image_set, labels, method: str, seed: int = 0):
     revealed. On a labeled folder, it shows what choosing the images gains over a random
     draw (`kssl run --select typiclust`).
 
-    Example:
-    >>> import kssl
-    >>> images = kssl.load_digits(image_size=8).subset(range(200))
-    >>> subset = picked_subset(kssl.conv4(width=0.125, image_size=8), images, 2, "kcenter")
-    >>> len(subset), subset.num_classes
-    (20, 10)
+    Examples:
+        >>> import kssl
+        >>> images = kssl.load_digits(image_size=8).subset(range(200))
+        >>> subset = picked_subset(kssl.conv4(width=0.125, image_size=8), images, 2, "kcenter")
+        >>> len(subset), subset.num_classes
+        (20, 10)
     """
     from kssl.data.subsets import label_subset
 
@@ -149,12 +149,12 @@ def select_for_labeling(encoder, images, budget: int, method: str = defaults.SEL
     `verbose=1` shows Keras' progress bar while the features are computed, `progress=True`
     a bar of the images done.
 
-    Example:
-    >>> import kssl
-    >>> images = kssl.load_digits(image_size=8).subset(range(60))
-    >>> picks = select_for_labeling(kssl.conv4(width=0.125, image_size=8), images, 5, labeled=[0, 1])
-    >>> len(set(picks.tolist())), bool(set(picks.tolist()) & {0, 1})
-    (5, False)
+    Examples:
+        >>> import kssl
+        >>> images = kssl.load_digits(image_size=8).subset(range(60))
+        >>> picks = select_for_labeling(kssl.conv4(width=0.125, image_size=8), images, 5, labeled=[0, 1])
+        >>> len(set(picks.tolist())), bool(set(picks.tolist()) & {0, 1})
+        (5, False)
     """
     from kssl.evaluation.features import features_by_row, unread_message
     from kssl.evaluation.similarity import l2_normalized

@@ -16,14 +16,14 @@ Results go to the progress line (`knn_20`, `knn_200`, `rankme` in the logs, as t
 to `steps` and `curves` (and a JSON file, `path`, read back on resume), and to the logs
 at the end of the epoch (so a `keras.callbacks.TensorBoard` after it records them).
 
-Example:
->>> import kssl
->>> digits = kssl.load_digits(image_size=8)
->>> monitor = KNNMonitor(digits, every=2, max_images=200)
->>> model, _ = kssl.pretrain(digits.subset(range(128)), kssl.resnet(10, width=0.125, image_size=8),
-...                          epochs=2, batch_size=64, callbacks=[monitor], verbose=0)
->>> monitor.steps, sorted(monitor.curves), monitor.queries, monitor.bank
-([2, 4], ['knn_20', 'knn_200', 'rankme'], 40, 160)
+Examples:
+    >>> import kssl
+    >>> digits = kssl.load_digits(image_size=8)
+    >>> monitor = KNNMonitor(digits, every=2, max_images=200)
+    >>> model, _ = kssl.pretrain(digits.subset(range(128)), kssl.resnet(10, width=0.125, image_size=8),
+    ...                          epochs=2, batch_size=64, callbacks=[monitor], verbose=0)
+    >>> monitor.steps, sorted(monitor.curves), monitor.queries, monitor.bank
+    ([2, 4], ['knn_20', 'knn_200', 'rankme'], 40, 160)
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def monitor_every(total_steps: int | None) -> int:
     """The default check interval: a tenth of the training, 25 to 250 steps (200 when the
     length is unknown, as under a time budget).
 
-    Example:
-    >>> monitor_every(3906), monitor_every(1000), monitor_every(60), monitor_every(None)
-    (250, 100, 25, 200)
+    Examples:
+        >>> monitor_every(3906), monitor_every(1000), monitor_every(60), monitor_every(None)
+        (250, 100, 25, 200)
     """
     if total_steps is None:
         return 200
@@ -59,10 +59,10 @@ def monitor_subset(labels, max_images: int, seed: int = 0) -> tuple[np.ndarray, 
     images with `labels`, a fifth of it queries, stratified by class where every class
     has images enough (else uniform).
 
-    Example:
-    >>> queries, bank = monitor_subset(np.repeat([0, 1], 50), max_images=40)
-    >>> len(queries), len(bank), np.bincount(np.asarray([0, 1] * 50)[queries]).tolist()
-    (8, 32, [4, 4])
+    Examples:
+        >>> queries, bank = monitor_subset(np.repeat([0, 1], 50), max_images=40)
+        >>> len(queries), len(bank), np.bincount(np.asarray([0, 1] * 50)[queries]).tolist()
+        (8, 32, [4, 4])
     """
     from sklearn.model_selection import train_test_split
 
@@ -274,10 +274,10 @@ def rankme(features, epsilon: float = 1e-7) -> float:
     values. From 1 (every image on one line: collapse) to `min(N, D)` (spread evenly over
     every direction); it needs no labels.
 
-    Example:
-    >>> rng = np.random.default_rng(0)
-    >>> round(rankme(rng.normal(size=(1000, 8))), 1), round(rankme(np.ones((1000, 8))), 2)
-    (8.0, 1.0)
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> round(rankme(rng.normal(size=(1000, 8))), 1), round(rankme(np.ones((1000, 8))), 2)
+        (8.0, 1.0)
 
     Reference:
         Garrido et al. 2023, "RankMe", https://arxiv.org/abs/2210.02885, section 3.
@@ -294,14 +294,14 @@ class RankMeMonitor(FeatureMonitor):
     `max_images` images (their evaluation views), every `every` steps and at the end; a
     warning once it falls below `collapse_share` of its highest value so far.
 
-    Example:
-    >>> import kssl
-    >>> digits = kssl.load_digits(image_size=8)
-    >>> monitor = RankMeMonitor(digits, every=2, max_images=200)
-    >>> _ = kssl.pretrain(digits.subset(range(128)), kssl.conv4(width=0.125, image_size=8),
-    ...                   epochs=2, batch_size=64, callbacks=[monitor], verbose=0)
-    >>> monitor.steps, sorted(monitor.curves), monitor.images
-    ([2, 4], ['rankme'], 200)
+    Examples:
+        >>> import kssl
+        >>> digits = kssl.load_digits(image_size=8)
+        >>> monitor = RankMeMonitor(digits, every=2, max_images=200)
+        >>> _ = kssl.pretrain(digits.subset(range(128)), kssl.conv4(width=0.125, image_size=8),
+        ...                   epochs=2, batch_size=64, callbacks=[monitor], verbose=0)
+        >>> monitor.steps, sorted(monitor.curves), monitor.images
+        ([2, 4], ['rankme'], 200)
     """
 
     name = "rankme"

@@ -14,17 +14,17 @@ of `block_rows` x `block_rows` rows, so the memory beyond the embeddings themsel
 the same for a million rows as for a thousand (BENCHMARKS.md "Similarity search" has the
 times; the pairs' search grows with the square of the rows).
 
-Example:
->>> import numpy as np, tempfile, os
->>> vectors = np.eye(3, 4, dtype="float32") + 0.1
->>> path = os.path.join(tempfile.mkdtemp(), "e.npz")
->>> _ = write_embeddings(path, ["a.jpg", "b.jpg", "c.jpg"], vectors, labels=["x", "y", "x"])
->>> table = read_embeddings(path)
->>> len(table), str(table.labels[2]), round(float(np.linalg.norm(table.embeddings[0])), 4)
-(3, 'x', 1.0)
->>> indices, similarities = top_k(table.embeddings, table.embeddings[0], k=2)
->>> indices.tolist(), [round(float(s), 3) for s in similarities]
-([0, 1], [1.0, 0.194])
+Examples:
+    >>> import numpy as np, tempfile, os
+    >>> vectors = np.eye(3, 4, dtype="float32") + 0.1
+    >>> path = os.path.join(tempfile.mkdtemp(), "e.npz")
+    >>> _ = write_embeddings(path, ["a.jpg", "b.jpg", "c.jpg"], vectors, labels=["x", "y", "x"])
+    >>> table = read_embeddings(path)
+    >>> len(table), str(table.labels[2]), round(float(np.linalg.norm(table.embeddings[0])), 4)
+    (3, 'x', 1.0)
+    >>> indices, similarities = top_k(table.embeddings, table.embeddings[0], k=2)
+    >>> indices.tolist(), [round(float(s), 3) for s in similarities]
+    ([0, 1], [1.0, 0.194])
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ def mean_interval(values, confidence: float = 0.95) -> tuple[float, float | None
 
     One value has no interval: `(value, None, None)`.
 
-    Example:
-    >>> mean, low, high = mean_interval([0.60, 0.70, 0.80])
-    >>> round(mean, 3), round(low, 3), round(high, 3)
-    (0.7, 0.452, 0.948)
+    Examples:
+        >>> mean, low, high = mean_interval([0.60, 0.70, 0.80])
+        >>> round(mean, 3), round(low, 3), round(high, 3)
+        (0.7, 0.452, 0.948)
     """
     from scipy.stats import t
 
@@ -41,9 +41,9 @@ def accuracy_standard_error(accuracy: float, images: int) -> float:
     accuracy, so that 10 of 10 right still has an error (a perfect score on a few images
     is not a certainty): what kssl's one-standard-error choices compare a margin with.
 
-    Example:
-    >>> round(accuracy_standard_error(0.5, 100), 4), round(accuracy_standard_error(1.0, 10), 3)
-    (0.05, 0.087)
+    Examples:
+        >>> round(accuracy_standard_error(0.5, 100), 4), round(accuracy_standard_error(1.0, 10), 3)
+        (0.05, 0.087)
     """
     if images < 1:
         raise ValueError(f"images must be >= 1. Received: images={images!r}")

@@ -8,13 +8,13 @@ is asked for. Adding a mode is its file in `kssl/finetuning/` and one entry here
 
 ("Mode" is kssl's one word for this concept; "strategy" means `tf.distribute`'s.)
 
-Example:
->>> list(MODES)
-['linear', 'partial', 'full', 'lora', 'adapter', 'gradual']
->>> mode_class("LoRA").__name__
-'LoRA'
->>> MODES["lora"].parse_options(["rank=4"], "--mode-option")
-{'rank': 4}
+Examples:
+    >>> list(MODES)
+    ['linear', 'partial', 'full', 'lora', 'adapter', 'gradual']
+    >>> mode_class("LoRA").__name__
+    'LoRA'
+    >>> MODES["lora"].parse_options(["rank=4"], "--mode-option")
+    {'rank': 4}
 """
 
 from __future__ import annotations

@@ -30,11 +30,11 @@ def _loss_gradient(model, images, labels):
 def fgsm(model, images, labels, epsilon: float):
     """`clip(x + epsilon * sign(grad_x loss(model(x), y)), 0, 1)`.
 
-    Example:
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, use_bias=False)])
-    >>> model.set_weights([np.array([[1.0, -1.0], [0.0, 0.0]], "float32")])
-    >>> fgsm(model, tf.constant([[0.5, 0.5]]), tf.constant([0]), 0.1).numpy()  # away from class 0
-    array([[0.4, 0.5]], dtype=float32)
+    Examples:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, use_bias=False)])
+        >>> model.set_weights([np.array([[1.0, -1.0], [0.0, 0.0]], "float32")])
+        >>> fgsm(model, tf.constant([[0.5, 0.5]]), tf.constant([0]), 0.1).numpy()  # away from class 0
+        array([[0.4, 0.5]], dtype=float32)
     """
     images = tf.convert_to_tensor(images, tf.float32)
     gradient = _loss_gradient(model, images, labels)

@@ -19,11 +19,11 @@ from kssl.finetuning.stages import encoder_stages, stage_of
 def stage_learning_rates(encoder, decay: float) -> dict[str, float]:
     """Encoder layer name -> learning-rate multiplier, for layers that have weights.
 
-    Example:
-    >>> from kssl.encoders import resnet
-    >>> rates = stage_learning_rates(resnet(18, width=0.125, image_size=8), decay=0.5)
-    >>> rates["stage4_block2_2_conv"], rates["stage1_block1_1_conv"], rates["stem_conv"]
-    (0.5, 0.0625, 0.03125)
+    Examples:
+        >>> from kssl.encoders import resnet
+        >>> rates = stage_learning_rates(resnet(18, width=0.125, image_size=8), decay=0.5)
+        >>> rates["stage4_block2_2_conv"], rates["stage1_block1_1_conv"], rates["stem_conv"]
+        (0.5, 0.0625, 0.03125)
     """
     if not 0 < decay <= 1:
         raise ValueError(f"stage_decay must be in (0, 1]. Received: stage_decay={decay!r}")
@@ -52,16 +52,16 @@ class LayerwiseAdam(keras.optimizers.Adam):
         layer_multipliers: layer name -> multiplier, e.g. from `stage_learning_rates`.
         **kwargs: Adam's arguments.
 
-    Example:
-    >>> import numpy as np
-    >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, name="slow"),
-    ...                           keras.layers.Dense(1, name="fast")])
-    >>> optimizer = LayerwiseAdam(learning_rate=0.1, layer_multipliers={"slow": 0.1})
-    >>> before = [w.numpy() for w in model.trainable_weights]
-    >>> optimizer.apply([np.ones(w.shape, "float32") for w in model.trainable_weights],
-    ...                 model.trainable_weights)
-    >>> [round(float((b - w.numpy()).max()), 4) for b, w in zip(before, model.trainable_weights)]
-    [0.01, 0.01, 0.1, 0.1]
+    Examples:
+        >>> import numpy as np
+        >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, name="slow"),
+        ...                           keras.layers.Dense(1, name="fast")])
+        >>> optimizer = LayerwiseAdam(learning_rate=0.1, layer_multipliers={"slow": 0.1})
+        >>> before = [w.numpy() for w in model.trainable_weights]
+        >>> optimizer.apply([np.ones(w.shape, "float32") for w in model.trainable_weights],
+        ...                 model.trainable_weights)
+        >>> [round(float((b - w.numpy()).max()), 4) for b, w in zip(before, model.trainable_weights)]
+        [0.01, 0.01, 0.1, 0.1]
     """
 
     def __init__(self, layer_multipliers: dict | None = None, **kwargs):

@@ -39,17 +39,17 @@ def merge_lora(model):
     costs what the original encoder costs. Keras' `save_own_variables` of a LoRA layer
     already writes the merged kernel; the copy loads exactly that.
 
-    Example:
-    >>> import numpy as np
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> model.layers[0].enable_lora(2)
-    >>> _ = model.layers[0].lora_kernel_b.assign(np.ones((2, 3)))
-    >>> merged = merge_lora(model)
-    >>> merged.layers[0].lora_enabled, len(merged.weights), len(model.weights)
-    (False, 2, 4)
-    >>> x = np.ones((1, 4), "float32")
-    >>> bool(np.allclose(merged(x), model(x), atol=1e-5))
-    True
+    Examples:
+        >>> import numpy as np
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> model.layers[0].enable_lora(2)
+        >>> _ = model.layers[0].lora_kernel_b.assign(np.ones((2, 3)))
+        >>> merged = merge_lora(model)
+        >>> merged.layers[0].lora_enabled, len(merged.weights), len(model.weights)
+        (False, 2, 4)
+        >>> x = np.ones((1, 4), "float32")
+        >>> bool(np.allclose(merged(x), model(x), atol=1e-5))
+        True
     """
     config = _strip_lora(copy.deepcopy(keras.saving.serialize_keras_object(model)))
     plain = keras.saving.deserialize_keras_object(config)

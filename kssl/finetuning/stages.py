@@ -5,10 +5,10 @@ families: ResNet/ResNetV2 (`conv{n}_...`), EfficientNet/V2 (`block{n}{a-z}_...`)
 ConvNeXt (`..._stage_{n}_...`) and MobileNetV3 (`expanded_conv_{n}_...`, one block a
 stage). Layers outside every stage (the stem, a final norm) have stage `None`.
 
-Example:
->>> [stage_of(name) for name in ("stem_conv", "stage2_block1_conv", "conv4_block6_out",
-...                              "block6a_expand_conv", "convnext_tiny_stage_1_block_0_conv")]
-[None, 2, 4, 6, 1]
+Examples:
+    >>> [stage_of(name) for name in ("stem_conv", "stage2_block1_conv", "conv4_block6_out",
+    ...                              "block6a_expand_conv", "convnext_tiny_stage_1_block_0_conv")]
+    [None, 2, 4, 6, 1]
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ class ResidualAdapter(keras.layers.Layer):
     Args:
         reduction: the bottleneck has `max(1, C // reduction)` channels.
 
-    Example:
-    >>> import numpy as np
-    >>> adapter = ResidualAdapter(reduction=4)
-    >>> x = np.random.rand(2, 5, 5, 16).astype("float32")
-    >>> bool(np.array_equal(adapter(x), x)), adapter.count_params()  # 16*4+4 + 4*16+16
-    (True, 148)
+    Examples:
+        >>> import numpy as np
+        >>> adapter = ResidualAdapter(reduction=4)
+        >>> x = np.random.rand(2, 5, 5, 16).astype("float32")
+        >>> bool(np.array_equal(adapter(x), x)), adapter.count_params()  # 16*4+4 + 4*16+16
+        (True, 148)
     """
 
     def __init__(self, reduction: int = 4, **kwargs):

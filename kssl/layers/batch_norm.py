@@ -27,13 +27,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     synchronized layer issues several. The moving variance is updated with the biased batch variance,
     as Keras does. The fused kernel raises `epsilon` to at least 1.001e-5.
 
-    Example:
-    >>> import numpy as np
-    >>> layer = FusedBatchNormalization(momentum=0.9)
-    >>> x = np.random.default_rng(0).normal(3.0, 2.0, (8, 4, 4, 2)).astype("float32")
-    >>> y = layer(x, training=True)
-    >>> bool(abs(float(np.mean(y))) < 1e-5), np.round(layer.moving_mean.numpy(), 1).shape
-    (True, (2,))
+    Examples:
+        >>> import numpy as np
+        >>> layer = FusedBatchNormalization(momentum=0.9)
+        >>> x = np.random.default_rng(0).normal(3.0, 2.0, (8, 4, 4, 2)).astype("float32")
+        >>> y = layer(x, training=True)
+        >>> bool(abs(float(np.mean(y))) < 1e-5), np.round(layer.moving_mean.numpy(), 1).shape
+        (True, (2,))
     """
 
     def call(self, inputs, training=None, mask=None):

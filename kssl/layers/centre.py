@@ -19,12 +19,12 @@ class Centre(keras.layers.Layer):
         dim: the number of prototypes K.
         momentum: m (the paper's 0.9).
 
-    Example:
-    >>> import numpy as np
-    >>> centre = Centre(3, momentum=0.5)
-    >>> centre.update([np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], "float32")])
-    >>> centre.value.numpy().tolist()
-    [0.5, 0.0, 0.0]
+    Examples:
+        >>> import numpy as np
+        >>> centre = Centre(3, momentum=0.5)
+        >>> centre.update([np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], "float32")])
+        >>> centre.value.numpy().tolist()
+        [0.5, 0.0, 0.0]
     """
 
     def __init__(self, dim, momentum=0.9, **kwargs):

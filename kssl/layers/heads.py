@@ -25,11 +25,11 @@ class ProjectionHead(keras.layers.Layer):
             Dense has a bias, as BYOL's and Barlow Twins' heads), or `"auto"`: `"scale"`
             with `batch_norm`, else None.
 
-    Example:
-    >>> import numpy as np
-    >>> head = ProjectionHead(hidden_dim=32, output_dim=8, depth=2)
-    >>> head(np.ones((4, 16), "float32")).shape
-    TensorShape([4, 8])
+    Examples:
+        >>> import numpy as np
+        >>> head = ProjectionHead(hidden_dim=32, output_dim=8, depth=2)
+        >>> head(np.ones((4, 16), "float32")).shape
+        TensorShape([4, 8])
 
     Reference:
         Chen et al. 2020 (SimCLR), section 2.1 and appendix B.
@@ -161,12 +161,12 @@ class Prototypes(keras.layers.Layer):
     with the norm fixed at 1 (`weight_norm` with `g = 1`, `norm_last_layer=True`): on
     L2-normalised inputs, each output is the cosine of the input and a prototype.
 
-    Example:
-    >>> import numpy as np
-    >>> layer = Prototypes(5)
-    >>> out = layer(np.eye(4, dtype="float32"))
-    >>> out.shape, bool(np.all(np.abs(out.numpy()) <= 1 + 1e-6))
-    (TensorShape([4, 5]), True)
+    Examples:
+        >>> import numpy as np
+        >>> layer = Prototypes(5)
+        >>> out = layer(np.eye(4, dtype="float32"))
+        >>> out.shape, bool(np.all(np.abs(out.numpy()) <= 1 + 1e-6))
+        (TensorShape([4, 5]), True)
     """
 
     def __init__(self, count, **kwargs):

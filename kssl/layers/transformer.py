@@ -1,13 +1,13 @@
 """Vision-transformer layers: patch embedding with fixed 2-D sine-cosine positions, and a
 pre-norm transformer block. `kssl.encoders.vit` and `kssl.MAE` are built from them.
 
-Example:
->>> import numpy as np
->>> tokens = PatchEmbedding(patch_size=4, width=32)(np.zeros((2, 16, 16, 3), "float32"))
->>> tokens.shape  # a 4 x 4 grid of patches
-TensorShape([2, 16, 32])
->>> TransformerBlock(heads=2)(tokens).shape
-TensorShape([2, 16, 32])
+Examples:
+    >>> import numpy as np
+    >>> tokens = PatchEmbedding(patch_size=4, width=32)(np.zeros((2, 16, 16, 3), "float32"))
+    >>> tokens.shape  # a 4 x 4 grid of patches
+    TensorShape([2, 16, 32])
+    >>> TransformerBlock(heads=2)(tokens).shape
+    TensorShape([2, 16, 32])
 """
 
 from __future__ import annotations

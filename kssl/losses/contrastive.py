@@ -99,11 +99,11 @@ def nt_xent(z1, z2, temperature: float = 0.5, gather_distributed: bool = False):
     Returns:
         A float32 scalar.
 
-    Example:
-    >>> import numpy as np
-    >>> z = np.eye(4, dtype="float32")
-    >>> round(float(nt_xent(z, z, temperature=0.1)), 4)  # perfect pairs, orthogonal negatives
-    0.0003
+    Examples:
+        >>> import numpy as np
+        >>> z = np.eye(4, dtype="float32")
+        >>> round(float(nt_xent(z, z, temperature=0.1)), 4)  # perfect pairs, orthogonal negatives
+        0.0003
 
     Reference:
         Chen et al. 2020, https://arxiv.org/abs/2002.05709, eq. (1).
@@ -136,12 +136,12 @@ def info_nce_per_query(queries, keys, queue, temperature: float = 0.2):
         `(losses, hits)`: `(n,)` float32 losses, and 1.0 where the positive key had the
         largest logit.
 
-    Example:
-    >>> import numpy as np
-    >>> q = np.eye(2, 4, dtype="float32")
-    >>> losses, hits = info_nce_per_query(q, q, np.eye(4, dtype="float32")[2:], temperature=0.1)
-    >>> [round(float(x), 4) for x in losses], hits.numpy().tolist()
-    ([0.0001, 0.0001], [1.0, 1.0])
+    Examples:
+        >>> import numpy as np
+        >>> q = np.eye(2, 4, dtype="float32")
+        >>> losses, hits = info_nce_per_query(q, q, np.eye(4, dtype="float32")[2:], temperature=0.1)
+        >>> [round(float(x), 4) for x in losses], hits.numpy().tolist()
+        ([0.0001, 0.0001], [1.0, 1.0])
 
     Reference:
         He et al. 2020 (MoCo), eq. 1, https://arxiv.org/abs/1911.05722; Chen et al. 2020

@@ -23,10 +23,10 @@ def _cosine(a, b):
 def normalized_mse(prediction, target):
     """`||p/||p|| - z/||z|| ||^2 = 2 - 2 cos(p, z)` per example, with no gradient to `target`.
 
-    Example:
-    >>> import numpy as np
-    >>> normalized_mse(np.array([[1.0, 0.0]]), np.array([[0.0, 3.0]])).numpy()
-    array([2.], dtype=float32)
+    Examples:
+        >>> import numpy as np
+        >>> normalized_mse(np.array([[1.0, 0.0]]), np.array([[0.0, 3.0]])).numpy()
+        array([2.], dtype=float32)
     """
     return 2.0 - 2.0 * _cosine(prediction, tf.stop_gradient(target))
 
@@ -67,11 +67,11 @@ def byol_crops(predictions, targets):
     Returns:
         `(N,)` float32, in [0, 8].
 
-    Example:
-    >>> import numpy as np
-    >>> p = [np.eye(2, dtype="float32")] * 3
-    >>> byol_crops(p, p[:2]).numpy()  # every crop agrees with every target
-    array([0., 0.], dtype=float32)
+    Examples:
+        >>> import numpy as np
+        >>> p = [np.eye(2, dtype="float32")] * 3
+        >>> byol_crops(p, p[:2]).numpy()  # every crop agrees with every target
+        array([0., 0.], dtype=float32)
     """
     terms = [
         normalized_mse(prediction, target)
@@ -114,11 +114,11 @@ def teacher_regression(predictions, teacher_features, normalize: bool = True):
     Returns:
         `(N,)` float32 per-example losses (the method averages them over the global batch).
 
-    Example:
-    >>> import numpy as np
-    >>> p, t = np.array([[1.0, 0.0]]), np.array([[0.0, 3.0]])
-    >>> teacher_regression(p, t).numpy(), teacher_regression(p, t, normalize=False).numpy()
-    (array([2.], dtype=float32), array([5.], dtype=float32))
+    Examples:
+        >>> import numpy as np
+        >>> p, t = np.array([[1.0, 0.0]]), np.array([[0.0, 3.0]])
+        >>> teacher_regression(p, t).numpy(), teacher_regression(p, t, normalize=False).numpy()
+        (array([2.], dtype=float32), array([5.], dtype=float32))
     """
     if normalize:
         return normalized_mse(predictions, teacher_features)

@@ -14,10 +14,10 @@ def patchify(images, patch_size: int):
     """`(B, H, W, C)` -> `(B, (H/p) * (W/p), p * p * C)`: patches in raster order, each
     flattened row by row, channels last (MAE's `patchify`).
 
-    Example:
-    >>> import numpy as np
-    >>> patchify(np.arange(16, dtype="float32").reshape(1, 4, 4, 1), 2)[0, 1].numpy().tolist()
-    [2.0, 3.0, 6.0, 7.0]
+    Examples:
+        >>> import numpy as np
+        >>> patchify(np.arange(16, dtype="float32").reshape(1, 4, 4, 1), 2)[0, 1].numpy().tolist()
+        [2.0, 3.0, 6.0, 7.0]
     """
     images = tf.convert_to_tensor(images)
     shape = tf.shape(images)

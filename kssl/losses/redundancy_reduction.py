@@ -50,11 +50,11 @@ def barlow_twins(z1, z2, lambda_: float = 5e-3, epsilon: float = 1e-5, gather_di
     Returns:
         A float32 scalar: the loss of the (global) batch.
 
-    Example:
-    >>> import numpy as np
-    >>> z = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
-    >>> round(float(barlow_twins(z, z, lambda_=0.0)), 4)  # identical views: C_ii = 1
-    0.0
+    Examples:
+        >>> import numpy as np
+        >>> z = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
+        >>> round(float(barlow_twins(z, z, lambda_=0.0)), 4)  # identical views: C_ii = 1
+        0.0
 
     Reference:
         Zbontar et al. 2021, https://arxiv.org/abs/2103.03230, eq. 1-2.

@@ -26,12 +26,12 @@ def dino(student_logits, teacher_logits, center, student_temperature: float = 0.
     Returns:
         `(N,)` float32: each image's loss; the paper's loss is its mean over the batch.
 
-    Example:
-    >>> import numpy as np
-    >>> logits = [np.eye(3, dtype="float32")[[0, 1]] * 10] * 2
-    >>> terms = dino(logits, logits, np.zeros(3, "float32"))
-    >>> terms.shape, bool(terms.numpy().max() < 1e-3)  # confident and in agreement: near 0
-    (TensorShape([2]), True)
+    Examples:
+        >>> import numpy as np
+        >>> logits = [np.eye(3, dtype="float32")[[0, 1]] * 10] * 2
+        >>> terms = dino(logits, logits, np.zeros(3, "float32"))
+        >>> terms.shape, bool(terms.numpy().max() < 1e-3)  # confident and in agreement: near 0
+        (TensorShape([2]), True)
     """
     if len(teacher_logits) < 1 or len(student_logits) < 2:
         raise ValueError(

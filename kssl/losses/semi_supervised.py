@@ -29,11 +29,11 @@ def fixmatch(weak_logits, strong_logits, threshold: float = 0.95):
         `(N,)` float32 mask (1 where the pseudo-label is kept). The paper's loss is the
         mean of `terms` over all `N` unlabeled images (not over the kept ones).
 
-    Example:
-    >>> import numpy as np
-    >>> terms, mask = fixmatch(np.array([[9.0, 0.0], [0.1, 0.0]]), np.array([[0.0, 0.0], [0.0, 0.0]]))
-    >>> mask.numpy().tolist(), [round(float(term), 4) for term in terms.numpy()]
-    ([1.0, 0.0], [0.6931, 0.0])
+    Examples:
+        >>> import numpy as np
+        >>> terms, mask = fixmatch(np.array([[9.0, 0.0], [0.1, 0.0]]), np.array([[0.0, 0.0], [0.0, 0.0]]))
+        >>> mask.numpy().tolist(), [round(float(term), 4) for term in terms.numpy()]
+        ([1.0, 0.0], [0.6931, 0.0])
     """
     weak = tf.stop_gradient(tf.nn.softmax(tf.cast(weak_logits, tf.float32), axis=-1))
     mask = tf.cast(tf.reduce_max(weak, axis=-1) >= threshold, tf.float32)
@@ -57,11 +57,11 @@ def distillation(student_logits, teacher_logits, temperature: float = 1.0):
     Returns:
         `(N,)` float32: each image's cross-entropy against the teacher's soft labels.
 
-    Example:
-    >>> import numpy as np
-    >>> logits = np.array([[2.0, 0.0, -1.0]])
-    >>> float(distillation(logits, logits).numpy()[0]) > 0  # the teacher's entropy: not 0
-    True
+    Examples:
+        >>> import numpy as np
+        >>> logits = np.array([[2.0, 0.0, -1.0]])
+        >>> float(distillation(logits, logits).numpy()[0]) > 0  # the teacher's entropy: not 0
+        True
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0. Received: {temperature!r}")
@@ -83,10 +83,10 @@ def freematch_mask(weak_logits, time_p, p_model):
     Returns:
         `(N,)` float32: 1 where the pseudo-label is kept.
 
-    Example:
-    >>> import numpy as np
-    >>> freematch_mask(np.log([[0.7, 0.3], [0.4, 0.6]]), 0.8, np.array([1.0, 0.5])).numpy().tolist()
-    [0.0, 1.0]
+    Examples:
+        >>> import numpy as np
+        >>> freematch_mask(np.log([[0.7, 0.3], [0.4, 0.6]]), 0.8, np.array([1.0, 0.5])).numpy().tolist()
+        [0.0, 1.0]
     """
     probabilities = tf.nn.softmax(tf.cast(weak_logits, tf.float32), axis=-1)
     p_model = tf.cast(p_model, tf.float32)
@@ -136,9 +136,9 @@ def flexmatch_thresholds(selected, num_classes: int, threshold: float = 0.95):
     Returns:
         `(C,)` float32 thresholds: 0 for every class before any image was confident.
 
-    Example:
-    >>> [round(float(t), 3) for t in flexmatch_thresholds([0, 0, 1, -1], 2, threshold=0.9)]
-    [0.9, 0.3]
+    Examples:
+        >>> [round(float(t), 3) for t in flexmatch_thresholds([0, 0, 1, -1], 2, threshold=0.9)]
+        [0.9, 0.3]
     """
     counts = tf.math.bincount(tf.cast(selected, tf.int32) + 1, minlength=num_classes + 1, maxlength=num_classes + 1)
     counts = tf.cast(counts, tf.float32)

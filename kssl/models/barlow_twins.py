@@ -23,14 +23,14 @@ class BarlowTwins(SelfSupervisedModel):
         lambda_: weight of the redundancy (off-diagonal) term; the paper's 5e-3.
         probe_classes: see `SelfSupervisedModel`.
 
-    Example:
-    >>> import numpy as np
-    >>> from kssl.encoders import resnet
-    >>> model = BarlowTwins(resnet(10, width=0.125, image_size=8))
-    >>> model.compile(optimizer="sgd")
-    >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
-    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
-    ['embedding_std', 'loss']
+    Examples:
+        >>> import numpy as np
+        >>> from kssl.encoders import resnet
+        >>> model = BarlowTwins(resnet(10, width=0.125, image_size=8))
+        >>> model.compile(optimizer="sgd")
+        >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
+        >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
+        ['embedding_std', 'loss']
 
     Reference:
         Zbontar et al. 2021, https://arxiv.org/abs/2103.03230.

@@ -43,14 +43,14 @@ class BYOL(MomentumModel):
     Metrics: `loss` (in [0, 8]), `embedding_std` (spread of the normalised projections;
     it drops towards 0 if the representation collapses) and `momentum` (the current tau).
 
-    Example:
-    >>> import numpy as np
-    >>> from kssl.encoders import resnet
-    >>> model = BYOL(resnet(10, width=0.125, image_size=8))
-    >>> model.compile(optimizer="sgd")
-    >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
-    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
-    ['embedding_std', 'loss', 'momentum']
+    Examples:
+        >>> import numpy as np
+        >>> from kssl.encoders import resnet
+        >>> model = BYOL(resnet(10, width=0.125, image_size=8))
+        >>> model.compile(optimizer="sgd")
+        >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
+        >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
+        ['embedding_std', 'loss', 'momentum']
 
     Reference:
         Grill et al. 2020, https://arxiv.org/abs/2006.07733.

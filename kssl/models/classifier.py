@@ -54,16 +54,16 @@ class Classifier(keras.Model):
             adversarial examples computed inside the train step; None trains on clean
             images.
 
-    Example:
-    >>> from kssl.encoders import resnet
-    >>> classifier = Classifier(resnet(10, width=0.125, image_size=8), num_classes=3,
-    ...                         mode="lora", mode_options={"rank": 2})
-    >>> classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    >>> classifier.predict(np.zeros((2, 8, 8, 3)), verbose=0).shape
-    (2, 3)
-    >>> counts = classifier.parameter_counts()
-    >>> counts["trainable"] < 0.1 * counts["total"]
-    True
+    Examples:
+        >>> from kssl.encoders import resnet
+        >>> classifier = Classifier(resnet(10, width=0.125, image_size=8), num_classes=3,
+        ...                         mode="lora", mode_options={"rank": 2})
+        >>> classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        >>> classifier.predict(np.zeros((2, 8, 8, 3)), verbose=0).shape
+        (2, 3)
+        >>> counts = classifier.parameter_counts()
+        >>> counts["trainable"] < 0.1 * counts["total"]
+        True
 
     Reference:
         L2-SP: Li, Grandvalet and Davoine 2018, https://arxiv.org/abs/1802.01483.

@@ -55,14 +55,14 @@ class DINO(MomentumModel):
     `teacher_temperature` and `teacher_entropy` (of the teacher's sharpened distribution,
     in nats: near 0 means collapse to one prototype, near log K a uniform one).
 
-    Example:
-    >>> import numpy as np
-    >>> from kssl.encoders import conv4
-    >>> model = DINO(conv4(width=0.125, image_size=16), prototypes=32, local_crops=2)
-    >>> model.compile(optimizer="sgd")
-    >>> views = [np.random.rand(4, 16, 16, 3).astype("float32")] * 2 + [np.random.rand(4, 7, 7, 3)] * 2
-    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))
-    ['embedding_std', 'loss', 'momentum', 'teacher_entropy', 'teacher_temperature']
+    Examples:
+        >>> import numpy as np
+        >>> from kssl.encoders import conv4
+        >>> model = DINO(conv4(width=0.125, image_size=16), prototypes=32, local_crops=2)
+        >>> model.compile(optimizer="sgd")
+        >>> views = [np.random.rand(4, 16, 16, 3).astype("float32")] * 2 + [np.random.rand(4, 7, 7, 3)] * 2
+        >>> sorted(model.train_on_batch(tuple(views), return_dict=True))
+        ['embedding_std', 'loss', 'momentum', 'teacher_entropy', 'teacher_temperature']
 
     Reference:
         Caron et al. 2021, https://arxiv.org/abs/2104.14294 (Algorithm 1; the reference

@@ -55,15 +55,15 @@ class Distillation(SelfSupervisedModel):
     Metrics: `loss` and `teacher_cosine`, the mean cosine similarity of the student's
     predictions and the teacher's features (1 when it reproduces them).
 
-    Example:
-    >>> import numpy as np
-    >>> from kssl.encoders import conv4
-    >>> teacher = conv4(width=0.25, image_size=8)
-    >>> model = Distillation(conv4(width=0.125, image_size=8), teacher)
-    >>> model.compile(optimizer="adam")
-    >>> views = np.random.rand(2, 4, 8, 8, 3).astype("float32")
-    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))
-    ['loss', 'teacher_cosine']
+    Examples:
+        >>> import numpy as np
+        >>> from kssl.encoders import conv4
+        >>> teacher = conv4(width=0.25, image_size=8)
+        >>> model = Distillation(conv4(width=0.125, image_size=8), teacher)
+        >>> model.compile(optimizer="adam")
+        >>> views = np.random.rand(2, 4, 8, 8, 3).astype("float32")
+        >>> sorted(model.train_on_batch(tuple(views), return_dict=True))
+        ['loss', 'teacher_cosine']
 
     Reference:
         LightlyTrain's distillation (lightly-ai/lightly-train, `DistillationV2`); Hinton et
@@ -158,10 +158,10 @@ def feature_map_model(encoder) -> keras.Model | None:
     """A model of `encoder`'s own layers giving the feature map its output pools, when it
     ends in a `GlobalAveragePooling2D` of one (else None: a ViT, a pooled head).
 
-    Example:
-    >>> from kssl.encoders import resnet
-    >>> feature_map_model(resnet(18, width=0.125, image_size=32)).output_shape
-    (None, 4, 4, 64)
+    Examples:
+        >>> from kssl.encoders import resnet
+        >>> feature_map_model(resnet(18, width=0.125, image_size=32)).output_shape
+        (None, 4, 4, 64)
     """
     last = encoder.layers[-1] if getattr(encoder, "layers", None) else None
     if not isinstance(last, keras.layers.GlobalAveragePooling2D) or len(encoder.outputs) != 1:

@@ -105,14 +105,14 @@ class MAE(SelfSupervisedModel):
     Views: a random resized crop (20-100% of the area) and a flip, no colour changes (the
     paper's augmentation); both views of an image are used, as two examples.
 
-    Example:
-    >>> import numpy as np
-    >>> from kssl.encoders import vit
-    >>> model = MAE(vit(depth=1, width=1 / 12, image_size=16))
-    >>> model.compile(optimizer="adamw")
-    >>> views = np.random.rand(2, 4, 16, 16, 3).astype("float32")
-    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
-    ['loss']
+    Examples:
+        >>> import numpy as np
+        >>> from kssl.encoders import vit
+        >>> model = MAE(vit(depth=1, width=1 / 12, image_size=16))
+        >>> model.compile(optimizer="adamw")
+        >>> views = np.random.rand(2, 4, 16, 16, 3).astype("float32")
+        >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
+        ['loss']
 
     Reference:
         He et al. 2022, https://arxiv.org/abs/2111.06377.

@@ -47,14 +47,14 @@ class MoCo(MomentumModel):
     Metrics: `loss`, `contrastive_accuracy` (how often the positive key beats every
     queued key) and `momentum`.
 
-    Example:
-    >>> import numpy as np
-    >>> from kssl.encoders import resnet
-    >>> model = MoCo(resnet(10, width=0.125, image_size=8), queue_size=32)
-    >>> model.compile(optimizer="sgd")
-    >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
-    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
-    ['contrastive_accuracy', 'loss', 'momentum']
+    Examples:
+        >>> import numpy as np
+        >>> from kssl.encoders import resnet
+        >>> model = MoCo(resnet(10, width=0.125, image_size=8), queue_size=32)
+        >>> model.compile(optimizer="sgd")
+        >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
+        >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
+        ['contrastive_accuracy', 'loss', 'momentum']
 
     Reference:
         He et al. 2020, https://arxiv.org/abs/1911.05722; Chen et al. 2020 ("Improved

@@ -6,15 +6,15 @@ after every optimizer step each of its weights moves towards the online one:
 batch norm normalises with batch statistics, as in both papers) and lists them in the
 model's `momentum_layers`, which keeps them out of the optimizer.
 
-Example:
->>> import keras, numpy as np
->>> online = keras.layers.Dense(2, kernel_initializer="ones")
->>> online.build((None, 3))
->>> target = momentum_copy(online, (None, 3))
->>> _ = online.kernel.assign(np.zeros((3, 2), "float32"))
->>> ema_update([target], [online], 0.75)
->>> float(target.kernel.numpy()[0, 0])
-0.75
+Examples:
+    >>> import keras, numpy as np
+    >>> online = keras.layers.Dense(2, kernel_initializer="ones")
+    >>> online.build((None, 3))
+    >>> target = momentum_copy(online, (None, 3))
+    >>> _ = online.kernel.assign(np.zeros((3, 2), "float32"))
+    >>> ema_update([target], [online], 0.75)
+    >>> float(target.kernel.numpy()[0, 0])
+    0.75
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ def cosine_momentum(base, progress):
     """BYOL's schedule: `1 - (1 - base) * (cos(pi * progress) + 1) / 2`, from `base` at
     progress 0 to 1 at progress 1 (Grill et al. 2020, section 3.2).
 
-    Example:
-    >>> [round(float(cosine_momentum(0.99, p)), 4) for p in (0.0, 0.5, 1.0)]
-    [0.99, 0.995, 1.0]
+    Examples:
+        >>> [round(float(cosine_momentum(0.99, p)), 4) for p in (0.0, 0.5, 1.0)]
+        [0.99, 0.995, 1.0]
     """
     progress = tf.clip_by_value(tf.cast(progress, tf.float32), 0.0, 1.0)
     return 1.0 - (1.0 - base) * (tf.cos(math.pi * progress) + 1.0) / 2.0

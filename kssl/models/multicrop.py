@@ -8,13 +8,13 @@ local crops go through convolutional encoders only; DINO's ViT setting, 40-100% 
 5-40%, is for encoders kssl cannot feed small crops to). Without local crops a method
 keeps its own two views.
 
-Example:
->>> from kssl.data.augment import ViewAugmentation
->>> views = with_local_crops([ViewAugmentation(96)] * 2, 96, local_crops=2)
->>> [(view.image_size, view.crop_area) for view in views]
-[(96, (0.14, 1.0)), (96, (0.14, 1.0)), (41, (0.05, 0.14)), (41, (0.05, 0.14))]
->>> symmetric_pairs(4), directed_pairs(3)
-([(0, 1), (0, 2), (0, 3), (1, 2), (1, 3)], [(0, 1), (0, 2), (1, 0), (1, 2)])
+Examples:
+    >>> from kssl.data.augment import ViewAugmentation
+    >>> views = with_local_crops([ViewAugmentation(96)] * 2, 96, local_crops=2)
+    >>> [(view.image_size, view.crop_area) for view in views]
+    [(96, (0.14, 1.0)), (96, (0.14, 1.0)), (41, (0.05, 0.14)), (41, (0.05, 0.14))]
+    >>> symmetric_pairs(4), directed_pairs(3)
+    ([(0, 1), (0, 2), (0, 3), (1, 2), (1, 3)], [(0, 1), (0, 2), (1, 0), (1, 2)])
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ AUTO_FROM_SIZE = LARGE_IMAGE_SIZE  # where blur is on
 def local_size(image_size: int) -> int:
     """The side of a local crop for training at `image_size` (at least 4 px).
 
-    Example:
-    >>> local_size(224), local_size(96), local_size(32)
-    (96, 41, 14)
+    Examples:
+        >>> local_size(224), local_size(96), local_size(32)
+        (96, 41, 14)
     """
     return max(4, int(round(image_size * LOCAL_SCALE)))
 
@@ -61,9 +61,9 @@ def resolve_local_crops(local_crops, image_size, encoder=None) -> int:
     only (a ViT). The one place the default is decided: the model's constructor, its
     views, `kssl.pretrain` and the command all call it.
 
-    Example:
-    >>> resolve_local_crops(None, 96), resolve_local_crops(None, 32), resolve_local_crops(2, 32)
-    (4, 0, 2)
+    Examples:
+        >>> resolve_local_crops(None, 96), resolve_local_crops(None, 32), resolve_local_crops(2, 32)
+        (4, 0, 2)
     """
     if local_crops is not None:
         return check_local_crops(local_crops)
@@ -104,12 +104,12 @@ def any_size(encoder):
     for crops smaller than the training size; a `ValueError` for an encoder that needs its
     own size (a ViT's position embeddings).
 
-    Example:
-    >>> import numpy as np
-    >>> from kssl.encoders import conv4
-    >>> encoder = conv4(width=0.125, image_size=16)
-    >>> any_size(encoder)(np.zeros((2, 7, 7, 3), "float32")).shape
-    TensorShape([2, 8])
+    Examples:
+        >>> import numpy as np
+        >>> from kssl.encoders import conv4
+        >>> encoder = conv4(width=0.125, image_size=16)
+        >>> any_size(encoder)(np.zeros((2, 7, 7, 3), "float32")).shape
+        TensorShape([2, 8])
     """
     try:
         flexible = keras.models.clone_model(encoder, input_tensors=keras.Input((None, None, 3)),

@@ -43,14 +43,14 @@ class SimCLR(SelfSupervisedModel):
 
     `model(images)` and `model.predict(images)` return the encoder's features.
 
-    Example:
-    >>> import numpy as np
-    >>> from kssl.encoders import resnet
-    >>> model = SimCLR(resnet(10, width=0.125, image_size=8), temperature=0.2)
-    >>> model.compile(optimizer="adam")
-    >>> views = np.random.rand(2, 4, 8, 8, 3).astype("float32")
-    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
-    ['contrastive_accuracy', 'loss']
+    Examples:
+        >>> import numpy as np
+        >>> from kssl.encoders import resnet
+        >>> model = SimCLR(resnet(10, width=0.125, image_size=8), temperature=0.2)
+        >>> model.compile(optimizer="adam")
+        >>> views = np.random.rand(2, 4, 8, 8, 3).astype("float32")
+        >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
+        ['contrastive_accuracy', 'loss']
 
     Reference:
         Chen et al. 2020, https://arxiv.org/abs/2002.05709.

@@ -29,14 +29,14 @@ class SimSiam(SelfSupervisedModel):
     Metrics: `loss`, and `embedding_std`: the spread of the normalised projections
     (about 1 when healthy; it drops to 0 if the representation collapses).
 
-    Example:
-    >>> import numpy as np
-    >>> from kssl.encoders import resnet
-    >>> model = SimSiam(resnet(10, width=0.125, image_size=8))
-    >>> model.compile(optimizer="sgd")
-    >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
-    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
-    ['embedding_std', 'loss']
+    Examples:
+        >>> import numpy as np
+        >>> from kssl.encoders import resnet
+        >>> model = SimSiam(resnet(10, width=0.125, image_size=8))
+        >>> model.compile(optimizer="sgd")
+        >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
+        >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
+        ['embedding_std', 'loss']
 
     Reference:
         Chen and He 2021, https://arxiv.org/abs/2011.10566.

@@ -22,20 +22,22 @@ class VICReg(SelfSupervisedModel):
         encoder: a `keras.Model` mapping images to `(B, D)` features.
         projector: the "expander"; default `kssl.layers.heads.barlow_twins_projector(D)`
             (3 layers, 4D wide), the paper's shape.
-        invariance_weight, variance_weight, covariance_weight: the paper's 25, 25, 1.
+        invariance_weight: the weight of the invariance (mean squared distance) term; the paper's 25.
+        variance_weight: the weight of the variance (hinge on each dimension's spread) term; 25.
+        covariance_weight: the weight of the covariance (off-diagonal) term; 1.
         local_crops: small crops per image (multi-crop, `kssl.models.multicrop`); the
             loss is then VICReg's mean over the pairs of the two global crops and of each
             global crop with each local one (`symmetric_pairs`).
         probe_classes: see `SelfSupervisedModel`.
 
-    Example:
-    >>> import numpy as np
-    >>> from kssl.encoders import resnet
-    >>> model = VICReg(resnet(10, width=0.125, image_size=8))
-    >>> model.compile(optimizer="sgd")
-    >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
-    >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
-    ['embedding_std', 'loss']
+    Examples:
+        >>> import numpy as np
+        >>> from kssl.encoders import resnet
+        >>> model = VICReg(resnet(10, width=0.125, image_size=8))
+        >>> model.compile(optimizer="sgd")
+        >>> views = np.random.rand(2, 8, 8, 8, 3).astype("float32")
+        >>> sorted(model.train_on_batch(tuple(views), return_dict=True))  # one step: its metrics
+        ['embedding_std', 'loss']
 
     Reference:
         Bardes, Ponce and LeCun 2022, https://arxiv.org/abs/2105.04906.

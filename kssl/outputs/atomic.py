@@ -14,13 +14,13 @@ def atomic_file(path, suffix: str = ""):
 
     A reader never sees a half-written file, and a failure leaves `path` as it was.
 
-    Example:
-    >>> import tempfile, pathlib
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
-    >>> with atomic_file(target) as tmp:
-    ...     _ = tmp.write_text("done")
-    >>> target.read_text()
-    'done'
+    Examples:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+        >>> with atomic_file(target) as tmp:
+        ...     _ = tmp.write_text("done")
+        >>> target.read_text()
+        'done'
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,13 +47,13 @@ def atomic_folder(path, staging=None, keep_on_error: bool = False):
     a resume), else it is removed. An existing `path` is replaced only on success, so
     callers check `overwrite` before they start.
 
-    Example:
-    >>> import tempfile, pathlib
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "model"
-    >>> with atomic_folder(target) as folder:
-    ...     _ = (folder / "weights.txt").write_text("done")
-    >>> sorted(p.name for p in target.iterdir()), sorted(p.name for p in target.parent.iterdir())
-    (['weights.txt'], ['model'])
+    Examples:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "model"
+        >>> with atomic_folder(target) as folder:
+        ...     _ = (folder / "weights.txt").write_text("done")
+        >>> sorted(p.name for p in target.iterdir()), sorted(p.name for p in target.parent.iterdir())
+        (['weights.txt'], ['model'])
     """
     import shutil
 

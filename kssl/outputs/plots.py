@@ -38,12 +38,12 @@ def _save(figure, path) -> pathlib.Path:
 def plot_training_curves(curves: dict[str, tuple[list, dict]], path, title: str = "Training curves"):
     """One panel per metric; `curves` maps a run name to `(steps, {metric: values})`.
 
-    Example:
-    >>> import tempfile, os
-    >>> p = plot_training_curves({"pretraining": ([1, 2, 3], {"loss": [3.0, 2.0, 1.5]})},
-    ...                          os.path.join(tempfile.mkdtemp(), "curves.png"))
-    >>> p.name
-    'curves.png'
+    Examples:
+        >>> import tempfile, os
+        >>> p = plot_training_curves({"pretraining": ([1, 2, 3], {"loss": [3.0, 2.0, 1.5]})},
+        ...                          os.path.join(tempfile.mkdtemp(), "curves.png"))
+        >>> p.name
+        'curves.png'
     """
     metrics = sorted({m for _, logs in curves.values() for m in logs})
     figure, axes = _figure(1, max(1, len(metrics)), figsize=(4.2 * max(1, len(metrics)), 3.2), squeeze=False)
@@ -77,13 +77,13 @@ def plot_label_efficiency(label_counts, strategies: dict[str, tuple[list, list]]
     line otherwise than "MODE, pretrained". A value is an accuracy, or `(mean accuracy, [low, high])`
     over several draws of the labels: the 95% interval is drawn as a band (None: no band).
 
-    Example:
-    >>> import tempfile, os
-    >>> p = plot_label_efficiency([10, 100], {"full": ([(0.5, [0.4, 0.6]), (0.8, None)], [0.3, 0.6]),
-    ...                                       "lora": ([0.5, 0.7], None)},
-    ...                           os.path.join(tempfile.mkdtemp(), "labels.png"))
-    >>> p.name
-    'labels.png'
+    Examples:
+        >>> import tempfile, os
+        >>> p = plot_label_efficiency([10, 100], {"full": ([(0.5, [0.4, 0.6]), (0.8, None)], [0.3, 0.6]),
+        ...                                       "lora": ([0.5, 0.7], None)},
+        ...                           os.path.join(tempfile.mkdtemp(), "labels.png"))
+        >>> p.name
+        'labels.png'
     """
     figure, axis = _figure(figsize=(5.6, 3.8))
     colours = _colours(max(len(strategies), 1))

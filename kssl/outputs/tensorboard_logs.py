@@ -14,19 +14,19 @@ mean over each interval of steps; `kssl.evaluation.monitor.KNNMonitor`: each che
 optimizer's step, so a resumed run goes on where its checkpoint was, and TensorBoard
 shows the numbers the PNG plots and `metrics.json` hold.
 
-Example:
->>> import tempfile
->>> import kssl
->>> from kssl.training.curves import StepHistory
->>> digits = kssl.load_digits(image_size=8).subset(range(128))
->>> curve = StepHistory(every=2)
->>> logs = tempfile.mkdtemp()
->>> _ = kssl.pretrain(digits, kssl.resnet(10, width=0.125, image_size=8), epochs=2, batch_size=64,
-...                   callbacks=[curve, TensorBoardScalars(logs, [curve])], verbose=0)
->>> sorted(scalar_events(logs))
-['contrastive_accuracy', 'learning_rate', 'loss']
->>> scalar_events(logs)["loss"][0][0], curve.steps
-(2, [2, 4])
+Examples:
+    >>> import tempfile
+    >>> import kssl
+    >>> from kssl.training.curves import StepHistory
+    >>> digits = kssl.load_digits(image_size=8).subset(range(128))
+    >>> curve = StepHistory(every=2)
+    >>> logs = tempfile.mkdtemp()
+    >>> _ = kssl.pretrain(digits, kssl.resnet(10, width=0.125, image_size=8), epochs=2, batch_size=64,
+    ...                   callbacks=[curve, TensorBoardScalars(logs, [curve])], verbose=0)
+    >>> sorted(scalar_events(logs))
+    ['contrastive_accuracy', 'learning_rate', 'loss']
+    >>> scalar_events(logs)["loss"][0][0], curve.steps
+    (2, [2, 4])
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ the last bits. Set `TF_ENABLE_ONEDNN_OPTS=0` to keep TensorFlow's own default.
 It also reads the CPU's model and feature flags once (`cpu_model`, `cpu_flags`), for
 kssl's per-CPU precision default (`kssl.runtime.precision`) and for benchmark records.
 
-Example:
->>> sorted(parse_cpu_flags("processor : 0\\nflags : fpu avx2 avx512_bf16\\n"))
-['avx2', 'avx512_bf16', 'fpu']
+Examples:
+    >>> sorted(parse_cpu_flags("processor : 0\\nflags : fpu avx2 avx512_bf16\\n"))
+    ['avx2', 'avx512_bf16', 'fpu']
 """
 
 from __future__ import annotations

@@ -144,11 +144,11 @@ def communication_options(gpus: bool | None = None):
     `AUTO` may pick RING (gRPC between hosts) even on GPUs; NCCL runs the all-reduces
     on the GPUs themselves. Without GPUs, AUTO (RING on CPUs).
 
-    Example:
-    >>> communication_options(gpus=True).implementation.name
-    'NCCL'
-    >>> communication_options(gpus=False).implementation.name
-    'AUTO'
+    Examples:
+        >>> communication_options(gpus=True).implementation.name
+        'NCCL'
+        >>> communication_options(gpus=False).implementation.name
+        'AUTO'
     """
     if gpus is None:
         from kssl.runtime.precision import has_gpu
@@ -164,12 +164,12 @@ def check_tf_config(text: str | None) -> None:
     """An `InputError` naming what is wrong with `TF_CONFIG` (TensorFlow's own errors are
     a JSON traceback, or an index error deep in its cluster resolver); unset is one worker.
 
-    Example:
-    >>> check_tf_config('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}')
-    >>> check_tf_config('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}')
-    Traceback (most recent call last):
-    ...
-    kssl.errors.InputError: TF_CONFIG's task index 1 is out of range: its cluster lists 1 worker (indices 0-0). ...
+    Examples:
+        >>> check_tf_config('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}')
+        >>> check_tf_config('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}')
+        Traceback (most recent call last):
+        ...
+        kssl.errors.InputError: TF_CONFIG's task index 1 is out of range: its cluster lists 1 worker (indices 0-0). ...
     """
     import json
 
@@ -198,9 +198,9 @@ def check_tf_config(text: str | None) -> None:
 def strategy_from_name(name: str | None):
     """`"default"`, `"mirrored"`, `"multiworker"` (from `TF_CONFIG`) or `"tpu"` -> a strategy.
 
-    Example:
-    >>> strategy_from_name("default").num_replicas_in_sync
-    1
+    Examples:
+        >>> strategy_from_name("default").num_replicas_in_sync
+        1
     """
     if name in (None, "default"):
         return tf.distribute.get_strategy()

@@ -8,11 +8,11 @@ in `tests/runtime/test_loss_scaling.py`). `GlobalLossScaleOptimizer` all-reduces
 finite" flag (a sum of the replicas that overflowed), so every replica skips the step and halves
 the scale together. kssl's models use it for `mixed_float16` in `compile`.
 
-Example:
->>> import keras
->>> optimizer = GlobalLossScaleOptimizer(keras.optimizers.SGD(0.1))
->>> isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-True
+Examples:
+    >>> import keras
+    >>> optimizer = GlobalLossScaleOptimizer(keras.optimizers.SGD(0.1))
+    >>> isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    True
 """
 
 from __future__ import annotations

@@ -24,10 +24,10 @@ def activation_bytes(encoder) -> int:
     """Bytes of every layer output of `encoder` for one image at its input size, in each
     layer's compute dtype: what a training step keeps for the backward pass, at least.
 
-    Example:
-    >>> from kssl.encoders import conv4
-    >>> activation_bytes(conv4(width=0.125, image_size=16))  # the input, 4 blocks of 4 outputs, pooling
-    38464
+    Examples:
+        >>> from kssl.encoders import conv4
+        >>> activation_bytes(conv4(width=0.125, image_size=16))  # the input, 4 blocks of 4 outputs, pooling
+        38464
     """
     import numpy as np
 
@@ -58,10 +58,10 @@ def check_training_memory(encoder, batch_size: int, views) -> None:
     machine without a GPU; warns if it may not. Activations grow with a view's pixels, so
     a smaller view (multi-crop) counts at its share of the encoder's input size.
 
-    Example:
-    >>> from kssl.data.augment import ViewAugmentation
-    >>> from kssl.encoders import conv4
-    >>> check_training_memory(conv4(image_size=32), 256, [ViewAugmentation(32)] * 2)  # about 80 MB: fits
+    Examples:
+        >>> from kssl.data.augment import ViewAugmentation
+        >>> from kssl.encoders import conv4
+        >>> check_training_memory(conv4(image_size=32), 256, [ViewAugmentation(32)] * 2)  # about 80 MB: fits
     """
     import warnings
 

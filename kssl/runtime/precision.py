@@ -33,11 +33,11 @@ def precision_choice(gpu: bool | None = None, cpu_flags=None) -> tuple[str, str]
         gpu: whether a GPU is present (default: ask TensorFlow).
         cpu_flags: the CPU's feature flags (default: read from `/proc/cpuinfo`).
 
-    Example:
-    >>> precision_choice(gpu=False, cpu_flags={"avx2", "avx512_bf16"})[0]
-    'mixed_bfloat16'
-    >>> precision_choice(gpu=False, cpu_flags={"avx2"})
-    ('float32', 'this CPU has no native bfloat16 (AVX512-BF16/AMX), where mixed_bfloat16 is emulated and slower')
+    Examples:
+        >>> precision_choice(gpu=False, cpu_flags={"avx2", "avx512_bf16"})[0]
+        'mixed_bfloat16'
+        >>> precision_choice(gpu=False, cpu_flags={"avx2"})
+        ('float32', 'this CPU has no native bfloat16 (AVX512-BF16/AMX), where mixed_bfloat16 is emulated and slower')
     """
     if gpu is None:
         gpu = has_gpu()
@@ -60,9 +60,9 @@ def default_precision() -> str:
 def default_jit_compile(num_replicas: int = 1, gpu: bool | None = None) -> bool:
     """XLA by default only on a GPU with one replica (see the module docstring).
 
-    Example:
-    >>> default_jit_compile(num_replicas=1, gpu=True), default_jit_compile(num_replicas=2, gpu=True)
-    (True, False)
+    Examples:
+        >>> default_jit_compile(num_replicas=1, gpu=True), default_jit_compile(num_replicas=2, gpu=True)
+        (True, False)
     """
     if gpu is None:
         gpu = has_gpu()
@@ -96,9 +96,9 @@ def set_precision(precision: str | None = None) -> str:
     get loss scaling automatically at `compile` (Keras wraps the optimizer in a
     `LossScaleOptimizer`); kssl computes losses and softmaxes in float32 under every policy.
 
-    Example:
-    >>> set_precision("float32")
-    'float32'
+    Examples:
+        >>> set_precision("float32")
+        'float32'
     """
     import keras
 

@@ -49,11 +49,11 @@ QUIET_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "3", "ABSL
 def is_native_log_line(line: str) -> bool:
     """Whether `line` is a TensorFlow C++ log line of severity INFO, WARNING or ERROR.
 
-    Example:
-    >>> is_native_log_line("E0000 00:00:1764043200.1 1234 cuda_executor.cc:1228] failed call to cuInit")
-    True
-    >>> is_native_log_line("UserWarning: the image folder has 3 unreadable files")
-    False
+    Examples:
+        >>> is_native_log_line("E0000 00:00:1764043200.1 1234 cuda_executor.cc:1228] failed call to cuInit")
+        True
+        >>> is_native_log_line("UserWarning: the image folder has 3 unreadable files")
+        False
     """
     return bool(NATIVE_LOG_LINE.match(line))
 
@@ -109,15 +109,15 @@ class KerasStepRetracingFilter:
     same Python function across those distinct models and calls it excessive retracing;
     here it is neither a bug nor avoidable. The warning about any other function passes.
 
-    Example:
-    >>> import logging
-    >>> record = lambda text: logging.LogRecord("tensorflow", logging.WARNING, "", 0, text, None, None)
-    >>> keep = KerasStepRetracingFilter().filter
-    >>> keep(record("5 out of the last 5 calls to <function TensorFlowTrainer.make_predict_function."
-    ...             "<locals>.one_step_on_data_distributed at 0x7f> triggered tf.function retracing."))
-    False
-    >>> keep(record("5 out of the last 5 calls to <function my_step at 0x7f> triggered tf.function retracing."))
-    True
+    Examples:
+        >>> import logging
+        >>> record = lambda text: logging.LogRecord("tensorflow", logging.WARNING, "", 0, text, None, None)
+        >>> keep = KerasStepRetracingFilter().filter
+        >>> keep(record("5 out of the last 5 calls to <function TensorFlowTrainer.make_predict_function."
+        ...             "<locals>.one_step_on_data_distributed at 0x7f> triggered tf.function retracing."))
+        False
+        >>> keep(record("5 out of the last 5 calls to <function my_step at 0x7f> triggered tf.function retracing."))
+        True
     """
 
     def filter(self, record) -> bool:

@@ -17,10 +17,10 @@ def live_display(stream) -> bool:
     output (Keras' progress bar assumes it of any POSIX stream, so a log file gets thousands
     of carriage-return updates on one line).
 
-    Example:
-    >>> import io
-    >>> live_display(io.StringIO())
-    False
+    Examples:
+        >>> import io
+        >>> live_display(io.StringIO())
+        False
     """
     if getattr(stream, "isatty", lambda: False)():
         return True
@@ -33,13 +33,13 @@ class progress_lines:  # noqa: N801 - used as tqdm is
     a line every `every_seconds`, and one at the end when the work took `quiet_seconds` or more
     (listing a few folders says nothing).
 
-    Example:
-    >>> import io
-    >>> stream = io.StringIO()
-    >>> with progress_lines(3, "Decoding", "img", stream, quiet_seconds=0) as bar:
-    ...     bar.update(3)
-    >>> stream.getvalue().split(" in ")[0]
-    'Decoding: 3 of 3 img'
+    Examples:
+        >>> import io
+        >>> stream = io.StringIO()
+        >>> with progress_lines(3, "Decoding", "img", stream, quiet_seconds=0) as bar:
+        ...     bar.update(3)
+        >>> stream.getvalue().split(" in ")[0]
+        'Decoding: 3 of 3 img'
     """
 
     def __init__(self, total, description, unit="img", stream=None, every_seconds=30.0, quiet_seconds=2.0):

@@ -7,11 +7,11 @@ is a `kssl.semi_supervised.base.SemiSupervisedMethod`: the views it takes of eac
 unlabeled image and its per-image loss terms. `SemiSupervisedTraining` trains any
 fine-tuning mode's `Classifier` with one. Adding a method is its file here and one entry.
 
-Example:
->>> list(SEMI_SUPERVISED)
-['fixmatch', 'flexmatch', 'freematch', 'distill']
->>> SEMI_SUPERVISED["fixmatch"].parse_options(["threshold=0.9"], "--semi-option")
-{'threshold': 0.9}
+Examples:
+    >>> list(SEMI_SUPERVISED)
+    ['fixmatch', 'flexmatch', 'freematch', 'distill']
+    >>> SEMI_SUPERVISED["fixmatch"].parse_options(["threshold=0.9"], "--semi-option")
+    {'threshold': 0.9}
 """
 
 from __future__ import annotations

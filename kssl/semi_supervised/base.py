@@ -103,9 +103,9 @@ def pseudo_label_balance(pseudo_labels, mask, num_classes: int):
     many, 0 when all are one class (or none is kept). A collapse towards a few classes, the
     usual way a pseudo-labelling run goes wrong, shows here before it shows in accuracy.
 
-    Example:
-    >>> float(pseudo_label_balance(tf.constant([0, 1, 2, 2]), tf.constant([1.0, 1.0, 0.0, 0.0]), 4))
-    0.5
+    Examples:
+        >>> float(pseudo_label_balance(tf.constant([0, 1, 2, 2]), tf.constant([1.0, 1.0, 0.0, 0.0]), 4))
+        0.5
     """
     kept = tf.cast(mask, tf.float32)[:, None] * tf.one_hot(pseudo_labels, num_classes)
     histogram = distribute.global_sum(tf.reduce_sum(kept, axis=0))
@@ -136,19 +136,19 @@ class SemiSupervisedTraining(keras.Model):
         unlabeled_images: the size of the unlabeled pool, for methods that keep state per
             image (`needs_rows`: FlexMatch); their batches carry the rows after the views.
 
-    Example:
-    >>> import numpy as np, tensorflow as tf, kssl
-    >>> from kssl.semi_supervised.fixmatch import FixMatch
-    >>> classifier = kssl.Classifier(kssl.conv4(width=0.125, image_size=8), num_classes=3, mode="full")
-    >>> model = SemiSupervisedTraining(classifier, FixMatch(ratio=2, threshold=0.0))
-    >>> model.compile(optimizer="adam")
-    >>> batch = ((np.zeros((4, 8, 8, 3), "float32"), np.array([0, 1, 2, 0])),
-    ...          (np.zeros((4, 2, 8, 8, 3), "float32"), np.ones((4, 2, 8, 8, 3), "float32")))
-    >>> logs = model.fit(tf.data.Dataset.from_tensors(batch), verbose=0).history
-    >>> sorted(logs)
-    ['accuracy', 'labeled_loss', 'loss', 'mask_rate', 'pseudo_label_balance', 'unlabeled_loss']
-    >>> logs["mask_rate"], logs["pseudo_label_balance"]  # zero images: one pseudo-label, kept by all
-    ([1.0], [0.0])
+    Examples:
+        >>> import numpy as np, tensorflow as tf, kssl
+        >>> from kssl.semi_supervised.fixmatch import FixMatch
+        >>> classifier = kssl.Classifier(kssl.conv4(width=0.125, image_size=8), num_classes=3, mode="full")
+        >>> model = SemiSupervisedTraining(classifier, FixMatch(ratio=2, threshold=0.0))
+        >>> model.compile(optimizer="adam")
+        >>> batch = ((np.zeros((4, 8, 8, 3), "float32"), np.array([0, 1, 2, 0])),
+        ...          (np.zeros((4, 2, 8, 8, 3), "float32"), np.ones((4, 2, 8, 8, 3), "float32")))
+        >>> logs = model.fit(tf.data.Dataset.from_tensors(batch), verbose=0).history
+        >>> sorted(logs)
+        ['accuracy', 'labeled_loss', 'loss', 'mask_rate', 'pseudo_label_balance', 'unlabeled_loss']
+        >>> logs["mask_rate"], logs["pseudo_label_balance"]  # zero images: one pseudo-label, kept by all
+        ([1.0], [0.0])
     """
 
     def __init__(self, classifier, method: SemiSupervisedMethod, teacher=None, unlabeled_images=None, **kwargs):

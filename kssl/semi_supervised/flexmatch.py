@@ -25,12 +25,12 @@ class ConfidentPredictions(keras.layers.Layer):  # checkpointed with the trainin
     Args:
         unlabeled_images: N, the size of the unlabeled pool.
 
-    Example:
-    >>> import numpy as np
-    >>> state = ConfidentPredictions(4)
-    >>> state.update(np.array([2, 0]), np.array([1, 0]), np.array([1.0, 0.0]))
-    >>> state.selected.numpy().tolist()
-    [-1, -1, 1, -1]
+    Examples:
+        >>> import numpy as np
+        >>> state = ConfidentPredictions(4)
+        >>> state.update(np.array([2, 0]), np.array([1, 0]), np.array([1.0, 0.0]))
+        >>> state.selected.numpy().tolist()
+        [-1, -1, 1, -1]
     """
 
     def __init__(self, unlabeled_images, **kwargs):

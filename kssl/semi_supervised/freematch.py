@@ -30,12 +30,12 @@ class SelfAdaptiveThresholds(keras.layers.Layer):  # checkpointed with the train
         num_classes: C.
         momentum: the EMAs' rate lambda (the paper's 0.999).
 
-    Example:
-    >>> import numpy as np
-    >>> state = SelfAdaptiveThresholds(2, momentum=0.5)
-    >>> state.update(np.array([[0.9, 0.1], [0.7, 0.3]], "float32"))
-    >>> [round(float(v), 3) for v in (state.time_p, *state.p_model.numpy(), *state.label_hist.numpy())]
-    [0.65, 0.65, 0.35, 0.75, 0.25]
+    Examples:
+        >>> import numpy as np
+        >>> state = SelfAdaptiveThresholds(2, momentum=0.5)
+        >>> state.update(np.array([[0.9, 0.1], [0.7, 0.3]], "float32"))
+        >>> [round(float(v), 3) for v in (state.time_p, *state.p_model.numpy(), *state.label_hist.numpy())]
+        [0.65, 0.65, 0.35, 0.75, 0.25]
     """
 
     def __init__(self, num_classes, momentum=PAPER_MOMENTUM, **kwargs):
@@ -75,9 +75,9 @@ def run_momentum(steps: int) -> float:
     the threshold had moved from 1/C = 0.10 to 0.26 only by the end, and kept 99.98% of the
     pseudo-labels (BENCHMARKS.md, CIFAR-10 at 4 labels a class).
 
-    Example:
-    >>> run_momentum(536), run_momentum(2**20), run_momentum(50)
-    (0.9627, 0.999, 0.9)
+    Examples:
+        >>> run_momentum(536), run_momentum(2**20), run_momentum(50)
+        (0.9627, 0.999, 0.9)
     """
     return round(min(PAPER_MOMENTUM, max(0.9, 1 - 20 / max(int(steps), 1))), 4)
 

@@ -30,16 +30,16 @@ def propagation_classifier(encoder, head, num_classes: int, class_names=None):
     """A `kssl.models.Classifier` (`mode="linear"`: the encoder frozen) whose head is `head`,
     compiled, ready to evaluate, save and serve like a fine-tuned one.
 
-    Example:
-    >>> import kssl
-    >>> digits = kssl.load_digits(image_size=8)
-    >>> encoder = kssl.conv4(width=0.125, image_size=8)
-    >>> features = kssl.evaluation.features.extract_features(encoder, digits)
-    >>> head = propagation_head(features[:30], digits.labels[:30], features[30:300], num_classes=10)
-    >>> classifier = propagation_classifier(encoder, head, 10)
-    >>> logits = classifier.predict(digits.images[:5].astype("float32") / 255, verbose=0)
-    >>> bool(np.allclose(logits, features[:5] @ head[0] + head[1], atol=1e-4))
-    True
+    Examples:
+        >>> import kssl
+        >>> digits = kssl.load_digits(image_size=8)
+        >>> encoder = kssl.conv4(width=0.125, image_size=8)
+        >>> features = kssl.evaluation.features.extract_features(encoder, digits)
+        >>> head = propagation_head(features[:30], digits.labels[:30], features[30:300], num_classes=10)
+        >>> classifier = propagation_classifier(encoder, head, 10)
+        >>> logits = classifier.predict(digits.images[:5].astype("float32") / 255, verbose=0)
+        >>> bool(np.allclose(logits, features[:5] @ head[0] + head[1], atol=1e-4))
+        True
     """
     from kssl.models import Classifier
 

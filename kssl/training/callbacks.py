@@ -29,10 +29,10 @@ class TimeBudget(keras.callbacks.Callback):
     step they agree on the largest elapsed time any of them measured, so all of them
     apply the same learning rate and stop after the same step.
 
-    Example:
-    >>> budget = TimeBudget(minutes=0.5, peak_learning_rate=0.3)
-    >>> round(budget.learning_rate_at(0.5), 4)
-    0.1624
+    Examples:
+        >>> budget = TimeBudget(minutes=0.5, peak_learning_rate=0.3)
+        >>> round(budget.learning_rate_at(0.5), 4)
+        0.1624
     """
 
     def __init__(
@@ -116,16 +116,16 @@ class StopOnDivergence(keras.callbacks.Callback):
     and `kssl.finetune` put it first in their callbacks. It reads the loss the step
     already returned (one host read per execution of `steps_per_execution` steps).
 
-    Example:
-    >>> import keras, numpy as np
-    >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    >>> model.compile(keras.optimizers.SGD(0.1), "mse")
-    >>> x = np.full((8, 1), np.nan, "float32")
-    >>> try:
-    ...     model.fit(x, x, epochs=3, verbose=0, callbacks=[StopOnDivergence(total_steps=3)])
-    ... except DivergedError as error:
-    ...     print(str(error).split(";")[0])
-    Training diverged: the loss was nan at step 1 of 3 (learning rate 0.1 then)
+    Examples:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        >>> model.compile(keras.optimizers.SGD(0.1), "mse")
+        >>> x = np.full((8, 1), np.nan, "float32")
+        >>> try:
+        ...     model.fit(x, x, epochs=3, verbose=0, callbacks=[StopOnDivergence(total_steps=3)])
+        ... except DivergedError as error:
+        ...     print(str(error).split(";")[0])
+        Training diverged: the loss was nan at step 1 of 3 (learning rate 0.1 then)
     """
 
     def __init__(self, total_steps: int | None = None, advice: str = "lower the learning rate"):
@@ -160,14 +160,14 @@ class TrainingProgress(keras.callbacks.Callback):
     `model.fit` (it does nothing for methods without such schedules); a resumed run's
     restored optimizer continues the count.
 
-    Example:
-    >>> import kssl
-    >>> model = kssl.BYOL(kssl.resnet(10, width=0.125, image_size=8))
-    >>> callback = TrainingProgress(total_steps=8)
-    >>> callback.set_model(model)
-    >>> callback.on_train_begin()
-    >>> model.progress_total_steps
-    8
+    Examples:
+        >>> import kssl
+        >>> model = kssl.BYOL(kssl.resnet(10, width=0.125, image_size=8))
+        >>> callback = TrainingProgress(total_steps=8)
+        >>> callback.set_model(model)
+        >>> callback.on_train_begin()
+        >>> model.progress_total_steps
+        8
     """
 
     def __init__(self, total_steps: int, initial_step: int = 0):

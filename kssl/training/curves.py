@@ -120,15 +120,15 @@ class ValidationCurve(keras.callbacks.Callback):
         path: a JSON file the points are saved to and read back from, as `StepHistory`'s,
             so a resumed run's curve is the whole run's.
 
-    Example:
-    >>> import kssl
-    >>> from kssl.data.pipeline import labeled_batches
-    >>> digits = kssl.load_digits(image_size=8)
-    >>> curve = ValidationCurve(labeled_batches(digits.subset(range(40, 60)), 20), points=2)
-    >>> _ = kssl.finetune(kssl.conv4(width=0.125, image_size=8), digits.subset(range(40)), epochs=4,
-    ...                   batch_size=20, callbacks=[curve], verbose=0)
-    >>> curve.steps, len(curve.curves["validation_accuracy"])
-    ([4, 8], 2)
+    Examples:
+        >>> import kssl
+        >>> from kssl.data.pipeline import labeled_batches
+        >>> digits = kssl.load_digits(image_size=8)
+        >>> curve = ValidationCurve(labeled_batches(digits.subset(range(40, 60)), 20), points=2)
+        >>> _ = kssl.finetune(kssl.conv4(width=0.125, image_size=8), digits.subset(range(40)), epochs=4,
+        ...                   batch_size=20, callbacks=[curve], verbose=0)
+        >>> curve.steps, len(curve.curves["validation_accuracy"])
+        ([4, 8], 2)
     """
 
     def __init__(self, batches, points: int = 10, path=None):

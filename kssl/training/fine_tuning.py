@@ -96,13 +96,13 @@ def finetune(
         `labeled_loss`, `unlabeled_loss` (and FixMatch's `mask_rate`: the share of
         unlabeled images whose pseudo-label was kept).
 
-    Example:
-    >>> import kssl
-    >>> labeled = kssl.load_digits(image_size=8).subset(range(40))
-    >>> classifier, _ = finetune(kssl.resnet(10, width=0.125, image_size=8), labeled, mode="lora",
-    ...                          mode_options={"rank": 2}, epochs=1, batch_size=20, verbose=0)
-    >>> classifier.optimizer.iterations.numpy(), classifier.mode
-    (np.int64(2), 'lora')
+    Examples:
+        >>> import kssl
+        >>> labeled = kssl.load_digits(image_size=8).subset(range(40))
+        >>> classifier, _ = finetune(kssl.resnet(10, width=0.125, image_size=8), labeled, mode="lora",
+        ...                          mode_options={"rank": 2}, epochs=1, batch_size=20, verbose=0)
+        >>> classifier.optimizer.iterations.numpy(), classifier.mode
+        (np.int64(2), 'lora')
     """
     warn_if_onednn_off()
     strategy = strategy or tf.distribute.get_strategy()

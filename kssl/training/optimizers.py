@@ -13,13 +13,13 @@ with the classic-momentum formulation): for each weight w with gradient g,
 Batch-norm scales and offsets and biases (`exclude`) get neither weight decay nor the
 trust ratio, as in SimCLR and BYOL.
 
-Example:
->>> import keras, numpy as np
->>> w = keras.Variable(np.array([3.0, 4.0], "float32"), name="kernel")
->>> optimizer = LARS(learning_rate=1.0, momentum=0.0, trust_coefficient=0.1)
->>> optimizer.apply([np.array([0.0, 10.0], "float32")], [w])
->>> w.numpy().tolist()  # lr_w = 0.1 * 5 / 10 = 0.05
-[3.0, 3.5]
+Examples:
+    >>> import keras, numpy as np
+    >>> w = keras.Variable(np.array([3.0, 4.0], "float32"), name="kernel")
+    >>> optimizer = LARS(learning_rate=1.0, momentum=0.0, trust_coefficient=0.1)
+    >>> optimizer.apply([np.array([0.0, 10.0], "float32")], [w])
+    >>> w.numpy().tolist()  # lr_w = 0.1 * 5 / 10 = 0.05
+    [3.0, 3.5]
 """
 
 from __future__ import annotations

@@ -115,13 +115,13 @@ def pretrain(
         `(model, history)`: the trained model (a `SelfSupervisedModel`) and Keras'
         `History` (None when a resumed run had nothing left to do).
 
-    Example:
-    >>> import kssl
-    >>> images = kssl.load_digits(image_size=8).subset(range(64))
-    >>> model, history = pretrain(images, kssl.resnet(10, width=0.125, image_size=8),
-    ...                           epochs=1, batch_size=32, verbose=0, method="barlow")
-    >>> type(model).__name__, model.optimizer.iterations.numpy(), sorted(history.history)
-    ('BarlowTwins', np.int64(2), ['embedding_std', 'loss'])
+    Examples:
+        >>> import kssl
+        >>> images = kssl.load_digits(image_size=8).subset(range(64))
+        >>> model, history = pretrain(images, kssl.resnet(10, width=0.125, image_size=8),
+        ...                           epochs=1, batch_size=32, verbose=0, method="barlow")
+        >>> type(model).__name__, model.optimizer.iterations.numpy(), sorted(history.history)
+        ('BarlowTwins', np.int64(2), ['embedding_std', 'loss'])
     """
     warn_if_onednn_off()
     strategy = strategy or tf.distribute.get_strategy()

@@ -23,10 +23,10 @@ class BudgetProgress(keras.callbacks.Callback):
     of the metrics. In a terminal it rewrites one line twice a second; elsewhere (a log
     file, a notebook's captured output) it prints a line at every tenth of the budget.
 
-    Example:
-    >>> progress = BudgetProgress(TimeBudget(minutes=15))
-    >>> progress.line(elapsed=270.0, steps=1287, steps_per_second=4.74, logs={"loss": 5.2134})
-    '[######..............]  4:30 of 15:00, 10:30 left | step 1,287 of ~4,273 | 4.7 steps/s | loss 5.213'
+    Examples:
+        >>> progress = BudgetProgress(TimeBudget(minutes=15))
+        >>> progress.line(elapsed=270.0, steps=1287, steps_per_second=4.74, logs={"loss": 5.2134})
+        '[######..............]  4:30 of 15:00, 10:30 left | step 1,287 of ~4,273 | 4.7 steps/s | loss 5.213'
     """
 
     def __init__(self, budget: TimeBudget, initial_step: int = 0, stream=None, width: int = 20):
@@ -85,10 +85,10 @@ class StepProgress(keras.callbacks.Callback):
     the running means of the metrics (validation ones at the end). `kssl.pretrain` and
     `kssl.finetune` use it in place of Keras' bar when standard output is not a terminal.
 
-    Example:
-    >>> progress = StepProgress(total_steps=586)
-    >>> progress.line(step=120, elapsed=45.0, steps_per_second=2.7, logs={"loss": 1.2345})
-    'step 120 of 586 (20%) | 0:45 elapsed, ~2:53 left | 2.7 steps/s | loss 1.234'
+    Examples:
+        >>> progress = StepProgress(total_steps=586)
+        >>> progress.line(step=120, elapsed=45.0, steps_per_second=2.7, logs={"loss": 1.2345})
+        'step 120 of 586 (20%) | 0:45 elapsed, ~2:53 left | 2.7 steps/s | loss 1.234'
     """
 
     def __init__(self, total_steps: int, initial_step: int = 0, stream=None, every_fraction: float = 0.1,

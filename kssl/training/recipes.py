@@ -6,14 +6,14 @@ measures is what a user runs. A method's spec (`kssl.methods.METHODS`) names its
 from the presets below (`kssl.methods.recipe_for(name)` gives it); change a field with
 `dataclasses.replace(recipe_for("simclr"), weight_decay=1e-4)`.
 
-Example:
->>> from kssl.methods import recipe_for
->>> recipe = recipe_for("simclr")
->>> recipe.peak_learning_rate(batch_size=512)
-0.6
->>> optimizer = recipe.build_optimizer(batch_size=512, total_steps=1000)
->>> type(optimizer).__name__, round(float(optimizer.learning_rate), 3)  # step 0 of the warmup
-('SGD', 0.0)
+Examples:
+    >>> from kssl.methods import recipe_for
+    >>> recipe = recipe_for("simclr")
+    >>> recipe.peak_learning_rate(batch_size=512)
+    0.6
+    >>> optimizer = recipe.build_optimizer(batch_size=512, total_steps=1000)
+    >>> type(optimizer).__name__, round(float(optimizer.learning_rate), 3)  # step 0 of the warmup
+    ('SGD', 0.0)
 """
 
 from __future__ import annotations
@@ -156,10 +156,10 @@ def for_pretrained_start(recipe: PretrainingRecipe, encoder_rate: float = PRETRA
     and AdamW recipes become SGD at lightly's rate, since the encoder's lower rate is a
     scale of its gradients that only SGD keeps (`SelfSupervisedModel`'s `encoder_rate`).
 
-    Example:
-    >>> recipe = for_pretrained_start(SIMCLR)
-    >>> recipe.optimizer, recipe.encoder_rate, recipe.frozen_batch_norm, recipe.local_crops
-    ('sgd', 0.01, True, 0)
+    Examples:
+        >>> recipe = for_pretrained_start(SIMCLR)
+        >>> recipe.optimizer, recipe.encoder_rate, recipe.frozen_batch_norm, recipe.local_crops
+        ('sgd', 0.01, True, 0)
     """
     if recipe.optimizer != "sgd":
         recipe = dataclasses.replace(recipe, optimizer="sgd", learning_rate=LIGHTLY_CIFAR.learning_rate,

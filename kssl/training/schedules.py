@@ -10,10 +10,10 @@ def warmup_cosine(peak_learning_rate: float, total_steps: int, warmup_steps: int
 
     This is Keras' own `CosineDecay` with its `warmup_target`/`warmup_steps`.
 
-    Example:
-    >>> schedule = warmup_cosine(0.1, total_steps=100, warmup_steps=10)
-    >>> [round(float(schedule(s)), 4) for s in (0, 5, 10, 55, 100)]
-    [0.0, 0.05, 0.1, 0.05, 0.0]
+    Examples:
+        >>> schedule = warmup_cosine(0.1, total_steps=100, warmup_steps=10)
+        >>> [round(float(schedule(s)), 4) for s in (0, 5, 10, 55, 100)]
+        [0.0, 0.05, 0.1, 0.05, 0.0]
     """
     if not peak_learning_rate > 0:
         raise ValueError(f"peak_learning_rate must be > 0. Received: {peak_learning_rate!r}")
