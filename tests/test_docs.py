@@ -84,14 +84,3 @@ def test_the_pages_name_every_registered_method_mode_semi_supervised_method_and_
     listed = {command.split()[0] for command in commands()}
     shown = set(re.findall(r"^    kssl ([\w-]+)", pages["README.md"], re.M))
     assert listed <= shown, f"the README's list of commands lacks {sorted(listed - shown)}"
-
-
-def test_a_generated_table_follows_the_registry_and_an_unknown_one_is_refused(monkeypatch):
-    from kssl.app import reference
-    from kssl.finetuning import MODES
-    from kssl.registry import Spec
-
-    monkeypatch.setitem(MODES, "brand-new", Spec("kssl.finetuning.full:FullFineTuning", "a mode added today"))
-    assert "| `brand-new` | a mode added today |" in reference.expand("<!-- kssl:modes -->")
-    with pytest.raises(ValueError, match="unknown docs table 'nope'"):
-        reference.expand("<!-- kssl:nope -->")
