@@ -89,10 +89,6 @@ class Spec:
         module, _, attribute = self.target.partition(":")
         return getattr(importlib.import_module(module), attribute)
 
-    def describe_options(self) -> str:
-        """`key=default (help)` for every option, for messages and `--help`."""
-        return ", ".join(f"{key}={option.default} ({option.help})" for key, option in self.options.items()) or "none"
-
     def _unknown(self, key, flag, name):
         accepted = ", ".join(self.options) or "none"
         return InputError(f"{flag} {key}: {name} has no option {key!r}. Its options: {accepted}.")
