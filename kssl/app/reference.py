@@ -145,7 +145,7 @@ def api_reference() -> str:
 
 
 def expand(markdown: str) -> str:
-    """`markdown` with each `<!-- kssl:NAME -->` replaced by its table: a registry's name
+    """`markdown` with each line `<!-- kssl:NAME -->` replaced by its table: a registry's name
     (`REGISTRIES`), `api` (the Python API), `commands` (every command's flags) or
     `flags:COMMAND` (one command's)."""
     import re
@@ -163,4 +163,4 @@ def expand(markdown: str) -> str:
         expected = ["api", "commands", "flags:COMMAND", *REGISTRIES]
         raise ValueError(f"unknown docs table {name!r}: expected one of {expected}")
 
-    return re.sub(r"<!-- kssl:([\w:\- ]+?) -->", table, markdown)
+    return re.sub(r"^<!-- kssl:([\w:\- ]+?) -->$", table, markdown, flags=re.M)  # a marker on a line of its own
