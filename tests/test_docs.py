@@ -39,6 +39,7 @@ def test_the_site_builds_strictly_offline_with_its_generated_tables(tmp_path):
     assert 'id="kssl.training.pretraining.pretrain"' in api and "Examples" in api
     home = (tmp_path / "site" / "index.html").read_text()
     assert "Quickstart in Python" in home and 'href="few-labels/"' in home  # the README, its links the site's
+    assert "view_pairs" in (tmp_path / "site" / "notebooks" / "01_pretraining" / "index.html").read_text()
 
 
 @pytest.mark.parametrize("path", [p for p in PAGES if any(not reason for _, reason in blocks(p, "python"))],
