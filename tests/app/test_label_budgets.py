@@ -196,12 +196,12 @@ def test_the_label_propagation_classifier_is_validated_and_exported_when_chosen(
 
     monkeypatch.setattr(label_budgets, "chosen_classifier", prefer_propagation)
     out = tmp_path / "fine"
-    assert main(["finetune", "--pretrained", str(encoder_file), "--labels", "4", "--draws", "2", "--modes", "full",
+    assert main(["finetune", "--pretrained", str(encoder_file), "--labels", "2", "--draws", "2", "--modes", "full",
                  "--finetune-epochs", "1", "--out", str(out)]) == 0  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     head = metrics["label_budgets"][0]["label_propagation"]["classifier"]
     assert len(head["draws"]) == 2 and head["accuracy"] == pytest.approx(np.mean(head["draws"]))
-    assert 0 <= head["validation_accuracy"] <= 1 and head["validation_images"] == 2 * 40  # 4-fold: each held out once
+    assert 0 <= head["validation_accuracy"] <= 1 and head["validation_images"] == 2 * 20  # 2-fold: each held out once
     exported = metrics["exported"]
     assert exported["training"] == "propagation" and exported["accuracy"] == head["draws"][0]
     assert "a linear head on the frozen encoder, fitted to the labels spread over" in capsys.readouterr().out
