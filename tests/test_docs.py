@@ -85,3 +85,15 @@ def test_the_pages_name_every_registered_method_mode_semi_supervised_method_and_
     listed = {command.split()[0] for command in commands()}
     shown = set(re.findall(r"^    kssl ([\w-]+)", pages["README.md"], re.M))
     assert listed <= shown, f"the README's list of commands lacks {sorted(listed - shown)}"
+
+
+def test_the_typed_table_of_methods_names_each_registered_method_and_its_class():
+    from kssl.methods import METHODS
+
+    page = (ROOT / "docs" / "methods.md").read_text()
+    rows = [line.split("|")[1:3] for line in page.split("\n\n", 2)[1].splitlines()[2:] if line.startswith("|")]
+    named = {re.search(r"`(\w+)`", name)[1]: re.search(r"`([\w.]+)`", cls)[1] for name, cls in rows}
+    assert set(named) == set(METHODS), "docs/methods.md's table and kssl.methods.METHODS disagree"
+    for name, cls in named.items():
+        assert cls.rpartition(".")[2] == METHODS[name].target.rpartition(":")[2], name
+
