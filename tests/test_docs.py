@@ -96,4 +96,3 @@ def test_the_typed_table_of_methods_names_each_registered_method_and_its_class()
     assert set(named) == set(METHODS), "docs/methods.md's table and kssl.methods.METHODS disagree"
     for name, cls in named.items():
         assert cls.rpartition(".")[2] == METHODS[name].target.rpartition(":")[2], name
-
