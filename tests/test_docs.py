@@ -87,12 +87,23 @@ def test_the_pages_name_every_registered_method_mode_semi_supervised_method_and_
     assert listed <= shown, f"the README's list of commands lacks {sorted(listed - shown)}"
 
 
-def test_the_typed_table_of_methods_names_each_registered_method_and_its_class():
+def typed_table(page: str, header: str) -> dict:
+    """`{name: row's cells}` of the table whose header row starts with `header`, by the first
+    column's backticked name."""
+    lines = (ROOT / "docs" / page).read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header}"))
+    rows = [line.split("|")[1:-1] for line in lines[start + 2 :] if line.startswith("|")]
+    end = next((i for i, line in enumerate(lines[start:]) if not line.startswith("|")), len(lines))
+    rows = rows[: end - 2]
+    return {re.search(r"`([\w-]+)`", cells[0])[1]: cells for cells in rows}
+
+
+def test_the_typed_tables_of_methods_and_modes_name_each_registered_one_and_its_class():
+    from kssl.finetuning import MODES
     from kssl.methods import METHODS
 
-    page = (ROOT / "docs" / "methods.md").read_text()
-    rows = [line.split("|")[1:3] for line in page.split("\n\n", 2)[1].splitlines()[2:] if line.startswith("|")]
-    named = {re.search(r"`(\w+)`", name)[1]: re.search(r"`([\w.]+)`", cls)[1] for name, cls in rows}
-    assert set(named) == set(METHODS), "docs/methods.md's table and kssl.methods.METHODS disagree"
-    for name, cls in named.items():
-        assert cls.rpartition(".")[2] == METHODS[name].target.rpartition(":")[2], name
+    methods = typed_table("methods.md", "`--method`")
+    assert set(methods) == set(METHODS), "docs/methods.md's table and kssl.methods.METHODS disagree"
+    for name, cells in methods.items():
+        assert re.search(r"`([\w.]+)`", cells[1])[1].rpartition(".")[2] == METHODS[name].target.rpartition(":")[2]
+    assert set(typed_table("fine-tuning.md", "mode |")) == set(MODES), "docs/fine-tuning.md's table and MODES disagree"
