@@ -92,9 +92,11 @@ def typed_table(page: str, header: str) -> dict:
     column's backticked name."""
     lines = (ROOT / "docs" / page).read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header}"))
-    rows = [line.split("|")[1:-1] for line in lines[start + 2 :] if line.startswith("|")]
-    end = next((i for i, line in enumerate(lines[start:]) if not line.startswith("|")), len(lines))
-    rows = rows[: end - 2]
+    rows = []
+    for line in lines[start + 2 :]:  # after the header and its rule, until the table ends
+        if not line.startswith("|"):
+            break
+        rows.append(line.split("|")[1:-1])
     return {re.search(r"`([\w-]+)`", cells[0])[1]: cells for cells in rows}
 
 

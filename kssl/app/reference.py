@@ -19,7 +19,7 @@ import importlib
 
 
 def _escape(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|").replace("%%", "%")
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def _registry(name: str) -> dict:
