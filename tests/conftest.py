@@ -76,7 +76,7 @@ def _eager_steps(request):
 
 # The longest tests start first: under `-n 2`, one of them started last would leave the
 # other worker idle at the end of the run (pytest-xdist's worksteal balances the rest).
-LONGEST_FIRST = ("test_multiworker.py", "test_cli.py", "test_notebooks.py", "test_streaming.py", "test_device.py")
+LONGEST_FIRST = ("test_multiworker.py", "test_cli.py", "test_notebooks.py", "test_files.py", "test_device.py")
 
 
 def pytest_configure(config):

@@ -8,16 +8,6 @@ import argparse
 import math
 
 
-def run_default(name: str):
-    """`RunConfig`'s default of a field: the one set of defaults (`kssl.defaults`)."""
-    import dataclasses
-
-    from kssl.app.config import RunConfig  # imports no TensorFlow
-
-    field = RunConfig.__dataclass_fields__[name]
-    return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
-
-
 def label_budget_list(text: str) -> list:
     return [label_budget(part) for part in text.split(",")]
 
@@ -34,14 +24,6 @@ def label_budget(text: str) -> float | int:
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"a fraction of labels must be in (0, 1], got {text}")
     return value
-
-
-def yes_or_no(parser, dest, yes, no):
-    """Two exclusive flags, `yes = (flag, help)` and `no`, setting `dest` to True or False. Unset, `dest` is
-    absent (`RunConfig`'s default, None: automatic; under `--config`, the recorded value)."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(yes[0], dest=dest, action="store_const", const=True, default=argparse.SUPPRESS, help=yes[1])
-    group.add_argument(no[0], dest=dest, action="store_const", const=False, help=no[1])
 
 
 ANY_SIZE_HELP = (

@@ -18,22 +18,11 @@ from kssl.app.argument_types import (
     ANY_SIZE_HELP,
     cosine_similarity,
     export_format_list,
-    few_shot_spec,
     port_number,
     positive,
-    run_default,
 )
-from kssl.app.option_groups import (
-    common_options,
-    data_options,
-    finetuning_options,
-    methods_epilog,
-    model_options,
-    modes_epilog,
-    output_options,
-    performance_options,
-    pretrain_options,
-)
+from kssl.app.option_groups import common_options, config_option, methods_epilog, modes_epilog
+from kssl.app.settings import add_settings, run_default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,18 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=methods_epilog() + "\n\n" + modes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    data_options(run)
-    model_options(run)
-    pretrain_options(run)
-    finetuning_options(run)
-    performance_options(run)
-    output_options(run)
-    run.add_argument(
-        "--export-formats",
-        type=export_format_list,
-        help="also export the classifier as onnx and/or litert files beside the SavedModel, in OUT/serving/ "
-        "(comma-separated; onnx needs tf2onnx)",
-    )
+    add_settings(run, "data", "labels", "model", "pretraining", "finetuning", "performance", "output")
+    config_option(run)
 
     pretrain = commands.add_parser(
         "pretrain",
@@ -71,11 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=methods_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    data_options(pretrain, labels=False)
-    model_options(pretrain)
-    pretrain_options(pretrain)
-    performance_options(pretrain)
-    output_options(pretrain)
+    add_settings(pretrain, "data", "model", "pretraining", "performance", "output", leave_out=["export_formats"])
+    config_option(pretrain)
 
     finetune = commands.add_parser(
         "finetune",
@@ -85,15 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     finetune.add_argument("--pretrained", required=True, help="a `kssl pretrain` folder or an encoder .keras file")
-    data_options(finetune)
-    finetuning_options(finetune)
+    add_settings(finetune, "data", "labels", "finetuning", "performance", "output", leave_out=["export_formats"])
+    # --encoder and --width name the from-scratch baseline here (the settings' own help is the pretrained one's).
     finetune.add_argument(
         "--encoder",
         help="architecture of the from-scratch baseline (default: the pretrained encoder's, with fresh weights)",
     )
     finetune.add_argument("--width", type=positive(float), help="width of the from-scratch baseline")
-    performance_options(finetune)
-    output_options(finetune)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -101,20 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="kNN and linear-probe accuracy of frozen features (and a run's classifier)",
     )
     evaluate.add_argument("--pretrained", required=True, help="a run folder or an encoder .keras file")
-    data_options(evaluate, labels=False)
-    evaluate.add_argument(
-        "--few-shot",
-        type=few_shot_spec,
-        default=None,
-        help="also N-way K-shot accuracy on the test split, e.g. 5x1,5x5 (nearest class mean and logistic "
-        "regression, with 95%% intervals)",
-    )
-    evaluate.add_argument(
-        "--few-shot-episodes",
-        type=positive(int),
-        help=f"episodes of each --few-shot setting (default {run_default('few_shot_episodes')}, the usual count; "
-        "fewer widen the interval)",
-    )
+    add_settings(evaluate, "data", "evaluation")
 
     export = commands.add_parser("export", help="export a classifier as a SavedModel for TF Serving")
     export.add_argument(

@@ -1,125 +1,18 @@
-"""What a run is: `RunConfig`, the one set of defaults of the command and the Python API,
-and the checks of the method's and modes' options against their specs.
+"""A run's settings checked and completed: the method's and modes' options against their
+specs, the pretraining length and recipe, and what `config.json` records.
 
-`config.json` is `RunConfig` as resolved for the run (every option's value, defaults
-included), so `RunConfig.from_json` reproduces it. Imports no TensorFlow.
+`RunConfig`, the table of settings, is `kssl.app.settings`'s; `config.json` is it as
+resolved for the run (every option's value, defaults included), so `RunConfig.from_json`
+reproduces it. Imports no TensorFlow.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 
 from kssl import defaults
-from kssl.data.sources import parse_data_spec
-from kssl.methods import method_spec
-
-# RunConfig fields that do not change what a run computes: a resumed run may differ in them.
-_NOT_RESULT_FIELDS = (
-    "out",
-    "overwrite",
-    "checkpoint_every",
-    "model_name",
-    "version",
-    "augment_on_device",
-    "knn_monitor",
-    "tensorboard",
-    "export_formats",
-    "data_service",
-    "data_service_timeout",
-)
-
-
-@dataclasses.dataclass
-class RunConfig:
-    """Everything needed to reproduce a run (written to `config.json`)."""
-
-    data: str = "digits"
-    labels: list = dataclasses.field(default_factory=lambda: list(defaults.LABELS))
-    select: str | None = None  # None: a stratified random draw; else a kssl.evaluation.label_selection method
-    draws: int | None = None  # draws of each label budget; None: kssl.data.subsets.default_draws
-    validation: str = "auto"  # "auto": choices on held-out labels (kssl.data.subsets.validation_folds); "none"
-    semi_supervised: str | None = None  # a kssl.semi_supervised method, trained beside plain fine-tuning
-    semi_options: dict = dataclasses.field(default_factory=dict)
-    semi_passes: float | None = None  # passes over the unlabeled images; None: kssl.defaults.semi_supervised_steps
-    unlabeled: str | None = None  # a folder of images without labels (default: the data folder's unlabeled/)
-    image_size: int | None = None
-    encoder: str | None = None
-    width: float = defaults.ENCODER_WIDTH
-    epochs: float | None = None
-    budget: float | None = None
-    batch_size: int = defaults.PRETRAIN_BATCH_SIZE
-    method: str = defaults.METHOD
-    method_options: dict = dataclasses.field(default_factory=dict)
-    teacher: str | None = None  # the frozen teacher of --method distillation: a .keras file or keras:NAME
-    recipe_kind: str = "auto"  # --recipe, one of RECIPES (config.json's "recipe" records the recipe used)
-    temperature: float | None = None
-    finetune_epochs: float = defaults.FINETUNE_EPOCHS
-    seed: int = defaults.SEED
-    out: str | None = None
-    overwrite: bool = False
-    model_name: str = "kssl"
-    version: int = 1
-    strategy: str = "default"
-    precision: str | None = None
-    jit_compile: bool | None = None
-    checkpoint_every: int = defaults.CHECKPOINT_EVERY
-    knn_monitor: bool | None = None  # None: on when the training images have classes
-    skip_bad_images: bool = False
-    weights: str | None = None
-    modes: list = dataclasses.field(default_factory=lambda: list(defaults.MODES))
-    mode_options: dict = dataclasses.field(default_factory=dict)
-    lora_rank: int | None = None
-    stage_decay: float = 1.0
-    adversarial: str = "none"
-    epsilon: float = defaults.ADVERSARIAL_EPSILON
-    attack_steps: int = defaults.ATTACK_STEPS
-    few_shot: list | None = None
-    few_shot_episodes: int = defaults.FEW_SHOT_EPISODES
-    stream: bool | None = None
-    cache_size: int | None = None
-    refresh_listing: bool = False
-    augment_on_device: bool | None = None
-    tensorboard: bool = True  # TensorBoard logs under <out>/logs (kssl.outputs.tensorboard_logs)
-    export_formats: list = dataclasses.field(default_factory=list)  # besides the SavedModel: onnx, litert
-    data_service: str | None = None  # a tf.data service dispatcher's HOST:PORT (kssl.data.service)
-    data_service_timeout: float = (
-        defaults.DATA_SERVICE_TIMEOUT
-    )  # seconds to wait for a step from it before computing it here
-
-    def resolved(self, default_encoder: bool = True) -> RunConfig:
-        """Fills the defaults that need no data read (digits are 8x8, so 16 px loses
-        nothing) and the output folder. Imports no TensorFlow: the defaults that depend
-        on the machine or the images (precision, XLA, resolution, streaming) are filled
-        once the strategy exists (`prepare`)."""
-        config = dataclasses.replace(self)
-        spec = parse_data_spec(config.data)
-        if not isinstance(config.labels, (list, tuple)):
-            config.labels = [config.labels]
-        if config.image_size is None and spec.kind == "embedded":
-            config.image_size = defaults.DIGITS_IMAGE_SIZE  # digits are 8x8: 16 px loses nothing
-        if config.encoder is None and default_encoder:
-            config.encoder = method_spec(config.method).encoder
-        if config.out is None:
-            name = f"{spec.short_name}-{config.method}-{config.encoder}-seed{config.seed}"
-            config.out = str(pathlib.Path("saved_models") / name)
-        return config
-
-    @classmethod
-    def from_json(cls, path) -> RunConfig:
-        """The run recorded in a `config.json` (its `RunConfig` fields; the rest is a record).
-
-        `kssl.app.jobs.run(RunConfig.from_json(path))` (or `kssl run --config PATH`) runs it
-        again: the same data, options, recipe and seed give the same weights.
-        """
-        recorded = json.loads(pathlib.Path(path).read_text())
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in recorded.items() if key in names})
-
-    def result_fields(self) -> dict:
-        """The fields that determine what the run computes (what a resume must match)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_RESULT_FIELDS}
+from kssl.app.settings import RECIPES, RunConfig
 
 
 def with_pretraining_length(config, images: int):
@@ -133,10 +26,6 @@ def with_pretraining_length(config, images: int):
     epochs, reason = defaults.pretraining_epochs(images, batch_size, config.data, pretrained_start=adapting)
     print(f"pretraining length: {reason}; --epochs or --budget overrides", flush=True)
     return dataclasses.replace(config, epochs=epochs)
-
-
-# --recipe: "auto" picks the recipe for a pretrained start when the encoder brings weights.
-RECIPES = ("auto", "pretrained-start", "from-scratch")
 
 
 def pretrained_start(config) -> bool:
@@ -215,7 +104,6 @@ def check_method_options(config):
 def check_teacher(config, spec) -> None:
     """An `InputError` unless `--teacher` and a method that needs one go together, and the
     teacher is a `.keras` file (or a run folder) that exists, or `keras:NAME`."""
-    import pathlib
 
     from kssl.errors import InputError, MissingInputError
 

@@ -44,11 +44,11 @@ def load_train_test(
     parsed = sources.parse_data_spec(spec)
     options = dict(seed=seed, skip_bad_images=skip_bad_images, stream=stream, cache_size=cache_size,
                    refresh_listing=refresh_listing)  # fmt: skip
-    return TRAIN_TEST[parsed.kind](parsed, image_size, notes, **options)
+    return sources.SOURCES[parsed.kind].run_sets()(parsed, image_size, notes, **options)
 
 
-def _embedded(parsed, image_size, notes, **options):
-
+def embedded_train_test(parsed, image_size, notes, **options):
+    """The embedded digits' fixed train and test splits (`kssl.data.sources.load_digits`)."""
     reason = (
         notes.get("size_source") or "as asked (--image-size)" if image_size else "digits are 8x8: 16 px loses nothing"
     )
@@ -58,8 +58,8 @@ def _embedded(parsed, image_size, notes, **options):
     return sources.load_digits(image_size, "train"), sources.load_digits(image_size, "test")
 
 
-def _tfds(parsed, image_size, notes, stream=None, **options):
-    from kssl.data import planning, sources
+def tfds_train_test(parsed, image_size, notes, stream=None, **options):
+    """A TFDS set's asked split (default `train`) and its `test` split, in memory or streamed."""
 
     records = TFDSRecords.open(parsed.name, parsed.split or "train")
     shapes = records.image_shapes(50)
@@ -73,9 +73,9 @@ def _tfds(parsed, image_size, notes, stream=None, **options):
     return train, sources.from_tfds(parsed.name, "test", image_size)
 
 
-def _folder(parsed, image_size, notes, seed=0, skip_bad_images=False, stream=None, cache_size=None,
-            refresh_listing=False):  # fmt: skip
-
+def folder_train_test(parsed, image_size, notes, seed=0, skip_bad_images=False, stream=None, cache_size=None,
+                      refresh_listing=False):  # fmt: skip
+    """A folder's `train/` and `test/`, or a stratified 80/20 split of it, in memory or streamed."""
     path = pathlib.Path(parsed.name)
     splits = ("train", "test") if (path / "train").is_dir() and (path / "test").is_dir() else (None,)
     _name_ignored_splits(path, splits)
@@ -180,11 +180,6 @@ def _name_ignored_splits(path: pathlib.Path, splits) -> None:
         print(f"data: not used: {', '.join(f'{name}/' for name in ignored)} of {path} (kssl {where}, and makes its "
               "choices on labels held out of each draw); move a folder into train/ or test/ to use its images",
               flush=True)  # fmt: skip
-
-
-# The train and test sets of each kind of data string (`DataSpec.kind`): a new kind is
-# its function and one entry here (and one in `kssl.data.sources.LOADERS`).
-TRAIN_TEST = {"embedded": _embedded, "tfds": _tfds, "folder": _folder}
 
 
 def announce_data(notes):

@@ -55,8 +55,8 @@ class DataSpec:
 def parse_data_spec(spec) -> DataSpec:
     """Parses a folder path, `tfds:NAME`, `tfds:NAME:SPLIT` or an embedded dataset name.
 
-    A TFDS split may hold colons and slicing (`train[:10%]`); everything after the second
-    colon is the split.
+    A kind with a prefix (`SOURCES`) is written `PREFIX:NAME[:SPLIT]`; a split may hold
+    colons and slicing (`train[:10%]`): everything after the second colon is the split.
 
     Examples:
         >>> parse_data_spec("tfds:cifar10:train[:10%]")
@@ -67,15 +67,18 @@ def parse_data_spec(spec) -> DataSpec:
     spec = str(spec)
     if spec in EMBEDDED_DATASETS:
         return DataSpec("embedded", spec)
-    if spec.startswith("tfds:"):
-        name, _, split = spec[len("tfds:") :].partition(":")
-        if not name or (_ and not split):
-            raise DataError(f"A TFDS dataset is written tfds:NAME or tfds:NAME:SPLIT. Received: {spec!r}")
-        return DataSpec("tfds", name, split or None)
+    for kind, source in SOURCES.items():
+        if source.prefix and spec.startswith(source.prefix):
+            name, _, split = spec[len(source.prefix) :].partition(":")
+            if not name or (_ and not split):
+                raise DataError(f"A {kind} dataset is written {source.prefix}NAME or {source.prefix}NAME:SPLIT. "
+                                f"Received: {spec!r}")  # fmt: skip
+            return DataSpec(kind, name, split or None)
     if os.path.exists(spec) or os.sep in spec or spec.startswith("."):
         return DataSpec("folder", spec)
+    prefixes = ", ".join(f"{source.prefix}NAME" for source in SOURCES.values() if source.prefix)
     raise DataError(
-        f"Unknown dataset {spec!r}: not a folder, not tfds:NAME, and not an embedded dataset "
+        f"Unknown dataset {spec!r}: not a folder, not {prefixes}, and not an embedded dataset "
         f"({', '.join(EMBEDDED_DATASETS)})."
     )
 
@@ -88,7 +91,7 @@ def load(spec: str, image_size: int = 32, split: str | None = None, **kwargs) ->
         (360, 16, 16, 3)
     """
     parsed = parse_data_spec(spec)
-    return LOADERS[parsed.kind](parsed, image_size, split, **kwargs)
+    return SOURCES[parsed.kind].load(parsed, image_size, split, **kwargs)
 
 
 def from_folder(
@@ -267,12 +270,47 @@ def load_digits(image_size: int = 32, split: str = "train") -> ImageSet:
     )
 
 
-# How `load` reads each kind of data string (`DataSpec.kind`): a new kind is its loader
-# and one entry here (and one in `kssl.app.data.TRAIN_TEST` for the command's runs).
-LOADERS = {
-    "embedded": lambda spec, image_size, split, **kwargs: load_digits(image_size, split or "train"),
-    "tfds": lambda spec, image_size, split, **kwargs: from_tfds(
-        spec.name, split=split or spec.split or "train", image_size=image_size, **kwargs
+@dataclasses.dataclass(frozen=True)
+class SourceKind:
+    """One kind of data string (`DataSpec.kind`): how it is recognised and read.
+
+    Attributes:
+        load: `(spec, image_size, split, **kwargs) -> ImageSet`, what `load` calls.
+        train_test: `"module:function"` of `(spec, image_size, notes, **options) -> (train,
+            test)`, a run's train and test sets with its choices in `notes` (see
+            `kssl.app.data.load_train_test`); imported when a run asks for it.
+        prefix: the data strings of this kind start with it (`"tfds:"`); None for the
+            embedded names and folders, which `parse_data_spec` tells apart itself.
+    """
+
+    load: object
+    train_test: str
+    prefix: str | None = None
+
+    def run_sets(self):
+        """The `train_test` function, imported."""
+        import importlib
+
+        module, _, name = self.train_test.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+# Every kind of data string: a new kind is its module (a loader and a train/test function)
+# and one entry here.
+SOURCES = {
+    "embedded": SourceKind(
+        lambda spec, image_size, split, **kwargs: load_digits(image_size, split or "train"),
+        "kssl.app.data:embedded_train_test",
     ),
-    "folder": lambda spec, image_size, split, **kwargs: from_folder(spec.name, image_size, split, **kwargs),
+    "tfds": SourceKind(
+        lambda spec, image_size, split, **kwargs: from_tfds(
+            spec.name, split=split or spec.split or "train", image_size=image_size, **kwargs
+        ),
+        "kssl.app.data:tfds_train_test",
+        prefix="tfds:",
+    ),
+    "folder": SourceKind(
+        lambda spec, image_size, split, **kwargs: from_folder(spec.name, image_size, split, **kwargs),
+        "kssl.app.data:folder_train_test",
+    ),
 }

@@ -13,7 +13,6 @@ from kssl.app.argument_types import (
     label_budget_list,
     port_number,
     positive,
-    run_default,
 )
 
 
@@ -48,5 +47,6 @@ def test_ranges_lists_and_defaults():
     with pytest.raises(argparse.ArgumentTypeError, match="choose among"):
         export_format_list("pickle")
     from kssl import defaults
+    from kssl.app.settings import run_default
 
     assert run_default("finetune_epochs") == defaults.FINETUNE_EPOCHS and run_default("labels") == list(defaults.LABELS)

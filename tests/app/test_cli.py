@@ -9,7 +9,7 @@ from helpers import TINY_MODEL, write_image_folder
 from kssl.app.cli import main
 
 # One draw and no validation folds: the draws and validation have their own tests (tests/app/).
-# No kNN monitor (tests/evaluation/test_monitor.py and tests/app/test_pretraining_length.py test it).
+# No kNN monitor (tests/evaluation/test_monitor.py and tests/app/test_config.py test it).
 TINY = ["--image-size", "8", *TINY_MODEL, "--epochs", "1", "--finetune-epochs", "1", "--labels", "3", "--draws", "1",
         "--validation", "none", "--no-knn-monitor"]  # fmt: skip
 

@@ -199,3 +199,28 @@ def test_one_thin_image_does_not_multiply_memory_and_the_plan_is_what_is_stored(
     # --cache-size copies are stored alike, so streaming from them sees what memory holds.
     copy = cached_copies(files, 12, progress=False).paths[list(files.paths).index(str(root / "cat" / "banner.png"))]
     assert np.asarray(Image.open(copy)).shape == (6, 12, 3)
+
+
+def toy_train_test(spec, image_size, notes, **options):
+    notes.update(image_size=image_size or 8, storage="in memory")
+    images = np.full((4, 8, 8, 3), 7, np.uint8)
+    made = from_arrays(images, np.array([0, 1, 0, 1]), ["a", "b"], image_size=notes["image_size"], source=spec.name)
+    return made, made.subset([0, 1])
+
+
+def test_a_new_kind_of_data_string_is_one_sources_entry(monkeypatch):
+    """A kind with a prefix is recognised, loaded by `kssl.load` and split for a run from its one entry."""
+    from kssl.app.data import load_train_test
+    from kssl.data import sources
+
+    toy = sources.SourceKind(lambda spec, size, split, **kwargs: toy_train_test(spec, size, {})[0],
+                             f"{__name__}:toy_train_test", prefix="toy:")  # fmt: skip
+    monkeypatch.setitem(sources.SOURCES, "toy", toy)
+    assert sources.parse_data_spec("toy:shelf:train") == sources.DataSpec("toy", "shelf", "train")
+    assert load("toy:shelf").source == "shelf"
+    train, test = load_train_test("toy:shelf", image_size=8)
+    assert (len(train), len(test), train.num_classes) == (4, 2, 2)
+    with pytest.raises(DataError, match=r"toy:NAME or toy:NAME:SPLIT"):
+        sources.parse_data_spec("toy:")
+    with pytest.raises(DataError, match=r"not tfds:NAME, toy:NAME"):
+        sources.parse_data_spec("nothing-here")

@@ -91,6 +91,9 @@ def free_ports(count):
     return ports
 
 
+# Two TensorFlow processes (~40 s on 2 cores): CI runs it. In this process, tests/runtime/test_distribute.py
+# and every contract test check two replicas against one device.
+@pytest.mark.slow
 def test_one_two_worker_cluster_matches_one_process_and_finetunes_in_bfloat16(tmp_path):
     import keras
     import tensorflow as tf
