@@ -93,6 +93,8 @@ _EXPORTS = {
     "KNNMonitor": "kssl.evaluation.monitor",
     "pretrain": "kssl.training",
     "finetune": "kssl.training",
+    "RunConfig": "kssl.app.settings",
+    "run": "kssl.app.jobs",
 }
 
 # Every registered method's class, by its class name (`kssl.SimCLR`), from the registry.

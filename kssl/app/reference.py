@@ -110,6 +110,7 @@ def commands_reference() -> str:
 
 # The API page's sections: a public name's defining module's prefix -> the section's title.
 API_SECTIONS = {
+    "kssl.app": "Runs: `run`, the `kssl run` command's path, and its settings (`RunConfig`)",
     "kssl.training": "Training: `pretrain`, `finetune`, recipes, callbacks",
     "kssl.models": "Pretraining methods and the classifier",
     "kssl.data": "Data: sources, views, batches, subsets",
