@@ -94,6 +94,7 @@ _EXPORTS = {
     "pretrain": "kssl.training",
     "finetune": "kssl.training",
     "RunConfig": "kssl.app.settings",
+    "filter_native_logs": "kssl.runtime.quiet",
     "run": "kssl.app.jobs",
 }
 

@@ -26,7 +26,7 @@ def test_notebooks_exist_and_are_committed_without_outputs():
         assert all(not c.get("outputs") and not c.get("execution_count") for c in cells if c["cell_type"] == "code")
 
 
-def test_the_notebooks_run_top_to_bottom_in_order_in_one_kernel(tmp_path):
+def test_the_notebooks_run_top_to_bottom_in_order_in_one_kernel(tmp_path, monkeypatch):
     # As a user works through them: 01 saves the encoder that 02 fine-tunes and 03 serves
     # a classifier. One kernel (one TensorFlow start-up) and one path through each loop
     # (conv4, one adapted mode) keep it within the suite's budget.
@@ -54,6 +54,10 @@ def test_the_notebooks_run_top_to_bottom_in_order_in_one_kernel(tmp_path):
         "'tested': len(test), 'rows': [(m, float(a), float(s)) for m, a, s in rows], "
         "'signatures': sorted(served.signatures)}))"
     ))  # fmt: skip
+    # The kernel logs as a user's does: without the suite's quieter level, and forwarding what
+    # reaches its file descriptors to the notebook (ipykernel does not under pytest).
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
     NotebookClient(
         combined, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
@@ -66,3 +70,9 @@ def test_the_notebooks_run_top_to_bottom_in_order_in_one_kernel(tmp_path):
     assert [m for m, _, _ in printed["rows"]] == ["lora"] and 0 < printed["rows"][0][2] < 0.5  # LoRA trains a part
     assert {"serving_default", "predict_bytes", "embed"} <= set(printed["signatures"])
     assert (tmp_path / "encoder.keras").is_file() and (tmp_path / "augmentations.png").is_file()
+    # What a reader sees (and the docs site shows): no TensorFlow C++ log line in any output.
+    from kssl.runtime.quiet import is_native_log_line
+
+    shown = [line for cell in combined.cells for output in cell.get("outputs", [])
+             for line in str(output.get("text", "")).splitlines()]  # fmt: skip
+    assert shown and not [line for line in shown if is_native_log_line(line)], shown[:5]

@@ -121,6 +121,7 @@ API_SECTIONS = {
     "kssl.evaluation": "Evaluation, label selection and similarity search",
     "kssl.outputs": "Export and logs",
     "kssl.methods": "Registries",
+    "kssl.runtime": "Runtime",
     "kssl.errors": "Errors",
 }
 
