@@ -120,3 +120,17 @@ def test_no_module_is_over_500_lines_and_the_top_level_holds_the_entry_points_al
         "__init__.py", "__main__.py", "defaults.py", "errors.py", "methods.py", "registration.py", "registry.py",
         "runs.py",
     ]  # fmt: skip
+
+
+def test_no_trained_artifact_or_data_is_committed():
+    """Models, weights, exports and arrays stay out of git wherever a run or a docs build writes them."""
+    import shutil
+    import subprocess
+
+    root = PACKAGE.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout
+    suffixes = (".keras", ".pb", ".h5", ".tflite", ".onnx", ".npz", ".parquet", ".index", ".ckpt")
+    committed = [path for path in tracked.splitlines() if path.endswith(suffixes) or ".data-0" in path]
+    assert committed == []
