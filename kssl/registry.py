@@ -76,6 +76,17 @@ class Option:
         return value
 
 
+def import_target(target: str):
+    """The object a `"module:name"` string names, its module imported on first use.
+
+    Examples:
+        >>> import_target("collections:OrderedDict").__name__
+        'OrderedDict'
+    """
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 @dataclasses.dataclass(frozen=True)
 class Spec:
     """A registered class: `"module:Class"`, a one-line summary, and its own options."""
@@ -86,8 +97,7 @@ class Spec:
 
     def load(self):
         """The class, imported on first use."""
-        module, _, attribute = self.target.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        return import_target(self.target)
 
     def _unknown(self, key, flag, name):
         accepted = ", ".join(self.options) or "none"

@@ -289,10 +289,9 @@ class SourceKind:
 
     def run_sets(self):
         """The `train_test` function, imported."""
-        import importlib
+        from kssl.registry import import_target
 
-        module, _, name = self.train_test.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return import_target(self.train_test)
 
 
 # Every kind of data string: a new kind is its module (a loader and a train/test function)
