@@ -42,6 +42,8 @@ MODES = ("full",)
 LABELS = (10,)
 SEED = 0
 CHECKPOINT_EVERY = 100
+# Discriminative learning rates: each earlier stage at this factor of the next one's rate (1: off).
+STAGE_DECAY = 1.0
 # The embedded digits are 8 x 8 px: training at 16 px loses nothing.
 DIGITS_IMAGE_SIZE = 16
 # Adversarial fine-tuning: an L-infinity radius of 8/255 in pixels of [0, 1] and 7 PGD

@@ -62,14 +62,35 @@ def _command_parser(command: str) -> argparse.ArgumentParser:
     return parser
 
 
+def python_keywords(setting: str) -> tuple:
+    """Where the Python API takes a `RunConfig` setting, as `("pretrain", "epochs")` pairs of a
+    public `kssl` function and its keyword (the setting's declared `python`).
+
+    Examples:
+        >>> python_keywords("finetune_epochs"), python_keywords("out")
+        ((('finetune', 'epochs'),), ())
+    """
+    from kssl.app.settings import RunConfig
+
+    field = RunConfig.__dataclass_fields__.get(setting)
+    declared = field.metadata.get("python", ()) if field is not None else ()
+    return tuple(tuple(entry.rstrip(")").split("(")) for entry in declared)
+
+
 def flags_table(command: str) -> str:
     """A Markdown table of a command's flags (`"run"`, `"data-service worker"`, ...): each as
-    `--help` lists it, with its choices and help (where the default is, the help says it)."""
+    `--help` lists it, with its choices and help (where the default is, the help says it), and,
+    for a setting the Python API shares (`python_keywords`), the keyword that takes it."""
     parser = _command_parser(command)
-    rows = ["| flag | value | what it does |", "| --- | --- | --- |"]
-    for action in parser._actions:
-        if not action.option_strings or action.help == argparse.SUPPRESS or "-h" in action.option_strings:
-            continue
+    actions = [
+        action
+        for action in parser._actions
+        if action.option_strings and action.help != argparse.SUPPRESS and "-h" not in action.option_strings
+    ]
+    with_python = any(python_keywords(action.dest) for action in actions)
+    rows = ["| flag | value | what it does |" + (" Python |" if with_python else ""),
+            "| --- | --- | --- |" + (" --- |" if with_python else "")]  # fmt: skip
+    for action in actions:
         flags = ", ".join(f"`{flag}`" for flag in action.option_strings)
         if action.choices:
             value = " \\| ".join(f"`{choice}`" for choice in action.choices)
@@ -78,7 +99,11 @@ def flags_table(command: str) -> str:
         else:
             value = f"`{action.metavar or action.dest.upper()}`"
         help_text = (action.help or "") % {"default": action.default, "prog": parser.prog}
-        rows.append(f"| {flags} | {value} | {_escape(help_text)} |")
+        row = f"| {flags} | {value} | {_escape(help_text)} |"
+        if with_python:
+            row += " " + "<br>".join(f"`kssl.{function}({keyword}=)`"
+                                     for function, keyword in python_keywords(action.dest)) + " |"  # fmt: skip
+        rows.append(row)
     return "\n".join(rows)
 
 

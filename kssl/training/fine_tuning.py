@@ -33,7 +33,7 @@ def finetune(
     trainable_stages: int | None = None,
     l2_sp: float = 0.0,
     mode_options: dict | None = None,
-    stage_decay: float = 1.0,
+    stage_decay: float = defaults.STAGE_DECAY,
     adversarial: AdversarialTraining | dict | None = None,
     validation_set: ImageSet | None = None,
     semi_supervised: str | None = None,

@@ -79,3 +79,44 @@ def test_exclusive_flags_and_yes_or_no_pairs_refuse_both():
             parser.parse_args(both)
     assert vars(parser.parse_args(["--in-memory"])) == {"stream": False}
     assert vars(parser.parse_args([])) == {}  # unset: RunConfig's default (or, under --config, the recorded value)
+
+
+# The settings whose Python keyword has another default, on purpose.
+DIFFERENT_PYTHON_DEFAULTS = {
+    # A Python caller builds an encoder at its published width; the command defaults to a
+    # quarter of it, which trains in minutes on a CPU.
+    ("width", "build_encoder", "width"),
+    # The command's --adversarial defaults to none; AdversarialTraining exists to attack.
+    ("adversarial", "AdversarialTraining", "attack"),
+}
+
+
+def test_every_python_keyword_a_setting_names_exists_and_has_its_default():
+    import inspect
+
+    import kssl
+    from kssl.app.reference import python_keywords
+
+    compared = 0
+    for field in dataclasses.fields(RunConfig):
+        for function, keyword in python_keywords(field.name):
+            parameters = inspect.signature(getattr(kssl, function)).parameters
+            assert keyword in parameters, f"{field.name}: kssl.{function} has no keyword {keyword!r}"
+            api_default, default = parameters[keyword].default, settings.run_default(field.name)
+            comparable = isinstance(api_default, (int, float, str)) and isinstance(default, type(api_default))
+            if (field.name, function, keyword) in DIFFERENT_PYTHON_DEFAULTS:
+                assert comparable and api_default != default, (field.name, "now agrees: take it off the list")
+            elif comparable:
+                assert api_default == default, (
+                    f"--{field.name}: {default!r}, but kssl.{function}({keyword}={api_default!r})"
+                )
+                compared += 1
+    assert compared >= 10
+
+
+def test_the_flag_tables_show_the_python_keyword_of_a_shared_setting():
+    from kssl.app.reference import flags_table
+
+    rows = {row.split(" | ")[0]: row for row in flags_table("run").splitlines()}
+    assert rows["| `--finetune-epochs`"].endswith("| `kssl.finetune(epochs=)` |")
+    assert rows["| `--out`"].endswith("|  |")
