@@ -84,6 +84,30 @@ def stored_shape(height: int, width: int, shorter_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def stored_copy(image, image_size: int):
+    """A uint8 image tensor as kssl stores it for training at `image_size`: the TensorFlow twin
+    of `stored_shape` at `stored_side(image_size)` (its centred part of at most 2:1, the shorter
+    side at 1.5x the training size, never enlarged), resized bilinearly with antialiasing as
+    PIL's filter does. A TFDS set in memory is stored by it, as a folder is by `open_scaled`.
+
+    Examples:
+        >>> import numpy as np
+        >>> [tuple(stored_copy(np.zeros((h, w, 3), np.uint8), 16).shape) for h, w in [(375, 500), (20, 6000)]]
+        [(24, 32, 3), (20, 40, 3)]
+    """
+    import tensorflow as tf
+
+    from kssl.data.augment import as_uint8
+
+    shape = tf.shape(image)[:2]
+    kept = tf.minimum(shape, tf.cast(MAX_STORED_ASPECT * tf.cast(shape[::-1], tf.float64), tf.int32))
+    image = tf.image.crop_to_bounding_box(image, (shape[0] - kept[0]) // 2, (shape[1] - kept[1]) // 2, kept[0], kept[1])
+    kept = tf.cast(kept, tf.float64)
+    scale = tf.minimum(tf.constant(1.0, tf.float64), stored_side(image_size) / tf.reduce_min(kept))
+    target = tf.maximum(tf.cast(tf.round(kept * scale), tf.int32), 1)
+    return tf.cond(scale < 1.0, lambda: as_uint8(tf.image.resize(image, target, antialias=True)), lambda: image)
+
+
 def as_rgb(image):
     """A PIL image as 8-bit RGB, as TensorFlow's decoders give it.
 

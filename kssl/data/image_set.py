@@ -93,20 +93,6 @@ def padded_image_set(images, labels, class_names, source, view_size=None) -> Ima
     return ImageSet(canvas, labels, list(class_names), source=source, shapes=shapes, view_size=view_size)
 
 
-def shorter_side_to(image, side: int):
-    """A uint8 image tensor resized (bilinear) so that its shorter side is `side`, aspect kept.
-
-    Squares become `side` x `side` exactly as `tf.image.resize` to that square would.
-    """
-    import tensorflow as tf
-
-    from kssl.data.augment import as_uint8
-
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    target = tf.cast(tf.round(shape * (side / tf.reduce_min(shape))), tf.int32)
-    return as_uint8(tf.image.resize(image, tf.maximum(target, 1)))
-
-
 def image_set_from_padded_batches(batches, class_names, source, image_size) -> ImageSet:
     """An `ImageSet` from `(padded images, shapes, labels, the originals' evaluation views at
     image_size)` batches (TFDS's images of any shapes)."""
@@ -134,7 +120,7 @@ def image_set_from_padded_batches(batches, class_names, source, image_size) -> I
         list(class_names),
         source=source,
         shapes=None if uniform else shapes,
-        view_size=None if uniform and shapes[0, 0] == shapes[0, 1] else image_size,
+        view_size=image_size,
         evaluation_views=np.concatenate(views),
         evaluation_size=image_size,
     )

@@ -24,7 +24,7 @@ import pathlib
 import numpy as np
 
 from kssl.data.files import class_root  # noqa: F401  (re-exported: folders live in files)
-from kssl.data.image_set import ImageSet, image_set_from_padded_batches, padded_image_set, shorter_side_to  # noqa: F401
+from kssl.data.image_set import ImageSet, image_set_from_padded_batches, padded_image_set  # noqa: F401
 from kssl.errors import DataError
 
 logger = logging.getLogger("kssl")
@@ -202,8 +202,10 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
     Args:
         name: the TFDS name, e.g. `"cifar10"`.
         split: a TFDS split string, e.g. `"train"` or `"train[:10%]"`.
-        image_size: the training size: each image is resized (bilinear) so that its
-            shorter side is `image_size`, aspect kept.
+        image_size: the training size. Each image is stored as a folder's is
+            (`kssl.data.decoding.stored_copy`): its centred part of at most 2:1, the shorter
+            side at 1.5x `image_size` (never enlarged), so random crops come from a copy
+            larger than the views; the originals' evaluation views are kept beside.
         data_dir: TFDS data directory (default: the `TFDS_DATA_DIR` environment variable,
             else TFDS's own `~/tensorflow_datasets`).
         download: let TFDS download the data if it is not in `data_dir`.
@@ -211,6 +213,7 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
+    from kssl.data.decoding import stored_copy
     from kssl.data.evaluation_view import EvaluationView
     from kssl.data.tfds_stream import tfds_builder
 
@@ -232,7 +235,7 @@ def from_tfds(name: str, split: str = "train", image_size: int = 32, data_dir=No
     def resize(image, label):
         image = tf.image.grayscale_to_rgb(image) if image.shape[-1] == 1 else image[..., :3]
         view = EvaluationView(image_size).crop(image[None])[0]  # the original's, as measured and served
-        image = shorter_side_to(image, image_size)
+        image = stored_copy(image, image_size)
         return image, tf.shape(image)[:2], label, view
 
     batches = dataset.map(resize, num_parallel_calls=tf.data.AUTOTUNE).padded_batch(1024)

@@ -80,8 +80,9 @@ class TFDSRecords(ImageCollection):
 
     def subset(self, indices, source: str | None = None):
         """The examples at `indices`, decoded into an in-memory `ImageSet` (a small labeled set)."""
+        from kssl.data.decoding import stored_copy
         from kssl.data.evaluation_view import EvaluationView
-        from kssl.data.image_set import image_set_from_padded_batches, shorter_side_to
+        from kssl.data.image_set import image_set_from_padded_batches
 
         wanted = np.zeros(self.count, bool)
         wanted[np.asarray(indices)] = True
@@ -95,10 +96,9 @@ class TFDSRecords(ImageCollection):
 
         @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: no AutoGraph needed
         def decode(index, record):
-            # The in-memory rule of arrays and TFDS: shorter side at the training size, aspect kept.
             original = tf.io.decode_image(record[0], channels=3, expand_animations=False)
             view = EvaluationView(size).crop(original[None])[0]  # the original's, as measured and served
-            image = shorter_side_to(original, size)
+            image = stored_copy(original, size)  # stored as a folder's images are
             return image, tf.shape(image)[:2], record[1], view
 
         batches = chosen.map(decode, num_parallel_calls=tf.data.AUTOTUNE).padded_batch(256)
