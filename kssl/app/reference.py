@@ -19,7 +19,9 @@ import importlib
 
 
 def _escape(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Help text as one Markdown table cell: `|` escaped, and `<`/`>` too, so that a help's
+    `root/<class>/<image>` is shown rather than taken for HTML tags."""
+    return " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _registry(name: str) -> dict:
@@ -82,15 +84,10 @@ def flags_table(command: str) -> str:
     `--help` lists it, with its choices and help (where the default is, the help says it), and,
     for a setting the Python API shares (`python_keywords`), the keyword that takes it."""
     parser = _command_parser(command)
-    actions = [
-        action
-        for action in parser._actions
-        if action.option_strings and action.help != argparse.SUPPRESS and "-h" not in action.option_strings
-    ]
-    with_python = any(python_keywords(action.dest) for action in actions)
-    rows = ["| flag | value | what it does |" + (" Python |" if with_python else ""),
-            "| --- | --- | --- |" + (" --- |" if with_python else "")]  # fmt: skip
-    for action in actions:
+    rows = ["| flag | value | what it does |", "| --- | --- | --- |"]
+    for action in parser._actions:
+        if not action.option_strings or action.help == argparse.SUPPRESS or "-h" in action.option_strings:
+            continue
         flags = ", ".join(f"`{flag}`" for flag in action.option_strings)
         if action.choices:
             value = " \\| ".join(f"`{choice}`" for choice in action.choices)
@@ -98,12 +95,9 @@ def flags_table(command: str) -> str:
             value = ""
         else:
             value = f"`{action.metavar or action.dest.upper()}`"
-        help_text = (action.help or "") % {"default": action.default, "prog": parser.prog}
-        row = f"| {flags} | {value} | {_escape(help_text)} |"
-        if with_python:
-            row += " " + "<br>".join(f"`kssl.{function}({keyword}=)`"
-                                     for function, keyword in python_keywords(action.dest)) + " |"  # fmt: skip
-        rows.append(row)
+        help_text = _escape((action.help or "") % {"default": action.default, "prog": parser.prog})
+        python = ", ".join(f"`kssl.{function}({keyword}=)`" for function, keyword in python_keywords(action.dest))
+        rows.append(f"| {flags} | {value} | {help_text}{f'<br>Python: {python}' if python else ''} |")
     return "\n".join(rows)
 
 

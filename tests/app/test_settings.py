@@ -118,5 +118,6 @@ def test_the_flag_tables_show_the_python_keyword_of_a_shared_setting():
     from kssl.app.reference import flags_table
 
     rows = {row.split(" | ")[0]: row for row in flags_table("run").splitlines()}
-    assert rows["| `--finetune-epochs`"].endswith("| `kssl.finetune(epochs=)` |")
-    assert rows["| `--out`"].endswith("|  |")
+    assert rows["| `--finetune-epochs`"].endswith("<br>Python: `kssl.finetune(epochs=)` |")
+    assert "Python:" not in rows["| `--out`"]
+    assert "a folder root/&lt;class&gt;/&lt;image&gt;" in rows["| `--data`"]  # not taken for HTML tags
